@@ -1,0 +1,202 @@
+"""Admin API endpoints: the runbooks' control-plane actions (SOP-101/102/103, canary, DR)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import psycopg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import metadata
+from sandbox.admin.plane import ControlPlane
+from sandbox.cache import CONFIG_KEY, tenant_pattern
+from sandbox.errors import ApiError
+from sandbox.service import handle_errors, read_json
+from sandbox.tokens import refresh_token
+
+__all__ = ["admin_routes", "deploy_canary", "rollback_canary", "number"]
+
+_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def number(body: dict[str, Any], key: str, low: float, high: float, default: Any) -> Any:
+    value = body.get(key, default)
+    if value is default and default is not None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ApiError(400, "BAD_REQUEST", f"{key} must be a number in [{low}, {high}]")
+    return value
+
+
+def _tenant(plane: ControlPlane, value: Any) -> str:
+    if not isinstance(value, str) or value not in plane.state["tenants"]:
+        raise ApiError(404, "NOT_FOUND", "unknown tenant")
+    return value
+
+
+def _write_cap(ports: list[int], tenant: str, user: str, cap: int | None) -> None:
+    hosts = ",".join("127.0.0.1" for _ in ports)
+    info = (f"host={hosts} port={','.join(map(str, ports))} user=postgres dbname=postgres "
+            "connect_timeout=2 target_session_attrs=read-write")
+    with psycopg.connect(info, autocommit=True) as conn:
+        if cap is None:
+            conn.execute("DELETE FROM user_caps WHERE tenant=%s AND user_name=%s", (tenant, user))
+        else:
+            conn.execute(
+                "INSERT INTO user_caps VALUES (%s, %s, %s) ON CONFLICT (tenant, user_name)"
+                " DO UPDATE SET max_concurrency = EXCLUDED.max_concurrency", (tenant, user, cap))
+
+
+def _read_caps(port: int) -> list[dict[str, Any]]:
+    with psycopg.connect(metadata.conninfo(port), autocommit=True) as conn:
+        rows = conn.execute("SELECT tenant, user_name, max_concurrency FROM user_caps"
+                            " ORDER BY 1, 2").fetchall()
+    return [{"tenant": t, "user": u, "max_concurrency": c} for t, u, c in rows]
+
+
+async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    tenant, user = _tenant(plane, body.get("tenant")), body.get("user")
+    if not isinstance(user, str) or not _USER.match(user):
+        raise ApiError(400, "BAD_REQUEST", "user must be a user name")
+    if "max_concurrency" not in body:
+        raise ApiError(400, "BAD_REQUEST", "max_concurrency is required (null removes the cap)")
+    cap = body["max_concurrency"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise ApiError(400, "BAD_REQUEST", "max_concurrency must be an integer >= 0 or null")
+    try:
+        await asyncio.to_thread(_write_cap, [n.port for n in plane.nodes], tenant, user, cap)
+    except psycopg.Error:
+        raise ApiError(503, "METADATA_UNAVAILABLE", "no writable metadata primary") from None
+    await plane.post(f"{plane.state['gateway_url']}/internal/reload")
+    return {"tenant": tenant, "user": user, "max_concurrency": cap}
+
+
+async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    tenant = _tenant(plane, body["tenant"]) if body.get("tenant") is not None else None
+    deleted, batch = 0, []
+    async for key in plane.store.scan_iter(match=tenant_pattern(tenant), count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += await plane.store.delete(*batch)
+            batch = []
+    if batch:
+        deleted += await plane.store.delete(*batch)
+    return {"deleted": deleted, "tenant": tenant}
+
+
+async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    updates = {}
+    for key in ("soft_cache", "coalesce"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise ApiError(400, "BAD_REQUEST", f"{key} must be a boolean")
+            updates[key] = "1" if body[key] else "0"
+    if updates:
+        await plane.store.hset(CONFIG_KEY, mapping=updates)
+    raw = await plane.store.hgetall(CONFIG_KEY)
+    current = {k.decode(): v.decode() == "1" for k, v in raw.items()
+               if k.decode() in ("soft_cache", "coalesce")}
+    return {"soft_cache": current.get("soft_cache", False),
+            "coalesce": current.get("coalesce", True)}
+
+
+async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    provider = body.get("provider")
+    if not isinstance(provider, str) or provider not in plane.state["providers"]:
+        raise ApiError(404, "NOT_FOUND", "unknown provider")
+    started = time.perf_counter()
+    secrets = plane.state["internal"]["oauth_clients"]
+    await asyncio.gather(*(
+        refresh_token(plane.store, plane.http, plane.state["providers"][provider], provider,
+                      tenant, secrets[tenant]) for tenant in plane.state["tenants"]))
+    plane.faults.tokens_expired.pop(provider, None)
+    return {"provider": provider, "refreshed": len(plane.state["tenants"]),
+            "duration_seconds": round(time.perf_counter() - started, 4)}
+
+
+async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    version = body.get("version")
+    if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9_.-]{1,32}$", version):
+        raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
+    weight = number(body, "weight", 0.0, 1.0, None)
+    release = {"version": version,
+               "error_rate": number(body, "error_rate", 0.0, 1.0, 0.0),
+               "latency_multiplier": number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
+    await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
+    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": weight})
+    plane.canary = {**release, "weight": weight}
+    return plane.canary
+
+
+async def rollback_canary(plane: ControlPlane) -> dict[str, Any]:
+    # Gateway first: stop sending traffic before the canary's release is reset.
+    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": 0.0})
+    await plane.post(f"{plane.service_url('engine-canary')}/_control", {"version": "v1"})
+    plane.canary = None
+    return {"weight": 0.0, "rolled_back": True}
+
+
+async def sequenced_writes(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    n = body.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
+        raise ApiError(400, "BAD_REQUEST", "n must be an integer in [1, 10000]")
+    return await asyncio.to_thread(metadata.write_sequenced, plane.primary.port, n)
+
+
+async def visible_writes(plane: ControlPlane) -> dict[str, Any]:
+    try:
+        top = await asyncio.to_thread(metadata.max_sequence, plane.primary.port)
+    except psycopg.Error:
+        raise ApiError(503, "METADATA_UNAVAILABLE", "the metadata primary is down") from None
+    return {"max_visible": top, "primary": plane.primary.name}
+
+
+def admin_routes(plane: ControlPlane) -> list[Route]:
+    def post(fn: Any) -> Any:
+        @handle_errors
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse(await fn(plane, await read_json(request)))
+        return endpoint
+
+    def get(fn: Any) -> Any:
+        @handle_errors
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse(await fn())
+        return endpoint
+
+    @handle_errors
+    async def canary(request: Request) -> Response:
+        if request.method == "DELETE":
+            return JSONResponse(await rollback_canary(plane))
+        if request.method == "GET":
+            return JSONResponse(plane.canary or {"weight": 0.0})
+        return JSONResponse(await deploy_canary(plane, await read_json(request)))
+
+    async def caps_list() -> dict[str, Any]:
+        try:
+            return {"caps": await asyncio.to_thread(_read_caps, plane.primary.port)}
+        except psycopg.Error:
+            return {"caps": await asyncio.to_thread(_read_caps, plane.replica.port)}
+
+    async def status() -> dict[str, Any]:
+        infos = await plane.supervisor("getAllProcessInfo")
+        return {"processes": {f"{i['group']}:{i['name']}": i["statename"] for i in infos}}
+
+    return [
+        Route("/admin/caps", post(set_cap), methods=["POST"]),
+        Route("/admin/caps", get(caps_list), methods=["GET"]),
+        Route("/admin/cache/invalidate", post(invalidate), methods=["POST"]),
+        Route("/admin/cache/options", post(cache_options), methods=["POST"]),
+        Route("/admin/tokens/refresh", post(refresh_tokens), methods=["POST"]),
+        Route("/admin/canary", canary, methods=["GET", "POST", "DELETE"]),
+        Route("/admin/metadata/status", get(plane.metadata_status)),
+        Route("/admin/metadata/promote", get(plane.promote), methods=["POST"]),
+        Route("/admin/metadata/writes", post(sequenced_writes), methods=["POST"]),
+        Route("/admin/metadata/writes", get(lambda: visible_writes(plane)), methods=["GET"]),
+        Route("/admin/status", get(status)),
+    ]

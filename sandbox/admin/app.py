@@ -1,0 +1,63 @@
+"""The admin service: admin API, fault API, the stats API and aggregated metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.admin.actions import admin_routes
+from sandbox.admin.faults import fault_routes
+from sandbox.admin.plane import ControlPlane
+from sandbox.metrics import merge_expositions
+from sandbox.service import health
+
+__all__ = ["build_app"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def _scrape(http: httpx.AsyncClient, url: str) -> str | None:
+    try:
+        resp = await http.get(f"{url}/metrics", timeout=1.0)
+    except httpx.HTTPError:
+        return None  # a lost AZ simply drops out of the aggregate
+    return resp.text if resp.status_code == 200 else None
+
+
+def build_app(root: Path, state: dict[str, Any]) -> Starlette:
+    plane = ControlPlane(root, state)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await plane.close()
+
+    async def stats(request: Request) -> Response:
+        try:
+            resp = await plane.http.get(f"{state['gateway_url']}/internal/stats",
+                                        params=dict(request.query_params))
+        except httpx.HTTPError:
+            return JSONResponse({"error": {"code": "UPSTREAM_ERROR",
+                                           "message": "gateway unreachable"}}, 502)
+        return Response(resp.content, resp.status_code, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        services = {k: v for k, v in state["services"].items() if k != "admin"}
+        texts = await asyncio.gather(*(_scrape(plane.http, u) for u in services.values()))
+        found = {name: t for name, t in zip(services, texts) if t is not None}
+        found["admin"] = generate_latest().decode()
+        return Response(merge_expositions(found), media_type=CONTENT_TYPE)
+
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
+        *admin_routes(plane), *fault_routes(plane),
+    ])

@@ -1,0 +1,136 @@
+"""The control plane's state and levers: Redis, the gateway, engines, supervisord, PostgreSQL.
+
+Blocking clients (supervisor XML-RPC, psycopg) run in worker threads so the admin service
+keeps answering probes while a promotion or an AZ stop is in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xmlrpc.client
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from sandbox import metadata
+from sandbox.errors import ApiError
+from sandbox.state import Layout
+from sandbox.supervise import rpc
+
+__all__ = ["PgNode", "FaultLog", "ControlPlane"]
+
+
+@dataclass(frozen=True)
+class PgNode:
+    name: str  # supervisor program name
+    port: int
+    zone: str
+
+
+@dataclass
+class FaultLog:
+    """What the lab has broken, so `GET /faults` can tell and `/faults/reset` can undo."""
+
+    zones_lost: set[str] = field(default_factory=set)
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens_expired: dict[str, int] = field(default_factory=dict)
+    metadata_primary_killed: bool = False
+
+
+class ControlPlane:
+    def __init__(self, root: Path, state: dict[str, Any]) -> None:
+        self.layout = Layout(root)
+        self.state = state
+        pg = state["postgres"]
+        self.nodes = [PgNode("pg-primary", pg["primary"]["port"], pg["primary"]["zone"]),
+                      PgNode("pg-replica", pg["replica"]["port"], pg["replica"]["zone"])]
+        self.primary_name = "pg-primary"  # the designated primary; changes on promotion
+        self.promoted = False
+        self.faults = FaultLog()
+        self.canary: dict[str, Any] | None = None
+        self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"])
+        self.http = httpx.AsyncClient(timeout=10.0)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.store.aclose()
+
+    # --- supervisord -------------------------------------------------------------------
+    async def supervisor(self, method: str, *args: Any) -> Any:
+        def call() -> Any:
+            return getattr(rpc(self.layout).supervisor, method)(*args)
+        try:
+            return await asyncio.to_thread(call)
+        except xmlrpc.client.Fault as fault:
+            # ALREADY_STARTED / NOT_RUNNING make start/stop idempotent; anything else is real.
+            if "ALREADY_STARTED" in fault.faultString or "NOT_RUNNING" in fault.faultString:
+                return None
+            raise ApiError(502, "SUPERVISOR_ERROR", fault.faultString) from None
+
+    # --- metadata ----------------------------------------------------------------------
+    def node(self, name: str) -> PgNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    @property
+    def primary(self) -> PgNode:
+        return self.node(self.primary_name)
+
+    @property
+    def replica(self) -> PgNode:
+        return next(n for n in self.nodes if n.name != self.primary_name)
+
+    async def role(self, node: PgNode) -> str:
+        return await asyncio.to_thread(metadata.node_role, node.port)
+
+    async def metadata_status(self) -> dict[str, Any]:
+        roles = await asyncio.gather(self.role(self.primary), self.role(self.replica))
+        lag = await asyncio.to_thread(metadata.replay_lag, self.primary.port)
+        return {
+            "primary": self._node_json(self.primary, roles[0]),
+            "replica": self._node_json(self.replica, roles[1]),
+            "replica_lag_seconds": lag if roles[1] == "replica" else None,
+            "promoted": self.promoted,
+        }
+
+    @staticmethod
+    def _node_json(node: PgNode, role: str) -> dict[str, Any]:
+        return {"name": node.name, "host": "127.0.0.1", "port": node.port, "zone": node.zone,
+                "role": role}
+
+    async def kill_node(self, node: PgNode) -> None:
+        # SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, WAL not yet sent is lost,
+        # as in a crash; unlike SIGKILL it also takes the backends down with the postmaster.
+        await self.supervisor("signalProcess", f"shared:{node.name}", "QUIT")
+
+    def may_start(self, node: PgNode) -> bool:
+        """A demoted primary would be a second writable primary (split brain): never restart."""
+        return not (self.promoted and node.name == "pg-primary")
+
+    async def promote(self) -> dict[str, Any]:
+        target = self.replica
+        if await self.role(target) != "replica":
+            raise ApiError(409, "CONFLICT", f"{target.name} is not a running replica")
+        # Fence the old primary first if it is still up: a planned switchover, not a split.
+        await self.supervisor("stopProcess", f"shared:{self.primary.name}", True)
+        await asyncio.to_thread(metadata.promote, target.port)
+        self.primary_name, self.promoted = target.name, True
+        return await self.metadata_status()
+
+    # --- peers ---------------------------------------------------------------------------
+    def service_url(self, name: str) -> str:
+        return str(self.state["services"][name])
+
+    async def post(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            resp = await self.http.post(url, json=body or {})
+        except httpx.HTTPError:
+            raise ApiError(502, "UPSTREAM_ERROR", "a sandbox service is unreachable") from None
+        data: dict[str, Any] = resp.json()
+        if resp.status_code >= 400:
+            err = data.get("error", {})
+            raise ApiError(resp.status_code, err.get("code", "UPSTREAM_ERROR"),
+                           err.get("message", "upstream failed"))
+        return data

@@ -1,0 +1,119 @@
+"""The result cache on Redis: tenant-scoped keys, per-key TTL, soft caching and coalescing.
+
+An entry is `{"rows", "fresh_until"}` stored with a Redis TTL of `ttl + stale_grace`. Past
+`fresh_until` it is stale: with soft caching on (SOP-102) the stale rows are served while
+exactly one refresh runs (a Redis `SET NX` lock shared by every engine in every AZ); with it
+off, a stale entry is a miss. Coalescing makes concurrent misses on one key within an engine
+share a single fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+__all__ = ["CacheOptions", "ResultCache", "cache_key", "tenant_pattern", "CONFIG_KEY"]
+
+CONFIG_KEY = "omnisql:config"
+Rows = list[dict[str, Any]]
+Fetch = Callable[[], Awaitable[Rows]]
+
+
+def cache_key(tenant: str, fingerprint: str) -> str:
+    """The tenant is part of the key, so one tenant's entry can never answer another's query."""
+    return f"omnisql:cache:{tenant}:{fingerprint}"
+
+
+def tenant_pattern(tenant: str | None) -> str:
+    return f"omnisql:cache:{tenant}:*" if tenant else "omnisql:cache:*"
+
+
+@dataclass
+class CacheOptions:
+    """Runtime options, read from the Redis hash `omnisql:config` (set by the admin API)."""
+
+    ttl: float = 60.0
+    stale_grace: float = 300.0
+    soft_cache: bool = False
+    coalesce: bool = True
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> "CacheOptions":
+        get = {k.decode(): v.decode() for k, v in raw.items()}
+        return cls(
+            ttl=float(get.get("ttl_seconds", 60.0)),
+            stale_grace=float(get.get("stale_grace_seconds", 300.0)),
+            soft_cache=get.get("soft_cache", "0") == "1",
+            coalesce=get.get("coalesce", "1") == "1",
+        )
+
+
+class ResultCache:
+    """Looks results up in Redis and fills misses through a fetch callback."""
+
+    def __init__(self, store: aioredis.Redis) -> None:
+        self.store = store
+        self.options = CacheOptions()
+        self._inflight: dict[str, asyncio.Future[Rows]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def reload_options(self) -> None:
+        self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
+
+    async def get(self, key: str, fetch: Fetch) -> tuple[Rows, str]:
+        """Rows and how they were served: "hit", "stale" or "miss"."""
+        raw = await self.store.get(key)
+        if raw is not None:
+            entry = json.loads(raw)
+            if entry["fresh_until"] > time.time():
+                return entry["rows"], "hit"
+            if self.options.soft_cache:
+                await self._refresh_in_background(key, fetch)
+                return entry["rows"], "stale"
+        return await self._fill(key, fetch), "miss"
+
+    async def _fill(self, key: str, fetch: Fetch) -> Rows:
+        if not self.options.coalesce:
+            return await self._fetch_and_store(key, fetch)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            rows = await self._fetch_and_store(key, fetch)
+            future.set_result(rows)
+            return rows
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
+        rows = await fetch()
+        entry = json.dumps({"rows": rows, "fresh_until": time.time() + self.options.ttl})
+        await self.store.set(key, entry, ex=int(self.options.ttl + self.options.stale_grace))
+        return rows
+
+    async def _refresh_in_background(self, key: str, fetch: Fetch) -> None:
+        # One refresher across all engines; the lock expires if its holder dies.
+        if not await self.store.set(f"{key}:refresh", "1", nx=True, px=10_000):
+            return
+        task = asyncio.create_task(self._refresh(key, fetch))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refresh(self, key: str, fetch: Fetch) -> None:
+        try:
+            await self._fetch_and_store(key, fetch)
+        except Exception:  # noqa: BLE001 - the stale copy keeps serving; next read retries
+            pass
+        finally:
+            await self.store.delete(f"{key}:refresh")

@@ -1,0 +1,107 @@
+"""`python -m sandbox up|down|status|bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from sandbox.launch import SandboxError, process_table, running_pid, start, stop
+from sandbox.state import default_dir
+from sandbox.supervise import pid_alive
+
+__all__ = ["main", "build_parser"]
+
+
+class _Stop(Exception):
+    """Raised from the signal handler so the foreground `up` unwinds into `stop`."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop()
+
+
+def _summary(state: dict[str, object]) -> str:
+    keep = ("gateway_url", "admin_url", "zones", "providers", "redis", "postgres", "pid")
+    return json.dumps({k: state[k] for k in keep}, indent=2)
+
+
+def cmd_up(root: Path, detach: bool) -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        state = start(root)
+        print(_summary(state))
+        print(f"state file: {root / 'state.json'}", flush=True)
+        if detach:
+            return 0
+        print("running; Ctrl-C stops everything", flush=True)
+        while pid_alive(int(str(state["pid"]))):
+            time.sleep(0.5)
+        print("supervisord exited", file=sys.stderr)
+        stop(root)
+        return 1
+    except _Stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop(root)
+        print("stopped", flush=True)
+        return 0
+    except (SandboxError, FileNotFoundError, subprocess.CalledProcessError) as exc:
+        stop(root)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_down(root: Path) -> int:
+    was_running = running_pid(root) is not None
+    killed = stop(root)
+    print("stopped" if was_running else "not running", flush=True)
+    if killed:
+        print(f"killed {len(killed)} leftover processes", file=sys.stderr)
+    return 0
+
+
+def cmd_status(root: Path) -> int:
+    if running_pid(root) is None:
+        print(f"not running ({root})")
+        return 1
+    for name, statename in sorted(process_table(root).items()):
+        print(f"{name:32} {statename}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox",
+                                     description="local stand-in for OmniSQL staging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "status", "bench"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", type=Path, default=None, help="sandbox dir (default ./.sandbox)")
+        if name == "up":
+            p.add_argument("--detach", action="store_true", help="return once it is up")
+        if name == "bench":
+            p.add_argument("--seconds", type=float, default=10.0)
+            p.add_argument("--concurrency", type=int, default=32)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # argparse exits 2 on bad input
+    root = (args.dir or default_dir()).absolute()
+    if args.command == "up":
+        return cmd_up(root, args.detach)
+    if args.command == "down":
+        return cmd_down(root)
+    if args.command == "status":
+        return cmd_status(root)
+    from sandbox.bench import run_bench
+    if not 1 <= args.concurrency <= 1000 or not 0 < args.seconds <= 3600:
+        print("error: need 1 <= concurrency <= 1000 and 0 < seconds <= 3600", file=sys.stderr)
+        return 2
+    return run_bench(root, args.seconds, args.concurrency)

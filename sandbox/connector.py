@@ -1,0 +1,176 @@
+"""A connector worker (one per AZ): fetches records from SaaS providers for the engines.
+
+It pages through the provider's API, honours Retry-After within a bounded budget (so a flood
+turns into fast 429s instead of piling up waiting requests), and takes OAuth tokens from the
+token store. On a 401 it re-reads the store once (the bulk refresh may have replaced the
+token) and otherwise reports PROVIDER_UNAUTHORIZED: refreshing a revoked grant is the
+control plane's job (SOP-103), not every worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import httpx
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.errors import ApiError
+from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
+from sandbox.service import handle_errors, health, read_json
+from sandbox.tokens import load_token, refresh_token
+
+__all__ = ["ConnectorConfig", "Connector", "build_app"]
+
+PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    zone: str
+    providers: dict[str, str]  # name -> base url
+    client_secrets: dict[str, str]  # tenant -> OAuth client secret
+    redis_port: int
+    max_retry_wait: float = 1.0  # total seconds a request may spend obeying Retry-After
+    timeout: float = 8.0
+
+
+class Connector:
+    """Fetches rows from providers on behalf of engines in the same AZ."""
+
+    def __init__(self, config: ConnectorConfig) -> None:
+        self.config = config
+        self.scope = f"{config.zone}.connector"
+        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        self.http = httpx.AsyncClient(timeout=config.timeout)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.store.aclose()
+
+    async def token(self, provider: str, tenant: str) -> str:
+        token = await load_token(self.store, provider, tenant)
+        if token is not None:
+            return token
+        # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
+        async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
+            token = await load_token(self.store, provider, tenant)
+            if token is None:
+                token = await refresh_token(
+                    self.store, self.http, self.config.providers[provider], provider, tenant,
+                    self.config.client_secrets.get(tenant, ""),
+                )
+            return token
+
+    async def fetch(self, tenant: str, provider: str, obj: str,
+                    where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"page_size": min(limit, PAGE_SIZE)}
+        if where:
+            params[str(where[0])] = str(where[1])
+        rows: list[dict[str, Any]] = []
+        cursor: int | None = 0
+        while cursor is not None and len(rows) < limit:
+            page = await self._get_page(tenant, provider, obj, {**params, "cursor": cursor})
+            rows += page["records"]
+            cursor = page.get("next_cursor")
+        return rows[:limit]
+
+    async def _get_page(self, tenant: str, provider: str, obj: str,
+                        params: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.config.providers[provider]}/v1/{obj}"
+        waited, retried_auth = 0.0, False
+        while True:
+            token = await self.token(provider, tenant)
+            resp = await self._call(url, params, token, provider)
+            if resp.status_code == 200:
+                page: dict[str, Any] = resp.json()
+                return page
+            if resp.status_code == 401 and not retried_auth:
+                retried_auth = True
+                if await load_token(self.store, provider, tenant) != token:
+                    continue
+                raise ApiError(502, "PROVIDER_UNAUTHORIZED",
+                               f"{provider} rejected the tenant's access token")
+            if resp.status_code == 429:
+                wait = _retry_after(resp)
+                if waited + wait > self.config.max_retry_wait:
+                    raise ApiError(429, "RATE_LIMIT_EXHAUSTED",
+                                   f"{provider} rate limit exhausted", retry_after=wait)
+                waited += wait
+                await asyncio.sleep(wait)
+                continue
+            raise _provider_error(provider, resp.status_code)
+
+    async def _call(self, url: str, params: dict[str, Any], token: str,
+                    provider: str) -> httpx.Response:
+        try:
+            resp = await self.http.get(url, params=params,
+                                       headers={"Authorization": f"Bearer {token}"})
+        except httpx.TimeoutException:
+            raise ApiError(504, "UPSTREAM_TIMEOUT", f"{provider} did not answer in time") from None
+        except httpx.HTTPError:
+            raise ApiError(502, "PROVIDER_ERROR", f"{provider} unreachable") from None
+        PROVIDER_REQUESTS.labels(self.scope, provider, str(resp.status_code)).inc()
+        return resp
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:  # the mock also puts the exact wait in the body; the header is whole seconds
+        return float(resp.json()["error"]["retry_after"])
+    except (ValueError, KeyError, TypeError):
+        header = resp.headers.get("retry-after", "1")
+        return float(header) if header.replace(".", "", 1).isdigit() else 1.0
+
+
+def _provider_error(provider: str, status: int) -> ApiError:
+    if status == 401:
+        return ApiError(502, "PROVIDER_UNAUTHORIZED", f"{provider} rejected the access token")
+    return ApiError(502, "PROVIDER_ERROR", f"{provider} answered {status}")
+
+
+def _fetch_args(body: dict[str, Any], providers: dict[str, str]) -> tuple[Any, ...]:
+    try:
+        tenant, provider, obj = str(body["tenant"]), str(body["provider"]), str(body["object"])
+        limit = int(body["limit"])
+    except (KeyError, ValueError, TypeError):
+        raise ApiError(400, "BAD_REQUEST", "need tenant, provider, object, limit") from None
+    if provider not in providers:
+        raise ApiError(404, "NOT_FOUND", f"unknown provider {provider}")
+    return tenant, provider, obj, body.get("where"), limit
+
+
+def build_app(config: ConnectorConfig) -> Starlette:
+    connector = Connector(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await connector.close()
+
+    async def fetch(request: Request) -> Response:
+        started = time.perf_counter()
+        body: dict[str, Any] = {}
+        response = await _fetch(request, body)
+        labels = (str(body.get("tenant", "")), str(body.get("provider", "")))
+        REQUESTS.labels(connector.scope, str(response.status_code), *labels).inc()
+        LATENCY.labels(connector.scope, labels[1]).observe(time.perf_counter() - started)
+        return response
+
+    @handle_errors
+    async def _fetch(request: Request, body: dict[str, Any]) -> Response:
+        body.update(await read_json(request))
+        args = _fetch_args(body, config.providers)
+        return JSONResponse({"rows": await connector.fetch(*args)})
+
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/fetch", fetch, methods=["POST"]),
+        Route("/health", health), Route("/metrics", metrics_endpoint),
+    ])

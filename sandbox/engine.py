@@ -1,0 +1,169 @@
+"""An engine instance (per AZ, plus the canary): parses the SQL subset, serves from the cache,
+fetches through its AZ's connector on a miss.
+
+The canary is the same code started with another version; `/_control` lets the admin API
+give it a version, an injected error rate and a latency multiplier (a faulty release).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import httpx
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.cache import ResultCache, cache_key
+from sandbox.errors import ApiError
+from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
+from sandbox.service import handle_errors, read_json
+from sandbox.sql import Query, connector_of, parse
+
+__all__ = ["EngineConfig", "Release", "Engine", "build_app"]
+
+# What a latency multiplier of M adds: (M - 1) x this, per request. A cache hit takes about a
+# millisecond, so multiplying the real handling time would be invisible.
+CANARY_LATENCY_UNIT = 0.05
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    zone: str
+    name: str  # "engine-az-a" or "engine-canary"
+    version: str
+    connector_url: str
+    redis_port: int
+    timeout: float = 9.0
+
+
+@dataclass
+class Release:
+    """The running version and, for a canary, its injected faults."""
+
+    version: str
+    error_rate: float = 0.0
+    latency_multiplier: float = 1.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+
+class Engine:
+    """Runs queries for tenants: cache first, connector on a miss."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.scope = f"{config.zone}.{'canary' if 'canary' in config.name else 'engine'}"
+        self.release = Release(config.version)
+        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        self.cache = ResultCache(self.store)
+        self.http = httpx.AsyncClient(timeout=config.timeout)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.store.aclose()
+
+    async def run(self, tenant: str, sql: str) -> dict[str, Any]:
+        await self._inject_faults()
+        query = parse(sql)
+        rows, how = await self.cache.get(
+            cache_key(tenant, query.fingerprint()), lambda: self._fetch(tenant, query)
+        )
+        CACHE_RESULTS.labels(self.scope, tenant, how).inc()
+        return {"rows": rows, "cache": how, "zone": self.config.zone,
+                "version": self.release.version}
+
+    async def _inject_faults(self) -> None:
+        rel = self.release
+        if rel.latency_multiplier > 1.0:
+            await asyncio.sleep((rel.latency_multiplier - 1.0) * CANARY_LATENCY_UNIT)
+        if rel.error_rate > 0 and rel.rng.random() < rel.error_rate:
+            raise ApiError(500, "INTERNAL", f"engine {rel.version} failed (injected canary fault)")
+
+    async def _fetch(self, tenant: str, query: Query) -> list[dict[str, Any]]:
+        body = {"tenant": tenant, "provider": query.connector, "object": query.obj,
+                "where": list(query.where) if query.where else None, "limit": query.limit}
+        try:
+            resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body)
+        except httpx.TimeoutException:
+            raise ApiError(504, "UPSTREAM_TIMEOUT", "connector did not answer in time") from None
+        except httpx.HTTPError:
+            raise ApiError(502, "PROVIDER_ERROR", "connector unreachable") from None
+        data = resp.json()
+        if resp.status_code != 200:
+            err = data.get("error", {})
+            raise ApiError(resp.status_code, str(err.get("code", "PROVIDER_ERROR")),
+                           str(err.get("message", "connector failed")), err.get("retry_after"))
+        return [{c: row.get(c) for c in query.columns} for row in data["rows"]]
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        version = body.get("version", self.release.version)
+        error_rate = body.get("error_rate", 0.0)
+        multiplier = body.get("latency_multiplier", 1.0)
+        if not isinstance(version, str) or not version:
+            raise ApiError(400, "BAD_REQUEST", "version must be a non-empty string")
+        self.release = Release(version, float(error_rate), float(multiplier))
+        return {"version": version, "error_rate": error_rate, "latency_multiplier": multiplier}
+
+
+async def _poll_options(engine: Engine) -> None:
+    # Options change rarely (runbook actions); a 1 s poll keeps Redis off the hot path.
+    while True:
+        with contextlib.suppress(Exception):
+            await engine.cache.reload_options()
+        await asyncio.sleep(1.0)
+
+
+def _tenant_and_sql(body: dict[str, Any]) -> tuple[str, str]:
+    tenant, sql = body.get("tenant"), body.get("sql")
+    if not isinstance(tenant, str) or not tenant or not isinstance(sql, str):
+        raise ApiError(400, "BAD_REQUEST", "need tenant and sql strings")
+    return tenant, sql
+
+
+def build_app(config: EngineConfig) -> Starlette:
+    engine = Engine(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        poller = asyncio.create_task(_poll_options(engine))
+        yield
+        poller.cancel()
+        await engine.close()
+
+    async def query(request: Request) -> Response:
+        started = time.perf_counter()
+        body: dict[str, Any] = {}
+        response = await _query(request, body)
+        REQUESTS.labels(engine.scope, str(response.status_code), str(body.get("tenant", ""))[:32],
+                        connector_of(body.get("sql"))).inc()
+        LATENCY.labels(engine.scope, "").observe(time.perf_counter() - started)
+        response.headers["x-omnisql-cache"] = body.get("_cache", "")
+        return response
+
+    @handle_errors
+    async def _query(request: Request, body: dict[str, Any]) -> Response:
+        body.update(await read_json(request))
+        result = await engine.run(*_tenant_and_sql(body))
+        body["_cache"] = result["cache"]  # lets the gateway count hits without parsing rows
+        return JSONResponse(result)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "zone": config.zone,
+                             "version": engine.release.version})
+
+    @handle_errors
+    async def control(request: Request) -> Response:
+        return JSONResponse(engine.configure(await read_json(request)))
+
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
+        Route("/health", health), Route("/metrics", metrics_endpoint),
+    ])

@@ -1,0 +1,216 @@
+"""The gateway: tenant API keys, per-user concurrency caps, AZ-aware routing, canary split.
+
+Request path: authenticate (in-memory key table) → validate body and SQL here, so bad input
+never reaches an engine → check the user's cap → forward to an engine chosen by the router,
+retrying once in another AZ if that engine cannot be reached → record one fact for the stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.directory import Directory
+from sandbox.errors import ApiError, error_response
+from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
+from sandbox.routing import Backend, Router
+from sandbox.service import MAX_BODY, handle_errors, health, read_json
+from sandbox.sql import connector_of, parse
+from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
+
+__all__ = ["GatewayConfig", "Gateway", "build_app"]
+
+_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    engines: dict[str, str]  # zone -> engine url
+    canary_url: str
+    canary_zone: str
+    pg_ports: list[int]
+    timeout: float = 10.0
+
+
+@dataclass
+class QueryContext:
+    """What the gateway learned about one request, for metrics and the query log."""
+
+    tenant: str = ""
+    user: str = ""
+    sql: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    router: Router
+    directory: Directory
+    stats: StatsWindow = field(default_factory=StatsWindow)
+    inflight: dict[tuple[str, str], int] = field(default_factory=dict)
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=256)))
+
+    def authenticate(self, request: Request, info: QueryContext) -> None:
+        header = request.headers.get("authorization", "")
+        tenant = self.directory.tenant_for(header[7:]) if header.startswith("Bearer ") else None
+        if tenant is None:
+            raise ApiError(401, "UNAUTHORIZED", "missing or invalid API key")
+        info.tenant = tenant
+        user = request.headers.get("x-omnisql-user", "")
+        if not _USER.match(user):
+            raise ApiError(400, "BAD_REQUEST", "X-OmniSQL-User header missing or malformed")
+        info.user = user
+
+    def admit(self, info: QueryContext) -> tuple[str, str]:
+        slot = (info.tenant, info.user)
+        cap = self.directory.cap_for(*slot)
+        if cap is not None and self.inflight.get(slot, 0) >= cap:
+            raise ApiError(429, "CONCURRENCY_CAP",
+                           f"user {info.user} is at its concurrency cap of {cap}", retry_after=1)
+        self.inflight[slot] = self.inflight.get(slot, 0) + 1
+        return slot
+
+    def release(self, slot: tuple[str, str]) -> None:
+        self.inflight[slot] -= 1
+
+    async def forward(self, info: QueryContext) -> Response:
+        tried: set[str] = set()
+        for _ in range(2):
+            backend = self.router.choose(tried)
+            if backend is None:
+                break
+            try:
+                return await self._send(backend, info)
+            except _RETRYABLE:
+                self.router.failed(backend)
+                tried.add(backend.name)
+        raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
+
+    async def _send(self, backend: Backend, info: QueryContext) -> Response:
+        try:
+            resp = await self.http.post(f"{backend.url}/query", timeout=self.config.timeout,
+                                        json={"tenant": info.tenant, "sql": info.sql})
+        except httpx.TimeoutException:
+            raise ApiError(504, "UPSTREAM_TIMEOUT", "the query timed out upstream") from None
+        info.detail = resp.headers.get("x-omnisql-cache", "")
+        if resp.status_code != 200:
+            info.detail = _error_code(resp)
+        headers = {k: v for k, v in resp.headers.items() if k == "retry-after"}
+        return Response(resp.content, resp.status_code, headers, "application/json")
+
+    def record(self, info: QueryContext, status: int, latency: float) -> None:
+        conn = connector_of(info.sql)
+        REQUESTS.labels("gateway", str(status), info.tenant, conn).inc()
+        LATENCY.labels("gateway", conn).observe(latency)
+        self.stats.record(Fact(time.time(), status, info.tenant, latency, info.detail))
+        if info.tenant:
+            digest = hashlib.sha256(info.sql.encode()).hexdigest()[:16]
+            self.directory.log((info.tenant, info.user, digest, status, latency * 1000.0))
+
+
+def _error_code(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+async def _handle(gw: Gateway, request: Request, info: QueryContext) -> Response:
+    gw.authenticate(request, info)
+    body = await read_json(request, MAX_BODY)
+    sql = body.get("sql")
+    if not isinstance(sql, str):
+        raise ApiError(400, "BAD_REQUEST", 'body must be {"sql": "<query>"}')
+    info.sql = sql
+    parse(sql)  # 400/404 here, before any engine is bothered
+    slot = gw.admit(info)
+    try:
+        return await gw.forward(info)
+    finally:
+        gw.release(slot)
+
+
+def _window(request: Request) -> float:
+    raw = request.query_params.get("window", "30")
+    try:
+        window = float(raw)
+    except ValueError:
+        window = -1.0
+    if not 1 <= window <= MAX_WINDOW:
+        raise ApiError(400, "BAD_REQUEST", f"window must be seconds in [1, {MAX_WINDOW:.0f}]")
+    return window
+
+
+def build_gateway(config: GatewayConfig) -> Gateway:
+    engines = [Backend(f"engine-{z}", z, url) for z, url in config.engines.items()]
+    canary = Backend("engine-canary", config.canary_zone, config.canary_url)
+    return Gateway(config, Router(engines, canary), Directory(config.pg_ports))
+
+
+def build_app(config: GatewayConfig) -> Starlette:
+    gw = build_gateway(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(c) for c in (
+            gw.router.check_forever(gw.http), gw.directory.reload_forever(),
+            gw.directory.flush_forever())]
+        yield
+        for task in tasks:
+            task.cancel()
+        await gw.http.aclose()
+
+    async def query(request: Request) -> Response:
+        started, info = time.perf_counter(), QueryContext()
+        try:
+            response = await _handle(gw, request, info)
+        except ApiError as err:
+            info.detail = err.code
+            response = error_response(err)
+        gw.record(info, response.status_code, time.perf_counter() - started)
+        return response
+
+    @handle_errors
+    async def stats(request: Request) -> Response:
+        out = gw.stats.summary(_window(request))
+        out["zones"] = gw.router.zones()
+        return JSONResponse(out)
+
+    async def reload(request: Request) -> Response:
+        gw.directory.reload_soon()
+        return JSONResponse({"reloading": True})
+
+    @handle_errors
+    async def canary(request: Request) -> Response:
+        weight = (await read_json(request)).get("weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ApiError(400, "BAD_REQUEST", "weight must be a number in [0, 1]")
+        gw.router.canary_weight = float(weight)
+        return JSONResponse({"weight": gw.router.canary_weight})
+
+    async def zones(request: Request) -> Response:
+        return JSONResponse({"zones": gw.router.zones(),
+                             "canary": "healthy" if gw.router.canary and gw.router.canary.healthy
+                             else "unhealthy", "canary_weight": gw.router.canary_weight})
+
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/v1/query", query, methods=["POST"]),
+        Route("/internal/stats", stats), Route("/internal/zones", zones),
+        Route("/internal/reload", reload, methods=["POST"]),
+        Route("/internal/canary", canary, methods=["POST"]),
+        Route("/health", health), Route("/metrics", metrics_endpoint),
+    ])

@@ -1,0 +1,182 @@
+"""Bringing a sandbox up and down, in explicit phases.
+
+build: allocate ports, generate keys and secrets, write the state file, initdb + seed +
+basebackup PostgreSQL (with a temporary pg_ctl-started primary) → wire: render the
+supervisord config → run: start supervisord and wait until every service answers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from sandbox import metadata, pgcluster
+from sandbox.catalog import CATALOG
+from sandbox.state import (LOOPBACK, PROVIDERS, TENANTS, USERS, ZONES, Layout, free_port,
+                           load_state, write_state)
+from sandbox.supervise import (kill_survivors, pid_alive, programs_for, render_config, rpc,
+                               shutdown, start_supervisord)
+
+__all__ = ["SandboxError", "running_pid", "build_state", "bootstrap_postgres", "start",
+           "stop", "wait_ready"]
+
+CANARY_ZONE = "az-c"
+
+
+class SandboxError(Exception):
+    """A problem the user can fix (exit code 2)."""
+
+
+def running_pid(root: Path) -> int | None:
+    try:
+        pid = load_state(root).get("pid")
+    except (FileNotFoundError, ValueError):
+        return None
+    return int(pid) if pid and pid_alive(int(pid)) else None
+
+
+def _url(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}"
+
+
+def build_state(root: Path) -> dict[str, Any]:
+    services = {f"mock-{p}": _url(free_port()) for p in PROVIDERS}
+    services.update({"gateway": _url(free_port()), "admin": _url(free_port()),
+                     "engine-canary": _url(free_port())})
+    for zone in ZONES:
+        services[f"engine-{zone}"] = _url(free_port())
+        services[f"connector-{zone}"] = _url(free_port())
+    return {
+        "dir": str(root), "pid": None, "started_at": None,
+        "gateway_url": services["gateway"], "admin_url": services["admin"],
+        "zones": list(ZONES),
+        "providers": {p: services[f"mock-{p}"] for p in PROVIDERS},
+        "redis": {"host": LOOPBACK, "port": free_port()},
+        "postgres": {"primary": {"host": LOOPBACK, "port": free_port(), "zone": "az-a"},
+                     "replica": {"host": LOOPBACK, "port": free_port(), "zone": "az-b"}},
+        "tenants": {t: {"api_key": secrets.token_urlsafe(32), "users": list(USERS)}
+                    for t in TENANTS},
+        "services": services,
+        "internal": {"canary_zone": CANARY_ZONE,
+                     "oauth_clients": {t: secrets.token_urlsafe(24) for t in TENANTS}},
+    }
+
+
+def _prepare_dir(layout: Layout) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.root.chmod(0o711)  # postgres must traverse it; nothing here is world-readable
+    for old in (layout.pg_primary, layout.pg_replica, layout.redis_dir, layout.logs):
+        shutil.rmtree(old, ignore_errors=True)
+    layout.logs.mkdir()
+    layout.redis_dir.mkdir()
+
+
+def bootstrap_postgres(layout: Layout, state: dict[str, Any]) -> None:
+    pg = state["postgres"]
+    log = layout.logs / "pg-bootstrap.log"
+    pgcluster.init_primary(layout.pg_primary, pg["primary"]["port"], log)
+    pgcluster.start_server(layout.pg_primary, layout.logs / "pg-bootstrap-server.log")
+    try:
+        keys = {t: v["api_key"] for t, v in state["tenants"].items()}
+        conns = {p: (state["providers"][p], sorted(CATALOG[p])) for p in state["providers"]}
+        metadata.seed(pg["primary"]["port"], keys, conns)
+        pgcluster.make_replica(pg["primary"]["port"], layout.pg_replica,
+                               pg["replica"]["port"], log)
+    finally:
+        pgcluster.stop_server(layout.pg_primary, log)
+
+
+def _service_ready(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(f"{url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _pg_ready(state: dict[str, Any]) -> bool:
+    roles = [metadata.node_role(state["postgres"][r]["port"]) for r in ("primary", "replica")]
+    return roles == ["primary", "replica"]
+
+
+def _redis_ready(state: dict[str, Any]) -> bool:
+    try:
+        return bool(redis.Redis(host=LOOPBACK, port=state["redis"]["port"],
+                                socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def wait_ready(state: dict[str, Any], pid: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client() as http:
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                raise SandboxError("supervisord exited during start; see DIR/logs/")
+            pending = [n for n, u in state["services"].items() if not _service_ready(http, u)]
+            if not pending and _redis_ready(state) and _pg_ready(state):
+                return
+            time.sleep(0.3)
+    raise SandboxError(f"services not ready after {timeout:.0f}s: {pending}; see DIR/logs/")
+
+
+def start(root: Path) -> dict[str, Any]:
+    """Build, wire and run; returns the state (with supervisord's pid) once all answer."""
+    layout = Layout(root)
+    if running_pid(root) is not None:
+        raise SandboxError(f"a sandbox is already running in {root}")
+    problem = pgcluster.check_traversable(root.parent)
+    if problem:
+        raise SandboxError(problem)
+    _prepare_dir(layout)
+    state = build_state(root)
+    write_state(layout.state, state)
+    bootstrap_postgres(layout, state)
+    layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state)))
+    layout.supervisor_conf.chmod(0o600)
+    proc = start_supervisord(layout)
+    state["pid"] = proc.pid
+    write_state(layout.state, state)
+    try:
+        wait_ready(state, proc.pid)
+        _issue_tokens(state)
+    except BaseException:
+        stop(root)
+        raise
+    state["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_state(layout.state, state)
+    return state
+
+
+def _issue_tokens(state: dict[str, Any]) -> None:
+    # The control plane's first bulk refresh: connectors find tokens waiting in the store.
+    with httpx.Client(timeout=10.0) as http:
+        for provider in state["providers"]:
+            resp = http.post(f"{state['admin_url']}/admin/tokens/refresh",
+                             json={"provider": provider})
+            resp.raise_for_status()
+
+
+def stop(root: Path) -> list[int]:
+    """Stop supervisord and everything under it; return pids that had to be killed."""
+    layout = Layout(root)
+    try:
+        pid = load_state(root).get("pid")
+    except (FileNotFoundError, ValueError):
+        pid = None
+    if layout.supervisor_sock.exists() or pid:
+        shutdown(layout, pid)
+    leftovers = kill_survivors(root)
+    layout.state.unlink(missing_ok=True)
+    return leftovers
+
+
+def process_table(root: Path) -> dict[str, str]:
+    infos = rpc(Layout(root), timeout=5).supervisor.getAllProcessInfo()
+    return {f"{i['group']}:{i['name']}": str(i["statename"]) for i in infos}

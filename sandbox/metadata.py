@@ -1,0 +1,100 @@
+"""OmniSQL's metadata in PostgreSQL: schema, seed, roles, promotion, sequenced writes.
+
+API keys are stored as SHA-256 hashes; the plain keys exist only in the state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import psycopg
+
+__all__ = ["conninfo", "hash_key", "seed", "node_role", "replay_lag", "promote",
+           "write_sequenced", "max_sequence", "SCHEMA"]
+
+SCHEMA = """
+CREATE TABLE tenants (name text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE api_keys (key_hash text PRIMARY KEY, tenant text NOT NULL REFERENCES tenants,
+                       created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE connectors (name text PRIMARY KEY, base_url text NOT NULL, objects text[] NOT NULL);
+CREATE TABLE user_caps (tenant text NOT NULL REFERENCES tenants, user_name text NOT NULL,
+                        max_concurrency int NOT NULL CHECK (max_concurrency >= 0),
+                        PRIMARY KEY (tenant, user_name));
+CREATE TABLE query_log (id bigserial PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now(),
+                        tenant text NOT NULL, user_name text NOT NULL, sql_hash text NOT NULL,
+                        status int NOT NULL, latency_ms real NOT NULL);
+CREATE INDEX query_log_tenant ON query_log (tenant, ts);
+CREATE TABLE seq_writes (seq bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now());
+"""
+
+
+def conninfo(port: int, timeout: int = 2) -> str:
+    return f"host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout={timeout}"
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def seed(port: int, api_keys: dict[str, str], connectors: dict[str, tuple[str, list[str]]]) -> None:
+    """Create the schema and insert tenants, hashed keys and connector configs."""
+    with psycopg.connect(conninfo(port, 10), autocommit=False) as conn:
+        conn.execute(SCHEMA)
+        for tenant, key in api_keys.items():
+            conn.execute("INSERT INTO tenants (name) VALUES (%s)", (tenant,))
+            conn.execute("INSERT INTO api_keys (key_hash, tenant) VALUES (%s, %s)",
+                         (hash_key(key), tenant))
+        for name, (url, objects) in connectors.items():
+            conn.execute("INSERT INTO connectors VALUES (%s, %s, %s)", (name, url, objects))
+
+
+def node_role(port: int) -> str:
+    """"primary", "replica" or "down"."""
+    try:
+        with psycopg.connect(conninfo(port, 1), autocommit=True) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        return "down"
+    return "replica" if row and row[0] else "primary"
+
+
+def replay_lag(primary_port: int) -> float | None:
+    """Seconds the replica's replay trails the primary (0.0 when caught up; None if unknown)."""
+    try:
+        with psycopg.connect(conninfo(primary_port, 1), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8"
+                " FROM pg_stat_replication LIMIT 1"
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return float(row[0]) if row else None
+
+
+def promote(port: int) -> bool:
+    with psycopg.connect(conninfo(port, 2), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_promote(true, 30)").fetchone()
+    return bool(row and row[0])
+
+
+def max_sequence(port: int) -> int:
+    with psycopg.connect(conninfo(port, 2), autocommit=True) as conn:
+        row = conn.execute("SELECT COALESCE(max(seq), 0) FROM seq_writes").fetchone()
+    return int(row[0]) if row else 0
+
+
+def write_sequenced(port: int, n: int) -> dict[str, Any]:
+    """n autocommitted inserts; a write counts once its COMMIT returned (acknowledged)."""
+    acked, last, error = 0, None, None
+    try:
+        with psycopg.connect(conninfo(port, 2), autocommit=True) as conn:
+            row = conn.execute("SELECT COALESCE(max(seq), 0) FROM seq_writes").fetchone()
+            seq = int(row[0]) if row else 0
+            for _ in range(n):
+                conn.execute("INSERT INTO seq_writes (seq) VALUES (%s)", (seq + 1,))
+                seq += 1
+                acked, last = acked + 1, seq
+    except psycopg.Error as exc:
+        error = type(exc).__name__  # the class, not the text: no connection strings in answers
+    return {"requested": n, "acknowledged": acked, "last_acknowledged": last, "error": error}

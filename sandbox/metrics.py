@@ -1,0 +1,67 @@
+"""Prometheus metrics shared by every service, and the merge behind admin's `/metrics`.
+
+Every series carries `scope` (the dotted component name, e.g. `az-b.engine`), so the merged
+exposition stays unambiguous without rewriting labels.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from prometheus_client import Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = [
+    "REQUESTS",
+    "LATENCY",
+    "CACHE_RESULTS",
+    "PROVIDER_REQUESTS",
+    "metrics_endpoint",
+    "merge_expositions",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REQUESTS = Counter(
+    "omnisql_requests", "Requests handled", ["scope", "status", "tenant", "connector"]
+)
+LATENCY = Histogram(
+    "omnisql_request_latency_seconds", "Request latency", ["scope", "connector"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CACHE_RESULTS = Counter("omnisql_cache_results", "Cache lookups", ["scope", "tenant", "result"])
+PROVIDER_REQUESTS = Counter(
+    "omnisql_provider_requests", "Calls to SaaS providers", ["scope", "provider", "status"]
+)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _sample_line(name: str, labels: dict[str, str], value: float) -> str:
+    if not labels:
+        return f"{name} {value!r}"
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {value!r}"
+
+
+def merge_expositions(texts: dict[str, str]) -> str:
+    """Merge several services' expositions: one HELP/TYPE per family, `instance` label added."""
+    families: OrderedDict[str, tuple[str, str, list[str]]] = OrderedDict()
+    for instance, text in texts.items():
+        for fam in text_string_to_metric_families(text):
+            doc, kind, lines = families.setdefault(fam.name, (fam.documentation, fam.type, []))
+            for s in fam.samples:
+                lines.append(_sample_line(s.name, {**s.labels, "instance": instance}, s.value))
+    out: list[str] = []
+    for name, (doc, kind, lines) in families.items():
+        # The parser strips a counter's `_total`; the 0.0.4 text format wants it back.
+        shown = f"{name}_total" if kind == "counter" else name
+        out += [f"# HELP {shown} {doc}", f"# TYPE {shown} {kind}", *lines]
+    return "\n".join(out) + "\n"

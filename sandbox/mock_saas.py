@@ -1,0 +1,218 @@
+"""A mock SaaS provider (CRM, ticketing): OAuth tokens, paginated records, rate limits, faults.
+
+Behaviour a real connector must survive: per-tenant token buckets answering 429 with
+Retry-After, tokens that expire or get revoked (401), outages (503 and a status page that
+says so) and added latency. The `/_control/*` endpoints are the fault API's levers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.catalog import CATALOG, ObjectSpec, make_row
+from sandbox.errors import ApiError
+from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, metrics_endpoint
+from sandbox.ratelimit import TokenBucket
+from sandbox.service import handle_errors, health, read_json
+
+__all__ = ["ProviderFaults", "Provider", "build_app"]
+
+DEFAULT_RATE = 200.0
+DEFAULT_BURST = 400.0
+BASE_LATENCY = 0.005
+TOKEN_TTL = 3600.0
+MAX_PAGE = 200
+
+
+@dataclass
+class ProviderFaults:
+    """Injected faults; the defaults mean none."""
+
+    latency_ms: float = 0.0
+    rate_limit_per_s: float | None = None
+    outage: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "rate_limit_per_s": self.rate_limit_per_s,
+                "outage": self.outage}
+
+
+@dataclass
+class Provider:
+    """One provider's running state: clients, live tokens, buckets, faults."""
+
+    name: str
+    clients: dict[str, str]  # tenant -> client secret
+    tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> tenant, expiry
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    faults: ProviderFaults = field(default_factory=ProviderFaults)
+
+    @property
+    def scope(self) -> str:
+        return f"mock.{self.name}"
+
+    def issue(self, tenant: str, secret: str) -> str:
+        if not secrets.compare_digest(self.clients.get(tenant, ""), secret) or not secret:
+            raise ApiError(401, "INVALID_CLIENT", "unknown client or bad secret")
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = (tenant, time.time() + TOKEN_TTL)
+        return token
+
+    def authenticate(self, header: str) -> str:
+        token = header[7:] if header.startswith("Bearer ") else ""
+        entry = self.tokens.get(token)
+        if entry is None or entry[1] < time.time():
+            raise ApiError(401, "INVALID_TOKEN", "access token expired or revoked")
+        return entry[0]
+
+    def bucket(self, tenant: str) -> TokenBucket:
+        if tenant not in self.buckets:
+            rate = self.faults.rate_limit_per_s or DEFAULT_RATE
+            burst = max(1.0, rate) if self.faults.rate_limit_per_s else DEFAULT_BURST
+            self.buckets[tenant] = TokenBucket(rate, burst)
+        return self.buckets[tenant]
+
+    def revoke(self, fraction: float) -> int:
+        # Sorted, so which tokens go is deterministic for a given token set.
+        victims = sorted(self.tokens)[: math.ceil(len(self.tokens) * fraction)]
+        for token in victims:
+            del self.tokens[token]
+        return len(victims)
+
+    def set_faults(self, faults: ProviderFaults) -> None:
+        self.faults = faults
+        self.buckets.clear()  # new limits apply to fresh buckets
+
+
+def _matches(row: dict[str, Any], filters: dict[str, str]) -> bool:
+    return all(str(row[k]) == v for k, v in filters.items())
+
+
+def _page(spec: ObjectSpec, tenant: str, filters: dict[str, str], start: int, size: int
+          ) -> tuple[list[dict[str, Any]], int | None]:
+    if set(filters) == {"id"}:  # the common point lookup needs no scan
+        i = int(filters["id"]) if filters["id"].lstrip("-").isdigit() else 0
+        rows = [make_row(spec, tenant, i)] if 1 <= i <= spec.count and start == 0 else []
+        return rows, None
+    out: list[dict[str, Any]] = []
+    i = start
+    while i < spec.count and len(out) < size:
+        row = make_row(spec, tenant, i + 1)
+        i += 1
+        if _matches(row, filters):
+            out.append(row)
+    return out, (i if i < spec.count else None)
+
+
+def _query_args(request: Request, spec: ObjectSpec) -> tuple[dict[str, str], int, int]:
+    params = dict(request.query_params)
+    try:
+        start = int(params.pop("cursor", "0") or 0)
+        size = min(MAX_PAGE, max(1, int(params.pop("page_size", "100"))))
+    except ValueError:
+        raise ApiError(400, "BAD_REQUEST", "cursor and page_size must be integers") from None
+    unknown = set(params) - set(spec.columns)
+    if unknown:
+        raise ApiError(400, "BAD_REQUEST", f"unknown filter fields {sorted(unknown)}")
+    return params, start, size
+
+
+def build_app(provider: Provider) -> Starlette:
+    """The provider's HTTP app."""
+
+    @handle_errors
+    async def token(request: Request) -> Response:
+        body = await read_json(request)
+        if body.get("grant_type") != "client_credentials":
+            raise ApiError(400, "UNSUPPORTED_GRANT", "grant_type must be client_credentials")
+        tok = provider.issue(str(body.get("client_id", "")), str(body.get("client_secret", "")))
+        return JSONResponse({"access_token": tok, "token_type": "bearer", "expires_in": TOKEN_TTL})
+
+    async def records(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _records(request)
+        PROVIDER_REQUESTS.labels(provider.scope, provider.name, str(response.status_code)).inc()
+        LATENCY.labels(provider.scope, provider.name).observe(time.perf_counter() - started)
+        return response
+
+    @handle_errors
+    async def _records(request: Request) -> Response:
+        await asyncio.sleep(BASE_LATENCY + provider.faults.latency_ms / 1000.0)
+        if provider.faults.outage:
+            raise ApiError(503, "OUTAGE", f"{provider.name} is having an outage")
+        tenant = provider.authenticate(request.headers.get("authorization", ""))
+        wait = provider.bucket(tenant).take()
+        if wait > 0:
+            raise ApiError(429, "RATE_LIMITED", "tenant rate limit exceeded", retry_after=wait)
+        spec = CATALOG[provider.name].get(request.path_params["object"])
+        if spec is None:
+            raise ApiError(404, "NOT_FOUND", "unknown object")
+        filters, start, size = _query_args(request, spec)
+        rows, nxt = _page(spec, tenant, filters, start, size)
+        return JSONResponse({"records": rows, "next_cursor": nxt})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({"status": "outage" if provider.faults.outage else "operational"})
+
+    @handle_errors
+    async def set_faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            provider.set_faults(ProviderFaults())
+        else:
+            provider.set_faults(parse_faults(await read_json(request)))
+        return JSONResponse(provider.faults.to_json())
+
+    @handle_errors
+    async def revoke(request: Request) -> Response:
+        body = await read_json(request)
+        return JSONResponse({"revoked": provider.revoke(parse_fraction(body))})
+
+    return Starlette(routes=[
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/v1/{object}", records, methods=["GET"]),
+        Route("/status", status), Route("/health", health), Route("/metrics", metrics_endpoint),
+        Route("/_control/faults", set_faults, methods=["POST", "DELETE"]),
+        Route("/_control/revoke", revoke, methods=["POST"]),
+    ])
+
+
+def _number(body: dict[str, Any], key: str, low: float, default: float | None) -> float | None:
+    value = body.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ApiError(400, "BAD_REQUEST", f"{key} must be a number >= {low}")
+    return float(value)
+
+
+def parse_faults(body: dict[str, Any]) -> ProviderFaults:
+    """Validate a fault body: latency_ms >= 0, rate_limit_per_s > 0, outage bool."""
+    unknown = set(body) - {"latency_ms", "rate_limit_per_s", "outage"}
+    if unknown:
+        raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
+    outage = body.get("outage", False)
+    if not isinstance(outage, bool):
+        raise ApiError(400, "BAD_REQUEST", "outage must be a boolean")
+    rate = _number(body, "rate_limit_per_s", 0.0, None)
+    if rate is not None and rate <= 0:
+        raise ApiError(400, "BAD_REQUEST", "rate_limit_per_s must be > 0")
+    latency = _number(body, "latency_ms", 0.0, 0.0) or 0.0
+    return ProviderFaults(latency_ms=latency, rate_limit_per_s=rate, outage=outage)
+
+
+def parse_fraction(body: dict[str, Any]) -> float:
+    value = body.get("fraction", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ApiError(400, "BAD_REQUEST", "fraction must be a number in [0, 1]")
+    return float(value)

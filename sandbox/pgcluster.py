@@ -1,0 +1,122 @@
+"""Building the PostgreSQL pair on disk: initdb, configuration, a streaming replica.
+
+PostgreSQL refuses to run as root, so every server-side command runs as the `postgres` user
+when we are root. The replica is asynchronous on purpose: `synchronous_commit = on` with no
+`synchronous_standby_names` acknowledges a commit after the primary's own WAL flush, so a
+primary loss can lose acknowledged writes and RPO is something to measure, not zero by design.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+__all__ = ["pg_bindir", "redis_binary", "as_postgres", "init_primary", "make_replica",
+           "start_server", "stop_server", "check_traversable"]
+
+PG_USER = "postgres"
+
+
+def pg_bindir() -> Path:
+    """The newest /usr/lib/postgresql/<major>/bin that has initdb."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+    if not found:
+        raise FileNotFoundError("no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")
+    return max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0))
+
+
+def redis_binary() -> str:
+    # Debian's build first: other copies on PATH on this machine are not trustworthy.
+    if Path("/usr/bin/redis-server").exists():
+        return "/usr/bin/redis-server"
+    found = shutil.which("redis-server")
+    if found is None:
+        raise FileNotFoundError("redis-server not found (apt-get install redis-server)")
+    return found
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", PG_USER, "--", *cmd] if _as_root() else cmd
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    with open(log, "ab") as out:
+        subprocess.run(as_postgres(cmd), check=True, stdout=out, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, timeout=120)
+
+
+def _own(path: Path) -> None:
+    if _as_root():
+        entry = pwd.getpwnam(PG_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def check_traversable(path: Path) -> str | None:
+    """Why the postgres user cannot reach `path`, or None when it can."""
+    if not _as_root():
+        return None
+    for parent in [path, *path.parents]:
+        if parent.exists() and not os.stat(parent).st_mode & 0o001:
+            return f"{parent} is not traversable by the postgres user (chmod o+x it)"
+    return None
+
+
+_PRIMARY_CONF = """
+# sandbox: loopback only, TCP only, an asynchronous streaming replica
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = ''
+wal_level = replica
+max_wal_senders = 5
+wal_keep_size = 64MB
+hot_standby = on
+synchronous_commit = on
+synchronous_standby_names = ''
+shared_buffers = 32MB
+max_connections = 60
+logging_collector = off
+"""
+
+
+def init_primary(datadir: Path, port: int, log: Path) -> None:
+    datadir.mkdir(mode=0o700)
+    _own(datadir)
+    bindir = pg_bindir()
+    _run([str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER, "--auth=trust", "-N",
+          "-E", "UTF8", "--locale=C"], log)
+    with open(datadir / "postgresql.conf", "a") as fh:
+        fh.write(_PRIMARY_CONF.format(port=port))
+    with open(datadir / "pg_hba.conf", "w") as fh:
+        # trust on loopback only: the sandbox has no network exposure (see docs/sandbox.md)
+        fh.write("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n")
+
+
+def make_replica(primary_port: int, datadir: Path, port: int, log: Path) -> None:
+    """pg_basebackup -R from the running primary, then give the copy its own port."""
+    bindir = pg_bindir()
+    datadir.mkdir(mode=0o700)
+    _own(datadir)
+    _run([str(bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary_port),
+          "-U", PG_USER, "-D", str(datadir), "-R", "-X", "stream", "-c", "fast"], log)
+    with open(datadir / "postgresql.conf", "a") as fh:
+        fh.write(f"\nport = {port}\n")
+
+
+def start_server(datadir: Path, log: Path) -> None:
+    """Start with pg_ctl for bootstrapping only; supervisord runs the real thing."""
+    log.touch()
+    _own(log)  # the server, not us, writes this log
+    _run([str(pg_bindir() / "pg_ctl"), "-D", str(datadir), "-w", "-t", "60",
+          "-l", str(log), "start"], log.with_suffix(".ctl.log"))
+
+
+def stop_server(datadir: Path, log: Path) -> None:
+    _run([str(pg_bindir() / "pg_ctl"), "-D", str(datadir), "-w", "-m", "fast", "stop"], log)

@@ -1,0 +1,78 @@
+"""Which engine gets a request: healthy AZs in turn, plus a weighted share to the canary.
+
+Health checks run every `interval` seconds; `threshold` consecutive failures mark a backend
+unhealthy and one success heals it. Requests that find a dead engine before the checker does
+are retried elsewhere by the gateway, and also count as failures here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["Backend", "Router"]
+
+
+@dataclass
+class Backend:
+    name: str
+    zone: str
+    url: str
+    healthy: bool = True
+    failures: int = 0
+
+    def observe(self, ok: bool, threshold: int) -> None:
+        if ok:
+            self.failures, self.healthy = 0, True
+        else:
+            self.failures += 1
+            if self.failures >= threshold:
+                self.healthy = False
+
+
+@dataclass
+class Router:
+    engines: list[Backend]
+    canary: Backend | None
+    interval: float = 0.5
+    threshold: int = 2
+    canary_weight: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    _turn: itertools.count = field(default_factory=itertools.count)
+
+    def zones(self) -> dict[str, str]:
+        return {b.zone: "healthy" if b.healthy else "unhealthy" for b in self.engines}
+
+    def choose(self, exclude: set[str]) -> Backend | None:
+        """The canary with probability `canary_weight`, else the next healthy AZ engine."""
+        canary = self.canary
+        if (canary and canary.healthy and canary.name not in exclude
+                and self.canary_weight > 0 and self.rng.random() < self.canary_weight):
+            return canary
+        pool = [b for b in self.engines if b.healthy and b.name not in exclude]
+        if not pool:
+            return None
+        return pool[next(self._turn) % len(pool)]
+
+    def failed(self, backend: Backend) -> None:
+        # A refused connection is a strong signal: take the AZ out at once.
+        backend.observe(False, 1)
+
+    async def check_forever(self, http: httpx.AsyncClient) -> None:
+        backends = self.engines + ([self.canary] if self.canary else [])
+        while True:
+            results = await asyncio.gather(*(self._probe(http, b) for b in backends))
+            for backend, ok in zip(backends, results):
+                backend.observe(ok, self.threshold)
+            await asyncio.sleep(self.interval)
+
+    async def _probe(self, http: httpx.AsyncClient, backend: Backend) -> bool:
+        try:
+            resp = await http.get(f"{backend.url}/health", timeout=self.interval)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200

@@ -1,0 +1,62 @@
+"""What every sandbox HTTP service shares: JSON bodies, errors, health, uvicorn on loopback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sandbox.errors import ApiError, error_response
+from sandbox.state import LOOPBACK
+
+__all__ = ["read_json", "handle_errors", "health", "run_app", "MAX_BODY"]
+
+MAX_BODY = 16 * 1024
+Handler = Callable[..., Awaitable[Response]]
+
+
+async def read_json(request: Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
+    """The body as a JSON object; 413 when too large, 400 when not an object."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:  # a chunked body has no content-length to trust
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"body exceeds {max_bytes} bytes")
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "BAD_REQUEST", "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "BAD_REQUEST", "body must be a JSON object")
+    return data
+
+
+def handle_errors(fn: Handler) -> Handler:
+    """Turn ApiError into its JSON response (the only error shape clients see)."""
+
+    async def wrapper(request: Request, *args: Any) -> Response:
+        try:
+            return await fn(request, *args)
+        except ApiError as err:
+            return error_response(err)
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def run_app(app: Any, port: int) -> None:
+    """Serve on loopback; access logs off because URLs and headers may carry secrets."""
+    uvicorn.run(
+        app, host=LOOPBACK, port=port, log_level="warning", access_log=False,
+        timeout_keep_alive=30, lifespan="on",
+    )

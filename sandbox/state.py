@@ -1,0 +1,96 @@
+"""The sandbox directory layout and its state file (`DIR/state.json`, mode 0600).
+
+The state file is the one place other tools (chaos, loadtests) learn ports and API keys from,
+so it is written atomically: a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ZONES",
+    "TENANTS",
+    "USERS",
+    "PROVIDERS",
+    "Layout",
+    "default_dir",
+    "free_port",
+    "load_state",
+    "write_state",
+]
+
+ZONES: tuple[str, ...] = ("az-a", "az-b", "az-c")
+TENANTS: tuple[str, ...] = ("acme", "globex", "initech", "umbrella")
+USERS: tuple[str, ...] = ("u1", "u2", "u3", "u4", "u5")
+PROVIDERS: tuple[str, ...] = ("crm", "tickets")
+LOOPBACK = "127.0.0.1"
+
+
+def default_dir() -> Path:
+    """`OMNISQL_SANDBOX_DIR` or `./.sandbox`."""
+    return Path(os.environ.get("OMNISQL_SANDBOX_DIR") or ".sandbox").absolute()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths inside one sandbox directory."""
+
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def supervisor_sock(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pg_primary(self) -> Path:
+        return self.root / "pg-primary"
+
+    @property
+    def pg_replica(self) -> Path:
+        return self.root / "pg-replica"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+
+def free_port() -> int:
+    """A port free on loopback right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically with mode 0600: the file holds API keys."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def load_state(root: Path) -> dict[str, Any]:
+    """Read `root/state.json`; FileNotFoundError when no sandbox was started there."""
+    with open(Layout(root).state) as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data

@@ -1,0 +1,198 @@
+"""Process supervision with supervisord: generated config, XML-RPC over a unix socket.
+
+Each AZ is a supervisor group (`az-a`, ...), so losing an AZ is one `stopProcessGroup` call
+and restoring it one `startProcessGroup`. Shared services live in the `shared` group.
+Processes are stopped as process groups (`stopasgroup`/`killasgroup`) so uvicorn workers or
+PostgreSQL backends cannot outlive their supervisor entry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from sandbox.pgcluster import pg_bindir, redis_binary
+from sandbox.state import ZONES, Layout
+
+__all__ = ["Program", "programs_for", "render_config", "start_supervisord", "rpc",
+           "shutdown", "survivors", "kill_survivors", "pid_alive"]
+
+CANARY_ZONE = "az-c"
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    group: str
+    command: str
+    user: str | None = None
+    autorestart: bool = True
+    stopsignal: str = "TERM"
+
+
+def _py(service: str, root: Path, *extra: str) -> str:
+    return " ".join([sys.executable, "-m", "sandbox.serve", service, "--dir", str(root), *extra])
+
+
+def _zone_programs(root: Path, zone: str) -> list[Program]:
+    progs = [
+        Program(f"connector-{zone}", zone, _py("connector", root, "--zone", zone)),
+        Program(f"engine-{zone}", zone, _py("engine", root, "--zone", zone, "--name",
+                                            f"engine-{zone}")),
+    ]
+    if zone == CANARY_ZONE:
+        progs.append(Program("engine-canary", zone, _py("engine", root, "--zone", zone,
+                                                         "--name", "engine-canary")))
+    return progs
+
+
+def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
+    root, pg = layout.root, pg_bindir() / "postgres"
+    redis_port = state["redis"]["port"]
+    shared = [
+        Program("redis", "shared", f"{redis_binary()} --port {redis_port} --bind 127.0.0.1 "
+                f"--save '' --appendonly no --dir {layout.redis_dir}"),
+        # postgres: no autorestart, so a killed primary stays dead until someone acts;
+        # SIGINT is PostgreSQL's fast shutdown for a clean `down`.
+        Program("pg-primary", "shared", f"{pg} -D {layout.pg_primary}", "postgres", False, "INT"),
+        Program("pg-replica", "shared", f"{pg} -D {layout.pg_replica}", "postgres", False, "INT"),
+        *(Program(f"mock-{p}", "shared", _py("mock", root, "--name", p))
+          for p in state["providers"]),
+        Program("gateway", "shared", _py("gateway", root)),
+        Program("admin", "shared", _py("admin", root)),
+    ]
+    return shared + [p for z in ZONES for p in _zone_programs(root, z)]
+
+
+def _program_section(p: Program, layout: Layout, pythonpath: str) -> str:
+    lines = [
+        f"[program:{p.name}]", f"command={p.command}", "autostart=true",
+        f"autorestart={'true' if p.autorestart else 'false'}", "startsecs=1",
+        "startretries=3", f"stopsignal={p.stopsignal}", "stopwaitsecs=10",
+        "stopasgroup=true", "killasgroup=true", "redirect_stderr=true",
+        f"stdout_logfile={layout.logs / (p.name + '.log')}", "stdout_logfile_maxbytes=5MB",
+        "stdout_logfile_backups=1", f'environment=PYTHONPATH="{pythonpath}",PYTHONUNBUFFERED="1"',
+    ]
+    if p.user:
+        lines.append(f"user={p.user}")
+    return "\n".join(lines)
+
+
+def render_config(layout: Layout, programs: list[Program]) -> str:
+    pythonpath = str(Path(__file__).resolve().parent.parent)
+    head = f"""[unix_http_server]
+file={layout.supervisor_sock}
+chmod=0700
+
+[supervisord]
+nodaemon=true
+logfile={layout.logs / 'supervisord.log'}
+pidfile={layout.root / 'supervisord.pid'}
+childlogdir={layout.logs}
+loglevel=info
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{layout.supervisor_sock}
+"""
+    groups: dict[str, list[str]] = {}
+    for p in programs:
+        groups.setdefault(p.group, []).append(p.name)
+    sections = [_program_section(p, layout, pythonpath) for p in programs]
+    sections += [f"[group:{g}]\nprograms={','.join(names)}" for g, names in groups.items()]
+    return head + "\n" + "\n\n".join(sections) + "\n"
+
+
+def start_supervisord(layout: Layout) -> subprocess.Popen[bytes]:
+    """supervisord in the foreground of its own session: Ctrl-C in our terminal reaches us,
+    not it, so shutdown is always the orderly XML-RPC one."""
+    out = open(layout.logs / "supervisord.out", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisor_conf)],
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def rpc(layout: Layout, timeout: float = 30.0) -> Any:
+    transport = SupervisorTransport(None, None, f"unix://{layout.supervisor_sock}")
+    transport.timeout = timeout  # type: ignore[attr-defined]
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie is not alive
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def shutdown(layout: Layout, pid: int | None, timeout: float = 40.0) -> None:
+    """Ask supervisord to stop everything and exit; wait for it."""
+    try:
+        rpc(layout, timeout=5).supervisor.shutdown()
+    except (OSError, xmlrpc.client.Error):
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[-1].split()[1])
+        except OSError:
+            break
+    return pids
+
+
+def survivors(root: Path) -> list[int]:
+    """Live processes whose command line mentions the sandbox dir (ours and callers excluded)."""
+    needle, mine, found = str(root).encode(), _ancestors(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_survivors(root: Path, grace: float = 5.0) -> list[int]:
+    """Last resort after shutdown: TERM, then KILL, what is still running from this dir."""
+    pids = survivors(root)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return pids
