@@ -1,0 +1,145 @@
+"""``python -m sim``: run, validate and benchmark scenarios.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad input (the message names the
+file, the field and the line; no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its usage line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m sim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a scenario and check it")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--seed", type=int, help="run seed (default: the scenario's run.seed)")
+    run.add_argument("--replications", "-R", type=int, help="independent replications")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="PATH=VALUE", help="override a scenario value, e.g. "
+                     "topology.engine.workers_per_zone=12 (repeatable)")
+    run.add_argument("--profile", help="apply a target profile of the scenario (e.g. standin)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-s<seed>)")
+    run.add_argument("--jobs", "-j", type=int, default=0,
+                     help="worker processes for replications (default: one per core)")
+    run.add_argument("--no-plots", action="store_true", help="skip overview.png")
+
+    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", type=Path, nargs="+")
+    validate.add_argument("--profile")
+    validate.add_argument("--set", dest="overrides", action="append", default=[])
+
+    bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
+    bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
+    bench.add_argument("--duration", default="3m", help="simulated time per measurement")
+    bench.add_argument("--repeat", type=int, default=3, help="measurements per model (best kept)")
+    bench.add_argument("--memory", action="store_true",
+                       help="also measure peak memory of one simulated hour at 2,000 req/s")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=True)
+    from .scenario_file import ScenarioError
+
+    try:
+        if args.command == "run":
+            return _run(args, console)
+        if args.command == "validate":
+            return _validate(args, console)
+        from .bench import run_bench
+
+        return run_bench(args, Console())
+    except ScenarioError as exc:
+        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=False)
+        return EXIT_BAD_INPUT
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    from .scenario_file import ScenarioError, read_scenario
+
+    status = EXIT_OK
+    for path in args.scenarios:
+        try:
+            read_scenario(path, args.profile, args.overrides)
+            console.print(f"{path}: ok", highlight=False)
+        except ScenarioError as exc:
+            console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            status = EXIT_BAD_INPUT
+    return status
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from .report import build_summary, verdict_table, write_run
+    from .run import run_replications
+    from .scenario_file import ScenarioError, read_scenario
+
+    source = read_scenario(args.scenario, args.profile, args.overrides)
+    scenario = source.scenario
+    if args.replications is not None and args.replications < 1:
+        raise ScenarioError(str(args.scenario), "--replications must be at least 1")
+    replications = args.replications or scenario.run.replications
+    seed = scenario.run.seed if args.seed is None else args.seed
+    jobs = args.jobs or min(replications, os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"{scenario.name}-s{seed}"
+    started = time.perf_counter()
+    with _Progress(console, replications) as progress:
+        results = run_replications(scenario, seed, replications, jobs, progress.done)
+    summary = build_summary(scenario, results, str(args.scenario), args.profile,
+                            tuple(args.overrides))
+    data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
+    write_run(out, summary, results, data, plots=not args.no_plots)
+    Console().print(verdict_table(summary))
+    elapsed = time.perf_counter() - started
+    requests = sum(r.requests for r in results)
+    console.print(f"{requests:,} simulated requests in {elapsed:.1f}s; results in {out}/",
+                  highlight=False)
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    for check in failed:
+        console.print(f"[bold red]FAILED[/bold red] {check['name']}: {check['metric']} "
+                      f"{check['op']} {check['threshold']:g}, observed {check['observed']}",
+                      highlight=False)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+class _Progress:
+    """A progress bar over replications, shown only on a terminal for runs over ~2 s."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        from rich.progress import Progress
+
+        self.total, self.count = total, 0
+        self.progress = Progress(console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self.task = self.progress.add_task("simulating", total=total)
+
+    def __enter__(self) -> "_Progress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def done(self, index: int, result: object) -> None:
+        self.count += 1
+        self.progress.update(self.task, completed=self.count)

@@ -1,0 +1,12 @@
+"""The simulation kernel: random streams, light events, service stations and the recorder.
+
+Nothing here knows about gateways, caches or SaaS providers: the kernel is the small,
+domain-free core that the model's components are built from.
+"""
+
+from .events import schedule
+from .recorder import OUTCOMES, Recorder, Window
+from .station import Station
+from .streams import Streams, derive_seed
+
+__all__ = ["OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed", "schedule"]

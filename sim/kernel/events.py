@@ -1,0 +1,39 @@
+"""Light events: a callback at a future simulated time, without a SimPy process.
+
+A request must not cost a SimPy process (a generator plus about six events): the data
+plane is driven by callbacks on these minimal events, scheduled on SimPy's own queue
+so that ordering (time, priority, insertion counter) stays SimPy's deterministic one.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import Any, Callable
+
+import simpy
+from simpy.core import NORMAL
+
+__all__ = ["Call", "schedule"]
+
+
+class Call:
+    """What SimPy's ``Environment.step`` needs of an event, and a payload."""
+
+    __slots__ = ("callbacks", "_ok", "_value", "job", "gen")
+
+    def __init__(self, callback: Callable[["Call"], None], job: Any, gen: int) -> None:
+        self.callbacks: list[Callable[[Call], None]] | None = [callback]
+        self._ok = True
+        self._value = None
+        self.job = job
+        self.gen = gen
+
+
+def schedule(
+    env: simpy.Environment, delay: float, callback: Callable[[Call], None], job: Any, gen: int = 0
+) -> Call:
+    """Call ``callback(call)`` after ``delay`` simulated seconds; ``call.job`` is ``job``."""
+    call = Call(callback, job, gen)
+    # Environment.schedule, inlined: this is the hottest call of the simulator.
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))  # type: ignore[attr-defined]
+    return call

@@ -1,0 +1,163 @@
+"""Facts in the hot path, metrics later: per-window aggregates of a run.
+
+The recorder keeps no per-request record. Each window (``run.window`` long) holds, per
+tenant, a log-binned latency histogram (2% bins: percentiles are exact to within ±1%),
+outcome counts and the latency sum; plus named counters (cache hits, 429s, retries...)
+and, per tier, the queueing integrals of its stations. Memory grows with the number of
+windows only, never with the number of requests.
+
+An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import simpy
+
+from .station import Station
+
+__all__ = ["OUTCOMES", "Recorder", "Window", "BIN_MIN", "BIN_GROWTH", "N_BINS", "bin_value"]
+
+#: Final outcomes of a client request; index 0 is success.
+OUTCOMES = (
+    "ok",
+    "timeout",
+    "rate_limited",
+    "unauthorized",
+    "unavailable",
+    "overload",
+    "provider_error",
+    "capped",
+)
+N_BINS = 1000
+BIN_MIN = 1e-4  # seconds: bin 0 holds everything faster than 100 µs
+BIN_GROWTH = 1.02
+_INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
+TIER_FIELDS = ("started", "waited", "wait_sum", "busy_area", "capacity_area", "rejected", "dropped")
+
+
+def bin_value(index: np.ndarray | int) -> np.ndarray | float:
+    """The representative latency of a bin: its geometric midpoint (0 for bin 0)."""
+    value = BIN_MIN * BIN_GROWTH ** (np.asarray(index) + 0.5)
+    return np.where(np.asarray(index) == 0, 0.5 * BIN_MIN, value)
+
+
+class Window:
+    """Aggregates of one window: ``[start, start + length)``."""
+
+    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers")
+
+    def __init__(self, start: float, n_tenants: int) -> None:
+        self.start = start
+        self.hist = [[0] * N_BINS for _ in range(n_tenants)]
+        self.outcomes = [[0] * len(OUTCOMES) for _ in range(n_tenants)]
+        self.latency_sum = [0.0] * n_tenants
+        self.counters: dict[str, int] = {}
+        self.tiers: dict[str, tuple[float, ...]] = {}
+
+
+class Recorder:
+    """Collects windows while the model runs; :meth:`arrays` hands them to the metrics."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        window: float,
+        tenants: Sequence[str],
+        trace: bool = False,
+    ) -> None:
+        self.env, self.window, self.tenants = env, window, tuple(tenants)
+        self.windows: list[Window] = []
+        self.current = Window(0.0, len(self.tenants))
+        self.tiers: dict[str, list[Station]] = {}
+        self.sources: list[tuple[str, Any, tuple[str, ...]]] = []
+        self.trace: list[tuple[float, int, str]] | None = [] if trace else None
+        env.process(self._tick())
+
+    def add_tier(self, name: str, stations: Sequence[Station]) -> None:
+        self.tiers[name] = list(stations)
+
+    def add_counters(self, prefix: str, source: Any, names: Sequence[str]) -> None:
+        """Integer attributes of ``source`` (or per-tenant lists of them), read and reset at
+        every window boundary as counters ``prefix.name`` (``prefix.name[tenant]``)."""
+        self.sources.append((prefix, source, tuple(names)))
+
+    # -- hot path ---------------------------------------------------------------------
+
+    def request(self, tenant: int, latency: float, outcome: int) -> None:
+        """A client request ended (after all its retries)."""
+        w = self.current
+        if latency > BIN_MIN:
+            index = int(math.log(latency / BIN_MIN) * _INV_LOG_GROWTH)
+            w.hist[tenant][index if index < N_BINS else N_BINS - 1] += 1
+        else:
+            w.hist[tenant][0] += 1
+        w.outcomes[tenant][outcome] += 1
+        w.latency_sum[tenant] += latency
+
+    def log(self, request_id: int, event: str) -> None:
+        if self.trace is not None:
+            self.trace.append((self.env.now, request_id, event))
+
+    # -- windows ----------------------------------------------------------------------
+
+    def _tick(self) -> Iterator[simpy.Event]:
+        while True:
+            yield self.env.timeout(self.window)
+            self.close_window()
+
+    def close_window(self) -> None:
+        """Seal the current window (at a boundary, or at the end of the run)."""
+        w = self.current
+        if self.env.now <= w.start:
+            return
+        for prefix, source, names in self.sources:
+            for name in names:
+                value = getattr(source, name)
+                if isinstance(value, list):
+                    for i, n in enumerate(value):
+                        w.counters[f"{prefix}.{name}[{self.tenants[i]}]"] = n
+                    setattr(source, name, [0] * len(value))
+                else:
+                    w.counters[f"{prefix}.{name}"] = value
+                    setattr(source, name, 0)
+        for name, stations in self.tiers.items():
+            totals = [0.0] * len(TIER_FIELDS)
+            for station in stations:
+                station.sample_areas()
+                for i, field in enumerate(TIER_FIELDS):
+                    totals[i] += getattr(station, field)
+                    setattr(station, field, 0.0 if isinstance(getattr(station, field), float) else 0)
+            w.tiers[name] = tuple(totals)
+        self.windows.append(w)
+        self.current = Window(self.env.now, len(self.tenants))
+
+    def arrays(self) -> dict[str, Any]:
+        """The windows as numpy arrays (window, tenant, ...) for :mod:`sim.metrics`."""
+        windows = self.windows
+        counter_names = sorted({k for w in windows for k in w.counters})
+        tier_names = list(self.tiers)
+        return {
+            "start": np.array([w.start for w in windows], dtype=float),
+            "hist": np.array([w.hist for w in windows], dtype=np.int64).reshape(
+                len(windows), len(self.tenants), N_BINS
+            ),
+            "outcomes": np.array([w.outcomes for w in windows], dtype=np.int64).reshape(
+                len(windows), len(self.tenants), len(OUTCOMES)
+            ),
+            "latency_sum": np.array([w.latency_sum for w in windows], dtype=float).reshape(
+                len(windows), len(self.tenants)
+            ),
+            "counter_names": counter_names,
+            "counters": np.array(
+                [[w.counters.get(k, 0) for k in counter_names] for w in windows], dtype=np.int64
+            ).reshape(len(windows), len(counter_names)),
+            "tier_names": tier_names,
+            "tiers": np.array(
+                [[w.tiers.get(t, (0.0,) * len(TIER_FIELDS)) for t in tier_names] for w in windows],
+                dtype=float,
+            ).reshape(len(windows), len(tier_names), len(TIER_FIELDS)),
+        }

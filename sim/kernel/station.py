@@ -1,0 +1,130 @@
+"""A multi-server FIFO station: the queueing building block of every tier.
+
+``capacity`` servers, an optional queue limit, and a service made of phases: ``serve(job)``
+gives the first holding time; when it ends, ``after(job)`` either returns another holding
+time (the server stays with the job: a connector waiting out a Retry-After) or ``None``
+(the server is released and the job moves on). Jobs carry ``t_enq`` and ``alive``.
+
+A station can fail (all its work is lost, completions already scheduled are ignored
+through a generation counter) and be restored. Busy time is integrated exactly for
+utilisation; waits are summed for the mean queue wait.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from heapq import heappush
+from typing import Any, Callable
+
+import simpy
+from simpy.core import NORMAL
+
+from .events import Call, schedule
+
+__all__ = ["Station"]
+
+
+class Station:
+    """A FIFO queue in front of ``capacity`` identical servers."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        capacity: int,
+        serve: Callable[[Any], float],
+        after: Callable[[Any], float | None],
+        queue_limit: int | None = None,
+        drop_expired: bool = False,
+    ) -> None:
+        self.env, self.name, self.capacity = env, name, capacity
+        self.serve, self.after = serve, after
+        self.queue_limit = queue_limit
+        self.drop_expired = drop_expired
+        self.queue: deque[Any] = deque()
+        self.busy = 0
+        self.gen = 0
+        # Statistics, read and reset by the recorder at each window boundary.
+        self.busy_area = 0.0
+        self.capacity_area = 0.0
+        self._last = env.now  # busy_area is integrated up to here
+        self._cap_last = env.now  # capacity_area is integrated up to here
+        self.started = 0
+        self.waited = 0
+        self.wait_sum = 0.0
+        self.rejected = 0
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return f"Station({self.name!r}, busy={self.busy}/{self.capacity}, queued={len(self.queue)})"
+
+    def submit(self, job: Any) -> bool:
+        """Queue or start ``job``; ``False`` if the queue is full or the station is down."""
+        if self.busy < self.capacity:
+            job.t_enq = self.env._now
+            self._start(job)
+            return True
+        if self.capacity == 0 or (
+            self.queue_limit is not None and len(self.queue) >= self.queue_limit
+        ):
+            self.rejected += 1
+            return False
+        job.t_enq = self.env._now
+        self.queue.append(job)
+        return True
+
+    def _start(self, job: Any) -> None:
+        now = self.env._now
+        self.busy_area += self.busy * (now - self._last)
+        self._last = now
+        self.busy += 1
+        wait = now - job.t_enq
+        self.started += 1
+        if wait > 0.0:
+            self.waited += 1
+            self.wait_sum += wait
+        env = self.env
+        call = Call(self._phase_done, job, self.gen)  # kernel.events.schedule, inlined
+        heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), call))
+
+    def _phase_done(self, call: Call) -> None:
+        if call.gen != self.gen:
+            return  # the station failed while this job was in service
+        job = call.job
+        more = self.after(job)
+        if more is not None:
+            schedule(self.env, more, self._phase_done, job, self.gen)
+            return
+        now = self.env._now
+        self.busy_area += self.busy * (now - self._last)
+        self._last = now
+        self.busy -= 1
+        queue = self.queue
+        while queue and self.busy < self.capacity:
+            nxt = queue.popleft()
+            if self.drop_expired and not nxt.alive:
+                self.dropped += 1
+                continue
+            self._start(nxt)
+
+    def fail(self) -> list[Any]:
+        """Lose every server and queued job; return the queued jobs (in-service ones are
+        the caller's to account for). Completions already scheduled become no-ops."""
+        self.sample_areas()
+        lost = list(self.queue)
+        self.queue.clear()
+        self.gen += 1
+        self.busy = 0
+        self.capacity = 0
+        return lost
+
+    def restore(self, capacity: int) -> None:
+        self.sample_areas()
+        self.capacity = capacity
+
+    def sample_areas(self) -> None:
+        """Bring the busy and capacity integrals up to now (called at window boundaries)."""
+        now = self.env._now
+        self.busy_area += self.busy * (now - self._last)
+        self.capacity_area += self.capacity * (now - self._cap_last)
+        self._last = self._cap_last = now

@@ -1,0 +1,151 @@
+"""Clients: per-attempt timeouts and retries with backoff and an optional retry budget.
+
+Timeouts cost no event per request: attempts are kept in a FIFO in start order, which
+is deadline order because every attempt has the same timeout, and a single timer is
+armed for the oldest attempt still alive.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+from ..kernel import Recorder, Streams, schedule
+from ..kernel.events import Call
+from ..scenario import Retries
+from ..kernel.recorder import OUTCOMES
+from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
+
+if TYPE_CHECKING:
+    import simpy
+
+__all__ = ["Client", "Backoff", "RetryBudget"]
+
+
+class Backoff:
+    """Delay before retry ``n`` (1-based) under one of the classic strategies."""
+
+    def __init__(self, spec: Retries, streams: Streams) -> None:
+        self.strategy, self.base, self.cap = spec.backoff, spec.base, spec.cap
+        self.rng = streams.get("client.backoff")
+
+    def delay(self, request: Request, n: int) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** (n - 1))
+        strategy = self.strategy
+        if strategy == "none":
+            return 0.0
+        if strategy == "exponential":
+            return ceiling
+        if strategy == "full_jitter":
+            return self.rng.uniform(0.0, ceiling)
+        if strategy == "equal_jitter":
+            return ceiling / 2.0 + self.rng.uniform(0.0, ceiling / 2.0)
+        previous = request.backoff or self.base  # decorrelated jitter
+        request.backoff = min(self.cap, self.rng.uniform(self.base, previous * 3.0))
+        return request.backoff
+
+
+class RetryBudget:
+    """Retries may not exceed ``ratio`` of first attempts: every first attempt earns
+    ``ratio`` of a token (up to ``reserve`` saved), every retry spends one."""
+
+    def __init__(self, ratio: float | None, reserve: float = 100.0) -> None:
+        self.ratio, self.reserve = ratio, reserve
+        self.tokens = reserve if ratio is not None else 0.0
+
+    def earn(self) -> None:
+        if self.ratio is not None:
+            self.tokens = min(self.reserve, self.tokens + self.ratio)
+
+    def spend(self) -> bool:
+        if self.ratio is None:
+            return True
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Client:
+    """Sends each request through ``enter`` and turns attempt outcomes into results."""
+
+    def __init__(self, env: "simpy.Environment", spec: Retries, timeout: float,
+                 streams: Streams, recorder: Recorder) -> None:
+        self.env, self.timeout, self.recorder = env, timeout, recorder
+        self.max_attempts = spec.max_attempts
+        self.retry_on = frozenset(OUTCOME_INDEX[o] for o in spec.on)
+        self.backoff = Backoff(spec, streams)
+        self.budget = RetryBudget(spec.budget)
+        self.enter: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
+        self.release: Callable[[Attempt], None] = lambda attempt: None
+        self._pending: deque[Attempt] = deque()
+        self._armed = False
+        self.trace = recorder.trace is not None
+        # Counters, read and reset by the recorder at each window boundary.
+        self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
+        recorder.add_counters("client", self, ("requests", "attempts", "retries",
+                                               "retries_denied", "wasted"))
+
+    def send(self, request: Request) -> None:
+        """A new client request: its first attempt."""
+        self.budget.earn()
+        self.requests += 1
+        self._attempt(request)
+
+    def _attempt(self, request: Request) -> None:
+        request.attempts += 1
+        attempt = Attempt(request, -1, self.env._now)
+        self.attempts += 1
+        if self.trace:
+            self.recorder.log(request.id, "attempt")
+        self._pending.append(attempt)
+        if not self._armed:
+            self._arm()
+        self.enter(attempt)
+
+    def finish(self, attempt: Attempt, outcome: int) -> None:
+        """An attempt ended; outcomes of attempts the client gave up on are wasted work."""
+        if not attempt.alive:
+            self.wasted += 1
+            return
+        attempt.alive = False
+        if attempt.slot:
+            self.release(attempt)
+        request = attempt.request
+        if outcome != OK and outcome in self.retry_on and request.attempts < self.max_attempts:
+            if self.budget.spend():
+                self.retries += 1
+                delay = self.backoff.delay(request, request.attempts)
+                schedule(self.env, delay, self._retry, request)
+                return
+            self.retries_denied += 1
+        if self.trace:
+            self.recorder.log(request.id, "ok" if outcome == OK else OUTCOMES[outcome])
+        self.recorder.request(request.tenant, self.env._now - request.t0, outcome)
+
+    def inflight(self) -> list[Attempt]:
+        """Every attempt still alive (they are all in the timeout FIFO)."""
+        return [attempt for attempt in self._pending if attempt.alive]
+
+    def _retry(self, call: Call) -> None:
+        self._attempt(call.job)
+
+    def _arm(self) -> None:
+        pending = self._pending
+        while pending and not pending[0].alive:
+            pending.popleft()
+        if pending:
+            self._armed = True
+            delay = pending[0].start + self.timeout - self.env.now
+            schedule(self.env, max(0.0, delay), self._expire, None)
+        else:
+            self._armed = False
+
+    def _expire(self, call: Call) -> None:
+        deadline = self.env.now - self.timeout + 1e-12
+        pending = self._pending
+        while pending and (not pending[0].alive or pending[0].start <= deadline):
+            attempt = pending.popleft()
+            if attempt.alive:
+                self.finish(attempt, TIMEOUT)
+        self._arm()

@@ -1,0 +1,95 @@
+"""The connector fleet: stateless workers per zone calling SaaS providers.
+
+A worker holds its slot for the whole provider interaction. On a 429 it may wait out
+the provider's Retry-After (capped at ``max_wait``) and call again, still holding the
+slot: this is how a rate-limit flood ties up the shared pool and hurts other tenants.
+A successful fetch writes the result to the cache. ``enabled: false`` makes SaaS calls
+instant, which turns the tier off for textbook checks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..kernel import Recorder, Station
+from ..scenario import Connectors as ConnectorSpec
+from .cache import ResultCache
+from .provider import Provider
+from .request import OK, OVERLOAD, RATE_LIMITED, TIMEOUT, UNAUTHORIZED, Attempt
+
+if TYPE_CHECKING:
+    import simpy
+
+    from .client import Client
+    from .zone import Zone
+
+__all__ = ["Connectors"]
+
+_CALLING, _WAITING = 1, 2
+
+
+class Connectors:
+    """Connector stations, one per zone, and the providers they call."""
+
+    def __init__(self, env: "simpy.Environment", spec: ConnectorSpec, zones: list["Zone"],
+                 providers: list[Provider], target_provider: list[int], cache: ResultCache,
+                 client: "Client", recorder: Recorder) -> None:
+        self.env, self.spec, self.cache, self.client = env, spec, cache, client
+        self.recorder = recorder
+        self.providers = providers
+        self.target_provider = target_provider  # target index → provider index
+        self.stations = []
+        n_tenants = len(recorder.tenants)
+        self.calls = self.timeouts = 0
+        self.rate_limited, self.unauthorized = [0] * n_tenants, [0] * n_tenants
+        recorder.add_counters("connector", self, ("calls", "timeouts", "rate_limited",
+                                                  "unauthorized"))
+        if spec.enabled:
+            for zone in zones:
+                station = Station(env, f"{zone.name}.connector", spec.workers_per_zone,
+                                  self._call, self._after, spec.queue_limit)
+                zone.add_station(station)
+                self.stations.append(station)
+
+    def submit(self, attempt: Attempt) -> None:
+        if not self.spec.enabled:
+            self.cache.store(attempt.request.key, self.env.now)
+            self.client.finish(attempt, OK)
+        elif not self.stations[attempt.zone].submit(attempt):
+            self.client.finish(attempt, OVERLOAD)
+
+    def _call(self, attempt: Attempt) -> float:
+        """Call the provider now; the outcome is known when the answer arrives."""
+        request = attempt.request
+        provider = self.providers[self.target_provider[request.target]]
+        attempt.calls += 1
+        attempt.phase = _CALLING
+        self.calls += 1
+        outcome, latency = provider.call(request.tenant, self.env._now)
+        if latency > self.spec.timeout:
+            outcome, latency = TIMEOUT, self.spec.timeout
+            self.timeouts += 1
+        elif outcome == RATE_LIMITED:
+            self.rate_limited[request.tenant] += 1
+        elif outcome == UNAUTHORIZED:
+            self.unauthorized[request.tenant] += 1
+        attempt.outcome = outcome
+        return latency
+
+    def _after(self, attempt: Attempt) -> float | None:
+        retries = self.spec.retries
+        if attempt.phase == _WAITING:
+            return self._call(attempt)
+        if (
+            attempt.outcome == RATE_LIMITED
+            and attempt.alive
+            and retries.honour_retry_after
+            and attempt.calls < retries.max_attempts
+        ):
+            attempt.phase = _WAITING
+            provider = self.providers[self.target_provider[attempt.request.target]]
+            return min(provider.retry_after, retries.max_wait)
+        if attempt.outcome == OK:
+            self.cache.store(attempt.request.key, self.env.now)
+        self.client.finish(attempt, attempt.outcome)
+        return None

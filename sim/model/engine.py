@@ -1,0 +1,66 @@
+"""The query engine: a worker pool per zone, then the result-cache lookup.
+
+An engine worker parses and plans the query and looks its result up in the cache (the
+lookup is part of its service time); on a hit the answer goes back, on a miss the query
+moves on to a connector worker and the engine worker is free again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ..kernel import Recorder, Station, Streams
+from ..scenario import Engine as EngineSpec
+from .cache import ResultCache
+from .request import OK, OVERLOAD, Attempt
+
+if TYPE_CHECKING:
+    import simpy
+
+    from .client import Client
+    from .zone import Zone
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Engine stations, one per zone."""
+
+    def __init__(self, env: "simpy.Environment", spec: EngineSpec, zones: list["Zone"],
+                 cache: ResultCache, cache_latency: Callable[[], float] | None,
+                 client: "Client", streams: Streams, recorder: Recorder) -> None:
+        self.env, self.spec, self.cache, self.client = env, spec, cache, client
+        self.recorder = recorder
+        self.version = spec.version
+        self.factor = 1.0  # latency injection
+        self.cache_factor = 1.0
+        self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
+        service = spec.service_time.sampler(streams.numpy("engine.service"))
+        if cache_latency is None:
+            self._service = lambda attempt: service() * self.factor
+        else:
+            self._service = lambda attempt: (
+                service() * self.factor + cache_latency() * self.cache_factor
+            )
+        self.wasted = 0
+        recorder.add_counters("engine", self, ("wasted",))
+        self.stations = []
+        for zone in zones:
+            station = Station(env, f"{zone.name}.engine", spec.workers_per_zone,
+                              self._service, self._served, spec.queue_limit, spec.drop_expired)
+            zone.add_station(station)
+            self.stations.append(station)
+
+    def submit(self, attempt: Attempt) -> None:
+        if not self.stations[attempt.zone].submit(attempt):
+            self.client.finish(attempt, OVERLOAD)
+
+    def _served(self, attempt: Attempt) -> None:
+        if not attempt.alive:
+            self.wasted += 1
+            return None
+        if self.cache.lookup(attempt.request.key, self.env._now):
+            self.client.finish(attempt, OK)
+        else:
+            self.fetch(attempt)
+        return None

@@ -1,0 +1,144 @@
+"""The gateway: the load balancer's health checks, routing, and per-user admission.
+
+The load balancer spreads attempts evenly over the zones it believes healthy. It learns
+of a zone's loss only through health checks (``failure_threshold`` failed probes at
+``interval``), so detection takes real time, during which attempts routed to the lost
+zone fail (or hang, for a black-holed zone). With no healthy zone it fails open.
+
+Admission enforces per-user concurrency caps from the policy table (SOP-101).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from ..kernel import Recorder, Station, Streams
+from ..scenario import Gateway as GatewaySpec
+from .request import CAPPED, OVERLOAD, UNAVAILABLE, Attempt
+
+if TYPE_CHECKING:
+    import simpy
+
+    from .client import Client
+    from .zone import Zone
+
+__all__ = ["Gateway"]
+
+
+class Gateway:
+    """Routes attempts to zones and admits them; ``forward`` hands them to the engine."""
+
+    def __init__(self, env: "simpy.Environment", spec: GatewaySpec, zones: list["Zone"],
+                 client: "Client", tenants: list[str], streams: Streams,
+                 recorder: Recorder) -> None:
+        self.env, self.spec, self.zones, self.client = env, spec, zones, client
+        self.recorder = recorder
+        self.tenants = tenants
+        self.rng = streams.get("gateway.routing")
+        self.healthy = [True] * len(zones)
+        self.routable = list(range(len(zones)))
+        self._fails = [0] * len(zones)
+        self._passes = [0] * len(zones)
+        self.forward: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
+        # Policy table: tenant → (cap for every user or None, {user: cap}); in-flight counts.
+        self.caps: dict[int, tuple[int | None, dict[int, int]]] = {}
+        self.inflight: dict[tuple[int, int], int] = {}
+        for cap in spec.user_caps:
+            self.set_cap(cap.tenant, cap.user, cap.max_concurrency)
+        self.capped = self.unhealthy_marks = 0
+        recorder.add_counters("gateway", self, ("capped", "unhealthy_marks"))
+        self.stations: list[Station] = []
+        self.factor = 1.0  # latency injection multiplies the service time
+        if spec.workers_per_zone > 0:
+            service = spec.service_time.sampler(streams.numpy("gateway.service"))
+            for zone in zones:
+                station = Station(env, f"{zone.name}.gateway", spec.workers_per_zone,
+                                  lambda a, s=service: s() * self.factor, self._served)
+                zone.add_station(station)
+                self.stations.append(station)
+        env.process(self._health_checks())
+
+    # -- narrow methods for mitigations -------------------------------------------------
+
+    def set_cap(self, tenant: str, user: str, max_concurrency: int | None) -> None:
+        """Apply (or with ``None`` remove) a per-user concurrency cap; ``user="*"`` = all."""
+        index = self.tenants.index(tenant)
+        every, users = self.caps.get(index, (None, {}))
+        if user == "*":
+            every = max_concurrency
+        elif max_concurrency is None:
+            users.pop(int(user.lstrip("u")) - 1, None)
+        else:
+            users[int(user.lstrip("u")) - 1] = max_concurrency
+        if every is None and not users:
+            self.caps.pop(index, None)
+        else:
+            self.caps[index] = (every, users)
+
+    # -- data path ----------------------------------------------------------------------
+
+    def accept(self, attempt: Attempt) -> None:
+        routable = self.routable
+        z = routable[int(self.rng.random() * len(routable))]
+        attempt.zone = z
+        zone = self.zones[z]
+        if not zone.up:
+            if not zone.blackhole:
+                self.client.finish(attempt, UNAVAILABLE)
+            return  # a black hole: the client's timeout will end it
+        request = attempt.request
+        if request.tenant in self.caps and not self._admit(attempt):
+            self.capped += 1
+            self.client.finish(attempt, CAPPED)
+            return
+        if self.stations:
+            if not self.stations[z].submit(attempt):
+                self.client.finish(attempt, OVERLOAD)
+        else:
+            self.forward(attempt)
+
+    def _served(self, attempt: Attempt) -> None:
+        if attempt.alive:
+            self.forward(attempt)
+        return None
+
+    def _admit(self, attempt: Attempt) -> bool:
+        request = attempt.request
+        every, users = self.caps[request.tenant]
+        cap = users.get(request.user, every)
+        if cap is None:
+            return True
+        key = (request.tenant, request.user)
+        used = self.inflight.get(key, 0)
+        if used >= cap:
+            return False
+        self.inflight[key] = used + 1
+        attempt.slot = True
+        return True
+
+    def release(self, attempt: Attempt) -> None:
+        """An attempt that held a concurrency slot ended: free the slot."""
+        key = (attempt.request.tenant, attempt.request.user)
+        self.inflight[key] -= 1
+        attempt.slot = False
+
+    # -- health checks ------------------------------------------------------------------
+
+    def _health_checks(self) -> Iterator["simpy.Event"]:
+        check = self.spec.health_check
+        while True:
+            yield self.env.timeout(check.interval)
+            for z, zone in enumerate(self.zones):
+                if zone.up:
+                    self._passes[z] += 1
+                    self._fails[z] = 0
+                else:
+                    self._fails[z] += 1
+                    self._passes[z] = 0
+                if self.healthy[z] and self._fails[z] >= check.failure_threshold:
+                    self.healthy[z] = False
+                    self.unhealthy_marks += 1
+                elif not self.healthy[z] and self._passes[z] >= check.success_threshold:
+                    self.healthy[z] = True
+            healthy = [z for z, ok in enumerate(self.healthy) if ok]
+            self.routable = healthy or list(range(len(self.zones)))  # fail open

@@ -1,0 +1,90 @@
+"""Third-party SaaS providers: latency, token-bucket rate limits, OAuth tokens, outages.
+
+Rate limits are token buckets refilled lazily at call time (no events): one per tenant
+and one for the whole OmniSQL app, as SaaS APIs commonly enforce both. A call needs a
+token from each; otherwise it is answered 429 with the provider's Retry-After.
+"""
+
+from __future__ import annotations
+
+from ..kernel import Streams
+from ..scenario import Provider as ProviderSpec
+from .request import OK, PROVIDER_ERROR, RATE_LIMITED, UNAUTHORIZED
+
+__all__ = ["Provider", "TokenBucket"]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved; refilled when asked."""
+
+    __slots__ = ("rate", "burst", "tokens", "last")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, 0.0
+
+    def take(self, now: float) -> bool:
+        tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+    def peek(self, now: float) -> bool:
+        return min(self.burst, self.tokens + (now - self.last) * self.rate) >= 1.0
+
+
+class Provider:
+    """One SaaS API as the connectors see it."""
+
+    def __init__(self, name: str, spec: ProviderSpec, n_tenants: int, streams: Streams) -> None:
+        self.name = name
+        self.latency = spec.latency.sampler(streams.numpy(f"provider.{name}.latency"))
+        self.reject_latency = spec.reject_latency.sampler(streams.numpy(f"provider.{name}.reject"))
+        self.errors = streams.get(f"provider.{name}.errors")
+        self.error_rate = spec.error_rate
+        self.retry_after = spec.rate_limit.retry_after
+        self.factor = 1.0
+        self.outage = False
+        self.revoked = [False] * n_tenants
+        limit = spec.rate_limit
+        self.tenant_buckets: list[TokenBucket] | None = None
+        if limit.per_tenant is not None:
+            burst = limit.per_tenant_burst or max(1.0, limit.per_tenant)
+            self.tenant_buckets = [TokenBucket(limit.per_tenant, burst) for _ in range(n_tenants)]
+        self.app_bucket: TokenBucket | None = None
+        if limit.app is not None:
+            self.app_bucket = TokenBucket(limit.app, limit.app_burst or max(1.0, limit.app))
+
+    def call(self, tenant: int, now: float) -> tuple[int, float]:
+        """The outcome of one API call made now, and how long it takes to answer."""
+        if self.outage:
+            return PROVIDER_ERROR, self.reject_latency()
+        if self.revoked[tenant]:
+            return UNAUTHORIZED, self.reject_latency()
+        if not self._admit(tenant, now):
+            return RATE_LIMITED, self.reject_latency()
+        latency = self.latency() * self.factor
+        if self.error_rate and self.errors.random() < self.error_rate:
+            return PROVIDER_ERROR, latency
+        return OK, latency
+
+    def _admit(self, tenant: int, now: float) -> bool:
+        tenant_bucket = self.tenant_buckets[tenant] if self.tenant_buckets else None
+        app = self.app_bucket
+        # Take from both or neither: a call refused by one bucket spends nothing.
+        if tenant_bucket is not None and not tenant_bucket.peek(now):
+            return False
+        if app is not None and not app.take(now):
+            return False
+        return tenant_bucket is None or tenant_bucket.take(now)
+
+    # -- narrow methods for faults and mitigations --------------------------------------
+
+    def revoke(self, tenants: list[int]) -> None:
+        for tenant in tenants:
+            self.revoked[tenant] = True
+
+    def refresh(self, tenant: int) -> None:
+        self.revoked[tenant] = False

@@ -1,0 +1,57 @@
+"""A client request and its attempts, the jobs that flow through the tiers.
+
+A :class:`Request` is what a tenant's user asked for; each try of it through the stack
+is an :class:`Attempt`. An attempt dies when it ends (success, error, or the client's
+timeout); work still queued or in service for a dead attempt is wasted work, which is
+what makes retry storms and metastable overload visible.
+"""
+
+from __future__ import annotations
+
+from ..kernel.recorder import OUTCOMES
+
+__all__ = ["Request", "Attempt", "OK", "TIMEOUT", "RATE_LIMITED", "UNAUTHORIZED",
+           "UNAVAILABLE", "OVERLOAD", "PROVIDER_ERROR", "CAPPED", "OUTCOME_INDEX"]
+
+OUTCOME_INDEX = {name: i for i, name in enumerate(OUTCOMES)}
+OK = OUTCOME_INDEX["ok"]
+TIMEOUT = OUTCOME_INDEX["timeout"]
+RATE_LIMITED = OUTCOME_INDEX["rate_limited"]
+UNAUTHORIZED = OUTCOME_INDEX["unauthorized"]
+UNAVAILABLE = OUTCOME_INDEX["unavailable"]
+OVERLOAD = OUTCOME_INDEX["overload"]
+PROVIDER_ERROR = OUTCOME_INDEX["provider_error"]
+CAPPED = OUTCOME_INDEX["capped"]
+
+
+class Request:
+    """One client query: who asked, for which result key, and since when."""
+
+    __slots__ = ("id", "tenant", "user", "target", "key", "t0", "attempts", "backoff")
+
+    def __init__(self, rid: int, tenant: int, user: int, target: int, key: int, t0: float) -> None:
+        self.id = rid
+        self.tenant = tenant
+        self.user = user
+        self.target = target  # index into the model's connector.object targets
+        self.key = key  # result-cache key
+        self.t0 = t0
+        self.attempts = 0
+        self.backoff = 0.0  # last backoff, for decorrelated jitter
+
+
+class Attempt:
+    """One try of a request through gateway → engine → cache → connector."""
+
+    __slots__ = ("request", "zone", "start", "alive", "t_enq", "phase", "calls", "outcome", "slot")
+
+    def __init__(self, request: Request, zone: int, start: float) -> None:
+        self.request = request
+        self.zone = zone
+        self.start = start
+        self.alive = True
+        self.t_enq = start
+        self.phase = 0  # connector state machine
+        self.calls = 0  # provider calls made by the connector for this attempt
+        self.outcome = OK
+        self.slot = False  # holds one of its user's concurrency slots at the gateway

@@ -1,0 +1,103 @@
+"""The system: OmniSQL's data plane built from a scenario and wired together.
+
+Build phase: zones, cache, providers, engine, connectors, gateway, client, workload.
+Wire phase: client → gateway → engine → (cache) → connectors → client. Faults are then
+started as processes. The run loop itself lives in :mod:`sim.run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from ..kernel import Recorder, Streams
+from ..scenario import Scenario
+from .cache import ResultCache
+from .client import Client
+from .connector import Connectors
+from .engine import Engine
+from .faults import start_faults
+from .gateway import Gateway
+from .metadata import MetadataStore
+from .provider import Provider
+from .workload import Workload
+from .zone import Zone
+
+__all__ = ["System", "FaultMark", "targets_of"]
+
+
+@dataclass(frozen=True)
+class FaultMark:
+    """A fault on the run's timeline: when it started and ended, and what it did."""
+
+    kind: str
+    start: float
+    end: float | None
+    detail: str
+
+
+def targets_of(scenario: Scenario) -> list[str]:
+    """Every ``connector.object`` the providers offer, in a stable order."""
+    return [f"{name}.{obj}" for name, p in scenario.topology.providers.items() for obj in p.objects]
+
+
+class System:
+    """All components of one run, built from the scenario."""
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, streams: Streams,
+                 recorder: Recorder) -> None:
+        self.env, self.scenario, self.streams, self.recorder = env, scenario, streams, recorder
+        topo = scenario.topology
+        self.zone_names = list(topo.zones)
+        self.tenant_names = list(scenario.workload.tenants)
+        self.provider_names = list(topo.providers)
+        self.targets = targets_of(scenario)
+        self.marks: list[FaultMark] = []
+        self._open: dict[int, int] = {}
+
+        self.zones = [Zone(i, name) for i, name in enumerate(self.zone_names)]
+        keys_per_tenant = len(self.targets) * topo.cache.keys
+        self.cache = ResultCache(topo.cache, len(self.zones), recorder, keys_per_tenant)
+        self.providers = [
+            Provider(name, spec, len(self.tenant_names), streams)
+            for name, spec in topo.providers.items()
+        ]
+        self.metadata = MetadataStore(topo.metadata, self.zone_names, streams)
+        self.client = Client(env, topo.gateway.retries, topo.gateway.timeout, streams, recorder)
+        self.gateway = Gateway(env, topo.gateway, self.zones, self.client, self.tenant_names,
+                               streams, recorder)
+        cache_latency = (
+            topo.cache.latency.sampler(streams.numpy("cache.latency")) if topo.cache.enabled else None
+        )
+        self.engine = Engine(env, topo.engine, self.zones, self.cache, cache_latency,
+                             self.client, streams, recorder)
+        target_provider = [self.provider_names.index(t.split(".")[0]) for t in self.targets]
+        self.connectors = Connectors(env, topo.connectors, self.zones, self.providers,
+                                     target_provider, self.cache, self.client, recorder)
+        self._wire()
+        self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
+        start_faults(self)
+
+    def _wire(self) -> None:
+        self.client.enter = self.gateway.accept
+        self.client.release = self.gateway.release
+        self.gateway.forward = self.engine.submit
+        self.engine.fetch = self.connectors.submit
+        self.recorder.add_tier("gateway", self.gateway.stations)
+        self.recorder.add_tier("engine", self.engine.stations)
+        self.recorder.add_tier("connector", self.connectors.stations)
+
+    def provider(self, name: str) -> Provider:
+        return self.providers[self.provider_names.index(name)]
+
+    def mark(self, fault: Any, detail: str) -> None:
+        """A fault started now (it ends at :meth:`mark_end`, or with the run)."""
+        self._open[id(fault)] = len(self.marks)
+        self.marks.append(FaultMark(fault.kind, self.env.now, None, detail))
+
+    def mark_end(self, fault: Any) -> None:
+        index = self._open.pop(id(fault))
+        mark = self.marks[index]
+        self.marks[index] = FaultMark(mark.kind, mark.start, self.env.now, mark.detail)

@@ -1,0 +1,179 @@
+"""The workload: tenants' open-loop Poisson arrivals and what each query asks for.
+
+Arrival rates follow the scenario's profile (piecewise linear, or a diurnal cosine) times
+any traffic surge of the tenant; a non-homogeneous Poisson process is drawn by thinning
+against a per-segment upper bound, so constant stretches cost one draw per arrival.
+Each tenant has its own arrival and attribute streams: scenarios that differ only in
+faults see the same queries at the same times (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import accumulate
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ..distributions import BLOCK
+from ..kernel import Streams, schedule
+from ..kernel.events import Call
+from ..scenario import Diurnal, Scenario, TrafficSurge
+from .request import Request
+
+if TYPE_CHECKING:
+    import simpy
+
+__all__ = ["RateFunction", "Workload", "zipf_cdf"]
+
+
+def zipf_cdf(n: int, s: float) -> list[float]:
+    """Cumulative Zipf(s) popularity over ranks 1..n (s = 0 is uniform)."""
+    weights = [1.0 / (rank**s) for rank in range(1, n + 1)]
+    total = sum(weights)
+    cdf = [w / total for w in accumulate(weights)]
+    cdf[-1] = 1.0
+    return cdf
+
+
+class RateFunction:
+    """A tenant's arrival rate over time and a piecewise-constant upper bound for thinning."""
+
+    def __init__(self, base: float, scenario: Scenario, tenant: str) -> None:
+        self.base = base
+        self.profile = scenario.workload.profile
+        self.surges = [
+            f for f in scenario.faults if isinstance(f, TrafficSurge) and f.tenant == tenant
+        ]
+        self.segments = self._segments(scenario.run.duration)
+
+    def profile_scale(self, t: float) -> float:
+        profile = self.profile
+        if isinstance(profile, Diurnal):
+            phase = 2.0 * math.pi * (t - profile.peak_at) / profile.period
+            return profile.trough + (1.0 - profile.trough) * (1.0 + math.cos(phase)) / 2.0
+        points = profile
+        if t <= points[0].at:
+            return points[0].scale
+        for left, right in zip(points, points[1:]):
+            if t < right.at:
+                span = right.at - left.at
+                return left.scale + (right.scale - left.scale) * (t - left.at) / span
+        return points[-1].scale
+
+    def surge_factor(self, t: float) -> float:
+        factor = 1.0
+        for s in self.surges:
+            if s.at <= t < s.at + s.duration:
+                ramp = min(1.0, (t - s.at) / s.ramp) if s.ramp > 0 else 1.0
+                factor *= 1.0 + (s.factor - 1.0) * ramp
+        return factor
+
+    def __call__(self, t: float) -> float:
+        return self.base * self.profile_scale(t) * self.surge_factor(t)
+
+    def _segments(self, duration: float) -> list[tuple[float, float, float, bool]]:
+        """``(start, end, bound, constant)`` covering [0, duration]."""
+        cuts = {0.0, duration}
+        if not isinstance(self.profile, Diurnal):
+            cuts.update(p.at for p in self.profile)
+        for s in self.surges:
+            cuts.update((s.at, s.at + s.ramp, s.at + s.duration))
+        edges = sorted(c for c in cuts if 0.0 <= c <= duration)
+        segments = []
+        eps = 1e-9
+        for start, end in zip(edges, edges[1:]):
+            if isinstance(self.profile, Diurnal):
+                p_max, flat_p = 1.0, False
+            else:
+                a, b = self.profile_scale(start), self.profile_scale(end - eps)
+                p_max, flat_p = max(a, b), a == b
+            sa, sb = self.surge_factor(start), self.surge_factor(end - eps)
+            bound = self.base * p_max * max(sa, sb)
+            segments.append((start, end, bound, flat_p and sa == sb))
+        return segments
+
+
+class _TenantStream:
+    """One tenant's arrival state and a buffer of pre-drawn queries (user, target, key)."""
+
+    __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "arrivals", "attrs",
+                 "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys", "buffer")
+
+    def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
+                 users: int, target_cdf: list[float], targets: list[int],
+                 key_cdf: np.ndarray, n_targets: int) -> None:
+        self.index, self.rate, self.segments = index, rate, rate.segments
+        self.seg, self.bound, self.constant = 0, 0.0, True
+        self.arrivals = streams.get(f"workload.arrivals.{name}")
+        self.attrs = streams.numpy(f"workload.queries.{name}")
+        self.users, self.target_cdf, self.targets = users, np.asarray(target_cdf), targets
+        self.key_cdf, self.n_targets, self.keys = key_cdf, n_targets, len(key_cdf)
+        self.buffer: list[tuple[int, int, int]] = []
+
+    def next_query(self) -> tuple[int, int, int]:
+        """(user, target, cache key) of the next query, drawn in blocks with numpy."""
+        if not self.buffer:
+            u = self.attrs.random((3, BLOCK))
+            users = (u[0] * self.users).astype(np.int64)
+            choice = np.searchsorted(self.target_cdf, u[1], side="right")
+            targets = np.asarray(self.targets)[np.minimum(choice, len(self.targets) - 1)]
+            ranks = np.minimum(np.searchsorted(self.key_cdf, u[2], side="right"), self.keys - 1)
+            keys = (self.index * self.n_targets + targets) * self.keys + ranks
+            block = list(zip(users.tolist(), targets.tolist(), keys.tolist()))
+            block.reverse()
+            self.buffer = block
+        return self.buffer.pop()
+
+
+class Workload:
+    """Generates requests and hands each to ``send`` (the client)."""
+
+    def __init__(self, env: "simpy.Environment", scenario: Scenario, streams: Streams,
+                 targets: list[str], send: Callable[[Request], None]) -> None:
+        self.env, self.send = env, send
+        wl, cache = scenario.workload, scenario.topology.cache
+        self.keys = cache.keys
+        self.n_targets = len(targets)
+        self.key_cdf = np.asarray(zipf_cdf(cache.keys, cache.zipf_s))
+        self.next_id = 0
+        self.streams: list[_TenantStream] = []
+        for index, (name, tenant) in enumerate(wl.tenants.items()):
+            mix = list(tenant.mix.items())
+            cdf = list(accumulate(share for _, share in mix))
+            cdf[-1] = 1.0
+            rate = RateFunction(tenant.rate * wl.scale, scenario, name)
+            ts = _TenantStream(index, rate, streams, name, tenant.users, cdf,
+                               [targets.index(t) for t, _ in mix], self.key_cdf, self.n_targets)
+            self.streams.append(ts)
+            self._next(ts)
+
+    def _next(self, ts: _TenantStream) -> None:
+        now = self.env._now
+        segments = ts.segments
+        if ts.constant and ts.bound > 0.0:  # fast path: still inside a constant segment
+            t = now + ts.arrivals.expovariate(ts.bound)
+            if t < segments[ts.seg][1]:
+                schedule(self.env, t - now, self._arrive, ts)
+                return
+            now = segments[ts.seg][1]
+            ts.seg += 1
+        while ts.seg < len(segments):
+            start, end, bound, constant = segments[ts.seg]
+            if bound > 0.0:
+                t = max(now, start) + ts.arrivals.expovariate(bound)
+                if t < end:
+                    ts.bound, ts.constant = bound, constant
+                    schedule(self.env, t - self.env._now, self._arrive, ts)
+                    return
+            now = end  # memoryless: restart the draw at the segment boundary
+            ts.seg += 1
+
+    def _arrive(self, call: Call) -> None:
+        ts: _TenantStream = call.job
+        now = self.env._now
+        if ts.constant or ts.arrivals.random() * ts.bound <= ts.rate(now):
+            user, target, key = ts.next_query()
+            self.next_id += 1
+            self.send(Request(self.next_id, ts.index, user, target, key, now))
+        self._next(ts)
