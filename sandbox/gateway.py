@@ -139,9 +139,19 @@ def _error_code(content: bytes) -> str:
         return ""
 
 
+def _check_fields(body: dict[str, Any], tenant: str) -> None:
+    # The tenant comes from the API key only; asking for another one is an attack, not a typo.
+    if "tenant" in body and body["tenant"] != tenant:
+        raise ApiError(403, "FORBIDDEN", "an API key can only query its own tenant")
+    unknown = set(body) - {"sql", "tenant"}
+    if unknown:
+        raise ApiError(400, "BAD_REQUEST", f"unknown body fields {sorted(unknown)}")
+
+
 async def _handle(gw: Gateway, request: Request, info: QueryContext) -> Response:
     gw.authenticate(request, info)
     body = await read_json(request, MAX_BODY)
+    _check_fields(body, info.tenant)
     sql = body.get("sql")
     if not isinstance(sql, str):
         raise ApiError(400, "BAD_REQUEST", 'body must be {"sql": "<query>"}')
