@@ -16,7 +16,7 @@ import aiohttp
 from sandbox.launch import running_pid, start, stop
 from sandbox.state import load_state
 
-__all__ = ["run_bench", "drive"]
+__all__ = ["drive", "run_bench"]
 
 BENCH_SQL = "SELECT id, name, industry FROM crm.accounts WHERE id = 42"
 

@@ -12,16 +12,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-__all__ = ["CacheOptions", "ResultCache", "cache_key", "tenant_pattern", "CONFIG_KEY"]
+from sandbox.errors import ApiError
+
+__all__ = ["CONFIG_KEY", "CacheOptions", "ResultCache", "cache_key", "tenant_pattern"]
 
 CONFIG_KEY = "omnisql:config"
 Rows = list[dict[str, Any]]
 Fetch = Callable[[], Awaitable[Rows]]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def cache_key(tenant: str, fingerprint: str) -> str:
@@ -43,8 +51,8 @@ class CacheOptions:
     coalesce: bool = True
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> "CacheOptions":
-        get = {k.decode(): v.decode() for k, v in raw.items()}
+    def from_hash(cls, raw: Mapping[Any, Any]) -> CacheOptions:
+        get = {_text(k): _text(v) for k, v in raw.items()}
         return cls(
             ttl=float(get.get("ttl_seconds", 60.0)),
             stale_grace=float(get.get("stale_grace_seconds", 300.0)),
@@ -113,7 +121,7 @@ class ResultCache:
     async def _refresh(self, key: str, fetch: Fetch) -> None:
         try:
             await self._fetch_and_store(key, fetch)
-        except Exception:  # noqa: BLE001 - the stale copy keeps serving; next read retries
-            pass
+        except (ApiError, RedisError) as exc:  # the stale copy keeps serving; next read retries
+            print(f"cache refresh failed: {type(exc).__name__}", flush=True)
         finally:
             await self.store.delete(f"{key}:refresh")

@@ -7,10 +7,11 @@ agrees on them without storing anything, and each tenant sees different data.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["ObjectSpec", "CATALOG", "lookup", "make_row"]
+__all__ = ["CATALOG", "ObjectSpec", "lookup", "make_row"]
 
 Row = dict[str, Any]
 

@@ -15,7 +15,7 @@ from sandbox.launch import SandboxError, process_table, running_pid, start, stop
 from sandbox.state import default_dir
 from sandbox.supervise import pid_alive
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 class _Stop(Exception):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -27,7 +28,7 @@ from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoi
 from sandbox.service import handle_errors, health, read_json
 from sandbox.tokens import load_token, refresh_token
 
-__all__ = ["ConnectorConfig", "Connector", "build_app"]
+__all__ = ["Connector", "ConnectorConfig", "build_app"]
 
 PAGE_SIZE = 200
 

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -28,7 +29,7 @@ from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
 from sandbox.service import handle_errors, read_json
 from sandbox.sql import Query, connector_of, parse
 
-__all__ = ["EngineConfig", "Release", "Engine", "build_app"]
+__all__ = ["Engine", "EngineConfig", "Release", "build_app"]
 
 # What a latency multiplier of M adds: (M - 1) x this, per request. A cache hit takes about a
 # millisecond, so multiplying the real handling time would be invisible.

@@ -12,9 +12,10 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import httpx
@@ -31,7 +32,7 @@ from sandbox.service import MAX_BODY, handle_errors, health, read_json
 from sandbox.sql import connector_of, parse
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
 
-__all__ = ["GatewayConfig", "Gateway", "build_app"]
+__all__ = ["Gateway", "GatewayConfig", "build_app"]
 
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Failures that mean "this engine is gone", worth one retry in another AZ.
@@ -116,7 +117,7 @@ class Gateway:
                                          json={"tenant": info.tenant, "sql": info.sql}) as resp:
                 content = await resp.read()
                 status, headers = resp.status, resp.headers
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(504, "UPSTREAM_TIMEOUT", "the query timed out upstream") from None
         info.detail = headers.get("x-omnisql-cache", "") if status == 200 else _error_code(content)
         extra = {"retry-after": headers["retry-after"]} if "retry-after" in headers else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,36 @@ import redis
 
 from sandbox import metadata, pgcluster
 from sandbox.catalog import CATALOG
-from sandbox.state import (LOOPBACK, PROVIDERS, TENANTS, USERS, ZONES, Layout, free_port,
-                           load_state, write_state)
-from sandbox.supervise import (kill_survivors, pid_alive, programs_for, render_config, rpc,
-                               shutdown, start_supervisord)
+from sandbox.state import (
+    LOOPBACK,
+    PROVIDERS,
+    TENANTS,
+    USERS,
+    ZONES,
+    Layout,
+    free_port,
+    load_state,
+    write_state,
+)
+from sandbox.supervise import (
+    kill_survivors,
+    pid_alive,
+    programs_for,
+    render_config,
+    rpc,
+    shutdown,
+    start_supervisord,
+)
 
-__all__ = ["SandboxError", "running_pid", "build_state", "bootstrap_postgres", "start",
-           "stop", "wait_ready"]
+__all__ = [
+    "SandboxError",
+    "bootstrap_postgres",
+    "build_state",
+    "running_pid",
+    "start",
+    "stop",
+    "wait_ready",
+]
 
 CANARY_ZONE = "az-c"
 
@@ -149,7 +172,7 @@ def start(root: Path) -> dict[str, Any]:
     except BaseException:
         stop(root)
         raise
-    state["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_state(layout.state, state)
     return state
 

@@ -10,8 +10,17 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["conninfo", "hash_key", "seed", "node_role", "replay_lag", "promote",
-           "write_sequenced", "max_sequence", "SCHEMA"]
+__all__ = [
+    "SCHEMA",
+    "conninfo",
+    "hash_key",
+    "max_sequence",
+    "node_role",
+    "promote",
+    "replay_lag",
+    "seed",
+    "write_sequenced",
+]
 
 SCHEMA = """
 CREATE TABLE tenants (name text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now());

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 __all__ = [
-    "REQUESTS",
-    "LATENCY",
     "CACHE_RESULTS",
+    "LATENCY",
     "PROVIDER_REQUESTS",
-    "metrics_endpoint",
+    "REQUESTS",
     "merge_expositions",
+    "metrics_endpoint",
 ]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

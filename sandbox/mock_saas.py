@@ -11,9 +11,8 @@ import asyncio
 import math
 import secrets
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +25,7 @@ from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, metrics_endpoint
 from sandbox.ratelimit import TokenBucket
 from sandbox.service import handle_errors, health, read_json
 
-__all__ = ["ProviderFaults", "Provider", "build_app"]
+__all__ = ["Provider", "ProviderFaults", "build_app"]
 
 DEFAULT_RATE = 200.0
 DEFAULT_BURST = 400.0

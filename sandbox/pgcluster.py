@@ -15,8 +15,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["pg_bindir", "redis_binary", "as_postgres", "init_primary", "make_replica",
-           "start_server", "stop_server", "check_traversable"]
+__all__ = [
+    "as_postgres",
+    "check_traversable",
+    "init_primary",
+    "make_replica",
+    "pg_bindir",
+    "redis_binary",
+    "start_server",
+    "stop_server",
+]
 
 PG_USER = "postgres"
 

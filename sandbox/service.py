@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox.errors import ApiError, error_response
 from sandbox.state import LOOPBACK
 
-__all__ = ["read_json", "handle_errors", "health", "run_app", "MAX_BODY"]
+__all__ = ["MAX_BODY", "handle_errors", "health", "read_json", "run_app"]
 
 MAX_BODY = 16 * 1024
 Handler = Callable[..., Awaitable[Response]]

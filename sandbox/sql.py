@@ -15,7 +15,7 @@ from typing import Any
 from sandbox.catalog import CATALOG, lookup
 from sandbox.errors import ApiError
 
-__all__ = ["Query", "parse", "connector_of", "MAX_LIMIT", "DEFAULT_LIMIT"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Query", "connector_of", "parse"]
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ZONES",
+    "PROVIDERS",
     "TENANTS",
     "USERS",
-    "PROVIDERS",
+    "ZONES",
     "Layout",
     "default_dir",
     "free_port",

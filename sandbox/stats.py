@@ -10,7 +10,7 @@ import time
 from collections import deque
 from typing import Any, NamedTuple
 
-__all__ = ["Fact", "StatsWindow", "MAX_WINDOW"]
+__all__ = ["MAX_WINDOW", "Fact", "StatsWindow"]
 
 MAX_WINDOW = 3600.0
 
@@ -26,7 +26,7 @@ class Fact(NamedTuple):
 def _percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q * len(sorted_values) + 0.5)) - 1))
+    index = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values) + 0.5) - 1))
     return sorted_values[index]
 
 

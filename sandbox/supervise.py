@@ -23,8 +23,17 @@ from supervisor.xmlrpc import SupervisorTransport
 from sandbox.pgcluster import pg_bindir, redis_binary
 from sandbox.state import ZONES, Layout
 
-__all__ = ["Program", "programs_for", "render_config", "start_supervisord", "rpc",
-           "shutdown", "survivors", "kill_survivors", "pid_alive"]
+__all__ = [
+    "Program",
+    "kill_survivors",
+    "pid_alive",
+    "programs_for",
+    "render_config",
+    "rpc",
+    "shutdown",
+    "start_supervisord",
+    "survivors",
+]
 
 CANARY_ZONE = "az-c"
 
@@ -117,11 +126,12 @@ serverurl=unix://{layout.supervisor_sock}
 def start_supervisord(layout: Layout) -> subprocess.Popen[bytes]:
     """supervisord in the foreground of its own session: Ctrl-C in our terminal reaches us,
     not it, so shutdown is always the orderly XML-RPC one."""
-    out = open(layout.logs / "supervisord.out", "ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisor_conf)],
-        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(layout.logs / "supervisord.out", "ab") as out:  # the child keeps its own fd
+        return subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisor_conf)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def rpc(layout: Layout, timeout: float = 30.0) -> Any:

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from sandbox.errors import ApiError
 
-__all__ = ["token_key", "load_token", "refresh_token"]
+__all__ = ["load_token", "refresh_token", "token_key"]
 
 # Keep a margin so a token is replaced before the provider starts refusing it.
 EXPIRY_MARGIN = 60

@@ -14,12 +14,12 @@ from starlette.routing import Route
 
 from sandbox import metadata
 from sandbox.admin.plane import ControlPlane
-from sandbox.cache import CONFIG_KEY, tenant_pattern
+from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
 from sandbox.errors import ApiError
 from sandbox.service import handle_errors, read_json
 from sandbox.tokens import refresh_token
 
-__all__ = ["admin_routes", "deploy_canary", "rollback_canary", "number"]
+__all__ = ["admin_routes", "deploy_canary", "number", "rollback_canary"]
 
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -90,19 +90,20 @@ async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any
 
 
 async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    updates = {}
+    updates: dict[Any, Any] = {}
     for key in ("soft_cache", "coalesce"):
         if key in body:
             if not isinstance(body[key], bool):
                 raise ApiError(400, "BAD_REQUEST", f"{key} must be a boolean")
             updates[key] = "1" if body[key] else "0"
+    if "ttl_seconds" in body:
+        updates["ttl_seconds"] = str(number(body, "ttl_seconds", 0.1, 86_400.0, None))
     if updates:
         await plane.store.hset(CONFIG_KEY, mapping=updates)
     raw = await plane.store.hgetall(CONFIG_KEY)
-    current = {k.decode(): v.decode() == "1" for k, v in raw.items()
-               if k.decode() in ("soft_cache", "coalesce")}
-    return {"soft_cache": current.get("soft_cache", False),
-            "coalesce": current.get("coalesce", True)}
+    options = CacheOptions.from_hash(raw)
+    return {"soft_cache": options.soft_cache, "coalesce": options.coalesce,
+            "ttl_seconds": options.ttl}
 
 
 async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:

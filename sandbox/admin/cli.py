@@ -16,7 +16,7 @@ import httpx
 
 from sandbox.state import default_dir, load_state
 
-__all__ = ["main", "build_parser", "to_call"]
+__all__ = ["build_parser", "main", "to_call"]
 
 Call = tuple[str, str, dict[str, Any] | None]
 
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     caps.add_parser("list")
     cache = top.add_parser("cache").add_subparsers(dest="action", required=True)
     _add(cache, "invalidate", ("--tenant", {}))
-    _add(cache, "options", ("--soft-cache", {"type": _onoff}), ("--coalesce", {"type": _onoff}))
+    _add(cache, "options", ("--soft-cache", {"type": _onoff}), ("--coalesce", {"type": _onoff}),
+         ("--ttl-seconds", {"type": float}))
     tokens = top.add_parser("tokens").add_subparsers(dest="action", required=True)
     _add(tokens, "refresh", ("provider", {}))
     canary = top.add_parser("canary").add_subparsers(dest="action", required=True)
@@ -109,7 +110,8 @@ def to_call(a: argparse.Namespace) -> Call:
         ("cache", "invalidate"): lambda: ("POST", "/admin/cache/invalidate",
                                           _some(tenant=a.tenant)),
         ("cache", "options"): lambda: ("POST", "/admin/cache/options",
-                                       _some(soft_cache=a.soft_cache, coalesce=a.coalesce)),
+                                       _some(
+            soft_cache=a.soft_cache, coalesce=a.coalesce, ttl_seconds=a.ttl_seconds)),
         ("tokens", "refresh"): lambda: ("POST", "/admin/tokens/refresh",
                                         {"provider": a.provider}),
         ("canary", "deploy"): lambda: ("POST", "/admin/canary", _some(

@@ -16,7 +16,7 @@ from sandbox.errors import ApiError
 from sandbox.mock_saas import parse_faults, parse_fraction
 from sandbox.service import handle_errors, read_json
 
-__all__ = ["fault_routes", "lose_zone", "restore_zone", "reset"]
+__all__ = ["fault_routes", "lose_zone", "reset", "restore_zone"]
 
 
 def _zone(plane: ControlPlane, zone: str) -> str:

@@ -20,7 +20,7 @@ from sandbox.errors import ApiError
 from sandbox.state import Layout
 from sandbox.supervise import rpc
 
-__all__ = ["PgNode", "FaultLog", "ControlPlane"]
+__all__ = ["ControlPlane", "FaultLog", "PgNode"]
 
 
 @dataclass(frozen=True)

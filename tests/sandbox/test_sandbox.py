@@ -13,8 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(240)]
 
 def run_cli(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False,
                           timeout=timeout, env=env, cwd=REPO)
 
 
