@@ -32,6 +32,12 @@ def _summary(state: dict[str, object]) -> str:
 
 
 def cmd_up(root: Path, detach: bool) -> int:
+    if running_pid(root) is not None:  # checked before any cleanup could touch it
+        print(f"error: a sandbox is already running in {root}", file=sys.stderr)
+        return 2
+    if root.exists() and not root.is_dir():
+        print(f"error: {root} exists and is not a directory", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:

@@ -60,7 +60,7 @@ class SandboxError(Exception):
 def running_pid(root: Path) -> int | None:
     try:
         pid = load_state(root).get("pid")
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
     return int(pid) if pid and pid_alive(int(pid)) else None
 
@@ -191,7 +191,7 @@ def stop(root: Path) -> list[int]:
     layout = Layout(root)
     try:
         pid = load_state(root).get("pid")
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         pid = None
     if layout.supervisor_sock.exists() or pid:
         shutdown(layout, pid)

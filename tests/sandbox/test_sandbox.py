@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.catalog import CATALOG, make_row
 from sandbox.supervise import survivors
@@ -209,6 +210,48 @@ def test_faulty_canary_then_rollback(sandbox: Sandbox) -> None:
     admin_cli(sandbox, "canary", "rollback")
     after = [sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7") for _ in range(10)]
     assert all(r.status_code == 200 and r.json()["version"] == "v1" for r in after)
+
+
+def _provider_calls(sb: Sandbox, provider: str) -> float:
+    text = sb.http.get(f"{sb.state['providers'][provider]}/metrics").text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if f.name == "omnisql_provider_requests" and s.name.endswith("_total"))
+
+
+def _options(sb: Sandbox, **body: Any) -> None:
+    sb.http.post(f"{sb.admin}/admin/cache/options", json=body).raise_for_status()
+    time.sleep(1.3)  # engines poll their options once a second
+
+
+def test_coalescing_and_soft_cache(sandbox: Sandbox) -> None:
+    sandbox.http.post(f"{sandbox.admin}/faults/provider/crm", json={"latency_ms": 300})
+    before = _provider_calls(sandbox, "crm")
+    sql = "SELECT id, name FROM crm.accounts WHERE id = 77"
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda _: sandbox.query("initech", sql), range(12)))
+    assert all(r.status_code == 200 for r in results)
+    # One fetch per engine at most (the gateway spreads requests over three AZ engines).
+    assert _provider_calls(sandbox, "crm") - before <= 3
+    _options(sandbox, soft_cache=True, ttl_seconds=1.0)
+    try:
+        sql = "SELECT id, name FROM crm.accounts WHERE id = 78"
+        assert sandbox.query("initech", sql).json()["cache"] == "miss"
+        time.sleep(1.2)
+        stale = sandbox.query("initech", sql)
+        assert stale.status_code == 200 and stale.json()["cache"] == "stale"
+        assert wait_for(lambda: sandbox.query("initech", sql).json()["cache"] == "hit", 3, 0.1)
+    finally:
+        _options(sandbox, soft_cache=False, ttl_seconds=60.0)
+        sandbox.http.post(f"{sandbox.admin}/faults/reset")
+
+
+def test_second_up_is_refused(sandbox: Sandbox) -> None:
+    again = run_cli("-m", "sandbox", "up", "--dir", str(sandbox.root), "--detach")
+    assert again.returncode == 2 and "already running" in again.stderr
+    assert sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7").status_code == 200
+    bad = run_cli("-m", "sandbox", "up", "--dir", str(sandbox.root / "state.json"))
+    assert bad.returncode == 2
+    assert run_cli("-m", "sandbox", "frobnicate").returncode == 2
 
 
 def _process_states(sb: Sandbox) -> dict[str, str]:
