@@ -40,6 +40,7 @@ class Directory:
     keys: dict[str, str] = field(default_factory=dict)
     caps: dict[tuple[str, str], int] = field(default_factory=dict)
     pending_log: list[LogRow] = field(default_factory=list)
+    loaded: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def tenant_for(self, api_key: str) -> str | None:
@@ -65,13 +66,16 @@ class Directory:
                 "SELECT tenant, user_name, max_concurrency FROM user_caps")).fetchall()
         self.keys = {h: t for h, t in keys}
         self.caps = {(t, u): int(c) for t, u, c in caps}
+        self.loaded = True
 
     async def reload_forever(self) -> None:
         while True:
             with contextlib.suppress(Exception):
                 await self.reload()
+            # Retry quickly until the first load succeeds (PostgreSQL may start after us).
+            wait = RELOAD_SECONDS if self.loaded else 0.2
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RELOAD_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
 
     async def flush_forever(self) -> None:

@@ -28,7 +28,7 @@ from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
 from sandbox.routing import Backend, Router
-from sandbox.service import MAX_BODY, handle_errors, health, read_json
+from sandbox.service import MAX_BODY, handle_errors, read_json
 from sandbox.sql import connector_of, parse
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
 
@@ -95,7 +95,11 @@ class Gateway:
         return slot
 
     def release(self, slot: tuple[str, str]) -> None:
-        self.inflight[slot] -= 1
+        left = self.inflight[slot] - 1
+        if left:
+            self.inflight[slot] = left
+        else:  # user names are client-chosen: keep the table as small as the traffic
+            del self.inflight[slot]
 
     async def forward(self, info: QueryContext) -> Response:
         tried: set[str] = set()
@@ -214,6 +218,13 @@ def build_app(config: GatewayConfig) -> Starlette:
         out["zones"] = gw.router.zones()
         return JSONResponse(out)
 
+    async def ready(request: Request) -> Response:
+        # Not ready until the key table has loaded once: `up` waits on this, so the first
+        # query after `up` can never meet an empty key table and a spurious 401.
+        if not gw.directory.loaded:
+            return JSONResponse({"status": "loading keys"}, 503)
+        return JSONResponse({"status": "ok"})
+
     async def reload(request: Request) -> Response:
         gw.directory.reload_soon()
         return JSONResponse({"reloading": True})
@@ -236,5 +247,5 @@ def build_app(config: GatewayConfig) -> Starlette:
         Route("/internal/stats", stats), Route("/internal/zones", zones),
         Route("/internal/reload", reload, methods=["POST"]),
         Route("/internal/canary", canary, methods=["POST"]),
-        Route("/health", health), Route("/metrics", metrics_endpoint),
+        Route("/health", ready), Route("/metrics", metrics_endpoint),
     ])

@@ -2,7 +2,9 @@
 
 Health checks run every `interval` seconds; `threshold` consecutive failures mark a backend
 unhealthy and one success heals it. Requests that find a dead engine before the checker does
-are retried elsewhere by the gateway, and also count as failures here.
+are retried elsewhere by the gateway, and also count as failures here. When no AZ looks
+healthy the router tries them all anyway ("panic mode", as Envoy does): overloaded health
+checks must not turn a slow system into a dead one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Router:
     engines: list[Backend]
     canary: Backend | None
     interval: float = 0.5
+    probe_timeout: float = 1.0
     threshold: int = 2
     canary_weight: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -54,6 +57,8 @@ class Router:
                 and self.canary_weight > 0 and self.rng.random() < self.canary_weight):
             return canary
         pool = [b for b in self.engines if b.healthy and b.name not in exclude]
+        if not pool:
+            pool = [b for b in self.engines if b.name not in exclude]  # panic mode
         if not pool:
             return None
         return pool[next(self._turn) % len(pool)]
@@ -72,7 +77,7 @@ class Router:
 
     async def _probe(self, http: httpx.AsyncClient, backend: Backend) -> bool:
         try:
-            resp = await http.get(f"{backend.url}/health", timeout=self.interval)
+            resp = await http.get(f"{backend.url}/health", timeout=self.probe_timeout)
         except httpx.HTTPError:
             return False
         return resp.status_code == 200

@@ -314,6 +314,20 @@ def test_metadata_failover_counts_lost_writes(sandbox: Sandbox) -> None:
     assert after["acknowledged"] == 5 and after["last_acknowledged"] == visible + 5
 
 
+def test_all_zones_lost_is_503_and_reset_restores(sandbox: Sandbox) -> None:
+    for zone in sandbox.state["zones"]:
+        sandbox.http.post(f"{sandbox.admin}/faults/az/{zone}/lose").raise_for_status()
+    resp = sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7")
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "NO_HEALTHY_AZ"
+    active = sandbox.http.post(f"{sandbox.admin}/faults/reset").json()
+    assert active["zones_lost"] == [] and active["metadata_promoted"] is True
+    assert sandbox.http.post(f"{sandbox.admin}/faults/reset").status_code == 200  # idempotent
+    ok = lambda: sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7").status_code == 200
+    assert wait_for(ok, 10)
+    status = sandbox.http.get(f"{sandbox.admin}/admin/metadata/status").json()
+    assert status["primary"]["role"] == "primary" and status["replica"]["role"] == "down"
+
+
 def test_down_leaves_no_process(sandbox: Sandbox) -> None:
     assert survivors(sandbox.root)
     down = run_cli("-m", "sandbox", "down", "--dir", str(sandbox.root), timeout=90)
