@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
     bench.add_argument("--duration", default="3m", help="simulated time per measurement")
     bench.add_argument("--repeat", type=int, default=3, help="measurements per model (best kept)")
-    bench.add_argument("--memory", action="store_true",
-                       help="also measure peak memory of one simulated hour at 2,000 req/s")
+    bench.add_argument("--no-memory", action="store_true",
+                       help="skip the peak-memory run (one simulated hour at 2,000 req/s)")
     return parser
 
 

@@ -179,6 +179,10 @@ class Cache(Strict):
     keys: int = Field(default=1000, ge=1)
     zipf_s: float = Field(default=1.0, ge=0)
     nodes_per_zone: int = Field(default=1, ge=1)
+    #: When a zone's nodes are lost, their shards fail over to nodes in other zones
+    #: after this long; with ``replicas`` the data survives, otherwise they come back cold.
+    failover_time: Duration = 30.0
+    replicas: bool = True
 
 
 class ConnectorRetries(Strict):

@@ -7,7 +7,9 @@ time (the server stays with the job: a connector waiting out a Retry-After) or `
 
 A station can fail (all its work is lost, completions already scheduled are ignored
 through a generation counter) and be restored. Busy time is integrated exactly for
-utilisation; waits are summed for the mean queue wait.
+utilisation; waits are summed for the mean queue wait. Jobs are scheduled as their own
+completion events, so they need the event slots (``callbacks``, ``_ok``, ``_value``) and
+a ``gen``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Callable
 import simpy
 from simpy.core import NORMAL
 
-from .events import Call, schedule
+from .events import schedule_job
 
 __all__ = ["Station"]
 
@@ -42,6 +44,7 @@ class Station:
         self.queue_limit = queue_limit
         self.drop_expired = drop_expired
         self.queue: deque[Any] = deque()
+        self._callbacks = [self._phase_done]  # shared: SimPy only reads an event's list
         self.busy = 0
         self.gen = 0
         # Statistics, read and reset by the recorder at each window boundary.
@@ -60,40 +63,40 @@ class Station:
 
     def submit(self, job: Any) -> bool:
         """Queue or start ``job``; ``False`` if the queue is full or the station is down."""
+        now = self.env._now
+        job.t_enq = now
         if self.busy < self.capacity:
-            job.t_enq = self.env._now
-            self._start(job)
+            self._start(job, now)
             return True
         if self.capacity == 0 or (
             self.queue_limit is not None and len(self.queue) >= self.queue_limit
         ):
             self.rejected += 1
             return False
-        job.t_enq = self.env._now
         self.queue.append(job)
         return True
 
-    def _start(self, job: Any) -> None:
-        now = self.env._now
+    def _start(self, job: Any, now: float) -> None:
         self.busy_area += self.busy * (now - self._last)
         self._last = now
         self.busy += 1
-        wait = now - job.t_enq
         self.started += 1
+        wait = now - job.t_enq
         if wait > 0.0:
             self.waited += 1
             self.wait_sum += wait
+        job.gen = self.gen
+        # The job is its own completion event (kernel.events.schedule_job, inlined).
+        job.callbacks = self._callbacks
         env = self.env
-        call = Call(self._phase_done, job, self.gen)  # kernel.events.schedule, inlined
-        heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), call))
+        heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), job))
 
-    def _phase_done(self, call: Call) -> None:
-        if call.gen != self.gen:
+    def _phase_done(self, job: Any) -> None:
+        if job.gen != self.gen:
             return  # the station failed while this job was in service
-        job = call.job
         more = self.after(job)
         if more is not None:
-            schedule(self.env, more, self._phase_done, job, self.gen)
+            schedule_job(self.env, more, job, self._callbacks)
             return
         now = self.env._now
         self.busy_area += self.busy * (now - self._last)
@@ -105,7 +108,7 @@ class Station:
             if self.drop_expired and not nxt.alive:
                 self.dropped += 1
                 continue
-            self._start(nxt)
+            self._start(nxt, now)
 
     def fail(self) -> list[Any]:
         """Lose every server and queued job; return the queued jobs (in-service ones are

@@ -1,15 +1,22 @@
 """The regional result cache (ElastiCache Redis): per-key TTL, sharded over zones.
 
-Keys are spread over ``nodes_per_zone × zones`` shards; a shard lives in one zone. When a
-zone is lost its shards' keys are lost and lookups on them miss (without writing back)
-until the zone returns, cold. A flush (invalidation event) drops every key, or a
-tenant's. The lookup latency is part of the engine's service time.
+Keys are spread over ``nodes_per_zone × zones`` shards; a shard's primary lives in one
+zone. When a zone is lost, lookups on its shards miss (without writing back) until the
+shards fail over to replicas in other zones (``failover_time``): with ``replicas`` the
+data survives, without it the shards come back empty. A flush (invalidation event)
+drops every key, or a tenant's. The lookup latency is part of the engine's service time.
 """
 
 from __future__ import annotations
 
-from ..kernel import Recorder
+from typing import TYPE_CHECKING
+
+from ..kernel import Recorder, schedule
+from ..kernel.events import Call
 from ..scenario import Cache as CacheSpec
+
+if TYPE_CHECKING:
+    import simpy
 
 __all__ = ["ResultCache"]
 
@@ -17,8 +24,9 @@ __all__ = ["ResultCache"]
 class ResultCache:
     """Key → expiry time, with shards that go down with their zone."""
 
-    def __init__(self, spec: CacheSpec, n_zones: int, recorder: Recorder,
-                 keys_per_tenant: int) -> None:
+    def __init__(self, env: "simpy.Environment", spec: CacheSpec, n_zones: int,
+                 recorder: Recorder, keys_per_tenant: int) -> None:
+        self.env, self.spec = env, spec
         self.enabled, self.ttl = spec.enabled, spec.ttl
         self.recorder = recorder
         self.n_shards = spec.nodes_per_zone * n_zones
@@ -49,14 +57,22 @@ class ResultCache:
     # -- narrow methods for faults --------------------------------------------------------
 
     def fail_zone(self, zone: int) -> None:
-        for shard in range(self.n_shards):
-            if self.shard_zone(shard) == zone:
-                self.shard_up[shard] = False
-        lost = [k for k in self.expiry if not self.shard_up[k % self.n_shards]]
-        for key in lost:
-            del self.expiry[key]
+        """The zone's nodes are gone: its shards are down until they fail over."""
+        shards = [s for s in range(self.n_shards) if self.shard_zone(s) == zone]
+        for shard in shards:
+            self.shard_up[shard] = False
+        if not self.spec.replicas:
+            lost = {s for s in shards}
+            for key in [k for k in self.expiry if k % self.n_shards in lost]:
+                del self.expiry[key]
+        schedule(self.env, self.spec.failover_time, self._failed_over, shards)
+
+    def _failed_over(self, call: Call) -> None:
+        for shard in call.job:
+            self.shard_up[shard] = True
 
     def recover_zone(self, zone: int) -> None:
+        """The zone is back before its shards failed over: they are served again."""
         for shard in range(self.n_shards):
             if self.shard_zone(shard) == zone:
                 self.shard_up[shard] = True

@@ -11,7 +11,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from ..kernel import Recorder, Streams, schedule
-from ..kernel.events import Call
+from ..kernel.events import Call, schedule_job
 from ..scenario import Retries
 from ..kernel.recorder import OUTCOMES
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
@@ -80,6 +80,7 @@ class Client:
         self.release: Callable[[Attempt], None] = lambda attempt: None
         self._pending: deque[Attempt] = deque()
         self._armed = False
+        self._retry_callbacks = [self._retry]
         self.trace = recorder.trace is not None
         # Counters, read and reset by the recorder at each window boundary.
         self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
@@ -88,7 +89,8 @@ class Client:
 
     def send(self, request: Request) -> None:
         """A new client request: its first attempt."""
-        self.budget.earn()
+        if self.budget.ratio is not None:
+            self.budget.earn()
         self.requests += 1
         self._attempt(request)
 
@@ -103,6 +105,8 @@ class Client:
             self._arm()
         self.enter(attempt)
 
+    _retry = _attempt  # a retry is a new attempt of the same request
+
     def finish(self, attempt: Attempt, outcome: int) -> None:
         """An attempt ended; outcomes of attempts the client gave up on are wasted work."""
         if not attempt.alive:
@@ -116,7 +120,7 @@ class Client:
             if self.budget.spend():
                 self.retries += 1
                 delay = self.backoff.delay(request, request.attempts)
-                schedule(self.env, delay, self._retry, request)
+                schedule_job(self.env, delay, request, self._retry_callbacks)
                 return
             self.retries_denied += 1
         if self.trace:
@@ -126,9 +130,6 @@ class Client:
     def inflight(self) -> list[Attempt]:
         """Every attempt still alive (they are all in the timeout FIFO)."""
         return [attempt for attempt in self._pending if attempt.alive]
-
-    def _retry(self, call: Call) -> None:
-        self._attempt(call.job)
 
     def _arm(self) -> None:
         pending = self._pending

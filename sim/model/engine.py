@@ -42,6 +42,7 @@ class Engine:
             self._service = lambda attempt: (
                 service() * self.factor + cache_latency() * self.cache_factor
             )
+        self.cache_expiry = cache.expiry
         self.wasted = 0
         recorder.add_counters("engine", self, ("wasted",))
         self.stations = []

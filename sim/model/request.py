@@ -4,6 +4,11 @@ A :class:`Request` is what a tenant's user asked for; each try of it through the
 is an :class:`Attempt`. An attempt dies when it ends (success, error, or the client's
 timeout); work still queued or in service for a dead attempt is wasted work, which is
 what makes retry storms and metastable overload visible.
+
+Both are their own events (see :mod:`sim.kernel.events`): a request is scheduled as its
+own arrival, an attempt as the end of its current service phase. A request is never in
+the event queue twice at once, nor is an attempt, so no separate event object is needed
+on the hot path.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ CAPPED = OUTCOME_INDEX["capped"]
 class Request:
     """One client query: who asked, for which result key, and since when."""
 
-    __slots__ = ("id", "tenant", "user", "target", "key", "t0", "attempts", "backoff")
+    __slots__ = ("callbacks", "_ok", "_value", "id", "tenant", "user", "target", "key", "t0",
+                 "attempts", "backoff")
 
     def __init__(self, rid: int, tenant: int, user: int, target: int, key: int, t0: float) -> None:
+        self.callbacks: list | None = None
+        self._ok = True
+        self._value = None
         self.id = rid
         self.tenant = tenant
         self.user = user
@@ -43,9 +52,14 @@ class Request:
 class Attempt:
     """One try of a request through gateway → engine → cache → connector."""
 
-    __slots__ = ("request", "zone", "start", "alive", "t_enq", "phase", "calls", "outcome", "slot")
+    __slots__ = ("callbacks", "_ok", "_value", "gen", "request", "zone", "start", "alive",
+                 "t_enq", "phase", "calls", "outcome", "slot")
 
     def __init__(self, request: Request, zone: int, start: float) -> None:
+        self.callbacks: list | None = None
+        self._ok = True
+        self._value = None
+        self.gen = 0  # generation of the station serving it (stale after a failure)
         self.request = request
         self.zone = zone
         self.start = start

@@ -59,7 +59,7 @@ class System:
 
         self.zones = [Zone(i, name) for i, name in enumerate(self.zone_names)]
         keys_per_tenant = len(self.targets) * topo.cache.keys
-        self.cache = ResultCache(topo.cache, len(self.zones), recorder, keys_per_tenant)
+        self.cache = ResultCache(env, topo.cache, len(self.zones), recorder, keys_per_tenant)
         self.providers = [
             Provider(name, spec, len(self.tenant_names), streams)
             for name, spec in topo.providers.items()

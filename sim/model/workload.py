@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..distributions import BLOCK
-from ..kernel import Streams, schedule
-from ..kernel.events import Call
+from ..kernel import Streams
+from ..kernel.events import schedule_job
 from ..scenario import Diurnal, Scenario, TrafficSurge
 from .request import Request
 
@@ -95,25 +95,37 @@ class RateFunction:
 
 
 class _TenantStream:
-    """One tenant's arrival state and a buffer of pre-drawn queries (user, target, key)."""
+    """One tenant's arrival state and buffers of pre-drawn gaps and queries."""
 
-    __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "arrivals", "attrs",
-                 "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys", "buffer")
+    __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
+                 "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
+                 "gap_buffer", "query_buffer", "callbacks")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
                  users: int, target_cdf: list[float], targets: list[int],
                  key_cdf: np.ndarray, n_targets: int) -> None:
         self.index, self.rate, self.segments = index, rate, rate.segments
         self.seg, self.bound, self.constant = 0, 0.0, True
-        self.arrivals = streams.get(f"workload.arrivals.{name}")
+        self.gaps = streams.numpy(f"workload.arrivals.{name}")
+        self.thinning = streams.get(f"workload.thinning.{name}")
         self.attrs = streams.numpy(f"workload.queries.{name}")
         self.users, self.target_cdf, self.targets = users, np.asarray(target_cdf), targets
         self.key_cdf, self.n_targets, self.keys = key_cdf, n_targets, len(key_cdf)
-        self.buffer: list[tuple[int, int, int]] = []
+        self.gap_buffer: list[float] = []
+        self.query_buffer: list[tuple[int, int, int]] = []
+        self.callbacks: list = []
+
+    def gap(self) -> float:
+        """A standard exponential draw (divide by the rate), drawn in blocks."""
+        if not self.gap_buffer:
+            block = self.gaps.standard_exponential(BLOCK).tolist()
+            block.reverse()
+            self.gap_buffer.extend(block)
+        return self.gap_buffer.pop()
 
     def next_query(self) -> tuple[int, int, int]:
         """(user, target, cache key) of the next query, drawn in blocks with numpy."""
-        if not self.buffer:
+        if not self.query_buffer:
             u = self.attrs.random((3, BLOCK))
             users = (u[0] * self.users).astype(np.int64)
             choice = np.searchsorted(self.target_cdf, u[1], side="right")
@@ -122,12 +134,16 @@ class _TenantStream:
             keys = (self.index * self.n_targets + targets) * self.keys + ranks
             block = list(zip(users.tolist(), targets.tolist(), keys.tolist()))
             block.reverse()
-            self.buffer = block
-        return self.buffer.pop()
+            self.query_buffer.extend(block)
+        return self.query_buffer.pop()
 
 
 class Workload:
-    """Generates requests and hands each to ``send`` (the client)."""
+    """Generates requests and hands each to ``send`` (the client).
+
+    Each candidate arrival is a :class:`Request` scheduled as its own event; thinning
+    may drop it, and only accepted arrivals draw their query attributes and an id.
+    """
 
     def __init__(self, env: "simpy.Environment", scenario: Scenario, streams: Streams,
                  targets: list[str], send: Callable[[Request], None]) -> None:
@@ -137,6 +153,7 @@ class Workload:
         self.n_targets = len(targets)
         self.key_cdf = np.asarray(zipf_cdf(cache.keys, cache.zipf_s))
         self.next_id = 0
+        self._callbacks = [self._arrive]  # shared: SimPy only reads an event's list
         self.streams: list[_TenantStream] = []
         for index, (name, tenant) in enumerate(wl.tenants.items()):
             mix = list(tenant.mix.items())
@@ -145,35 +162,42 @@ class Workload:
             rate = RateFunction(tenant.rate * wl.scale, scenario, name)
             ts = _TenantStream(index, rate, streams, name, tenant.users, cdf,
                                [targets.index(t) for t, _ in mix], self.key_cdf, self.n_targets)
+            ts.callbacks = self._callbacks
             self.streams.append(ts)
-            self._next(ts)
+            self._next(ts, env.now)
 
-    def _next(self, ts: _TenantStream) -> None:
-        now = self.env._now
+    def _next(self, ts: _TenantStream, now: float) -> None:
+        """Schedule the tenant's next candidate arrival after ``now``."""
         segments = ts.segments
-        if ts.constant and ts.bound > 0.0:  # fast path: still inside a constant segment
-            t = now + ts.arrivals.expovariate(ts.bound)
-            if t < segments[ts.seg][1]:
-                schedule(self.env, t - now, self._arrive, ts)
-                return
-            now = segments[ts.seg][1]
-            ts.seg += 1
         while ts.seg < len(segments):
             start, end, bound, constant = segments[ts.seg]
             if bound > 0.0:
-                t = max(now, start) + ts.arrivals.expovariate(bound)
+                t = max(now, start) + ts.gap() / bound
                 if t < end:
                     ts.bound, ts.constant = bound, constant
-                    schedule(self.env, t - self.env._now, self._arrive, ts)
+                    request = Request(0, ts.index, 0, 0, 0, t)
+                    schedule_job(self.env, t - self.env._now, request, ts.callbacks)
                     return
             now = end  # memoryless: restart the draw at the segment boundary
             ts.seg += 1
 
-    def _arrive(self, call: Call) -> None:
-        ts: _TenantStream = call.job
-        now = self.env._now
-        if ts.constant or ts.arrivals.random() * ts.bound <= ts.rate(now):
-            user, target, key = ts.next_query()
+    def _arrive(self, request: Request) -> None:
+        ts = self.streams[request.tenant]
+        now = request.t0
+        if ts.constant or ts.thinning.random() * ts.bound <= ts.rate(now):
+            buffer = ts.query_buffer
+            request.user, request.target, request.key = (
+                buffer.pop() if buffer else ts.next_query()
+            )
             self.next_id += 1
-            self.send(Request(self.next_id, ts.index, user, target, key, now))
-        self._next(ts)
+            request.id = self.next_id
+            self.send(request)
+        if ts.constant:  # fast path: the next arrival is likely in the same segment
+            gaps = ts.gap_buffer
+            t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
+            if t < ts.segments[ts.seg][1]:
+                schedule_job(self.env, t - now, Request(0, ts.index, 0, 0, 0, t), ts.callbacks)
+                return
+            now = ts.segments[ts.seg][1]
+            ts.seg += 1
+        self._next(ts, now)

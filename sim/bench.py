@@ -1,0 +1,168 @@
+"""``python -m sim bench``: simulated requests per wall-second, against a baseline in the
+same run, and peak memory of a long run.
+
+The baselines are plain SimPy models of the same traffic (same tenants, mix, cache,
+zones and service-time distributions) written the textbook way: a process per request,
+``Resource.request()`` per tier. Two are measured and both are printed:
+
+* **with client timeouts**: the nominal behaviour the lab models for every request (a
+  client that gives up after ``gateway.timeout`` while the server keeps working), in
+  the usual SimPy idiom: a worker process raced against a timeout
+  (``yield work | env.timeout(T)``). This is the like-for-like baseline the bar is
+  judged against.
+* **minimal**: the same without timeouts, one process per request. It models less than
+  the lab does (no timeouts, retries, health checks, rate limits); its ratio is shown
+  so that nothing flatters the lab.
+
+All models are timed on the same machine in the same command, so ratios hold even when
+the machine is noisy; the best of ``--repeat`` measurements of each is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from bisect import bisect_right
+from typing import Callable, Iterator
+
+import simpy
+from rich.console import Console
+from rich.table import Table
+
+from .kernel import Streams
+from .model.workload import zipf_cdf
+from .run import simulate
+from .scenario import Scenario
+from .scenario_file import load_scenario
+
+__all__ = ["run_bench", "plain_simpy", "BARS"]
+
+#: The issue's bars: simulated requests per second on one core, ratio to plain SimPy,
+#: peak memory of one simulated hour at 2,000 req/s.
+BARS = {"requests_per_second": 100_000, "ratio": 4.0, "memory_mb": 1024}
+
+
+def plain_simpy(scenario: Scenario, seed: int = 1, timeouts: bool = True) -> int:
+    """The same traffic as ``scenario`` through a textbook process-per-request SimPy model.
+
+    Returns the number of requests completed. With ``timeouts`` each request's client
+    waits for its worker process or ``gateway.timeout``, whichever comes first. No
+    faults, retries or rate limits: the baseline is only as rich as the nominal path,
+    which flatters it, not the lab.
+    """
+    env = simpy.Environment()
+    streams = Streams(seed)
+    topo, wl = scenario.topology, scenario.workload
+    zones = len(topo.zones)
+    engines = [simpy.Resource(env, topo.engine.workers_per_zone) for _ in range(zones)]
+    connectors = [simpy.Resource(env, topo.connectors.workers_per_zone) for _ in range(zones)]
+    engine_time = topo.engine.service_time.sampler(streams.numpy("engine.service"))
+    cache_time = topo.cache.latency.sampler(streams.numpy("cache.latency"))
+    providers = {n: p.latency.sampler(streams.numpy(f"provider.{n}")) for n, p in
+                 topo.providers.items()}
+    key_cdf = zipf_cdf(topo.cache.keys, topo.cache.zipf_s)
+    rng = streams.get("plain")
+    expiry: dict[tuple[str, int], float] = {}
+    done = [0]
+    latencies: list[float] = []
+
+    timeout = topo.gateway.timeout
+
+    def client(zone: int, target: str, key: tuple[str, int]) -> Iterator[simpy.Event]:
+        yield env.process(request(zone, target, key)) | env.timeout(timeout)
+
+    def request(zone: int, target: str, key: tuple[str, int]) -> Iterator[simpy.Event]:
+        start = env.now
+        with engines[zone].request() as slot:
+            yield slot
+            yield env.timeout(engine_time() + cache_time())
+        if expiry.get(key, -1.0) <= env.now:
+            with connectors[zone].request() as slot:
+                yield slot
+                yield env.timeout(providers[target.split(".")[0]]())
+            expiry[key] = env.now + topo.cache.ttl
+        latencies.append(env.now - start)
+        done[0] += 1
+
+    def tenant(name: str, rate: float, mix: list[tuple[str, float]]) -> Iterator[simpy.Event]:
+        cdf = [sum(share for _, share in mix[: i + 1]) for i in range(len(mix))]
+        while True:
+            yield env.timeout(rng.expovariate(rate))
+            target = mix[min(bisect_right(cdf, rng.random()), len(mix) - 1)][0]
+            rank = bisect_right(key_cdf, rng.random())
+            entry = client if timeouts else request
+            env.process(entry(int(rng.random() * zones), target, (name + target, rank)))
+
+    for name, spec in wl.tenants.items():
+        env.process(tenant(name, spec.rate * wl.scale, list(spec.mix.items())))
+    env.run(until=scenario.run.duration)
+    return done[0]
+
+
+def _best(measure: Callable[[], int], repeat: int) -> tuple[int, float]:
+    best = (0, float("inf"))
+    for _ in range(repeat):
+        started = time.perf_counter()
+        count = measure()
+        elapsed = time.perf_counter() - started
+        if elapsed < best[1]:
+            best = (count, elapsed)
+    return best
+
+
+def _memory_probe(path: str) -> float:
+    """Peak RSS (MB) of a child process simulating one hour at 2,000 req/s."""
+    code = (
+        "import resource, sys\n"
+        "from sim import load_scenario, simulate, compute_metrics\n"
+        f"s = load_scenario({path!r}, overrides=['run.duration=1h', 'run.warmup=0',"
+        " 'workload.scale=2', 'faults=[]'])\n"
+        "r = simulate(s)\n"
+        "compute_metrics(r)\n"
+        "print(r.requests)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def run_bench(args: argparse.Namespace, console: Console) -> int:
+    overrides = [f"run.duration={args.duration}", "run.warmup=0"]
+    scenario = load_scenario(args.scenario, overrides=overrides)
+    console.print(f"Benchmark on {args.scenario} ({scenario.workload.total_rate():,.0f} req/s "
+                  f"offered, {args.duration} simulated, best of {args.repeat})", highlight=False)
+    lab = _best(lambda: simulate(scenario).requests, args.repeat)
+    plain = _best(lambda: plain_simpy(scenario, timeouts=True), args.repeat)
+    minimal = _best(lambda: plain_simpy(scenario, timeouts=False), args.repeat)
+    rows = [("lab (light events, full model)", *lab),
+            ("plain SimPy, with client timeouts", *plain),
+            ("plain SimPy, minimal (no timeouts)", *minimal)]
+    table = Table()
+    for column in ("model", "requests", "wall s", "requests / wall s"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    rates = []
+    for name, count, elapsed in rows:
+        rates.append(count / elapsed)
+        table.add_row(name, f"{count:,}", f"{elapsed:.2f}", f"{count / elapsed:,.0f}")
+    console.print(table)
+    ratio = rates[0] / rates[1]
+    _bar(console, "speed", rates[0], BARS["requests_per_second"], f"{rates[0]:,.0f} req/s")
+    _bar(console, "ratio to plain SimPy with client timeouts", ratio, BARS["ratio"],
+         f"{ratio:.2f}x")
+    console.print(f"ratio to the minimal plain SimPy model (models less): "
+                  f"{rates[0] / rates[2]:.2f}x", highlight=False)
+    if not args.no_memory:
+        peak = _memory_probe(str(args.scenario))
+        _bar(console, "peak memory, 1 h at 2,000 req/s", peak, BARS["memory_mb"],
+             f"{peak:,.0f} MB (bar: under {BARS['memory_mb']:,} MB)", lower_is_better=True)
+    return 0
+
+
+def _bar(console: Console, label: str, value: float, bar: float, text: str,
+         lower_is_better: bool = False) -> None:
+    met = value < bar if lower_is_better else value >= bar
+    verdict = "[green]bar met[/green]" if met else "[bold red]bar NOT met[/bold red]"
+    console.print(f"{label}: {text}  {verdict}", highlight=False)
+
