@@ -202,6 +202,7 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
         Route("/admin/canary", canary, methods=["GET", "POST", "DELETE"]),
         Route("/admin/metadata/status", get(plane.metadata_status)),
         Route("/admin/metadata/promote", get(plane.promote), methods=["POST"]),
+        Route("/admin/metadata/rebuild", get(plane.rebuild), methods=["POST"]),
         Route("/admin/metadata/writes", post(sequenced_writes), methods=["POST"]),
         Route("/admin/metadata/writes", get(lambda: visible_writes(plane)), methods=["GET"]),
         Route("/admin/status", get(status)),

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta = top.add_parser("metadata").add_subparsers(dest="action", required=True)
     meta.add_parser("status")
     meta.add_parser("promote")
+    meta.add_parser("rebuild")
     _add(meta, "write", ("n", {"type": int}))
     meta.add_parser("writes")
     _fault_parsers(top.add_parser("faults").add_subparsers(dest="action", required=True))
@@ -121,6 +122,7 @@ def to_call(a: argparse.Namespace) -> Call:
         ("canary", "status"): lambda: ("GET", "/admin/canary", None),
         ("metadata", "status"): lambda: ("GET", "/admin/metadata/status", None),
         ("metadata", "promote"): lambda: ("POST", "/admin/metadata/promote", None),
+        ("metadata", "rebuild"): lambda: ("POST", "/admin/metadata/rebuild", None),
         ("metadata", "write"): lambda: ("POST", "/admin/metadata/writes", {"n": a.n}),
         ("metadata", "writes"): lambda: ("GET", "/admin/metadata/writes", None),
     }

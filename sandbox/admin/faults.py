@@ -86,7 +86,8 @@ def active(plane: ControlPlane) -> dict[str, Any]:
     return {"zones_lost": sorted(f.zones_lost), "providers": f.providers,
             "tokens_expired": f.tokens_expired, "canary": plane.canary,
             "metadata_primary_killed": f.metadata_primary_killed,
-            "metadata_promoted": plane.promoted}
+            "metadata_promoted": plane.promoted,
+            "metadata_needs_rebuild": sorted(plane.demoted)}
 
 
 async def reset(plane: ControlPlane) -> dict[str, Any]:

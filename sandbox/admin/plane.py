@@ -7,6 +7,7 @@ keeps answering probes while a promotion or an AZ stop is in progress.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 
 from sandbox import metadata
 from sandbox.errors import ApiError
+from sandbox.pgcluster import make_replica
 from sandbox.state import Layout
 from sandbox.supervise import rpc
 
@@ -49,6 +51,7 @@ class ControlPlane:
                       PgNode("pg-replica", pg["replica"]["port"], pg["replica"]["zone"])]
         self.primary_name = "pg-primary"  # the designated primary; changes on promotion
         self.promoted = False
+        self.demoted: set[str] = set()  # old primaries that must be rebuilt before they run
         self.faults = FaultLog()
         self.canary: dict[str, Any] | None = None
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"])
@@ -93,6 +96,7 @@ class ControlPlane:
             "replica": self._node_json(self.replica, roles[1]),
             "replica_lag_seconds": lag if roles[1] == "replica" else None,
             "promoted": self.promoted,
+            "needs_rebuild": sorted(self.demoted),
         }
 
     @staticmethod
@@ -107,7 +111,7 @@ class ControlPlane:
 
     def may_start(self, node: PgNode) -> bool:
         """A demoted primary would be a second writable primary (split brain): never restart."""
-        return not (self.promoted and node.name == "pg-primary")
+        return node.name not in self.demoted
 
     async def promote(self) -> dict[str, Any]:
         target = self.replica
@@ -116,7 +120,24 @@ class ControlPlane:
         # Fence the old primary first if it is still up: a planned switchover, not a split.
         await self.supervisor("stopProcess", f"shared:{self.primary.name}", True)
         await asyncio.to_thread(metadata.promote, target.port)
+        self.demoted.add(self.primary_name)
         self.primary_name, self.promoted = target.name, True
+        return await self.metadata_status()
+
+    async def rebuild(self) -> dict[str, Any]:
+        """Re-clone a demoted primary as a streaming replica of the current primary."""
+        if not self.demoted:
+            raise ApiError(409, "CONFLICT", "no demoted primary to rebuild")
+        if await self.role(self.primary) != "primary":
+            raise ApiError(503, "METADATA_UNAVAILABLE", "the current primary is down")
+        node = self.replica
+        datadir = self.layout.root / node.name
+        log = self.layout.logs / "pg-rebuild.log"
+        await self.supervisor("stopProcess", f"shared:{node.name}", True)
+        await asyncio.to_thread(shutil.rmtree, datadir, True)
+        await asyncio.to_thread(make_replica, self.primary.port, datadir, node.port, log)
+        self.demoted.discard(node.name)
+        await self.supervisor("startProcess", f"shared:{node.name}", True)
         return await self.metadata_status()
 
     # --- peers ---------------------------------------------------------------------------

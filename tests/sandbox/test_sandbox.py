@@ -326,6 +326,22 @@ def test_all_zones_lost_is_503_and_reset_restores(sandbox: Sandbox) -> None:
     assert wait_for(ok, 10)
     status = sandbox.http.get(f"{sandbox.admin}/admin/metadata/status").json()
     assert status["primary"]["role"] == "primary" and status["replica"]["role"] == "down"
+    assert status["needs_rebuild"] == ["pg-primary"]  # reset never restarts a demoted primary
+
+
+def test_rebuild_demoted_primary_as_replica(sandbox: Sandbox) -> None:
+    status = admin_cli(sandbox, "metadata", "rebuild")
+    assert status["replica"]["name"] == "pg-primary" and status["replica"]["role"] == "replica"
+    assert status["primary"]["name"] == "pg-replica" and status["needs_rebuild"] == []
+    written = sandbox.http.post(f"{sandbox.admin}/admin/metadata/writes", json={"n": 3}).json()
+    port = status["replica"]["port"]
+
+    def replicated() -> bool:
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres") as c:
+            row = c.execute("SELECT max(seq) FROM seq_writes").fetchone()
+        return bool(row and row[0] == written["last_acknowledged"])
+
+    assert wait_for(replicated, 10)
 
 
 def test_down_leaves_no_process(sandbox: Sandbox) -> None:
