@@ -59,7 +59,7 @@ class SandboxError(Exception):
 
 def running_pid(root: Path) -> int | None:
     try:
-        pid = load_state(root).get("pid")
+        pid = load_state(root, internal=True).get("pid")
     except (OSError, ValueError):
         return None
     return int(pid) if pid and pid_alive(int(pid)) else None
@@ -159,13 +159,13 @@ def start(root: Path) -> dict[str, Any]:
         raise SandboxError(problem)
     _prepare_dir(layout)
     state = build_state(root)
-    write_state(layout.state, state)
+    write_state(layout.config, state)
     bootstrap_postgres(layout, state)
     layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state)))
     layout.supervisor_conf.chmod(0o600)
     proc = start_supervisord(layout)
     state["pid"] = proc.pid
-    write_state(layout.state, state)
+    write_state(layout.config, state)
     try:
         wait_ready(state, proc.pid)
         _issue_tokens(state)
@@ -173,6 +173,7 @@ def start(root: Path) -> dict[str, Any]:
         stop(root)
         raise
     state["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_state(layout.config, state)
     write_state(layout.state, state)
     return state
 
@@ -190,13 +191,14 @@ def stop(root: Path) -> list[int]:
     """Stop supervisord and everything under it; return pids that had to be killed."""
     layout = Layout(root)
     try:
-        pid = load_state(root).get("pid")
+        pid = load_state(root, internal=True).get("pid")
     except (OSError, ValueError):
         pid = None
     if layout.supervisor_sock.exists() or pid:
         shutdown(layout, pid)
     leftovers = kill_survivors(root)
     layout.state.unlink(missing_ok=True)
+    layout.config.unlink(missing_ok=True)
     return leftovers
 
 

@@ -1,6 +1,6 @@
 """`python -m sandbox.serve SERVICE --dir DIR [...]`: how supervisord starts each service.
 
-Every service reads its ports and peers from `DIR/state.json`, which `up` writes before
+Every service reads its ports and peers from `DIR/sandbox.json`, which `up` writes before
 supervisord starts, so the command lines hold no secrets.
 """
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zone", default="")
     parser.add_argument("--name", default="")
     args = parser.parse_args(argv)
-    SERVICES[args.service](load_state(Path(args.dir)), args)
+    SERVICES[args.service](load_state(Path(args.dir), internal=True), args)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ class Layout:
         return self.root / "state.json"
 
     @property
+    def config(self) -> Path:
+        """The services' copy, written before they start; `state.json` appears only when all
+        answer, so its existence means "up and ready" to other tools."""
+        return self.root / "sandbox.json"
+
+    @property
     def supervisor_conf(self) -> Path:
         return self.root / "supervisord.conf"
 
@@ -89,8 +95,9 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_state(root: Path) -> dict[str, Any]:
-    """Read `root/state.json`; FileNotFoundError when no sandbox was started there."""
-    with open(Layout(root).state) as fh:
+def load_state(root: Path, internal: bool = False) -> dict[str, Any]:
+    """Read `root/state.json` (or the services' `sandbox.json`); FileNotFoundError when absent."""
+    layout = Layout(root)
+    with open(layout.config if internal else layout.state) as fh:
         data: dict[str, Any] = json.load(fh)
     return data

@@ -58,7 +58,7 @@ class StatsWindow:
     def summary(self, window: float) -> dict[str, Any]:
         facts = self.recent(window)
         out = _summarise(facts)
-        out["window_seconds"] = window
+        out["window_seconds"] = int(window) if float(window).is_integer() else window
         out["by_tenant"] = {
             t: {k: v for k, v in _summarise([f for f in facts if f.tenant == t]).items()
                 if k in ("requests", "errors", "error_rate", "latency_p95", "rate_limited")}
