@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
-from sandbox.service import handle_errors, health, read_json
+from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
 from sandbox.tokens import load_token, refresh_token
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
@@ -92,7 +92,10 @@ class Connector:
             token = await self.token(provider, tenant)
             resp = await self._call(url, params, token, provider)
             if resp.status_code == 200:
-                page: dict[str, Any] = resp.json()
+                try:
+                    page: dict[str, Any] = resp.json()
+                except ValueError:
+                    raise _provider_error(provider, 200) from None
                 return page
             if resp.status_code == 401 and not retried_auth:
                 retried_auth = True
@@ -134,6 +137,8 @@ def _retry_after(resp: httpx.Response) -> float:
 def _provider_error(provider: str, status: int) -> ApiError:
     if status == 401:
         return ApiError(502, "PROVIDER_UNAUTHORIZED", f"{provider} rejected the access token")
+    if status == 200:
+        return ApiError(502, "PROVIDER_ERROR", f"{provider} sent a malformed page")
     return ApiError(502, "PROVIDER_ERROR", f"{provider} answered {status}")
 
 
@@ -171,7 +176,7 @@ def build_app(config: ConnectorConfig) -> Starlette:
         args = _fetch_args(body, config.providers)
         return JSONResponse({"rows": await connector.fetch(*args)})
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/fetch", fetch, methods=["POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from sandbox.cache import ResultCache, cache_key
 from sandbox.errors import ApiError
 from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
-from sandbox.service import handle_errors, read_json
+from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
 from sandbox.sql import Query, connector_of, parse
 
 __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
@@ -97,7 +97,10 @@ class Engine:
             raise ApiError(504, "UPSTREAM_TIMEOUT", "connector did not answer in time") from None
         except httpx.HTTPError:
             raise ApiError(502, "PROVIDER_ERROR", "connector unreachable") from None
-        data = resp.json()
+        try:
+            data = resp.json()
+        except ValueError:
+            raise ApiError(502, "PROVIDER_ERROR", "connector sent a malformed answer") from None
         if resp.status_code != 200:
             err = data.get("error", {})
             raise ApiError(resp.status_code, str(err.get("code", "PROVIDER_ERROR")),
@@ -164,7 +167,7 @@ def build_app(config: EngineConfig) -> Starlette:
     async def control(request: Request) -> Response:
         return JSONResponse(engine.configure(await read_json(request)))
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

@@ -28,7 +28,7 @@ from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
 from sandbox.routing import Backend, Router
-from sandbox.service import MAX_BODY, handle_errors, read_json
+from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_json
 from sandbox.sql import connector_of, parse
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
 
@@ -242,7 +242,7 @@ def build_app(config: GatewayConfig) -> Starlette:
                              "canary": "healthy" if gw.router.canary and gw.router.canary.healthy
                              else "unhealthy", "canary_weight": gw.router.canary_weight})
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/query", query, methods=["POST"]),
         Route("/internal/stats", stats), Route("/internal/zones", zones),
         Route("/internal/reload", reload, methods=["POST"]),

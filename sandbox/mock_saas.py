@@ -23,7 +23,7 @@ from sandbox.catalog import CATALOG, ObjectSpec, make_row
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, metrics_endpoint
 from sandbox.ratelimit import TokenBucket
-from sandbox.service import handle_errors, health, read_json
+from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
 
 __all__ = ["Provider", "ProviderFaults", "build_app"]
 
@@ -177,7 +177,7 @@ def build_app(provider: Provider) -> Starlette:
         body = await read_json(request)
         return JSONResponse({"revoked": provider.revoke(parse_fraction(body))})
 
-    return Starlette(routes=[
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, routes=[
         Route("/oauth/token", token, methods=["POST"]),
         Route("/v1/{object}", records, methods=["GET"]),
         Route("/status", status), Route("/health", health), Route("/metrics", metrics_endpoint),

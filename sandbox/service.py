@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox.errors import ApiError, error_response
 from sandbox.state import LOOPBACK
 
-__all__ = ["MAX_BODY", "handle_errors", "health", "read_json", "run_app"]
+__all__ = ["EXCEPTION_HANDLERS", "MAX_BODY", "handle_errors", "health", "read_json", "run_app"]
 
 MAX_BODY = 16 * 1024
 Handler = Callable[..., Awaitable[Response]]
@@ -49,6 +49,15 @@ def handle_errors(fn: Handler) -> Handler:
 
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # A bug still answers in the one error shape, naming only the exception class.
+    print(f"internal error on {request.url.path}: {type(exc).__name__}", flush=True)
+    return error_response(ApiError(500, "INTERNAL", "internal error"))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {Exception: _internal_error}
 
 
 async def health(request: Request) -> Response:

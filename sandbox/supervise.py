@@ -69,7 +69,7 @@ def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     redis_port = state["redis"]["port"]
     shared = [
         Program("redis", "shared", f"{redis_binary()} --port {redis_port} --bind 127.0.0.1 "
-                f"--save '' --appendonly no --dir {layout.redis_dir}"),
+                f"--save '' --appendonly no --set-proc-title no --dir {layout.redis_dir}"),
         # postgres: no autorestart, so a killed primary stays dead until someone acts;
         # SIGINT is PostgreSQL's fast shutdown for a clean `down`.
         Program("pg-primary", "shared", f"{pg} -D {layout.pg_primary}", "postgres", False, "INT"),
@@ -178,24 +178,45 @@ def _ancestors() -> set[int]:
     return pids
 
 
-def survivors(root: Path) -> list[int]:
-    """Live processes whose command line mentions the sandbox dir (ours and callers excluded)."""
-    needle, mine, found = str(root).encode(), _ancestors(), []
+# What `down` may kill: only the kinds of process the sandbox itself starts.
+_OURS = (b"sandbox.serve", b"supervisord", b"postgres", b"redis-server")
+
+
+def _inside(entry: Path, root: Path) -> tuple[bool, bytes]:
+    """Whether a /proc entry's command line mentions `root` or its cwd lies under it.
+
+    The cwd test catches PostgreSQL backends and Redis, which rewrite their titles."""
+    try:
+        cmdline = (entry / "cmdline").read_bytes()
+    except OSError:
+        return False, b""
+    if str(root).encode() in cmdline:
+        return True, cmdline
+    try:
+        cwd = Path(os.readlink(entry / "cwd"))
+    except OSError:
+        return False, cmdline
+    return cwd == root or root in cwd.parents, cmdline
+
+
+def survivors(root: Path, only_ours: bool = False) -> list[int]:
+    """Live processes tied to the sandbox dir (by command line or cwd), callers excluded."""
+    mine, found = _ancestors(), []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in mine:
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+        inside, cmdline = _inside(entry, root)
+        if only_ours and not any(tag in cmdline for tag in _OURS):
             continue
-        if needle in cmdline and pid_alive(int(entry.name)):
+        if inside and pid_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
 
 def kill_survivors(root: Path, grace: float = 5.0) -> list[int]:
-    """Last resort after shutdown: TERM, then KILL, what is still running from this dir."""
-    pids = survivors(root)
+    """Last resort after shutdown: TERM, then KILL, the sandbox's own leftovers (never, say,
+    someone's `tail -f` of a log in the dir)."""
+    pids = survivors(root, only_ours=True)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:

@@ -19,7 +19,7 @@ from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
 from sandbox.admin.plane import ControlPlane
 from sandbox.metrics import merge_expositions
-from sandbox.service import health
+from sandbox.service import EXCEPTION_HANDLERS, health
 
 __all__ = ["build_app"]
 
@@ -58,7 +58,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Starlette:
         found["admin"] = generate_latest().decode()
         return Response(merge_expositions(found), media_type=CONTENT_TYPE)
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
         *admin_routes(plane), *fault_routes(plane),
     ])
