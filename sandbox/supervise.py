@@ -67,13 +67,14 @@ def _zone_programs(root: Path, zone: str) -> list[Program]:
 def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     root, pg = layout.root, pg_bindir() / "postgres"
     redis_port = state["redis"]["port"]
+    pg_user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
     shared = [
         Program("redis", "shared", f"{redis_binary()} --port {redis_port} --bind 127.0.0.1 "
                 f"--save '' --appendonly no --set-proc-title no --dir {layout.redis_dir}"),
         # postgres: no autorestart, so a killed primary stays dead until someone acts;
         # SIGINT is PostgreSQL's fast shutdown for a clean `down`.
-        Program("pg-primary", "shared", f"{pg} -D {layout.pg_primary}", "postgres", False, "INT"),
-        Program("pg-replica", "shared", f"{pg} -D {layout.pg_replica}", "postgres", False, "INT"),
+        Program("pg-primary", "shared", f"{pg} -D {layout.pg_primary}", pg_user, False, "INT"),
+        Program("pg-replica", "shared", f"{pg} -D {layout.pg_replica}", pg_user, False, "INT"),
         *(Program(f"mock-{p}", "shared", _py("mock", root, "--name", p))
           for p in state["providers"]),
         Program("gateway", "shared", _py("gateway", root)),
