@@ -1,7 +1,8 @@
 """``python -m sim``: run, validate and benchmark scenarios.
 
 Exit codes: 0 every check passed, 1 a check failed, 2 bad input (the message names the
-file, the field and the line; no traceback).
+file, the field and the line; no traceback), 3 an internal error (a bug: the traceback is
+printed), kept apart from 1 so that a crash is never read as a failed check.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,12 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=3, help="measurements per model (best kept)")
     bench.add_argument("--no-memory", action="store_true",
                        help="skip the peak-memory run (one simulated hour at 2,000 req/s)")
+
+    from .sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     from .scenario_file import ScenarioError
 
     try:
@@ -67,12 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, console)
         if args.command == "validate":
             return _validate(args, console)
+        if args.command == "sweep":
+            from .sweep import run_command
+
+            return run_command(args, console)
         from .bench import run_bench
 
         return run_bench(args, Console())
     except ScenarioError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=False)
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        return 130
+    except Exception:  # noqa: BLE001 - a crash must not look like a failed check (1)
+        console.print_exception()
+        return EXIT_INTERNAL
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
@@ -84,7 +100,7 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             read_scenario(path, args.profile, args.overrides)
             console.print(f"{path}: ok", highlight=False)
         except ScenarioError as exc:
-            console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
             status = EXIT_BAD_INPUT
     return status
 
@@ -107,6 +123,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         results = run_replications(scenario, seed, replications, jobs, progress.done)
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
                             tuple(args.overrides))
+    for index, check in enumerate(summary["checks"]):
+        key = check["metric"] if check["over"] == "run" else f"{check['metric']}@{check['over']}"
+        if key not in summary["metrics"]:
+            known = ", ".join(sorted(k for k in summary["metrics"] if "@" not in k))
+            raise source.error(("checks", index, "metric"),
+                               f"this run has no metric {check['metric']!r}; it has: {known}")
     data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
     write_run(out, summary, results, data, plots=not args.no_plots)
     Console().print(verdict_table(summary))
