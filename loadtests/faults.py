@@ -1,0 +1,135 @@
+"""The scenario's fault timeline, replayed against the sandbox through its fault API.
+
+Opt-in (``--inject-faults``): by default a load test only loads, and faults are someone
+else's job (a Chaos Toolkit experiment, an SRE). With it, every fault of the scenario
+becomes timed calls to the sandbox's admin URL (docs/sandbox.md), and ``POST
+/faults/reset`` always runs at the end, so no fault outlives the test:
+
+==================  ===================================================================
+``az_loss``         ``POST /faults/az/{zone}/lose`` (``restore`` after ``duration``)
+``provider_outage`` ``POST /faults/provider/{p} {"outage": true}``, then ``DELETE``
+``latency_injection`` on ``provider:P``: ``latency_ms`` = (factor − 1) × the scenario's
+                    mean provider latency, then ``DELETE``
+``cache_flush``     ``POST /admin/cache/invalidate`` (``{"tenant"}`` if given)
+``token_revocation`` ``POST /faults/tokens/expire {"provider", "fraction"}``
+``traffic_surge``   nothing here: the load plan sends the surge (:mod:`loadtests.shapes`)
+==================  ===================================================================
+
+Latency injection on ``engine``, ``cache`` or ``gateway`` has no sandbox counterpart and
+is refused as a :class:`FaultPlanError` before any load is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sim.scenario import (
+    AzLoss,
+    CacheFlush,
+    LatencyInjection,
+    ProviderOutage,
+    Scenario,
+    TokenRevocation,
+    TrafficSurge,
+)
+
+__all__ = ["Action", "FaultPlanError", "FaultRunner", "fault_actions"]
+
+log = logging.getLogger(__name__)
+
+
+class FaultPlanError(ValueError):
+    """A scenario fault the sandbox's fault API cannot express."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One timed call: at run time ``at``, ``method path`` with a JSON ``body``."""
+
+    at: float
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+def _one(fault: Any, scenario: Scenario) -> list[Action]:
+    at = fault.at
+    if isinstance(fault, AzLoss):
+        end = (Action(at + fault.duration, "POST", f"/faults/az/{fault.zone}/restore")
+               if fault.duration is not None else None)
+        lose = Action(at, "POST", f"/faults/az/{fault.zone}/lose")
+        return [lose] if end is None else [lose, end]
+    if isinstance(fault, ProviderOutage):
+        path = f"/faults/provider/{fault.provider}"
+        return [Action(at, "POST", path, {"outage": True}),
+                Action(at + fault.duration, "DELETE", path)]
+    if isinstance(fault, LatencyInjection):
+        if not fault.target.startswith("provider:"):
+            raise FaultPlanError(f"latency_injection on {fault.target!r} at {at:g}s has no "
+                                 "sandbox fault (only provider:NAME can be injected)")
+        name = fault.target.split(":", 1)[1]
+        extra_ms = (fault.factor - 1.0) * scenario.topology.providers[name].latency.mean * 1e3
+        path = f"/faults/provider/{name}"
+        return [Action(at, "POST", path, {"latency_ms": max(0.0, extra_ms)}),
+                Action(at + fault.duration, "DELETE", path)]
+    if isinstance(fault, CacheFlush):
+        body = {"tenant": fault.tenant} if fault.tenant else {}
+        return [Action(at, "POST", "/admin/cache/invalidate", body)]
+    if isinstance(fault, TokenRevocation):
+        expire: dict[str, Any] = {"provider": fault.provider, "fraction": fault.fraction}
+        return [Action(at, "POST", "/faults/tokens/expire", expire)]
+    if isinstance(fault, TrafficSurge):
+        return []
+    raise FaultPlanError(f"fault kind {fault.kind!r} has no sandbox counterpart")
+
+
+def fault_actions(scenario: Scenario, until: float | None = None) -> list[Action]:
+    """Every call of the scenario's timeline before ``until``, in time order."""
+    until = scenario.run.duration if until is None else until
+    actions = [a for f in scenario.faults for a in _one(f, scenario)]
+    return sorted((a for a in actions if a.at < until), key=lambda a: a.at)
+
+
+def _call(base: str, action: Action, timeout: float = 10.0) -> int:
+    data = json.dumps(action.body).encode() if action.body is not None else None
+    req = urllib.request.Request(base + action.path, data=data, method=action.method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+class FaultRunner:
+    """Runs the actions on the clock; :meth:`reset` undoes everything (always call it)."""
+
+    def __init__(self, admin_url: str, actions: list[Action],
+                 call: Callable[[str, Action], int] = _call,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
+        self.done: list[tuple[float, Action, int]] = []
+
+    def run(self, clock: Callable[[], float]) -> None:
+        """Fire each action when ``clock()`` (run time) reaches its ``at``."""
+        for action in self.actions:
+            wait = action.at - clock()
+            if wait > 0:
+                self.sleep(wait)
+            status = self.call(self.admin_url, action)
+            self.done.append((clock(), action, status))
+            level = logging.INFO if status < 300 else logging.ERROR
+            log.log(level, "fault %s %s at %.1fs -> %s", action.method, action.path, clock(), status)
+
+    def reset(self) -> int | None:
+        """``POST /faults/reset`` if anything was injected; the status, or None."""
+        if not self.done:
+            return None
+        return self.call(self.admin_url, Action(0.0, "POST", "/faults/reset"))

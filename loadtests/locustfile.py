@@ -1,0 +1,268 @@
+"""Locust load tests from the lab's scenario files, with the scenario's checks as SLO gate.
+
+    locust -f loadtests/locustfile.py --headless --scenario scenarios/baseline.yaml \\
+        --scenario-profile standin --results-dir runs/lt-baseline --csv runs/lt-baseline/locust
+
+Exit code: 0 when every observable check of the scenario holds, 1 when one fails,
+2 on bad input (unknown scenario, a profile that cannot be expressed, a refused host).
+Options, the user/rate mapping and the gate's percentile handling: docs/loadtests.md.
+
+Only this module imports Locust (which monkey-patches sockets with gevent); the logic
+lives in the pure modules of :mod:`loadtests`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sys
+import time
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, User, events, task
+from locust.runners import WorkerRunner
+
+from loadtests import gates
+from loadtests.faults import FaultPlanError, FaultRunner
+from loadtests.queries import QueryError
+from loadtests.recorder import classify
+from loadtests.session import LoadSession, OptionsError, build_session
+from loadtests.shapes import PlanError
+from loadtests.targets import TargetError
+from sim.kernel.streams import derive_seed
+from sim.scenario_file import ScenarioError
+
+log = logging.getLogger("loadtests")
+_BAD_INPUT = (ScenarioError, OptionsError, PlanError, QueryError, TargetError, FaultPlanError)
+_REPORT_KEY = "omnisql_windows"
+_user_numbers = itertools.count()
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    group = parser.add_argument_group("OmniSQL scenario (docs/loadtests.md)")
+    group.add_argument("--scenario", default="", help="scenario file, e.g. scenarios/baseline.yaml")
+    group.add_argument("--scenario-profile", default="", help="a profile of the scenario, e.g. standin")
+    group.add_argument("--scenario-set", action="append", default=[], metavar="PATH=VALUE",
+                       help="override a scenario field (repeatable), as `python -m sim run --set`")
+    group.add_argument("--per-user-rate", type=float, default=1.0,
+                       help="peak requests/s per Locust user; users = ceil(peak rate / this)")
+    group.add_argument("--sandbox-dir", default="", help="sandbox dir with state.json "
+                       "(default $OMNISQL_SANDBOX_DIR or .sandbox)")
+    group.add_argument("--allow-host", action="append", default=[],
+                       help="allow a non-loopback host (repeatable)")
+    group.add_argument("--inject-faults", action="store_true", default=False,
+                       help="run the scenario's fault timeline through the sandbox fault API")
+    group.add_argument("--faults-external", action="store_true", default=False,
+                       help="someone else runs the fault timeline on schedule (RTO is judged)")
+    group.add_argument("--results-dir", default="",
+                       help="write summary.json, timeseries.csv, scenario.yaml, overview.png")
+
+
+def _session(environment: Any) -> LoadSession | None:
+    return getattr(environment, "omnisql", None)
+
+
+def _build(environment: Any) -> LoadSession:
+    session = build_session(environment.parsed_options, environment.host)
+    environment.host = session.target.host  # the master sends it on to its workers
+    counts: dict[str, int] = {kind: plan.users for kind, plan in session.plan.kinds.items()}
+    for kind, cls in USER_CLASSES.items():
+        cls.fixed_count = counts.get(kind, 0)
+        cls.network_timeout = cls.connection_timeout = session.scenario.topology.gateway.timeout
+    environment.omnisql = session
+    return session
+
+
+def _ship_windows(environment: Any) -> None:
+    """Workers send their windows with each stats report; the master merges them."""
+
+    def report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+        session = _session(environment)
+        if session is not None:
+            data[_REPORT_KEY] = session.recorder.drain()
+
+    def merge(client_id: str, data: dict[str, Any], **_: Any) -> None:
+        session = _session(environment)
+        if session is not None and _REPORT_KEY in data:
+            session.recorder.merge(data[_REPORT_KEY])
+
+    environment.events.report_to_master.add_listener(report)
+    environment.events.worker_report.add_listener(merge)
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    _ship_windows(environment)
+    if environment.parsed_options is None or isinstance(environment.runner, WorkerRunner):
+        return  # workers receive the master's options with the first spawn message
+    try:
+        session = _build(environment)
+    except _BAD_INPUT as exc:
+        log.error("bad input: %s", exc)
+        sys.exit(gates.EXIT_BAD_INPUT)
+    log.info("%s: %d users %s, %.1f req/s at t=0, %.0fs", session.scenario.name,
+             session.plan.users, {k: p.users for k, p in session.plan.kinds.items()},
+             session.plan.rate(0.0), session.plan.duration)
+
+
+@events.test_start.add_listener
+def _test_start(environment: Any, **_: Any) -> None:
+    session = _session(environment)
+    if session is None:
+        try:
+            session = _build(environment)
+        except _BAD_INPUT as exc:
+            log.error("bad input on worker: %s", exc)
+            environment.runner.quit()
+            return
+    session.start()
+    if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
+        runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep)
+        session.info["fault_runner"] = runner
+        gevent.spawn(runner.run, session.now)
+
+
+@events.quitting.add_listener
+def _gate(environment: Any, **_: Any) -> None:
+    session = _session(environment)
+    if session is None or isinstance(environment.runner, WorkerRunner):
+        return
+    runner = session.info.pop("fault_runner", None)
+    if runner is not None:
+        status = runner.reset()
+        session.info["faults_done"] = [[round(t, 2), a.method, a.path, s] for t, a, s in runner.done]
+        log.info("faults reset -> %s", status)
+    result = session.recorder.run_result(session.scenario, session.now(), session.scenario.run.seed)
+    gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
+    summary = gates.summary(session.scenario, gate, session.info)
+    from rich.console import Console
+
+    Console(file=sys.stderr).print(gates.verdict_text(summary))
+    out = environment.parsed_options.results_dir
+    if out:
+        from pathlib import Path
+
+        gates.write_results(Path(out), summary, result, session.file.data)
+    environment.process_exit_code = gate.exit_code
+
+
+class _TenantUser(FastHttpUser):
+    """One Poisson arrival stream of a tenant kind (see loadtests.shapes).
+
+    Arrivals are scheduled on the clock (``due``), not after the response; a candidate
+    arrival at time t is kept with probability rate(t)/peak and goes to a tenant drawn
+    by its share of the rate at t.
+    """
+
+    abstract = True
+    kind = "normal"
+
+    def on_start(self) -> None:
+        session = _session(self.environment)
+        assert session is not None, "the load session is built at init/test_start"
+        self.session = session
+        self.plan = session.plan.kinds[self.kind]  # type: ignore[index]
+        number = next(_user_numbers)
+        node = getattr(self.environment.runner, "client_id", "local")
+        self.rng = random.Random(derive_seed(session.scenario.run.seed, "loadtest", node,
+                                             self.kind, number))
+        self.due = session.now() + self._gap()
+
+    def _gap(self) -> float:
+        return self.rng.expovariate(self.plan.bound)
+
+    def wait_time(self) -> float:
+        return max(0.0, self.due - self.session.now())
+
+    @task
+    def query(self) -> None:
+        session, plan = self.session, self.plan
+        at, now = self.due, session.now()
+        self.due += self._gap()
+        if now - at > 1.0:
+            session.recorder.count(now, "loadgen.late")
+        rates = plan.tenant_rates(at)
+        total = sum(rates)
+        if at >= session.plan.duration or self.rng.random() * plan.peak >= total:
+            return  # thinned: no arrival at this candidate time
+        pick, acc = self.rng.random() * total, 0.0
+        tenant = plan.tenants[-1]
+        for name, rate in zip(plan.tenants, rates):
+            acc += rate
+            if pick < acc:
+                tenant = name
+                break
+        self._send(tenant)
+
+    def _send(self, tenant: str) -> None:
+        session = self.session
+        q = session.mix.draw(tenant, self.rng)
+        headers = {"Authorization": f"Bearer {session.target.api_keys[tenant]}",
+                   "X-OmniSQL-User": q.user}
+        start = time.perf_counter()
+        with self.client.post("/v1/query", json={"sql": q.sql}, headers=headers, name=q.name,
+                              catch_response=True) as resp:
+            latency = time.perf_counter() - start
+            status, code, cache = int(resp.status_code or 0), None, None
+            try:
+                body = resp.json() if resp.text else {}
+            except ValueError:
+                body = {}
+            if status == 200:
+                cache = body.get("cache")
+                resp.success()
+            else:
+                code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+                if status == 0 and "timeout" in repr(resp.error).lower():
+                    code = "UPSTREAM_TIMEOUT"
+                resp.failure(f"{status} {code or resp.error}")
+        end = session.now()
+        outcome = classify(status, code)
+        session.recorder.request(end, tenant, latency, outcome)
+        if cache is not None:
+            session.recorder.count(end, "cache.hits" if cache in ("hit", "stale") else "cache.misses")
+        if status in (400, 403, 404, 413):
+            session.recorder.count(end, "loadgen.bad_request")
+            log.error("bad request %s %s: %s", status, code, q.sql)
+
+
+class NormalTenantUser(_TenantUser):
+    """The tenants without a traffic surge in the scenario."""
+
+    kind = "normal"
+
+
+class NoisyTenantUser(_TenantUser):
+    """The tenant(s) with a ``traffic_surge`` fault: the noisy neighbour's flood."""
+
+    kind = "noisy"
+
+
+USER_CLASSES: dict[str, type[_TenantUser]] = {"normal": NormalTenantUser, "noisy": NoisyTenantUser}
+
+
+class ScenarioShape(LoadTestShape):
+    """All the plan's users from the start, until the scenario's (or ``-t``'s) end.
+
+    The offered rate follows the profile through the users' thinning, not through the
+    user count: Locust users are closed loops, and scaling them would tie the rate to
+    the latency. ``LoadPlan.table`` lists users and offered rate over time.
+    """
+
+    use_common_options = False
+
+    def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
+        session = _session(self.runner.environment) if self.runner else None
+        if session is None:
+            return None
+        tick = session.plan.tick(self.get_run_time())
+        if tick is None:
+            return None
+        users, spawn_rate, kinds = tick
+        return users, spawn_rate, [USER_CLASSES[k] for k in kinds]
+
+
+__all__ = ["USER_CLASSES", "NoisyTenantUser", "NormalTenantUser", "ScenarioShape"]

@@ -1,0 +1,91 @@
+"""One load test's state in one Locust process: scenario, plan, target, recorder, clock.
+
+Built from Locust's parsed options (any namespace with the attributes below), without
+importing Locust, so bad input is caught and tested here. The locustfile keeps one
+:class:`LoadSession` on ``environment.omnisql``; every process (master, workers, or the
+single local runner) builds its own from the same options.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.scenario import Scenario
+from sim.scenario_file import ScenarioFile, read_scenario
+
+from .faults import Action, fault_actions
+from .queries import QueryMix
+from .recorder import ClientRecorder
+from .shapes import LoadPlan, build_plan
+from .targets import Target, resolve_target
+
+__all__ = ["LoadSession", "OptionsError", "build_session"]
+
+
+class OptionsError(ValueError):
+    """A missing or contradictory command-line option."""
+
+
+@dataclass
+class LoadSession:
+    """What a process needs to send, record and judge the scenario's load."""
+
+    file: ScenarioFile
+    plan: LoadPlan
+    mix: QueryMix
+    target: Target
+    recorder: ClientRecorder
+    actions: list[Action]
+    inject_faults: bool
+    faults_external: bool
+    t0: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.file.scenario
+
+    def start(self) -> None:
+        """The run's time origin (``test_start`` in this process)."""
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        """Run time in seconds (0 before :meth:`start`)."""
+        return 0.0 if self.t0 is None else time.monotonic() - self.t0
+
+    @property
+    def faults_applied(self) -> bool:
+        return bool(self.scenario.faults) and (self.inject_faults or self.faults_external)
+
+
+def build_session(options: Any, host: str | None) -> LoadSession:
+    """Read the scenario and check everything before a single request is sent.
+
+    Raises :class:`sim.ScenarioError`, :class:`OptionsError`, ``PlanError``,
+    ``QueryError``, ``TargetError`` or ``FaultPlanError`` with a message for the user.
+    """
+    path = getattr(options, "scenario", None)
+    if not path:
+        raise OptionsError("--scenario is required, e.g. --scenario scenarios/baseline.yaml")
+    if options.inject_faults and options.faults_external:
+        raise OptionsError("--inject-faults and --faults-external exclude each other")
+    file = read_scenario(path, options.scenario_profile or None, options.scenario_set or ())
+    scenario = file.scenario
+    run_time = getattr(options, "run_time", None)
+    plan = build_plan(scenario, options.per_user_rate, float(run_time) if run_time else None)
+    mix = QueryMix(scenario)
+    actions = fault_actions(scenario, plan.duration)  # refuses faults it cannot express
+    target = resolve_target(scenario.workload.tenants, host, options.sandbox_dir or None,
+                            options.allow_host or ())
+    if options.inject_faults and target.admin_url is None:
+        raise OptionsError("--inject-faults needs the sandbox's admin API: target the "
+                           "sandbox gateway from its state file (--sandbox-dir)")
+    recorder = ClientRecorder(tuple(scenario.workload.tenants), scenario.run.window)
+    info = {"source": str(file.path), "profile": file.profile, "overrides": list(file.overrides),
+            "host": target.host, "users": plan.users, "per_user_rate": options.per_user_rate,
+            "faults_injected": bool(options.inject_faults), "faults_external":
+            bool(options.faults_external)}
+    return LoadSession(file, plan, mix, target, recorder, actions, bool(options.inject_faults),
+                       bool(options.faults_external), info=info)
