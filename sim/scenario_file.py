@@ -48,6 +48,16 @@ class ScenarioFile:
     scenario: Scenario
     profile: str | None = None
     overrides: tuple[str, ...] = field(default=())
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False)
+
+    def error(self, path: tuple[Any, ...], message: str) -> ScenarioError:
+        """A :class:`ScenarioError` pointing at ``path`` in this file (its nearest line)."""
+        line = None
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.lines:
+                line = self.lines[path[:n]]
+                break
+        return ScenarioError(str(self.path), message, ".".join(map(str, path)), line)
 
 
 def load_scenario(
@@ -76,7 +86,7 @@ def read_scenario(
         scenario = Scenario.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise _first_error(exc, str(path), data, lines, origin) from None
-    return ScenarioFile(path, data, scenario, profile, overrides)
+    return ScenarioFile(path, data, scenario, profile, overrides, lines)
 
 
 def parse_override(item: str, file: str = "--set") -> tuple[str, Any]:
@@ -185,6 +195,9 @@ def _first_error(
     error = exc.errors()[0]
     path = _data_path(error["loc"], data)
     message = _message(error)
+    inner = _inner_path(message, data)
+    if inner:  # a cross-reference error names its own, deeper path
+        path, message = inner
     for prefix_len in range(len(path), 0, -1):
         source = origin.get(path[:prefix_len])
         if source:
@@ -216,6 +229,20 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         elif is_last and isinstance(element, str) and "[" not in element:
             path.append(element)  # a missing or unknown field: name it
     return tuple(path)
+
+
+def _inner_path(message: str, data: Any) -> tuple[tuple[Any, ...], str] | None:
+    head, sep, rest = message.partition(": ")
+    if not sep or " " in head or "." not in head:
+        return None
+    keys = tuple(int(k) if k.isdigit() else k for k in head.split("."))
+    node = data
+    for key in keys:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return keys, rest
 
 
 def _message(error: Mapping[str, Any]) -> str:

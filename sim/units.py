@@ -51,6 +51,8 @@ def parse_duration(value: object) -> float:
         raise UnitError(f"duration {value!r} needs a unit, e.g. {value}s or {value}ms")
     if not isinstance(value, str):
         raise UnitError(f"expected a duration such as 250ms or 15m, got {value!r}")
+    if value.strip() == "0":
+        return 0.0
     match = _DURATION_RE.match(value)
     if not match or match.group(2) not in _DURATION_UNITS:
         raise UnitError(f"invalid duration {value!r}: use a number and one of us, ms, s, m, h, d")

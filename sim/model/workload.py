@@ -99,7 +99,7 @@ class _TenantStream:
 
     __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
                  "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
-                 "gap_buffer", "query_buffer", "callbacks")
+                 "gap_buffer", "query_buffer", "callbacks", "deterministic")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
                  users: int, target_cdf: list[float], targets: list[int],
@@ -114,10 +114,14 @@ class _TenantStream:
         self.gap_buffer: list[float] = []
         self.query_buffer: list[tuple[int, int, int]] = []
         self.callbacks: list = []
+        self.deterministic = False
 
     def gap(self) -> float:
         """A standard exponential draw (divide by the rate), drawn in blocks."""
         if not self.gap_buffer:
+            if self.deterministic:  # evenly spaced arrivals: every gap is one mean gap
+                self.gap_buffer.extend([1.0] * BLOCK)
+                return 1.0
             block = self.gaps.standard_exponential(BLOCK).tolist()
             block.reverse()
             self.gap_buffer.extend(block)
@@ -162,6 +166,7 @@ class Workload:
             rate = RateFunction(tenant.rate * wl.scale, scenario, name)
             ts = _TenantStream(index, rate, streams, name, tenant.users, cdf,
                                [targets.index(t) for t, _ in mix], self.key_cdf, self.n_targets)
+            ts.deterministic = tenant.arrivals == "deterministic"
             ts.callbacks = self._callbacks
             self.streams.append(ts)
             self._next(ts, env.now)

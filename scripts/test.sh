@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run the suite.
+#   bash scripts/test.sh            # the whole suite, as CI runs it
+#   bash scripts/test.sh -m 'not slow' tests/test_sim_scenario_file.py   # arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages for the staging stand-in: a real Redis and a real PostgreSQL.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+# The lab with every extra (sandbox, load, chaos, sweep, validation, notebooks, test).
+python -m pip install -q --disable-pip-version-check -e '.[all]'
+if [ -f chaos/pyproject.toml ]; then
+    python -m pip install -q --disable-pip-version-check -e chaos/
+fi
+
+exec python -m pytest "$@"
