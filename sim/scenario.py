@@ -53,6 +53,25 @@ __all__ = [
     "TrafficSurge",
     "CacheFlush",
     "TokenRevocation",
+    "RegionLoss",
+    "Release",
+    "Canary",
+    "CanaryAnalysis",
+    "NewVersion",
+    "BlueGreen",
+    "Failover",
+    "MetadataReplication",
+    "ResiliencePolicy",
+    "RecoveryTarget",
+    "DEPENDENCIES",
+    "Mitigation",
+    "UserCapMitigation",
+    "SoftCache",
+    "Coalescing",
+    "XFetch",
+    "CacheScale",
+    "TokenRefresh",
+    "RetryPolicy",
     "CheckSpec",
     "Duration",
     "Rate",
@@ -167,6 +186,9 @@ class Engine(Strict):
     #: Skip queued work whose client has already timed out (deadline propagation).
     drop_expired: bool = False
     version: str = "v1"
+    #: Extra engine (control-plane) CPU a cache miss costs before the connector fetch:
+    #: planning the pushdown and building the SaaS request. ``null``: none.
+    miss_service_time: Distribution | None = None
 
 
 class Cache(Strict):
@@ -183,6 +205,9 @@ class Cache(Strict):
     #: after this long; with ``replicas`` the data survives, otherwise they come back cold.
     failover_time: Duration = 30.0
     replicas: bool = True
+    #: Keys one node holds (memory); when full, the key nearest expiry is evicted
+    #: (Redis ``volatile-ttl``). ``null``: every key fits.
+    max_keys_per_node: int | None = Field(default=None, ge=1)
 
 
 class ConnectorRetries(Strict):
@@ -265,6 +290,9 @@ class Tenant(Strict):
     rate: Rate
     users: int = Field(default=10, ge=1)
     mix: dict[str, Fraction] = Field(min_length=1)
+    #: ``poisson`` (open loop, the default) or ``deterministic`` (evenly spaced: for
+    #: exact-timeline tests and D/x/c textbook checks).
+    arrivals: Literal["poisson", "deterministic"] = "poisson"
 
     @model_validator(mode="after")
     def _mix_sums_to_one(self) -> "Tenant":
@@ -373,8 +401,18 @@ class TokenRevocation(_Fault):
     fraction: Fraction = 1.0
 
 
+class RegionLoss(_Fault):
+    """The whole primary region is lost (every zone); the ``failover:`` block says how the
+    secondary region takes over. ``blackhole``: clients still resolving the old region
+    hang until they time out instead of failing fast."""
+
+    kind: Literal["region_loss"]
+    blackhole: bool = False
+
+
 Fault = Annotated[
-    Union[AzLoss, ProviderOutage, LatencyInjection, TrafficSurge, CacheFlush, TokenRevocation],
+    Union[AzLoss, ProviderOutage, LatencyInjection, TrafficSurge, CacheFlush, TokenRevocation,
+          RegionLoss],
     Field(discriminator="kind"),
 ]
 
@@ -417,23 +455,45 @@ class Scenario(Strict):
     checks: tuple[CheckSpec, ...] = ()
     #: Named target profiles: dotted-path overrides applied by ``--profile NAME``.
     profiles: dict[Name, dict[str, Any]] = {}
+    #: Releases and regional failover (defined at the end of this module).
+    release: "Release | None" = None
+    failover: "Failover | None" = None
+    resilience: "ResiliencePolicy" = Field(default_factory=lambda: ResiliencePolicy())
+    #: Runbook actions (issue 3, defined at the end of this module).
+    mitigations: "tuple[Mitigation, ...]" = ()
 
     @model_validator(mode="after")
     def _references(self) -> "Scenario":
+        # Errors start with the field path so that the loader can point at its line.
         topo, tenants = self.topology, self.workload.tenants
         for name, tenant in tenants.items():
             for target in tenant.mix:
                 connector, obj = target.split(".")
                 provider = topo.providers.get(connector)
+                where = f"workload.tenants.{name}.mix"
                 if provider is None:
-                    raise ValueError(f"tenant {name}: unknown connector {connector!r} in mix")
+                    raise ValueError(f"{where}: unknown connector {connector!r} in {target!r}")
                 if obj not in provider.objects:
-                    raise ValueError(f"tenant {name}: {connector} has no object {obj!r}")
-        for cap in topo.gateway.user_caps:
+                    raise ValueError(f"{where}: {connector} has no object {obj!r}")
+        for i, cap in enumerate(topo.gateway.user_caps):
             if cap.tenant not in tenants:
-                raise ValueError(f"user cap for unknown tenant {cap.tenant!r}")
-        for fault in self.faults:
-            _check_fault(fault, self)
+                raise ValueError(f"topology.gateway.user_caps.{i}: unknown tenant {cap.tenant!r}")
+        for i, fault in enumerate(self.faults):
+            try:
+                _check_fault(fault, self)
+            except ValueError as exc:
+                raise ValueError(f"faults.{i}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _release_and_failover(self) -> "Scenario":
+        _check_release_and_failover(self)
+        return self
+
+    @model_validator(mode="after")
+    def _mitigation_references(self) -> "Scenario":
+        for i, mitigation in enumerate(self.mitigations):
+            _check_mitigation(mitigation, self, f"mitigations.{i}")
         return self
 
     def first_fault_at(self) -> float | None:
@@ -455,3 +515,258 @@ def _check_fault(fault: Any, scenario: Scenario) -> None:
     tenant = getattr(fault, "tenant", None)
     if tenant is not None and tenant not in scenario.workload.tenants:
         raise ValueError(f"{fault.kind}: unknown tenant {tenant!r}")
+
+
+# --------------------------------------------------------------------------- releases, failover
+# Issue 4: canary and blue-green releases (sim.model.release), regional failover
+# (sim.model.region) and the resilience policy of the report (sim.resilience).
+
+#: What the secondary region needs besides its own data plane.
+DEPENDENCIES = ("metadata", "kms_keys", "connector_secrets")
+
+
+class NewVersion(Strict):
+    """How the released version really behaves (the truth the canary analysis must find)."""
+
+    #: Extra share of the queries it serves that fail (an engine 5xx, ``unavailable``).
+    error_rate: Fraction = 0.0
+    #: Multiplies its engine service time.
+    latency_factor: float = Field(default=1.0, gt=0)
+    #: Extra error rate added per minute since deployment (a slow leak).
+    degradation: Fraction = 0.0
+
+    @property
+    def bad(self) -> bool:
+        """A version that behaves worse in any way; a rollback of any other is false."""
+        return self.error_rate > 0 or self.degradation > 0 or self.latency_factor > 1.0
+
+
+class CanaryAnalysis(Strict):
+    """The automated judge: one verdict per window of canary and baseline attempts."""
+
+    window: Duration = Field(default=60.0, gt=0)
+    #: Passing windows needed at a step before the next step.
+    windows_per_step: int = Field(default=3, ge=1)
+    #: Consecutive failing windows that trigger the rollback.
+    failing_windows: int = Field(default=2, ge=1)
+    #: A window with fewer canary attempts is inconclusive (neither passes nor fails).
+    min_samples: int = Field(default=100, ge=1)
+    #: The guide's "error rates increase by >0.5%": points by default, or relative.
+    error_increase: Fraction = 0.005
+    error_reading: Literal["points", "relative"] = "points"
+    latency_p95: Duration = 1.5
+    #: Also fail a window when a one-sided Mann-Whitney U test finds the canary's
+    #: latencies larger than the baseline's at ``confidence`` (Kayenta's judge).
+    mann_whitney: bool = False
+    confidence: Fraction = 0.98
+
+
+class Canary(Strict):
+    """A new engine version takes a growing share of traffic while the analysis watches."""
+
+    kind: Literal["canary"]
+    at: Duration
+    version: str
+    new_version: NewVersion = NewVersion()
+    steps: tuple[Fraction, ...] = (0.05, 0.25, 0.5, 1.0)
+    analysis: CanaryAnalysis = CanaryAnalysis()
+
+    @model_validator(mode="after")
+    def _steps(self) -> "Canary":
+        steps = list(self.steps)
+        if not steps or steps[-1] != 1.0 or any(s <= 0 for s in steps):
+            raise ValueError("steps must be positive and end at 100%")
+        if steps != sorted(set(steps)):
+            raise ValueError("steps must increase")
+        return self
+
+
+class BlueGreen(Strict):
+    """A control-plane cutover: new attempts go to green at ``at``; blue drains its
+    in-flight work for ``drain_timeout`` and is then torn down."""
+
+    kind: Literal["blue_green"]
+    at: Duration
+    version: str
+    drain_timeout: Duration
+
+
+Release = Annotated[Union[Canary, BlueGreen], Field(discriminator="kind")]
+
+
+class MetadataReplication(Strict):
+    """How metadata reaches the secondary region: streaming (RPO = the lag at the loss),
+    or a snapshot / log shipping every ``interval`` (RPO = time since the last one)."""
+
+    mode: Literal["async", "snapshot", "log_shipping"] = "async"
+    lag: Distribution = Constant(value="1s")
+    interval: Duration = Field(default=300.0, gt=0)
+
+
+class Failover(Strict):
+    """The regional failover timeline after a ``region_loss`` fault."""
+
+    #: Alarm delay: from the loss to a page.
+    detection: Distribution = Constant(value="2m")
+    #: From the page to the decision to fail over.
+    decision: Distribution = Constant(value="3m")
+    #: Infrastructure as code bringing the data plane up in the secondary region.
+    spinup: Distribution = Constant(value="5m")
+    #: DNS TTL: clients move to the new region evenly over this long.
+    dns_ttl: Duration = 60.0
+    #: Dependencies replicated to the secondary region; a missing one shows after failover.
+    replicated: tuple[Literal["metadata", "kms_keys", "connector_secrets"], ...] = DEPENDENCIES
+    metadata: MetadataReplication = MetadataReplication()
+
+
+class RecoveryTarget(Strict):
+    rto: Duration = 900.0
+    rpo: Duration = 300.0
+
+
+class ResiliencePolicy(Strict):
+    """RTO and RPO targets per disruption type (the guide's 15 min and 5 min by default);
+    ``null`` for a type reports MissingPolicy."""
+
+    software: RecoveryTarget | None = RecoveryTarget()
+    hardware: RecoveryTarget | None = RecoveryTarget()
+    az: RecoveryTarget | None = RecoveryTarget()
+    region: RecoveryTarget | None = RecoveryTarget()
+
+
+def _check_release_and_failover(scenario: Scenario) -> None:
+    release = scenario.release
+    if release is not None and release.at >= scenario.run.duration:
+        raise ValueError(f"release: {release.kind} at {release.at:g}s starts after the run ends")
+    if isinstance(release, Canary) and release.analysis.window > scenario.run.duration:
+        raise ValueError("release.analysis.window: longer than the run")
+    losses = [f for f in scenario.faults if isinstance(f, RegionLoss)]
+    if losses and scenario.failover is None:
+        raise ValueError("failover: a region_loss fault needs a failover block")
+    if len(losses) > 1:
+        raise ValueError("faults: at most one region_loss per run")
+
+
+
+# --------------------------------------------------------------------------- mitigations
+# Issue 3: the runbooks' actions (SOP-101/102/103), acted out by sim.model.mitigations.
+# Placed before the final ``Scenario.model_rebuild()``, which resolves both blocks.
+
+
+class _Mitigation(Strict):
+    """When an action takes effect: from the start (default), at ``at``, or
+    ``operator_delay`` after fault ``after_fault`` (its index in ``faults``) starts: the
+    time to notice it on a dashboard and act."""
+
+    at: Duration | None = None
+    after_fault: int | None = Field(default=None, ge=0)
+    operator_delay: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _when(self) -> "_Mitigation":
+        if self.at is not None and self.after_fault is not None:
+            raise ValueError("give either at or after_fault, not both")
+        if self.operator_delay and self.after_fault is None:
+            raise ValueError("operator_delay needs after_fault")
+        return self
+
+    def start(self, faults: tuple[Any, ...]) -> float:
+        """When the action is applied, in simulated seconds."""
+        if self.after_fault is not None:
+            return float(faults[self.after_fault].at + self.operator_delay)
+        return self.at or 0.0
+
+
+class UserCapMitigation(_Mitigation):
+    """SOP-101: a per-user concurrency cap pushed to the policy store (OPA)."""
+
+    kind: Literal["user_cap"]
+    tenant: Name
+    user: str = "*"
+    max_concurrency: int = Field(ge=0)
+
+
+class SoftCache(_Mitigation):
+    """SOP-102: serve an expired entry (up to ``max_stale`` past its TTL) while one
+    refresh runs; invalidations then mark entries stale instead of deleting them."""
+
+    kind: Literal["soft_cache"]
+    max_stale: Duration = Field(default=3600.0, gt=0)
+
+
+class Coalescing(_Mitigation):
+    """One connector fetch per key in flight; other misses on the key wait for it."""
+
+    kind: Literal["coalescing"]
+
+
+class XFetch(_Mitigation):
+    """Probabilistic early refresh: a hit refreshes in the background when
+    ``now - delta * beta * ln(U) >= expiry`` (delta: the key's last fetch time)."""
+
+    kind: Literal["xfetch"]
+    beta: float = Field(default=1.0, ge=0)
+
+
+class CacheScale(_Mitigation):
+    """SOP-102: more cache nodes, in service ``provisioning_time`` after the change is
+    applied (a Terraform apply and the nodes joining the cluster)."""
+
+    kind: Literal["cache_scale"]
+    nodes_per_zone: int = Field(ge=1)
+    provisioning_time: Duration = 600.0
+
+
+class TokenRefresh(_Mitigation):
+    """SOP-103: a bulk token-refresh job, limited by the provider's token endpoint.
+
+    Each tenant holds ``tokens_per_tenant`` OAuth tokens with the provider (per user or
+    per integration); a tenant's calls fail with 401 in proportion to its tokens not yet
+    refreshed. With ``rotate_secret`` the provider-level client secret is rotated first
+    (``rotation_time``), which invalidates every tenant's tokens, revoked or not."""
+
+    kind: Literal["token_refresh"]
+    provider: Name
+    rate: Rate = Field(gt=0)
+    tokens_per_tenant: int = Field(default=1, ge=1)
+    rotate_secret: bool = False
+    rotation_time: Duration = 60.0
+
+
+class RetryPolicy(_Mitigation):
+    """A client config push: a new retry budget and/or backoff strategy."""
+
+    kind: Literal["retry_policy"]
+    budget: Fraction | None = None
+    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter",
+                     "decorrelated_jitter"] | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+
+
+Mitigation = Annotated[
+    Union[UserCapMitigation, SoftCache, Coalescing, XFetch, CacheScale, TokenRefresh,
+          RetryPolicy],
+    Field(discriminator="kind"),
+]
+
+
+def _check_mitigation(mitigation: Any, scenario: Scenario, where: str) -> None:
+    faults = scenario.faults
+    if mitigation.after_fault is not None and mitigation.after_fault >= len(faults):
+        raise ValueError(f"{where}.after_fault: no fault {mitigation.after_fault} "
+                         f"(the scenario has {len(faults)})")
+    if mitigation.start(faults) >= scenario.run.duration:
+        raise ValueError(f"{where}: {mitigation.kind} starts after the run ends")
+    tenant = getattr(mitigation, "tenant", None)
+    if tenant is not None and tenant not in scenario.workload.tenants:
+        raise ValueError(f"{where}.tenant: unknown tenant {tenant!r}")
+    provider = getattr(mitigation, "provider", None)
+    if provider is not None and provider not in scenario.topology.providers:
+        raise ValueError(f"{where}.provider: unknown provider {provider!r}")
+    if mitigation.kind in ("soft_cache", "coalescing", "xfetch", "cache_scale") and not (
+        scenario.topology.cache.enabled and scenario.topology.connectors.enabled
+    ):
+        raise ValueError(f"{where}: {mitigation.kind} needs the cache and the connectors")
+
+
+Scenario.model_rebuild()
