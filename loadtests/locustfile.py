@@ -29,7 +29,7 @@ from loadtests.faults import FaultPlanError, FaultRunner
 from loadtests.queries import QueryError
 from loadtests.recorder import classify
 from loadtests.session import LoadSession, OptionsError, build_session
-from loadtests.shapes import PlanError
+from loadtests.shapes import ArrivalStream, PlanError
 from loadtests.targets import TargetError
 from sim.kernel.streams import derive_seed
 from sim.scenario_file import ScenarioError
@@ -169,33 +169,23 @@ class _TenantUser(FastHttpUser):
         node = getattr(self.environment.runner, "client_id", "local")
         self.rng = random.Random(derive_seed(session.scenario.run.seed, "loadtest", node,
                                              self.kind, number))
-        self.due = session.now() + self._gap()
-
-    def _gap(self) -> float:
-        return self.rng.expovariate(self.plan.bound)
+        self.arrivals = ArrivalStream(self.plan, self.rng, session.now())
 
     def wait_time(self) -> float:
-        return max(0.0, self.due - self.session.now())
+        return max(0.0, self.arrivals.due - self.session.now())
 
     @task
     def query(self) -> None:
-        session, plan = self.session, self.plan
-        at, now = self.due, session.now()
-        self.due += self._gap()
+        session = self.session
+        early = self.arrivals.due - session.now()
+        if early > 0:  # Locust runs a user's first task at once, before any wait_time
+            gevent.sleep(early)
+        now = session.now()
+        at, tenant = self.arrivals.advance()
         if now - at > 1.0:
             session.recorder.count(now, "loadgen.late")
-        rates = plan.tenant_rates(at)
-        total = sum(rates)
-        if at >= session.plan.duration or self.rng.random() * plan.peak >= total:
-            return  # thinned: no arrival at this candidate time
-        pick, acc = self.rng.random() * total, 0.0
-        tenant = plan.tenants[-1]
-        for name, rate in zip(plan.tenants, rates):
-            acc += rate
-            if pick < acc:
-                tenant = name
-                break
-        self._send(tenant)
+        if tenant is not None and at < session.plan.duration:
+            self._send(tenant)
 
     def _send(self, tenant: str) -> None:
         session = self.session

@@ -25,13 +25,23 @@ shortfall is visible rather than silent.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Literal
 
 from sim.model.workload import RateFunction
 from sim.scenario import Scenario, TrafficSurge
 
-__all__ = ["KINDS", "Kind", "KindPlan", "LoadPlan", "PlanError", "build_plan", "tenant_kinds"]
+__all__ = [
+    "KINDS",
+    "ArrivalStream",
+    "Kind",
+    "KindPlan",
+    "LoadPlan",
+    "PlanError",
+    "build_plan",
+    "tenant_kinds",
+]
 
 Kind = Literal["normal", "noisy"]
 KINDS: tuple[Kind, ...] = ("normal", "noisy")
@@ -139,3 +149,34 @@ def build_plan(
         )
     length = scenario.run.duration if duration is None else min(duration, scenario.run.duration)
     return LoadPlan(scenario, plans, length, spawn_rate=float(total))
+
+
+class ArrivalStream:
+    """One user's arrivals: candidates at ``bound`` per second, thinned to the plan.
+
+    ``due`` is the next candidate's scheduled time; :meth:`advance` consumes it and says
+    which tenant (if any) the arrival belongs to. Because times come from the schedule,
+    not from when the previous response returned, ``N`` streams superpose to the kind's
+    Poisson process at ``rate(t)`` however long requests take (as long as they keep up).
+    """
+
+    def __init__(self, plan: KindPlan, rng: random.Random, start: float = 0.0) -> None:
+        if plan.users == 0:
+            raise PlanError(f"no users planned for the {plan.kind} tenants")
+        self.plan, self.rng = plan, rng
+        self.due = start + rng.expovariate(plan.bound)
+
+    def advance(self) -> tuple[float, str | None]:
+        """``(time, tenant)`` of the due candidate (tenant None if thinned); schedule the next."""
+        at, plan, rng = self.due, self.plan, self.rng
+        self.due = at + rng.expovariate(plan.bound)
+        rates = plan.tenant_rates(at)
+        total = sum(rates)
+        if rng.random() * plan.peak >= total:
+            return at, None
+        pick, acc = rng.random() * total, 0.0
+        for name, rate in zip(plan.tenants, rates):
+            acc += rate
+            if pick < acc:
+                return at, name
+        return at, plan.tenants[-1]
