@@ -160,8 +160,10 @@ def build_app(config: EngineConfig) -> Starlette:
         return JSONResponse(result)
 
     async def health(request: Request) -> Response:
+        opts = engine.cache.options
         return JSONResponse({"status": "ok", "zone": config.zone,
-                             "version": engine.release.version})
+                             "version": engine.release.version, "soft_cache": opts.soft_cache,
+                             "coalesce": opts.coalesce, "ttl_seconds": opts.ttl})
 
     @handle_errors
     async def control(request: Request) -> Response:

@@ -138,7 +138,16 @@ class ControlPlane:
         await asyncio.to_thread(make_replica, self.primary.port, datadir, node.port, log)
         self.demoted.discard(node.name)
         await self.supervisor("startProcess", f"shared:{node.name}", True)
+        await self.wait_role(node, "replica", timeout=60.0)
         return await self.metadata_status()
+
+    async def wait_role(self, node: PgNode, role: str, timeout: float) -> None:
+        """Poll until the node answers in `role`; a fresh standby needs a moment to accept."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.role(node) != role:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ApiError(504, "UPSTREAM_TIMEOUT", f"{node.name} did not come up as {role}")
+            await asyncio.sleep(0.2)
 
     # --- peers ---------------------------------------------------------------------------
     def service_url(self, name: str) -> str:

@@ -145,7 +145,7 @@ def test_query_log_is_tenant_scoped(sandbox: Sandbox) -> None:
             rows = c.execute("SELECT DISTINCT tenant FROM query_log").fetchall()
         return "initech" in {r[0] for r in rows}
 
-    assert wait_for(logged, timeout=5)
+    assert wait_for(logged, timeout=15)
 
 
 def test_concurrency_cap_via_admin_cli(sandbox: Sandbox) -> None:
@@ -220,7 +220,13 @@ def _provider_calls(sb: Sandbox, provider: str) -> float:
 
 def _options(sb: Sandbox, **body: Any) -> None:
     sb.http.post(f"{sb.admin}/admin/cache/options", json=body).raise_for_status()
-    time.sleep(1.3)  # engines poll their options once a second
+    engines = [u for n, u in sb.state["services"].items() if n.startswith("engine-")]
+
+    def applied() -> bool:  # engines poll their options once a second
+        seen = [sb.http.get(f"{u}/health").json() for u in engines]
+        return all(s[k] == v for s in seen for k, v in body.items())
+
+    assert wait_for(applied, 15)
 
 
 def test_coalescing_and_soft_cache(sandbox: Sandbox) -> None:
@@ -239,7 +245,7 @@ def test_coalescing_and_soft_cache(sandbox: Sandbox) -> None:
         time.sleep(1.2)
         stale = sandbox.query("initech", sql)
         assert stale.status_code == 200 and stale.json()["cache"] == "stale"
-        assert wait_for(lambda: sandbox.query("initech", sql).json()["cache"] == "hit", 3, 0.1)
+        assert wait_for(lambda: sandbox.query("initech", sql).json()["cache"] == "hit", 15, 0.1)
     finally:
         _options(sandbox, soft_cache=False, ttl_seconds=60.0)
         sandbox.http.post(f"{sandbox.admin}/faults/reset")
@@ -268,11 +274,11 @@ def test_lose_az_routes_around_then_restore(sandbox: Sandbox) -> None:
                for i in range(30)]
     assert all(r.status_code == 200 for r in results)
     assert {r.json()["zone"] for r in results} <= {"az-a", "az-c"}
-    assert wait_for(lambda: sandbox.stats()["zones"]["az-b"] == "unhealthy", 5)
+    assert wait_for(lambda: sandbox.stats()["zones"]["az-b"] == "unhealthy", 15)
     assert sandbox.http.get(f"{sandbox.admin}/faults").json()["zones_lost"] == ["az-b"]
     assert sandbox.http.post(f"{sandbox.admin}/faults/az/az-z/lose").status_code == 404
     sandbox.http.post(f"{sandbox.admin}/faults/az/az-b/restore").raise_for_status()
-    assert wait_for(lambda: sandbox.stats()["zones"]["az-b"] == "healthy", 10)
+    assert wait_for(lambda: sandbox.stats()["zones"]["az-b"] == "healthy", 30)
     zones = {sandbox.query("globex", "SELECT id FROM crm.accounts WHERE id = 1").json()["zone"]
              for _ in range(9)}
     assert "az-b" in zones
@@ -323,7 +329,7 @@ def test_all_zones_lost_is_503_and_reset_restores(sandbox: Sandbox) -> None:
     assert active["zones_lost"] == [] and active["metadata_promoted"] is True
     assert sandbox.http.post(f"{sandbox.admin}/faults/reset").status_code == 200  # idempotent
     ok = lambda: sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7").status_code == 200
-    assert wait_for(ok, 10)
+    assert wait_for(ok, 30)
     status = sandbox.http.get(f"{sandbox.admin}/admin/metadata/status").json()
     assert status["primary"]["role"] == "primary" and status["replica"]["role"] == "down"
     assert status["needs_rebuild"] == ["pg-primary"]  # reset never restarts a demoted primary
@@ -341,7 +347,7 @@ def test_rebuild_demoted_primary_as_replica(sandbox: Sandbox) -> None:
             row = c.execute("SELECT max(seq) FROM seq_writes").fetchone()
         return bool(row and row[0] == written["last_acknowledged"])
 
-    assert wait_for(replicated, 10)
+    assert wait_for(replicated, 30)
 
 
 def test_down_leaves_no_process(sandbox: Sandbox) -> None:
