@@ -1,0 +1,64 @@
+"""The scenario's fault timeline as sandbox fault-API calls, and its runner."""
+
+from __future__ import annotations
+
+import pytest
+from lt_helpers import AZ_LOSS, SURGE, baseline
+
+from loadtests.faults import Action, FaultPlanError, FaultRunner, fault_actions
+from sim import load_scenario
+
+
+def test_az_loss_is_one_call_at_its_time() -> None:
+    scenario = load_scenario(AZ_LOSS, "standin")
+    assert fault_actions(scenario) == [Action(120.0, "POST", "/faults/az/az-a/lose")]
+    assert fault_actions(scenario, until=100.0) == []
+
+
+def test_every_expressible_kind_and_its_undo() -> None:
+    scenario = baseline(
+        "faults=[{kind: az_loss, zone: az-b, at: 5s, duration: 10s},"
+        " {kind: provider_outage, provider: tickets, at: 1s, duration: 2s},"
+        " {kind: latency_injection, target: 'provider:crm', at: 2s, duration: 3s, factor: 3},"
+        " {kind: cache_flush, at: 4s, tenant: acme},"
+        " {kind: token_revocation, provider: crm, at: 6s, fraction: 50%},"
+        " {kind: traffic_surge, tenant: umbrella, at: 7s, duration: 5s, factor: 10}]")
+    calls = [(a.at, a.method, a.path) for a in fault_actions(scenario)]
+    assert calls == [
+        (1.0, "POST", "/faults/provider/tickets"), (2.0, "POST", "/faults/provider/crm"),
+        (3.0, "DELETE", "/faults/provider/tickets"), (4.0, "POST", "/admin/cache/invalidate"),
+        (5.0, "POST", "/faults/az/az-b/lose"), (5.0, "DELETE", "/faults/provider/crm"),
+        (6.0, "POST", "/faults/tokens/expire"), (15.0, "POST", "/faults/az/az-b/restore"),
+    ]
+    bodies = {a.path: a.body for a in fault_actions(scenario) if a.method == "POST"}
+    mean_ms = scenario.topology.providers["crm"].latency.mean * 1e3
+    assert bodies["/faults/provider/crm"] == {"latency_ms": pytest.approx(2 * mean_ms)}
+    assert bodies["/admin/cache/invalidate"] == {"tenant": "acme"}
+    assert bodies["/faults/tokens/expire"] == {"provider": "crm", "fraction": 0.5}
+    assert fault_actions(baseline(SURGE)) == []  # the load plan sends the surge
+
+
+def test_engine_latency_cannot_be_injected_into_the_sandbox() -> None:
+    scenario = baseline("faults=[{kind: latency_injection, target: engine, at: 5s, "
+                        "duration: 5s, factor: 2}]")
+    with pytest.raises(FaultPlanError, match="engine"):
+        fault_actions(scenario)
+
+
+def test_runner_fires_on_the_clock_and_resets_only_after_injecting() -> None:
+    clock, calls = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    def call(base: str, action: Action) -> int:
+        calls.append((clock[0], action.method, base + action.path))
+        return 200
+
+    actions = [Action(2.0, "POST", "/faults/az/az-a/lose"), Action(5.0, "POST", "/x")]
+    runner = FaultRunner("http://127.0.0.1:1", actions, call=call, sleep=sleep)
+    assert runner.reset() is None and calls == []
+    runner.run(lambda: clock[0])
+    assert calls == [(2.0, "POST", "http://127.0.0.1:1/faults/az/az-a/lose"),
+                     (5.0, "POST", "http://127.0.0.1:1/x")]
+    assert runner.reset() == 200 and calls[-1][2].endswith("/faults/reset")

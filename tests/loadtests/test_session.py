@@ -1,0 +1,63 @@
+"""Bad input is caught before any load is sent: clear errors, no traceback needed."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+from lt_helpers import AZ_LOSS, BASELINE
+
+from loadtests.session import OptionsError, build_session
+from loadtests.shapes import PlanError
+from loadtests.targets import TargetError
+from sim import ScenarioError
+
+
+def _options(**kw) -> Namespace:
+    base = {"scenario": str(BASELINE), "scenario_profile": "standin", "scenario_set": [],
+            "per_user_rate": 1.0, "sandbox_dir": "", "allow_host": [], "inject_faults": False,
+            "faults_external": False, "run_time": None}
+    return Namespace(**{**base, **kw})
+
+
+@pytest.fixture()
+def sandbox_dir(tmp_path: Path) -> str:
+    tenants = {t: {"api_key": f"k-{t}"} for t in ("acme", "globex", "initech", "umbrella")}
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"gateway_url": "http://127.0.0.1:5", "admin_url": "http://127.0.0.1:6", "tenants": tenants}))
+    return str(tmp_path)
+
+
+def test_a_good_session(sandbox_dir: str) -> None:
+    session = build_session(_options(sandbox_dir=sandbox_dir, run_time=30), None)
+    assert session.plan.users == 20 and session.plan.duration == 30.0
+    assert session.info["profile"] == "standin" and session.target.host == "http://127.0.0.1:5"
+    assert not session.faults_applied
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"scenario": ""}, OptionsError, "--scenario is required"),
+    ({"scenario": "scenarios/nope.yaml"}, ScenarioError, "no such scenario file"),
+    ({"scenario_profile": "prod"}, ScenarioError, "unknown profile 'prod'"),
+    ({"scenario_set": ["workload.scale=0"]}, PlanError, "sends nothing"),
+    ({"scenario_set": ["run.duration=banana"]}, ScenarioError, "run.duration"),
+    ({"inject_faults": True, "faults_external": True}, OptionsError, "exclude each other"),
+    ({"per_user_rate": -1.0}, PlanError, "per-user-rate"),
+])
+def test_bad_input_is_refused(sandbox_dir: str, options, error, match) -> None:
+    with pytest.raises(error, match=match):
+        build_session(_options(sandbox_dir=sandbox_dir, **options), None)
+
+
+def test_fault_injection_needs_the_sandbox_admin_api(sandbox_dir: str, monkeypatch) -> None:
+    monkeypatch.setenv("OMNISQL_LOADTEST_ALLOWED_HOSTS", "staging.example.com")
+    with pytest.raises(OptionsError, match="admin API"):
+        build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
+                               inject_faults=True), "https://staging.example.com")
+    with pytest.raises(TargetError, match="allowlist"):
+        build_session(_options(sandbox_dir=sandbox_dir), "http://10.0.0.8:80")
+    injected = build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
+                                      inject_faults=True), None)
+    assert injected.faults_applied and len(injected.actions) == 1
