@@ -10,9 +10,9 @@ significant digits: 1,549 ms is shown as 1,500 ms) never decide a verdict.
 
 A client sees only some metrics. Checks on the others (tier utilisation, RPO, provider
 429 counts...) are *skipped*, listed in the summary and the printed verdict, and never
-counted as passed; ``rto_seconds`` is observable only when the fault timeline was
-actually run against the target (``--inject-faults``, or declared with
-``--faults-external``). With no observable check the gate fails: a gate that cannot say
+counted as passed; ``rto_seconds`` (and ``tenants_except.<t>.rto_seconds``) is observable only
+when the fault timeline was actually run against the target: the load itself sends a
+``traffic_surge``; other faults need ``--inject-faults`` or ``--faults-external``. With no observable check the gate fails: a gate that cannot say
 no is not a gate.
 """
 
@@ -35,13 +35,16 @@ EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 _OBSERVABLE = re.compile(
     r"^(latency_(p50|p95|p99|mean)|error_rate|availability|throughput|request_rate|requests"
     r"|errors\.[a-z_]+|slo_window_compliance|cache\.hit_ratio|loadgen\.(late|bad_request)"
-    r"|tenant\.[A-Za-z][A-Za-z0-9_-]*\.(requests|error_rate|latency_(p50|p95|p99|mean)))$"
+    r"|failed_requests"
+    r"|tenant\.[A-Za-z][A-Za-z0-9_-]*\.(requests|error_rate|latency_(p50|p95|p99|mean))"
+    r"|tenants_except\.[A-Za-z][A-Za-z0-9_-]*\.(requests|error_rate|latency_p95))$"
 )
+_RECOVERY = re.compile(r"^(tenants_except\.[A-Za-z][A-Za-z0-9_-]*\.)?rto_seconds$")
 
 
 def is_observable(metric: str, faults_applied: bool = False) -> bool:
     """Whether a client-side load test measures ``metric`` (see the module docstring)."""
-    if metric == "rto_seconds":
+    if _RECOVERY.match(metric):
         return faults_applied
     return bool(_OBSERVABLE.match(metric))
 
@@ -87,7 +90,7 @@ def evaluate_gate(scenario: Scenario, result: RunResult, faults_applied: bool = 
             kept.append(check)
         else:
             reason = ("the fault timeline was not run against the target"
-                      if check.metric == "rto_seconds" else "not observable from the client")
+                      if _RECOVERY.match(check.metric) else "not observable from the client")
             skipped.append({"name": check.label, "metric": check.metric, "reason": reason})
     metrics = _metrics(result, kept, faults_applied)
     observed = {k: {"mean": v, "ci_low": None, "ci_high": None} for k, v in metrics.items()}

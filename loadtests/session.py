@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.scenario import Scenario
+from sim.scenario import Scenario, TrafficSurge
 from sim.scenario_file import ScenarioFile, read_scenario
 
 from .faults import Action, fault_actions
@@ -57,7 +57,11 @@ class LoadSession:
 
     @property
     def faults_applied(self) -> bool:
-        return bool(self.scenario.faults) and (self.inject_faults or self.faults_external)
+        """Whether the scenario's fault timeline really happened on the target: a traffic
+        surge is sent by the load itself, other faults need injecting (or someone else)."""
+        faults = self.scenario.faults
+        surges_only = all(isinstance(f, TrafficSurge) for f in faults)
+        return bool(faults) and (surges_only or self.inject_faults or self.faults_external)
 
 
 def build_session(options: Any, host: str | None) -> LoadSession:

@@ -24,12 +24,14 @@ def _steady(scenario, latency: float, error_every: int = 0, until: float = 60.0,
 
 def test_observable_metrics() -> None:
     for metric in ("latency_p95", "error_rate", "errors.rate_limited", "tenant.acme.latency_p95",
-                   "cache.hit_ratio", "slo_window_compliance", "loadgen.late"):
+                   "cache.hit_ratio", "slo_window_compliance", "loadgen.late",
+                   "tenants_except.globex.error_rate", "tenants_except.globex.latency_p95"):
         assert is_observable(metric), metric
     for metric in ("engine.utilization", "rpo_seconds", "connector.rate_limited",
                    "tenant.acme.rate_limited", "retry_amplification"):
         assert not is_observable(metric), metric
-    assert not is_observable("rto_seconds") and is_observable("rto_seconds", faults_applied=True)
+    for metric in ("rto_seconds", "tenants_except.globex.rto_seconds"):
+        assert not is_observable(metric) and is_observable(metric, faults_applied=True)
 
 
 def test_baseline_passes_and_skips_what_a_client_cannot_see() -> None:

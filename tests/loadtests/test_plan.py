@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -88,7 +89,7 @@ def test_arrival_gaps_are_exponential_with_the_planned_mean() -> None:
     plan = build_plan(baseline())
     stream = ArrivalStream(plan.kinds["normal"], random.Random(7))
     times = [stream.advance()[0] for _ in range(20_000)]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     mean = sum(gaps) / len(gaps)
     assert mean == pytest.approx(1.0, rel=0.03)  # bound = 1/s per user
     share_short = sum(g < 1.0 for g in gaps) / len(gaps)

@@ -7,7 +7,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from lt_helpers import AZ_LOSS, BASELINE
+from lt_helpers import AZ_LOSS, BASELINE, SURGE
 
 from loadtests.session import OptionsError, build_session
 from loadtests.shapes import PlanError
@@ -61,3 +61,14 @@ def test_fault_injection_needs_the_sandbox_admin_api(sandbox_dir: str, monkeypat
     injected = build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
                                       inject_faults=True), None)
     assert injected.faults_applied and len(injected.actions) == 1
+
+
+def test_a_surge_is_applied_by_the_load_itself(sandbox_dir: str) -> None:
+    surge = build_session(_options(sandbox_dir=sandbox_dir, scenario_set=[SURGE]), None)
+    assert surge.faults_applied and surge.actions == []
+    assert set(surge.plan.kinds) == {"normal", "noisy"}
+    az = build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir), None)
+    assert not az.faults_applied
+    external = build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
+                                      faults_external=True), None)
+    assert external.faults_applied and external.actions  # planned, but not ours to run
