@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from sandbox.catalog import CATALOG, ObjectSpec, make_row
 from sandbox.errors import ApiError
-from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, metrics_endpoint
+from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
 from sandbox.ratelimit import TokenBucket
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
 
@@ -139,18 +139,22 @@ def build_app(provider: Provider) -> Starlette:
         return JSONResponse({"access_token": tok, "token_type": "bearer", "expires_in": TOKEN_TTL})
 
     async def records(request: Request) -> Response:
-        started = time.perf_counter()
-        response = await _records(request)
-        PROVIDER_REQUESTS.labels(provider.scope, provider.name, str(response.status_code)).inc()
+        started, seen = time.perf_counter(), {"tenant": ""}
+        response = await _records(request, seen)
+        status = str(response.status_code)
+        PROVIDER_REQUESTS.labels(provider.scope, provider.name, status).inc()
+        # Per tenant, so the provider's own view shows who floods it (SOP-101).
+        REQUESTS.labels(provider.scope, status, seen["tenant"], provider.name).inc()
         LATENCY.labels(provider.scope, provider.name).observe(time.perf_counter() - started)
         return response
 
     @handle_errors
-    async def _records(request: Request) -> Response:
+    async def _records(request: Request, seen: dict[str, str]) -> Response:
         await asyncio.sleep(BASE_LATENCY + provider.faults.latency_ms / 1000.0)
         if provider.faults.outage:
             raise ApiError(503, "OUTAGE", f"{provider.name} is having an outage")
         tenant = provider.authenticate(request.headers.get("authorization", ""))
+        seen["tenant"] = tenant
         wait = provider.bucket(tenant).take()
         if wait > 0:
             raise ApiError(429, "RATE_LIMITED", "tenant rate limit exceeded", retry_after=wait)

@@ -4,11 +4,14 @@ supervisor config, admin CLI mapping. No processes are started here."""
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import time
 from pathlib import Path
 
 import pytest
 
+import sandbox
 from sandbox.admin.cli import build_parser, to_call
 from sandbox.catalog import CATALOG, make_row
 from sandbox.errors import ApiError
@@ -154,3 +157,15 @@ def test_admin_cli_bad_usage_exits_2() -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["caps", "set", "acme"])
     assert exc.value.code == 2
+
+
+# Every module except the `__main__` entry points (importing those would run them).
+MODULES = sorted(m.name for m in pkgutil.walk_packages(sandbox.__path__, "sandbox.")
+                 if not m.name.endswith("__main__"))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_surface_is_declared(name: str) -> None:
+    module = importlib.import_module(name)
+    assert isinstance(module.__all__, list)  # empty for the package __init__s
+    assert all(hasattr(module, attr) for attr in module.__all__)
