@@ -16,6 +16,12 @@ zones and service-time distributions) written the textbook way: a process per re
 
 All models are timed on the same machine in the same command, so ratios hold even when
 the machine is noisy; the best of ``--repeat`` measurements of each is kept.
+
+A second table puts the lab next to its peers on one plain queueing network, the
+textbook M/M/c of ``scenarios/textbook/mmc.yaml`` (the network ``validate-model`` checks
+against theory): the lab running the scenario, a plain SimPy model with one process per
+customer, and Ciw, each reporting simulated customers per wall-second and the lab's
+speed as a multiple of each.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import subprocess
 import sys
 import time
 from bisect import bisect_right
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Generator, Iterator
 
 import simpy
 from rich.console import Console
@@ -38,7 +45,7 @@ from .run import simulate
 from .scenario import Scenario
 from .scenario_file import load_scenario
 
-__all__ = ["run_bench", "plain_simpy", "BARS"]
+__all__ = ["BARS", "ciw_mmc", "plain_simpy", "plain_simpy_mmc", "run_bench"]
 
 #: The issue's bars: simulated requests per second on one core, ratio to plain SimPy,
 #: peak memory of one simulated hour at 2,000 req/s.
@@ -102,6 +109,75 @@ def plain_simpy(scenario: Scenario, seed: int = 1, timeouts: bool = True) -> int
     return done[0]
 
 
+def plain_simpy_mmc(scenario: Scenario, seed: int = 1) -> int:
+    """The engine of a textbook scenario as M/M/c in SimPy's own idiom: a process per
+    customer, ``Resource.request()``; returns the customers served."""
+    env = simpy.Environment()
+    rng = Streams(seed).get("plain.mmc")
+    engine = scenario.topology.engine
+    servers = simpy.Resource(env, engine.workers_per_zone)
+    lam, mean = scenario.workload.total_rate(), engine.service_time.mean
+    done = [0]
+
+    def customer() -> Generator[simpy.Event, None, None]:
+        with servers.request() as slot:
+            yield slot
+            yield env.timeout(rng.expovariate(1.0 / mean))
+        done[0] += 1
+
+    def arrivals() -> Generator[simpy.Event, None, None]:
+        while True:
+            yield env.timeout(rng.expovariate(lam))
+            env.process(customer())
+
+    env.process(arrivals())
+    env.run(until=scenario.run.duration)
+    return done[0]
+
+
+def ciw_mmc(scenario: Scenario, seed: int = 1) -> int:
+    """The same M/M/c in Ciw; returns the customers served. ``ciw.seed`` is global, and
+    the bench runs nothing else with Ciw in between."""
+    import ciw
+
+    engine = scenario.topology.engine
+    ciw.seed(seed)
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=scenario.workload.total_rate())],
+        service_distributions=[ciw.dists.Exponential(rate=1.0 / engine.service_time.mean)],
+        number_of_servers=[engine.workers_per_zone],
+    )
+    simulation = ciw.Simulation(network)
+    simulation.simulate_until_max_time(scenario.run.duration)
+    return len(simulation.get_all_records())
+
+
+def _peer_table(console: Console, repeat: int) -> None:
+    """Lab, plain SimPy and Ciw on the textbook M/M/c network, as ratios."""
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "textbook" / "mmc.yaml"
+    scenario = load_scenario(path, overrides=["run.duration=15000s"])  # ~96,000 customers
+    engine = scenario.topology.engine
+    console.print(f"Peers on the textbook M/M/{engine.workers_per_zone} network ({path.name}, "
+                  f"{scenario.workload.total_rate():g} customers/s, "
+                  f"{scenario.run.duration:,.0f} s simulated, best of {repeat})",
+                  highlight=False)
+    rows = [("lab (the scenario)", *_best(lambda: simulate(scenario).requests, repeat)),
+            ("plain SimPy", *_best(lambda: plain_simpy_mmc(scenario), repeat)),
+            ("Ciw", *_best(lambda: ciw_mmc(scenario), repeat))]
+    rates = [count / elapsed for _, count, elapsed in rows]
+    table = Table()
+    for column in ("model", "customers", "wall s", "customers / wall s", "lab ÷ it"):
+        table.add_column(column, justify="right" if column != "model" else "left",
+                         no_wrap=True)
+    for (name, count, elapsed), rate in zip(rows, rates):
+        table.add_row(name, f"{count:,}", f"{elapsed:.2f}", f"{rate:,.0f}",
+                      f"{rates[0] / rate:.2f}x")
+    console.print(table)
+    console.print(f"lab on M/M/{engine.workers_per_zone}: {rates[0] / rates[2]:.2f}x Ciw, "
+                  f"{rates[0] / rates[1]:.2f}x plain SimPy (one process per customer)",
+                  highlight=False)
+
+
 def _best(measure: Callable[[], int], repeat: int) -> tuple[int, float]:
     best = (0, float("inf"))
     for _ in range(repeat):
@@ -153,6 +229,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
          f"{ratio:.2f}x")
     console.print(f"ratio to the minimal plain SimPy model (models less): "
                   f"{rates[0] / rates[2]:.2f}x", highlight=False)
+    _peer_table(console, args.repeat)
     if not args.no_memory:
         peak = _memory_probe(str(args.scenario))
         _bar(console, "peak memory, 1 h at 2,000 req/s", peak, BARS["memory_mb"],

@@ -11,6 +11,8 @@ rejects a small, real error.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sim.cli import main
@@ -157,3 +159,15 @@ def test_validate_model_command(capsys):
 
 def test_validate_model_refuses_an_unknown_case(capsys):
     assert main(["validate-model", "--case", "no such case"]) == 2
+
+
+def test_bench_peers_serve_the_same_network():
+    """The bench's plain-SimPy and Ciw M/M/c serve what the lab serves: about λ·T
+    customers (a Poisson count: within 5 standard deviations)."""
+    from sim.bench import ciw_mmc, plain_simpy_mmc
+    from sim.run import simulate
+
+    scenario = CASES[2].scenario(QUICK)
+    expected = scenario.workload.total_rate() * scenario.run.duration
+    for served in (plain_simpy_mmc(scenario), ciw_mmc(scenario), simulate(scenario).requests):
+        assert abs(served - expected) < 5 * math.sqrt(expected)
