@@ -1,0 +1,3 @@
+"""Chaos Toolkit controls: background load, and the lab's verdict and summary."""
+
+__all__: list[str] = []

@@ -1,0 +1,48 @@
+"""Control: fail the runs Chaos Toolkit would call green, and print the lab's summary.
+
+At the end of the experiment it reads the journal (:func:`chaosomnisql.verdict.verdict`):
+an activity that raised, a skipped method (before-hypothesis failed), a failed rollback
+or a measured check (RTO, RPO) outside the scenario's target sets the journal's status to
+``failed``, so ``chaos run`` exits 1. It then prints the summary beside the simulator's
+prediction for the same scenario and profile, and stores it in the journal
+(``omnisql_summary``) and, if ``summary_path`` is given, in that file.
+
+    controls:
+      - name: omnisql-verdict
+        provider: {type: python, module: chaosomnisql.controls.verdict,
+                   arguments: {replications: 3}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from chaoslib.types import Configuration, Experiment, Journal, Secrets
+
+from ..settings import scenario_file
+from ..summary import build_summary, predict, render
+
+__all__ = ["after_experiment_control"]
+logger = logging.getLogger("chaostoolkit")
+
+
+def after_experiment_control(context: Experiment, state: Journal = None,
+                             replications: int = 3, summary_path: str | None = None,
+                             configuration: Configuration = None, secrets: Secrets = None,
+                             **kwargs: Any) -> None:
+    if state is None:
+        return
+    scenario = scenario_file(configuration)
+    prediction = predict(scenario.scenario, int(replications)) if int(replications) > 0 else None
+    summary = build_summary(state, scenario, prediction)
+    if not summary["passed"] and state.get("status") == "completed":
+        # Chaos Toolkit would exit 0 here; the journal says otherwise.
+        state["status"] = "failed"
+        summary["status"] = "failed"
+    state["omnisql_summary"] = summary
+    print(render(summary), flush=True)
+    if summary_path:
+        with open(summary_path, "w") as fh:
+            json.dump(summary, fh, indent=2, default=str)

@@ -1,0 +1,162 @@
+"""A small built-in background load: the scenario's tenants, rates and query mix, bounded.
+
+Stands in for the Locust load (``loadtests/``) so experiments do not depend on it. Open
+loop: Poisson arrivals per tenant at ``rate × workload.scale × factor``, each request a
+``SELECT`` on one of the tenant's ``connector.object`` targets with a Zipf-distributed
+key (the scenario's ``cache.keys``/``zipf_s``), sent by a small thread pool over one
+httpx client. It stops by itself after ``seconds`` or ``max_requests``, whichever first,
+and only ever talks to an allowlisted gateway (checked by the caller).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["BackgroundLoad", "LoadPlan", "TenantLoad", "plan_from_scenario", "sql_for"]
+
+#: Rows per object in the sandbox's mock providers; ids beyond them return no rows.
+OBJECT_ROWS = {"crm.accounts": 500, "crm.contacts": 1000, "tickets.tickets": 2000}
+
+
+@dataclass(frozen=True)
+class TenantLoad:
+    """One tenant's open-loop load: requests per second over weighted targets."""
+
+    tenant: str
+    rate: float
+    users: int
+    mix: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What to send, for how long and at most how many requests."""
+
+    tenants: tuple[TenantLoad, ...]
+    seconds: float
+    max_requests: int
+    keys: int = 500
+    zipf_s: float = 1.1
+    seed: int = 1
+
+    @property
+    def total_rate(self) -> float:
+        return sum(t.rate for t in self.tenants)
+
+
+def plan_from_scenario(
+    scenario: Any, seconds: float, max_requests: int, factor: float = 1.0,
+    tenants: tuple[str, ...] | None = None,
+) -> LoadPlan:
+    """The scenario's workload (scaled by ``workload.scale``, times ``factor``) as a plan."""
+    work = scenario.workload
+    loads = tuple(
+        TenantLoad(name, t.rate * work.scale * factor, t.users, tuple(t.mix.items()))
+        for name, t in work.tenants.items()
+        if tenants is None or name in tenants
+    )
+    cache = scenario.topology.cache
+    return LoadPlan(loads, float(seconds), int(max_requests), int(cache.keys),
+                    float(cache.zipf_s), int(scenario.run.seed))
+
+
+def sql_for(target: str, key: int) -> str:
+    """The query for key ``key`` of ``connector.object`` (distinct keys cache apart)."""
+    rows = OBJECT_ROWS.get(target, 500)
+    return f"SELECT * FROM {target} WHERE id = {key % rows + 1} LIMIT {1 + key // rows % 100}"
+
+
+class _Zipf:
+    """Key ranks 0..n-1 with P(k) ∝ 1/(k+1)^s, by inverse CDF (bisect)."""
+
+    def __init__(self, n: int, s: float) -> None:
+        self.cdf = list(itertools.accumulate(1.0 / (k + 1) ** s for k in range(n)))
+
+    def draw(self, rng: random.Random) -> int:
+        return bisect.bisect_left(self.cdf, rng.random() * self.cdf[-1])
+
+
+@dataclass
+class LoadReport:
+    """What the load sent and got back, by status (``"error"`` for transport errors)."""
+
+    sent: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        ok = self.by_status.get("200", 0)
+        return {"sent": self.sent, "ok": ok, "by_status": dict(self.by_status)}
+
+
+class BackgroundLoad:
+    """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads."""
+
+    def __init__(self, plan: LoadPlan, gateway_url: str, keys: dict[str, str],
+                 workers: int = 8) -> None:
+        missing = [t.tenant for t in plan.tenants if t.tenant not in keys]
+        if missing:
+            raise ValueError(f"no API key for tenants {missing}")
+        self.plan, self.url = plan, gateway_url.rstrip("/") + "/v1/query"
+        self._keys = keys
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.report = LoadReport()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
+        self._client = httpx.Client(timeout=15.0)
+        self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
+
+    def start(self) -> "BackgroundLoad":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 20.0) -> LoadReport:
+        """Stop sending, wait for requests in flight, close the client; the report."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+        return self.report
+
+    def _schedule(self) -> None:
+        rng, zipf = random.Random(self.plan.seed), _Zipf(self.plan.keys, self.plan.zipf_s)
+        arrivals = [(rng.expovariate(t.rate), t) for t in self.plan.tenants if t.rate > 0]
+        start = time.monotonic()
+        for _ in range(self.plan.max_requests):
+            if not arrivals:
+                return
+            at, tenant = min(arrivals, key=lambda a: a[0])
+            if at > self.plan.seconds or self._stop.wait(max(0.0, start + at - time.monotonic())):
+                return
+            arrivals.remove((at, tenant))
+            arrivals.append((at + rng.expovariate(tenant.rate), tenant))
+            self._submit(tenant, zipf.draw(rng), rng)
+
+    def _submit(self, tenant: TenantLoad, key: int, rng: random.Random) -> None:
+        targets, weights = zip(*tenant.mix)
+        target = rng.choices(targets, weights)[0]
+        user = f"u{rng.randrange(tenant.users) % 5 + 1}"  # the sandbox knows users u1..u5
+        try:
+            self._pool.submit(self._send, tenant.tenant, user, sql_for(target, key))
+        except RuntimeError:  # stop() shut the pool down between our wait and this submit
+            return
+        with self._lock:
+            self.report.sent += 1
+
+    def _send(self, tenant: str, user: str, sql: str) -> None:
+        headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
+        try:
+            status = str(self._client.post(self.url, json={"sql": sql}, headers=headers).status_code)
+        except httpx.HTTPError:
+            status = "error"
+        with self._lock:
+            self.report.by_status[status] += 1

@@ -1,0 +1,196 @@
+"""OmniSQL probes, the same on every target: the gateway's stats, recovery, RPO, faults.
+
+Probes whose name starts with ``within_``/``nothing_`` are tolerances: Chaos Toolkit calls
+them with ``value=`` (the output of the probe they judge) and they return a bool.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from . import ledger
+from .api import admin_call, stats
+from .settings import scenario_file, setting
+from .slo import recovery_time, slo_failures
+
+__all__ = [
+    "acknowledged_writes_lost",
+    "active_faults",
+    "blast_radius_ok",
+    "cache_hit_ratio",
+    "error_rate",
+    "gateway_stats",
+    "latency_p95",
+    "measure_recovery",
+    "nothing_injected",
+    "rate_limited_ratio",
+    "replica_lag",
+    "tenant_slo",
+    "unauthorized_ratio",
+    "within_slo",
+]
+
+
+def gateway_stats(window: int | None = None, configuration: Configuration = None,
+                  secrets: Secrets = None) -> dict[str, Any]:
+    """The gateway's stats over the last ``window`` seconds (requests, errors, P95, ...);
+    ``window`` defaults to ``omnisql_window``, else the scenario's ``run.window``."""
+    return stats(_window(window, configuration), configuration)
+
+
+def _window(window: int | None, configuration: Configuration) -> int:
+    if window is None:
+        window = setting(configuration, "window") or scenario_file(configuration).scenario.run.window
+    return max(1, int(float(window)))
+
+
+def _recovery_limits(sustain: float | None, timeout: float | None,
+                     configuration: Configuration) -> tuple[float, float]:
+    """``sustain`` and ``timeout``: argument, else ``omnisql_sustain``/``omnisql_recovery_timeout``,
+    else the scenario's ``slo.sustain`` and its RTO target."""
+    scenario = scenario_file(configuration).scenario
+    if sustain is None:
+        sustain = setting(configuration, "sustain") or scenario.slo.sustain
+    if timeout is None:
+        rto = [c.value for c in scenario.checks if c.metric == "rto_seconds"]
+        timeout = setting(configuration, "recovery_timeout") or (rto[0] if rto else 900.0)
+    return float(sustain), float(timeout)
+
+
+def error_rate(window: int = 10, configuration: Configuration = None,
+               secrets: Secrets = None) -> float:
+    """Share of gateway requests answered with a status ≥ 400 over ``window`` seconds."""
+    return float(stats(window, configuration)["error_rate"])
+
+
+def latency_p95(window: int = 10, configuration: Configuration = None,
+                secrets: Secrets = None) -> float | None:
+    """Gateway P95 latency in seconds over ``window`` seconds (None without requests)."""
+    value = stats(window, configuration)["latency_p95"]
+    return None if value is None else float(value)
+
+
+def tenant_slo(tenant: str, window: int = 10, configuration: Configuration = None,
+               secrets: Secrets = None) -> dict[str, Any]:
+    """One tenant's requests, error rate, P95 and 429s, and whether it meets the scenario's SLO."""
+    data = stats(window, configuration)
+    slo = scenario_file(configuration).scenario.slo
+    mine = data.get("by_tenant", {}).get(tenant, {"requests": 0})
+    return {**mine, "tenant": tenant, "slo_met": not slo_failures(data, slo, [tenant])}
+
+
+def cache_hit_ratio(window: int = 10, configuration: Configuration = None,
+                    secrets: Secrets = None) -> float | None:
+    """(hit + stale) / successful answers over ``window`` seconds."""
+    value = stats(window, configuration).get("cache_hit_ratio")
+    return None if value is None else float(value)
+
+
+def rate_limited_ratio(window: int = 10, tenant: str | None = None,
+                       configuration: Configuration = None, secrets: Secrets = None) -> float:
+    """Share of requests answered 429 (both codes), overall or for ``tenant``."""
+    data = stats(window, configuration)
+    scope = data if tenant is None else data.get("by_tenant", {}).get(tenant, {})
+    return scope.get("rate_limited", 0) / max(1, scope.get("requests", 0))
+
+
+def unauthorized_ratio(window: int = 10, configuration: Configuration = None,
+                       secrets: Secrets = None) -> float:
+    """Share of requests answered 401 or 502 PROVIDER_UNAUTHORIZED."""
+    data = stats(window, configuration)
+    return data.get("unauthorized", 0) / max(1, data.get("requests", 0))
+
+
+def replica_lag(configuration: Configuration = None, secrets: Secrets = None) -> float | None:
+    """Metadata replica lag in seconds (None when no replica streams)."""
+    value = admin_call("GET", "/admin/metadata/status", configuration).get("replica_lag_seconds")
+    return None if value is None else float(value)
+
+
+def active_faults(configuration: Configuration = None, secrets: Secrets = None) -> dict[str, Any]:
+    """The fault API's view of what is injected now (``GET /faults``)."""
+    result: dict[str, Any] = admin_call("GET", "/faults", configuration)
+    return result
+
+
+def acknowledged_writes_lost(configuration: Configuration = None,
+                             secrets: Secrets = None) -> dict[str, Any]:
+    """RPO of the last metadata failover: acknowledged writes missing on the new primary.
+
+    ``lost = max(0, last acknowledged − max visible)``; ``rpo_seconds`` is how long before
+    the last acknowledgement the newest surviving write was acknowledged (0 if none lost).
+    Needs :func:`~chaosomnisql.actions.start_metadata_writes` before the failover.
+    """
+    acks = ledger.LEDGER.running.get("writer_acks")
+    if not acks:
+        raise ActivityFailed("no acknowledged metadata writes recorded before the failover")
+    visible = int(admin_call("GET", "/admin/metadata/writes", configuration)["max_visible"] or 0)
+    last_time, last = acks[-1]
+    lost = max(0, last - visible)
+    kept = [t for t, n in acks if n <= visible]
+    rpo = 0.0 if lost == 0 else last_time - (kept[-1] if kept else acks[0][0])
+    return {"last_acknowledged": last, "max_visible": visible, "lost": lost,
+            "rpo_seconds": round(rpo, 3)}
+
+
+def measure_recovery(window: int | None = None, sustain: float | None = None,
+                     timeout: float | None = None, tenants: list[str] | None = None,
+                     min_requests: int = 1, configuration: Configuration = None,
+                     secrets: Secrets = None) -> dict[str, Any]:
+    """RTO of the latest fault: judge consecutive ``window``-second stats windows from the
+    fault's start against the scenario's SLO until it holds for ``sustain`` seconds, or
+    ``timeout`` seconds pass. ``rto_seconds`` is window-granular, None if not recovered.
+    Defaults: the scenario's ``run.window``, ``slo.sustain`` and RTO target, each
+    overridable by ``omnisql_window``/``omnisql_sustain``/``omnisql_recovery_timeout``."""
+    start = ledger.LEDGER.last_fault_start()
+    if start is None:
+        raise ActivityFailed("no fault was injected before measure_recovery")
+    slo = scenario_file(configuration).scenario.slo
+    window = _window(window, configuration)
+    sustain, timeout = _recovery_limits(sustain, timeout, configuration)
+    good: list[bool] = []
+    misses: list[list[str]] = []
+    while (len(good) + 1) * window <= timeout + sustain:
+        time.sleep(max(0.0, start + (len(good) + 1) * window - time.monotonic()))
+        reasons = slo_failures(stats(window, configuration), slo, tenants, min_requests)
+        good.append(not reasons)
+        misses.append(reasons)
+        rto = recovery_time(good, window, sustain)
+        if rto is not None:
+            return {"rto_seconds": rto, "recovered": True, "windows": len(good),
+                    "missed": [m for m in misses if m][:5]}
+    return {"rto_seconds": None, "recovered": False, "windows": len(good),
+            "missed": [m for m in misses if m][:5]}
+
+
+def blast_radius_ok(max_zones_lost: int = 1, max_error_rate: float = 0.5, window: int = 5,
+                    configuration: Configuration = None, secrets: Secrets = None) -> bool:
+    """Safeguard: at most ``max_zones_lost`` zones down and the error rate at most
+    ``max_error_rate`` over ``window`` seconds; False aborts the run (and rolls back)."""
+    zones_lost = len(active_faults(configuration).get("zones_lost", []))
+    data = stats(window, configuration)
+    return zones_lost <= max_zones_lost and (data.get("error_rate") or 0.0) <= max_error_rate
+
+
+def within_slo(value: dict[str, Any] | None = None, tenants: list[str] | None = None,
+               min_requests: int = 1, configuration: Configuration = None,
+               secrets: Secrets = None) -> bool:
+    """Tolerance: the stats ``value`` meet the scenario's SLO (overall or for ``tenants``)."""
+    if not value:
+        return False
+    slo = scenario_file(configuration).scenario.slo
+    return not slo_failures(value, slo, tenants, min_requests)
+
+
+def nothing_injected(value: dict[str, Any] | None = None, configuration: Configuration = None,
+                     secrets: Secrets = None) -> bool:
+    """Tolerance: the fault API's answer shows no lost zone, provider fault, canary or kill."""
+    if not value:
+        return False
+    return (not value.get("zones_lost") and not value.get("providers")
+            and not value.get("canary") and not value.get("metadata_primary_killed")
+            and not value.get("metadata_needs_rebuild"))

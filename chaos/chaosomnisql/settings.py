@@ -1,0 +1,144 @@
+"""Where an experiment acts: the target, its endpoints, the allowlist, the scenario, the keys.
+
+Everything comes from Chaos Toolkit's ``configuration`` (keys prefixed ``omnisql_``) and
+``secrets`` (the ``omnisql`` scope); nothing is read from module-level state. Keys:
+
+``omnisql_target``
+    ``sandbox`` (default: the local stand-in) or ``eks`` (real staging).
+``omnisql_sandbox_dir``
+    The sandbox directory holding ``state.json`` (default ``.sandbox``). Only URLs and
+    zones are read from it: API keys come through ``secrets`` even though the file has them.
+``omnisql_gateway_url`` / ``omnisql_admin_url``
+    Endpoints for the ``eks`` target (the sandbox's are read from its state file).
+``omnisql_allowed_hosts``
+    Hosts an activity may talk to (list or comma-separated string). Default loopback only;
+    a staging host must be added here explicitly.
+``omnisql_scenario`` / ``omnisql_profile``
+    The scenario file that holds the thresholds and the load (one source of truth with
+    the simulator) and its profile (default ``standin``).
+
+Secrets: ``omnisql.api_keys``, a JSON object ``{tenant: key}`` (from the environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+__all__ = [
+    "DEFAULT_ALLOWED_HOSTS",
+    "TARGETS",
+    "allowed_hosts",
+    "api_keys",
+    "check_url",
+    "endpoints",
+    "scenario_file",
+    "setting",
+    "target_name",
+]
+
+TARGETS = ("sandbox", "eks")
+DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: The repository root, to find ``scenarios/...`` when the working directory is elsewhere.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def setting(configuration: Configuration, key: str, default: Any = None) -> Any:
+    """One ``omnisql_<key>`` configuration value, or ``default`` when absent or empty."""
+    value = (configuration or {}).get(f"omnisql_{key}")
+    return default if value in (None, "") else value
+
+
+def target_name(configuration: Configuration) -> str:
+    """The configured target; anything but ``sandbox``/``eks`` is refused."""
+    target = str(setting(configuration, "target", "sandbox"))
+    if target not in TARGETS:
+        raise ActivityFailed(f"omnisql_target {target!r} is not one of {list(TARGETS)}")
+    return target
+
+
+def allowed_hosts(configuration: Configuration) -> tuple[str, ...]:
+    raw = setting(configuration, "allowed_hosts", DEFAULT_ALLOWED_HOSTS)
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    return tuple(h.strip().lower() for h in items if h.strip())
+
+
+def check_url(url: str, configuration: Configuration) -> str:
+    """Return ``url`` if its host is on the allowlist; refuse it otherwise."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host not in allowed_hosts(configuration):
+        raise ActivityFailed(
+            f"refusing {host or url!r}: not in omnisql_allowed_hosts {list(allowed_hosts(configuration))}"
+        )
+    return url
+
+
+def endpoints(configuration: Configuration) -> dict[str, Any]:
+    """``{gateway_url, admin_url, zones}`` of the target, each URL checked against the allowlist."""
+    if target_name(configuration) == "sandbox":
+        state = _sandbox_state(str(Path(setting(configuration, "sandbox_dir", _default_dir()))))
+    else:
+        state = {
+            "gateway_url": setting(configuration, "gateway_url"),
+            "admin_url": setting(configuration, "admin_url"),
+            "zones": list(setting(configuration, "zones", ["az-a", "az-b", "az-c"])),
+        }
+    for key in ("gateway_url", "admin_url"):
+        if not state.get(key):
+            raise ActivityFailed(f"no {key} for target {target_name(configuration)}")
+        check_url(state[key], configuration)
+    return state
+
+
+def _default_dir() -> str:
+    return os.environ.get("OMNISQL_SANDBOX_DIR", ".sandbox")
+
+
+def _sandbox_state(directory: str) -> dict[str, Any]:
+    path = Path(directory) / "state.json"
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ActivityFailed(f"no running sandbox: {path} not found") from None
+    # Only addresses: the keys in this file reach activities through `secrets`.
+    return {k: state[k] for k in ("gateway_url", "admin_url", "zones")}
+
+
+def api_keys(secrets: Secrets) -> dict[str, str]:
+    """``{tenant: api key}`` from ``secrets.omnisql.api_keys`` (a JSON object or a mapping)."""
+    raw = ((secrets or {}).get("omnisql") or {}).get("api_keys")
+    if not raw:
+        raise ActivityFailed("no secrets.omnisql.api_keys (set OMNISQL_API_KEYS)")
+    keys = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ActivityFailed("secrets.omnisql.api_keys must be a JSON object {tenant: key}")
+    return keys
+
+
+def scenario_file(configuration: Configuration) -> Any:
+    """The scenario (``sim.ScenarioFile``) named by ``omnisql_scenario`` at ``omnisql_profile``."""
+    name = setting(configuration, "scenario")
+    if not name:
+        raise ActivityFailed("no omnisql_scenario in the experiment's configuration")
+    return _read(str(resolve_path(name)), str(setting(configuration, "profile", "standin")))
+
+
+def resolve_path(name: str) -> Path:
+    path = Path(name)
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path
+
+
+@lru_cache(maxsize=16)
+def _read(path: str, profile: str) -> Any:
+    from sim import read_scenario  # the lab's simulator package
+
+    return read_scenario(path, profile=profile or None)

@@ -1,0 +1,94 @@
+"""The lab's summary of a run: verdict, hypotheses, faults, RTO/RPO vs target vs simulator.
+
+Built only from the journal's fields named here and the scenario (never from the
+experiment's ``secrets`` or any request header), so it cannot leak a credential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .verdict import MEASURES, faults_injected, measured, verdict
+
+__all__ = ["build_summary", "predict", "render"]
+
+PREDICTED = ("rto_seconds", "rpo_seconds", "error_rate", "latency_p95")
+
+
+def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float | None]]:
+    """The simulator's estimate (mean and 95% CI over ``replications``) of a few metrics."""
+    from sim import aggregate, compute_metrics, run_replications
+
+    runs = run_replications(scenario, replications=replications)
+    estimates = aggregate([compute_metrics(r) for r in runs])
+    return {m: estimates[m].as_dict() for m in PREDICTED if m in estimates}
+
+
+def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
+    state = (journal.get("steady_states") or {}).get(when)
+    if state is None:
+        return None
+    return {"met": bool(state.get("steady_state_met")),
+            "probes": [{"name": p["activity"]["name"], "status": p.get("status"),
+                        "tolerance_met": p.get("tolerance_met")}
+                       for p in state.get("probes") or []]}
+
+
+def build_summary(journal: dict[str, Any], scenario_file: Any,
+                  prediction: dict[str, dict[str, float | None]] | None) -> dict[str, Any]:
+    checks = scenario_file.scenario.checks
+    values = measured(journal)
+    targets = [{"check": c.label, "metric": c.metric, "op": c.op, "target": c.value,
+                "measured": values.get(c.metric), "measured_by": MEASURES.get(c.metric),
+                "simulator": (prediction or {}).get(c.metric)}
+               for c in checks if c.metric in MEASURES]
+    reasons = verdict(journal, checks)
+    return {
+        "experiment": journal.get("experiment", {}).get("title"),
+        "scenario": str(scenario_file.path), "profile": scenario_file.profile,
+        "status": journal.get("status"), "passed": not reasons, "reasons": reasons,
+        "hypothesis_before": _hypothesis(journal, "before"),
+        "hypothesis_after": _hypothesis(journal, "after"),
+        "faults_injected": faults_injected(journal),
+        "rollbacks": [{"name": r["activity"]["name"], "status": r.get("status")}
+                      for r in journal.get("rollbacks") or []],
+        "targets": targets, "simulator": prediction, "load": journal.get("omnisql_load"),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _hyp(h: dict[str, Any] | None) -> str:
+    if h is None:
+        return "not run"
+    return ("met" if h["met"] else "NOT met") + "".join(
+        f"\n      {p['name']}: {p['status']}, tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
+        for p in h["probes"])
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The summary as the text printed at the end of a run."""
+    lines = [f"== OmniSQL chaos summary: {summary['experiment']}",
+             f"   scenario {summary['scenario']} (profile {summary['profile']})",
+             f"   verdict: {'PASS' if summary['passed'] else 'FAIL'} (journal status "
+             f"{summary['status']})"]
+    lines += [f"     - {r}" for r in summary["reasons"]]
+    lines.append(f"   hypothesis before: {_hyp(summary['hypothesis_before'])}")
+    lines.append(f"   hypothesis after:  {_hyp(summary['hypothesis_after'])}")
+    lines.append("   faults injected:" + ("" if summary["faults_injected"] else " none"))
+    lines += [f"     - {f['action']} {f['arguments']}: {f['status']}"
+              for f in summary["faults_injected"]]
+    lines.append("   rollbacks: " + (", ".join(f"{r['name']} {r['status']}"
+                                               for r in summary["rollbacks"]) or "none"))
+    for t in summary["targets"]:
+        sim = t["simulator"] or {}
+        lines.append(f"   {t['metric']}: measured {_fmt(t['measured'])} vs target {t['op']} "
+                     f"{t['target']:g}  | simulator {_fmt(sim.get('mean'))} "
+                     f"(95% CI {_fmt(sim.get('ci_low'))}..{_fmt(sim.get('ci_high'))})")
+    if summary.get("load"):
+        lines.append(f"   background load: {summary['load']}")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""The lab's verdict on a Chaos Toolkit journal: no false greens.
+
+``chaos run`` exits 0 when an action raised and when the before-hypothesis failed (the
+method is then skipped). :func:`verdict` reads the journal and lists every reason the run
+must not count as a pass; an empty list means it passed. It is a pure function of the
+journal and the scenario's measured checks, used by the control and by the wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "measured", "verdict"]
+
+#: Activities that inject a fault (reported as "faults injected").
+FAULT_FUNCS = frozenset({
+    "lose_zone", "fail_over_metadata", "fail_over_cache", "expire_tokens", "invalidate_cache",
+    "deploy_canary", "start_tenant_flood",
+})
+#: Scenario metrics an experiment measures, and the probe output that holds each.
+MEASURES = {"rto_seconds": "measure_recovery", "rpo_seconds": "acknowledged_writes_lost"}
+
+
+def _func(entry: dict[str, Any]) -> str:
+    return str(entry.get("activity", {}).get("provider", {}).get("func", ""))
+
+
+def _last_line(text: Any) -> str:
+    text = "".join(text) if isinstance(text, list) else str(text or "")
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def measured(journal: dict[str, Any]) -> dict[str, float | None]:
+    """``{metric: value}`` for each scenario metric a probe of the method measured."""
+    out: dict[str, float | None] = {}
+    for entry in journal.get("run") or []:
+        for metric, func in MEASURES.items():
+            if _func(entry) == func:
+                value = (entry.get("output") or {}).get(metric)
+                out[metric] = None if value is None else float(value)
+    return out
+
+
+def faults_injected(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fault-injecting actions of the method, with their arguments and status."""
+    return [{"action": _func(e), "arguments": e["activity"]["provider"].get("arguments", {}),
+             "status": e.get("status"), "start": e.get("start"), "end": e.get("end")}
+            for e in journal.get("run") or [] if _func(e) in FAULT_FUNCS]
+
+
+def verdict(journal: dict[str, Any], checks: Iterable[Any] = ()) -> list[str]:
+    """Reasons the run failed (empty: passed). ``checks``: the scenario's ``CheckSpec``s;
+    those on a metric the experiment measured are evaluated with :func:`sim.passes`."""
+    from sim import passes
+
+    reasons = []
+    if journal.get("status") != "completed":
+        reasons.append(f"run status is {journal.get('status')!r}")
+    before = (journal.get("steady_states") or {}).get("before")
+    if before is not None and not before.get("steady_state_met"):
+        reasons.append("steady-state hypothesis failed BEFORE the method: method skipped")
+    if journal.get("deviated"):
+        reasons.append("steady-state hypothesis deviated AFTER the method")
+    for kind in ("run", "rollbacks"):
+        for entry in journal.get(kind) or []:
+            if entry.get("status") != "succeeded":
+                name = entry.get("activity", {}).get("name", _func(entry))
+                reasons.append(f"{kind[:-1] if kind == 'rollbacks' else 'activity'} {name!r} "
+                               f"{entry.get('status')}: {_last_line(entry.get('exception'))}")
+    values = measured(journal)
+    for check in checks:
+        if check.metric in values and not passes(check.op, values[check.metric], check.value):
+            reasons.append(f"check {check.label!r}: {check.metric} = {values[check.metric]} "
+                           f"is not {check.op} {check.value:g}")
+    return reasons
