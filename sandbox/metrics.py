@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from prometheus_client import Counter, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
 __all__ = [
     "CACHE_RESULTS",
+    "CANARY_WEIGHT",
     "LATENCY",
+    "METADATA_UP",
     "PROVIDER_REQUESTS",
+    "REPLICA_LAG",
     "REQUESTS",
+    "ZONE_HEALTHY",
     "merge_expositions",
     "metrics_endpoint",
 ]
@@ -35,6 +40,13 @@ PROVIDER_REQUESTS = Counter(
     "omnisql_provider_requests", "Calls to SaaS providers", ["scope", "provider", "status"]
 )
 
+ZONE_HEALTHY = Gauge("omnisql_zone_healthy", "1 when the gateway routes to the zone's engine",
+                     ["scope", "zone"])
+CANARY_WEIGHT = Gauge("omnisql_canary_weight", "Share of traffic sent to the canary", ["scope"])
+METADATA_UP = Gauge("omnisql_metadata_node_up", "1 when the metadata node answers, by role",
+                    ["scope", "node", "zone", "role"])
+REPLICA_LAG = Gauge("omnisql_metadata_replica_lag_seconds", "Replica replay lag", ["scope"])
+
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE)
@@ -46,9 +58,9 @@ def _escape(value: str) -> str:
 
 def _sample_line(name: str, labels: dict[str, str], value: float) -> str:
     if not labels:
-        return f"{name} {value!r}"
+        return f"{name} {floatToGoString(value)}"
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-    return f"{name}{{{inner}}} {value!r}"
+    return f"{name}{{{inner}}} {floatToGoString(value)}"
 
 
 def merge_expositions(texts: dict[str, str]) -> str:

@@ -33,7 +33,8 @@ def pg_bindir() -> Path:
     """The newest /usr/lib/postgresql/<major>/bin that has initdb."""
     found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
     if not found:
-        raise FileNotFoundError("no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")
+        raise FileNotFoundError(
+            "no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")
     return max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0))
 
 

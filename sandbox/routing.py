@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from sandbox.metrics import CANARY_WEIGHT, ZONE_HEALTHY
+
 __all__ = ["Backend", "Router"]
 
 
@@ -73,6 +75,9 @@ class Router:
             results = await asyncio.gather(*(self._probe(http, b) for b in backends))
             for backend, ok in zip(backends, results):
                 backend.observe(ok, self.threshold)
+            for backend in self.engines:
+                ZONE_HEALTHY.labels("gateway", backend.zone).set(1 if backend.healthy else 0)
+            CANARY_WEIGHT.labels("gateway").set(self.canary_weight)
             await asyncio.sleep(self.interval)
 
     async def _probe(self, http: httpx.AsyncClient, backend: Backend) -> bool:

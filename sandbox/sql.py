@@ -82,7 +82,8 @@ def parse(sql: str) -> Query:
     spec = lookup(conn, obj)
     if spec is None:
         raise ApiError(404, "NOT_FOUND", f"unknown connector object {conn}.{obj}")
-    cols = spec.columns if m["cols"] == "*" else tuple(c.strip().lower() for c in m["cols"].split(","))
+    cols = (spec.columns if m["cols"] == "*"
+            else tuple(c.strip().lower() for c in m["cols"].split(",")))
     where = (m["wcol"].lower(), _value(m["wval"])) if m["wcol"] else None
     for col in cols + ((where[0],) if where else ()):
         if col not in spec.columns:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
 from sandbox.admin.plane import ControlPlane
-from sandbox.metrics import merge_expositions
+from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
 
 __all__ = ["build_app"]
@@ -32,6 +32,17 @@ async def _scrape(http: httpx.AsyncClient, url: str) -> str | None:
     except httpx.HTTPError:
         return None  # a lost AZ simply drops out of the aggregate
     return resp.text if resp.status_code == 200 else None
+
+
+async def _metadata_gauges(plane: ControlPlane) -> None:
+    status = await plane.metadata_status()
+    METADATA_UP.clear()  # a node's role changes on promotion: drop the old series
+    for key in ("primary", "replica"):
+        node = status[key]
+        METADATA_UP.labels("admin", node["name"], node["zone"], node["role"]).set(
+            0 if node["role"] == "down" else 1)
+    lag = status["replica_lag_seconds"]
+    REPLICA_LAG.labels("admin").set(float("nan") if lag is None else lag)
 
 
 def build_app(root: Path, state: dict[str, Any]) -> Starlette:
@@ -55,6 +66,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Starlette:
         services = {k: v for k, v in state["services"].items() if k != "admin"}
         texts = await asyncio.gather(*(_scrape(plane.http, u) for u in services.values()))
         found = {name: t for name, t in zip(services, texts) if t is not None}
+        await _metadata_gauges(plane)
         found["admin"] = generate_latest().decode()
         return Response(merge_expositions(found), media_type=CONTENT_TYPE)
 

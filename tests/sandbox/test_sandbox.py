@@ -181,7 +181,8 @@ def test_provider_rate_limit_gives_429(sandbox: Sandbox) -> None:
     metrics = sandbox.http.get(f"{sandbox.admin}/metrics").text
     assert 'status="429",tenant="umbrella"' in metrics
     assert sandbox.http.post(f"{sandbox.admin}/faults/reset").status_code == 200
-    assert sandbox.query("umbrella", "SELECT id FROM crm.accounts WHERE id = 499").status_code == 200
+    after = sandbox.query("umbrella", "SELECT id FROM crm.accounts WHERE id = 499")
+    assert after.status_code == 200
 
 
 def test_token_expiry_then_bulk_refresh(sandbox: Sandbox) -> None:
@@ -260,6 +261,24 @@ def test_second_up_is_refused(sandbox: Sandbox) -> None:
     assert run_cli("-m", "sandbox", "frobnicate").returncode == 2
 
 
+def _samples(sb: Sandbox, family: str) -> list[Any]:
+    """Samples of one family in the admin's merged exposition (which must parse)."""
+    text = sb.http.get(f"{sb.admin}/metrics").text
+    return [s for f in text_string_to_metric_families(text) if f.name == family
+            for s in f.samples]
+
+
+def test_merged_metrics_have_per_tenant_series(sandbox: Sandbox) -> None:
+    sandbox.query("umbrella", "SELECT id FROM crm.accounts WHERE id = 1")
+    requests = _samples(sandbox, "omnisql_requests")
+    scopes = {s.labels["scope"] for s in requests}
+    assert {"gateway", "mock.crm"} <= scopes and any(".engine" in x for x in scopes)
+    assert any(s.labels["tenant"] == "umbrella" and s.labels["scope"] == "gateway"
+               for s in requests)
+    assert _samples(sandbox, "omnisql_request_latency_seconds")
+    assert _samples(sandbox, "omnisql_metadata_replica_lag_seconds")
+
+
 def _process_states(sb: Sandbox) -> dict[str, str]:
     data: dict[str, str] = sb.http.get(f"{sb.admin}/admin/status").json()["processes"]
     return data
@@ -275,6 +294,11 @@ def test_lose_az_routes_around_then_restore(sandbox: Sandbox) -> None:
     assert all(r.status_code == 200 for r in results)
     assert {r.json()["zone"] for r in results} <= {"az-a", "az-c"}
     assert wait_for(lambda: sandbox.stats()["zones"]["az-b"] == "unhealthy", 15)
+    gauges = _samples(sandbox, "omnisql_zone_healthy")
+    assert {s.labels["zone"]: s.value for s in gauges} == {"az-a": 1, "az-b": 0, "az-c": 1}
+    nodes = {s.labels["node"]: s.labels["role"]
+             for s in _samples(sandbox, "omnisql_metadata_node_up")}
+    assert nodes == {"pg-primary": "primary", "pg-replica": "down"}
     assert sandbox.http.get(f"{sandbox.admin}/faults").json()["zones_lost"] == ["az-b"]
     assert sandbox.http.post(f"{sandbox.admin}/faults/az/az-z/lose").status_code == 404
     sandbox.http.post(f"{sandbox.admin}/faults/az/az-b/restore").raise_for_status()
@@ -328,8 +352,8 @@ def test_all_zones_lost_is_503_and_reset_restores(sandbox: Sandbox) -> None:
     active = sandbox.http.post(f"{sandbox.admin}/faults/reset").json()
     assert active["zones_lost"] == [] and active["metadata_promoted"] is True
     assert sandbox.http.post(f"{sandbox.admin}/faults/reset").status_code == 200  # idempotent
-    ok = lambda: sandbox.query("acme", "SELECT id FROM crm.accounts WHERE id = 7").status_code == 200
-    assert wait_for(ok, 30)
+    sql = "SELECT id FROM crm.accounts WHERE id = 7"
+    assert wait_for(lambda: sandbox.query("acme", sql).status_code == 200, 30)
     status = sandbox.http.get(f"{sandbox.admin}/admin/metadata/status").json()
     assert status["primary"]["role"] == "primary" and status["replica"]["role"] == "down"
     assert status["needs_rebuild"] == ["pg-primary"]  # reset never restarts a demoted primary

@@ -40,7 +40,8 @@ def test_parse_star_string_value_and_default_limit() -> None:
 
 @pytest.mark.parametrize("sql,status", [
     ("", 400), ("SELECT", 400), ("SELECT id FROM accounts", 400),
-    ("SELECT id FROM crm.accounts WHERE id > 3", 400), ("SELECT id FROM crm.accounts LIMIT 1001", 400),
+    ("SELECT id FROM crm.accounts WHERE id > 3", 400),
+    ("SELECT id FROM crm.accounts LIMIT 1001", 400),
     ("SELECT id FROM crm.accounts; DROP TABLE x", 400), ("SELECT bogus FROM crm.accounts", 400),
     ("SELECT id FROM crm.accounts WHERE bogus = 1", 400), ("SELECT id FROM crm.nope", 404),
 ])
@@ -141,7 +142,8 @@ def test_supervisor_config_groups(tmp_path: Path) -> None:
      ("POST", "/admin/caps", {"tenant": "acme", "user": "u1", "max_concurrency": None})),
     (["cache", "invalidate"], ("POST", "/admin/cache/invalidate", {})),
     (["tokens", "refresh", "crm"], ("POST", "/admin/tokens/refresh", {"provider": "crm"})),
-    (["canary", "deploy", "v2", "0.05"], ("POST", "/admin/canary", {"version": "v2", "weight": 0.05})),
+    (["canary", "deploy", "v2", "0.05"],
+     ("POST", "/admin/canary", {"version": "v2", "weight": 0.05})),
     (["canary", "rollback"], ("DELETE", "/admin/canary", None)),
     (["metadata", "promote"], ("POST", "/admin/metadata/promote", None)),
     (["faults", "lose-az", "az-b"], ("POST", "/faults/az/az-b/lose", None)),
