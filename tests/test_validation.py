@@ -22,12 +22,12 @@ from sim.validation import (
     QUICK,
     Case,
     Row,
-    _ciw_task,
-    _lab_task,
     agreement,
     ciw_readme_check,
+    ciw_task,
     detection_time,
     erlang_c,
+    lab_task,
     md1,
     mmc,
     mmck,
@@ -97,9 +97,9 @@ def test_ciw_is_driven_right_readme_example():
 
 def test_ciw_replications_do_not_share_random_numbers():
     case = CASES[0]
-    a = _ciw_task(case, QUICK, 1)
-    assert a == _ciw_task(case, QUICK, 1)
-    assert a != _ciw_task(case, QUICK, 2)
+    a = ciw_task(case, QUICK, 1)
+    assert a == ciw_task(case, QUICK, 1)
+    assert a != ciw_task(case, QUICK, 2)
 
 
 # --------------------------------------------------------------------------- agreement
@@ -123,8 +123,8 @@ def test_rule_detects_a_model_five_percent_off():
     slower = "topology.engine.service_time={dist: exponential, mean: 1.05s}"
     wrong = Case(case.name, case.file, (*case.overrides, slower))
     seeds = range(100, 100 + LAB_R)
-    lab = [_lab_task(wrong, QUICK, s) for s in seeds]
-    ciw = [_ciw_task(case, QUICK, 1000 + r) for r in range(CIW_R)]
+    lab = [lab_task(wrong, QUICK, s) for s in seeds]
+    ciw = [ciw_task(case, QUICK, 1000 + r) for r in range(CIW_R)]
     expected = theory("station", case.scenario(QUICK))
     rows = agreement([Row(case.name, q, expected[q], tuple(c[q] for c in ciw),
                           tuple(x[q] for x in lab)) for q in lab[0]], CASE_ALPHA)
