@@ -47,8 +47,9 @@ def _options(parser: Any) -> None:
     group.add_argument("--scenario-profile", default="", help="a profile of the scenario, e.g. standin")
     group.add_argument("--scenario-set", action="append", default=[], metavar="PATH=VALUE",
                        help="override a scenario field (repeatable), as `python -m sim run --set`")
-    group.add_argument("--per-user-rate", type=float, default=1.0,
-                       help="peak requests/s per Locust user; users = ceil(peak rate / this)")
+    group.add_argument("--per-user-rate", type=float, default=None,
+                       help="peak requests/s per Locust user; users = ceil(peak rate / this) "
+                       "(default 1 / the scenario's gateway timeout)")
     group.add_argument("--sandbox-dir", default="", help="sandbox dir with state.json "
                        "(default $OMNISQL_SANDBOX_DIR or .sandbox)")
     group.add_argument("--allow-host", action="append", default=[],
@@ -59,6 +60,12 @@ def _options(parser: Any) -> None:
                        help="someone else runs the fault timeline on schedule (RTO is judged)")
     group.add_argument("--results-dir", default="",
                        help="write summary.json, timeseries.csv, scenario.yaml, overview.png")
+
+
+def _timed_out(error: object) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return isinstance(error, (TimeoutError, gevent.Timeout)) or "timed out" in text or (
+        "timeout" in text)
 
 
 def _session(environment: Any) -> LoadSession | None:
@@ -206,8 +213,8 @@ class _TenantUser(FastHttpUser):
                 resp.success()
             else:
                 code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
-                if status == 0 and "timeout" in repr(resp.error).lower():
-                    code = "UPSTREAM_TIMEOUT"
+                if status == 0 and _timed_out(resp.error):
+                    code = "UPSTREAM_TIMEOUT"  # the client's timeout: the simulator's timeout
                 resp.failure(f"{status} {code or resp.error}")
         end = session.now()
         outcome = classify(status, code)

@@ -88,7 +88,8 @@ def build_session(options: Any, host: str | None) -> LoadSession:
                            "sandbox gateway from its state file (--sandbox-dir)")
     recorder = ClientRecorder(tuple(scenario.workload.tenants), scenario.run.window)
     info = {"source": str(file.path), "profile": file.profile, "overrides": list(file.overrides),
-            "host": target.host, "users": plan.users, "per_user_rate": options.per_user_rate,
+            "host": target.host, "users": plan.users,
+            "per_user_rate": options.per_user_rate or 1.0 / scenario.topology.gateway.timeout,
             "faults_injected": bool(options.inject_faults), "faults_external":
             bool(options.faults_external)}
     return LoadSession(file, plan, mix, target, recorder, actions, bool(options.inject_faults),

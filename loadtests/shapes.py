@@ -8,7 +8,11 @@ closed loops (one request in flight each), so the plan maps rate to users like t
 * tenants are split into two kinds: ``noisy`` (a tenant with a ``traffic_surge`` fault)
   and ``normal`` (the rest); each kind is one Locust user class;
 * a kind gets ``N = ceil(peak rate / per_user_rate)`` users, all spawned at the start
-  and kept until the end (the shape's ticks);
+  and kept until the end (the shape's ticks). The default ``per_user_rate`` is
+  ``1 / topology.gateway.timeout`` (0.2/s with a 5 s timeout): by Little's law
+  ``N = peak × timeout`` users cover every request in flight even if each one runs
+  into the client timeout, so overload shows as latency and errors, not as a load
+  generator that quietly sends less;
 * every user draws candidate arrivals at the bound ``peak / N`` with exponential gaps
   scheduled on the clock, not after the response (a Poisson ``constant_pacing``), and
   keeps a candidate at time ``t`` with probability ``rate(t) / peak`` (thinning, as the
@@ -45,8 +49,8 @@ __all__ = [
 
 Kind = Literal["normal", "noisy"]
 KINDS: tuple[Kind, ...] = ("normal", "noisy")
-#: More users than this in one plan is refused: spread the load over workers instead.
-MAX_USERS = 5000
+#: More users than this in one plan is refused (raise --per-user-rate).
+MAX_USERS = 10_000
 
 
 class PlanError(ValueError):
@@ -123,9 +127,14 @@ def _peak(rate: RateFunction) -> float:
 
 
 def build_plan(
-    scenario: Scenario, per_user_rate: float = 1.0, duration: float | None = None
+    scenario: Scenario, per_user_rate: float | None = None, duration: float | None = None
 ) -> LoadPlan:
-    """Size the users of each kind for ``scenario``; ``duration`` caps the run (``-t``)."""
+    """Size the users of each kind for ``scenario``; ``duration`` caps the run (``-t``).
+
+    ``per_user_rate`` defaults to ``1 / topology.gateway.timeout`` (see the module docstring).
+    """
+    if per_user_rate is None:
+        per_user_rate = 1.0 / scenario.topology.gateway.timeout
     if not per_user_rate > 0:
         raise PlanError(f"--per-user-rate must be positive, got {per_user_rate:g}")
     kinds = tenant_kinds(scenario)

@@ -13,7 +13,7 @@ from loadtests.shapes import ArrivalStream, PlanError, build_plan, tenant_kinds
 
 
 def test_standin_baseline_is_20_per_second_from_20_normal_users() -> None:
-    plan = build_plan(baseline())
+    plan = build_plan(baseline(), per_user_rate=1.0)
     assert set(plan.kinds) == {"normal"}
     normal = plan.kinds["normal"]
     assert normal.tenants == ("acme", "globex", "initech", "umbrella")
@@ -22,6 +22,12 @@ def test_standin_baseline_is_20_per_second_from_20_normal_users() -> None:
     assert (normal.peak, normal.users, normal.bound) == (pytest.approx(20.0), 20, pytest.approx(1.0))
     assert plan.tick(0.0) == (20, 20.0, ("normal",))
     assert plan.tick(59.9) is not None and plan.tick(60.0) is None
+
+
+def test_default_users_cover_every_request_running_into_the_timeout() -> None:
+    plan = build_plan(baseline())  # 20/s x the 5 s gateway timeout (Little's law)
+    assert plan.users == 100 and plan.kinds["normal"].bound == pytest.approx(0.2)
+    assert build_plan(baseline("topology.gateway.timeout=2s")).users == 40
 
 
 def test_surge_tenant_is_noisy_and_its_rate_follows_the_fault() -> None:
@@ -40,7 +46,7 @@ def test_surge_tenant_is_noisy_and_its_rate_follows_the_fault() -> None:
 
 def test_profile_points_scale_the_rate_like_the_simulator() -> None:
     scenario = baseline("workload.profile=[{at: 0s, scale: 0.5}, {at: 30s, scale: 1.5}]")
-    plan = build_plan(scenario)
+    plan = build_plan(scenario, per_user_rate=1.0)
     assert plan.rate(0.0) == pytest.approx(10.0)
     assert plan.rate(15.0) == pytest.approx(20.0)
     assert plan.rate(45.0) == pytest.approx(30.0)
@@ -50,12 +56,13 @@ def test_profile_points_scale_the_rate_like_the_simulator() -> None:
 
 def test_run_time_caps_the_plan_and_bad_plans_are_refused() -> None:
     assert build_plan(baseline(), duration=15.0).tick(15.0) is None
+    assert build_plan(baseline(profile=None)).users == 5000  # 1,000/s x 5 s: distribute it
     with pytest.raises(PlanError, match="per-user-rate"):
         build_plan(baseline(), per_user_rate=0.0)
     with pytest.raises(PlanError, match="sends nothing"):
         build_plan(baseline("workload.scale=0"))
     with pytest.raises(PlanError, match="users"):
-        build_plan(baseline(profile=None), per_user_rate=0.1)  # 1,000/s -> 10,000 users
+        build_plan(baseline(profile=None), per_user_rate=0.05)  # 1,000/s -> 20,000 users
 
 
 def _arrivals(plan_kind, users: int, until: float, seed: int) -> list[tuple[float, str]]:
@@ -86,7 +93,7 @@ def test_users_superpose_to_the_scenario_rates_per_tenant() -> None:
 
 
 def test_arrival_gaps_are_exponential_with_the_planned_mean() -> None:
-    plan = build_plan(baseline())
+    plan = build_plan(baseline(), per_user_rate=1.0)
     stream = ArrivalStream(plan.kinds["normal"], random.Random(7))
     times = [stream.advance()[0] for _ in range(20_000)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
