@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,30 @@ class Layout:
         return self.root / "redis"
 
 
-def free_port() -> int:
-    """A port free on loopback right now (the kernel picks it)."""
+# Below the kernel's ephemeral range (32768-60999 by default): a port chosen there could be
+# taken by some process's outgoing connection in the seconds before our service binds it.
+_PORT_RANGE = (20000, 32000)
+_chosen: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port free right now, not handed out before by this process."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(*_PORT_RANGE)
+        if port not in _chosen and _bindable(port):
+            _chosen.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # crowded: let the kernel pick
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
