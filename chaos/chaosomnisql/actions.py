@@ -21,7 +21,7 @@ from chaoslib.types import Configuration, Secrets
 from . import ledger
 from .api import admin_call
 from .load import BackgroundLoad, plan_from_scenario
-from .settings import api_keys, endpoints, scenario_file, target_name
+from .settings import api_keys, endpoints, scenario_file, setting, target_name
 
 __all__ = [
     "apply_concurrency_cap",
@@ -197,13 +197,19 @@ def clear_concurrency_cap(tenant: str, user: str, configuration: Configuration =
 # ----------------------------------------------------------------- floods and writers
 
 
-def start_tenant_flood(tenant: str, factor: float, seconds: float, max_requests: int = 5000,
-                       configuration: Configuration = None, secrets: Secrets = None) -> Any:
+def start_tenant_flood(tenant: str, factor: float, seconds: float | None = None,
+                       max_requests: int = 20000, configuration: Configuration = None,
+                       secrets: Secrets = None) -> Any:
     """Flood from ``tenant`` at ``factor`` × its scenario rate (scaled), for at most
-    ``seconds`` and ``max_requests``: a noisy neighbour. Stops by itself."""
+    ``seconds`` (default ``omnisql_fault_seconds``, else the scenario's surge duration) and
+    ``max_requests``: a noisy neighbour. Stops by itself."""
     scenario = scenario_file(configuration).scenario
     if tenant not in scenario.workload.tenants:
         raise ActivityFailed(f"tenant {tenant!r} is not in the scenario's workload")
+    if seconds is None:
+        surges = [f.duration for f in scenario.faults
+                  if f.kind == "traffic_surge" and f.tenant == tenant]
+        seconds = float(setting(configuration, "fault_seconds") or (surges[0] if surges else 60))
     stop_tenant_flood(configuration, secrets)
     plan = plan_from_scenario(scenario, seconds, max_requests, factor, tenants=(tenant,))
     flood = BackgroundLoad(plan, endpoints(configuration)["gateway_url"],

@@ -102,7 +102,7 @@ class BackgroundLoad:
     """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads."""
 
     def __init__(self, plan: LoadPlan, gateway_url: str, keys: dict[str, str],
-                 workers: int = 8) -> None:
+                 workers: int = 8, transport: httpx.BaseTransport | None = None) -> None:
         missing = [t.tenant for t in plan.tenants if t.tenant not in keys]
         if missing:
             raise ValueError(f"no API key for tenants {missing}")
@@ -112,7 +112,7 @@ class BackgroundLoad:
         self._lock = threading.Lock()
         self.report = LoadReport()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
-        self._client = httpx.Client(timeout=15.0)
+        self._client = httpx.Client(timeout=15.0, transport=transport)
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
 
     def start(self) -> "BackgroundLoad":
@@ -149,10 +149,10 @@ class BackgroundLoad:
             self._pool.submit(self._send, tenant.tenant, user, sql_for(target, key))
         except RuntimeError:  # stop() shut the pool down between our wait and this submit
             return
-        with self._lock:
-            self.report.sent += 1
 
     def _send(self, tenant: str, user: str, sql: str) -> None:
+        with self._lock:
+            self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
         try:
             status = str(self._client.post(self.url, json={"sql": sql}, headers=headers).status_code)

@@ -6,6 +6,7 @@ them with ``value=`` (the output of the probe they judge) and they return a bool
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "gateway_stats",
     "latency_p95",
     "measure_recovery",
+    "measure_traffic",
     "nothing_injected",
     "rate_limited_ratio",
     "replica_lag",
@@ -134,18 +136,21 @@ def acknowledged_writes_lost(configuration: Configuration = None,
     kept = [t for t, n in acks if n <= visible]
     rpo = 0.0 if lost == 0 else last_time - (kept[-1] if kept else acks[0][0])
     return {"last_acknowledged": last, "max_visible": visible, "lost": lost,
-            "rpo_seconds": round(rpo, 3)}
+            "rpo_seconds": round(rpo, 3), "measured": {"rpo_seconds": round(rpo, 3)}}
 
 
 def measure_recovery(window: int | None = None, sustain: float | None = None,
                      timeout: float | None = None, tenants: list[str] | None = None,
-                     min_requests: int = 1, configuration: Configuration = None,
+                     min_requests: int = 1, metric: str = "rto_seconds",
+                     configuration: Configuration = None,
                      secrets: Secrets = None) -> dict[str, Any]:
     """RTO of the latest fault: judge consecutive ``window``-second stats windows from the
     fault's start against the scenario's SLO until it holds for ``sustain`` seconds, or
     ``timeout`` seconds pass. ``rto_seconds`` is window-granular, None if not recovered.
     Defaults: the scenario's ``run.window``, ``slo.sustain`` and RTO target, each
-    overridable by ``omnisql_window``/``omnisql_sustain``/``omnisql_recovery_timeout``."""
+    overridable by ``omnisql_window``/``omnisql_sustain``/``omnisql_recovery_timeout``.
+    With ``tenants``, only their traffic is judged; ``metric`` names the scenario check
+    the result answers (e.g. ``tenants_except.umbrella.rto_seconds``)."""
     start = ledger.LEDGER.last_fault_start()
     if start is None:
         raise ActivityFailed("no fault was injected before measure_recovery")
@@ -161,10 +166,32 @@ def measure_recovery(window: int | None = None, sustain: float | None = None,
         misses.append(reasons)
         rto = recovery_time(good, window, sustain)
         if rto is not None:
-            return {"rto_seconds": rto, "recovered": True, "windows": len(good),
-                    "missed": [m for m in misses if m][:5]}
-    return {"rto_seconds": None, "recovered": False, "windows": len(good),
-            "missed": [m for m in misses if m][:5]}
+            break
+    return {"rto_seconds": rto, "recovered": rto is not None, "windows": len(good),
+            "missed": [m for m in misses if m][:5], "measured": {metric: rto}}
+
+
+def measure_traffic(window: int | None = None, tenants: list[str] | None = None,
+                    prefix: str = "", since_fault: bool = False,
+                    configuration: Configuration = None,
+                    secrets: Secrets = None) -> dict[str, Any]:
+    """Error rate and P95 over the last ``window`` seconds (or, with ``since_fault``, since
+    the latest fault started), overall or pooled over ``tenants``, reported as scenario
+    metrics ``<prefix>error_rate``/``<prefix>latency_p95``. The pooled P95 is the worst
+    tenant's, an upper bound of the true pooled P95."""
+    start = ledger.LEDGER.last_fault_start()
+    if since_fault and start is None:
+        raise ActivityFailed("since_fault: no fault was injected")
+    if since_fault:
+        window = math.ceil(time.monotonic() - start)  # type: ignore[operator]
+    data = stats(_window(window, configuration), configuration)
+    scopes = [data] if tenants is None else [data.get("by_tenant", {}).get(t, {}) for t in tenants]
+    requests = sum(s.get("requests", 0) for s in scopes)
+    errors = sum(s.get("errors", 0) for s in scopes)
+    p95s = [s["latency_p95"] for s in scopes if s.get("latency_p95") is not None]
+    measured = {f"{prefix}error_rate": errors / requests if requests else None,
+                f"{prefix}latency_p95": max(p95s) if p95s else None}
+    return {"requests": requests, "errors": errors, "measured": measured}
 
 
 def blast_radius_ok(max_zones_lost: int = 1, max_error_rate: float = 0.5, window: int = 5,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .verdict import MEASURES, faults_injected, measured, verdict
+from .verdict import faults_injected, measured, verdict
 
 __all__ = ["build_summary", "predict", "render"]
 
@@ -16,12 +16,24 @@ PREDICTED = ("rto_seconds", "rpo_seconds", "error_rate", "latency_p95")
 
 
 def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float | None]]:
-    """The simulator's estimate (mean and 95% CI over ``replications``) of a few metrics."""
+    """The simulator's estimate (mean and 95% CI over ``replications``) of the scenario's
+    check metrics (keyed ``metric`` or ``metric@over`` like ``sim.evaluate_checks``) and
+    a few headline metrics."""
     from sim import aggregate, compute_metrics, run_replications
 
     runs = run_replications(scenario, replications=replications)
-    estimates = aggregate([compute_metrics(r) for r in runs])
-    return {m: estimates[m].as_dict() for m in PREDICTED if m in estimates}
+    out: dict[str, dict[str, float | None]] = {}
+    for scope in {"run"} | {c.over for c in scenario.checks}:
+        estimates = aggregate([compute_metrics(r, scope) for r in runs])
+        wanted = {c.metric for c in scenario.checks if c.over == scope}
+        wanted |= set(PREDICTED) if scope == "run" else set()
+        for metric in wanted & set(estimates):
+            out[metric if scope == "run" else f"{metric}@{scope}"] = estimates[metric].as_dict()
+    return out
+
+
+def _key(check: Any) -> str:
+    return check.metric if check.over == "run" else f"{check.metric}@{check.over}"
 
 
 def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
@@ -39,9 +51,9 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
     checks = scenario_file.scenario.checks
     values = measured(journal)
     targets = [{"check": c.label, "metric": c.metric, "op": c.op, "target": c.value,
-                "measured": values.get(c.metric), "measured_by": MEASURES.get(c.metric),
-                "simulator": (prediction or {}).get(c.metric)}
-               for c in checks if c.metric in MEASURES]
+                "over": c.over, "measured": values.get(c.metric), "is_measured": c.metric in values,
+                "simulator": (prediction or {}).get(_key(c))}
+               for c in checks]
     reasons = verdict(journal, checks)
     return {
         "experiment": journal.get("experiment", {}).get("title"),
@@ -84,11 +96,14 @@ def render(summary: dict[str, Any]) -> str:
               for f in summary["faults_injected"]]
     lines.append("   rollbacks: " + (", ".join(f"{r['name']} {r['status']}"
                                                for r in summary["rollbacks"]) or "none"))
+    lines.append("   scenario checks (measured here | simulator at this profile):")
     for t in summary["targets"]:
         sim = t["simulator"] or {}
-        lines.append(f"   {t['metric']}: measured {_fmt(t['measured'])} vs target {t['op']} "
-                     f"{t['target']:g}  | simulator {_fmt(sim.get('mean'))} "
-                     f"(95% CI {_fmt(sim.get('ci_low'))}..{_fmt(sim.get('ci_high'))})")
+        here = _fmt(t["measured"]) if t["is_measured"] else "not measured by this experiment"
+        over = "" if t["over"] == "run" else f" ({t['over']})"
+        lines.append(f"     {t['metric']}{over} {t['op']} {t['target']:g}: {here}  | simulator "
+                     f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
+                     f"{_fmt(sim.get('ci_high'))})")
     if summary.get("load"):
         lines.append(f"   background load: {summary['load']}")
     return "\n".join(lines)

@@ -17,8 +17,8 @@ FAULT_FUNCS = frozenset({
     "lose_zone", "fail_over_metadata", "fail_over_cache", "expire_tokens", "invalidate_cache",
     "deploy_canary", "start_tenant_flood",
 })
-#: Scenario metrics an experiment measures, and the probe output that holds each.
-MEASURES = {"rto_seconds": "measure_recovery", "rpo_seconds": "acknowledged_writes_lost"}
+#: Probes whose output carries ``measured``: ``{scenario metric: value}``.
+MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost"})
 
 
 def _func(entry: dict[str, Any]) -> str:
@@ -32,12 +32,15 @@ def _last_line(text: Any) -> str:
 
 
 def measured(journal: dict[str, Any]) -> dict[str, float | None]:
-    """``{metric: value}`` for each scenario metric a probe of the method measured."""
+    """``{metric: value}`` for each scenario metric a probe of the method measured (a
+    probe that failed measured its metrics as None: a missing observation never passes)."""
     out: dict[str, float | None] = {}
     for entry in journal.get("run") or []:
-        for metric, func in MEASURES.items():
-            if _func(entry) == func:
-                value = (entry.get("output") or {}).get(metric)
+        if _func(entry) not in MEASURES:
+            continue
+        output = entry.get("output")
+        if isinstance(output, dict):
+            for metric, value in (output.get("measured") or {}).items():
                 out[metric] = None if value is None else float(value)
     return out
 

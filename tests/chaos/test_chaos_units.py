@@ -1,0 +1,178 @@
+"""Unit tests of the extension: no sandbox, no network."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosomnisql import discover
+from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario, sql_for
+from chaosomnisql.settings import api_keys, check_url, endpoints
+from chaosomnisql.slo import recovery_time, slo_failures
+from chaosomnisql.verdict import measured, verdict
+from sim import read_scenario
+
+SLO = SimpleNamespace(error_rate=0.01, latency_p95=1.5)
+
+
+# ----------------------------------------------------------------- RTO and SLO
+
+
+def test_recovery_time_is_the_start_of_the_first_sustained_good_stretch() -> None:
+    assert recovery_time([True, True, True], window=2, sustain=6) == 0
+    assert recovery_time([False, False, True, True, True], window=2, sustain=6) == 4
+    # a relapse restarts the stretch
+    assert recovery_time([False, True, False, True, True, True], window=2, sustain=6) == 6
+    assert recovery_time([False, True, True], window=2, sustain=6) is None
+    assert recovery_time([], window=2, sustain=6) is None
+
+
+def test_slo_failures_uses_the_scenario_thresholds_and_needs_traffic() -> None:
+    ok = {"requests": 100, "error_rate": 0.01, "latency_p95": 1.5}
+    assert slo_failures(ok, SLO) == []
+    assert slo_failures({**ok, "error_rate": 0.011}, SLO) != []
+    assert slo_failures({**ok, "latency_p95": None}, SLO) != []  # a missing P95 never passes
+    assert slo_failures({**ok, "requests": 0}, SLO) != []
+    by_tenant = {"by_tenant": {"acme": ok, "umbrella": {**ok, "error_rate": 0.9}}}
+    assert slo_failures(by_tenant, SLO, ["acme"]) == []
+    assert slo_failures(by_tenant, SLO, ["acme", "umbrella"]) == [
+        "umbrella: error_rate 0.9000 > 0.01"]
+
+
+# ----------------------------------------------------------------- the verdict
+
+
+def _entry(func: str, status: str = "succeeded", output: object = None) -> dict:
+    return {"activity": {"name": func, "provider": {"func": func, "arguments": {}}},
+            "status": status, "output": output}
+
+
+def _journal(**kw: object) -> dict:
+    base = {"status": "completed", "deviated": False,
+            "steady_states": {"before": {"steady_state_met": True}, "after":
+                              {"steady_state_met": True}},
+            "run": [_entry("lose_zone"),
+                    _entry("measure_recovery", output={"measured": {"rto_seconds": 10.0}})],
+            "rollbacks": [_entry("restore_zone")]}
+    return {**base, **kw}
+
+
+CHECKS = read_scenario("scenarios/az_loss.yaml", profile="standin").scenario.checks
+
+
+def test_a_clean_journal_passes() -> None:
+    assert verdict(_journal(), CHECKS) == []
+    assert measured(_journal()) == {"rto_seconds": 10.0}
+
+
+def test_chaos_toolkits_false_greens_fail() -> None:
+    # An action raised: Chaos Toolkit still says "completed" and exits 0.
+    raised = _journal(run=[{**_entry("lose_zone", "failed"),
+                            "exception": ["Traceback...\n", "ActivityFailed: HTTP 404\n"]}])
+    assert any("lose_zone" in r and "HTTP 404" in r for r in verdict(raised, CHECKS))
+    # The before-hypothesis failed and the method was skipped.
+    skipped = _journal(steady_states={"before": {"steady_state_met": False}, "after": None},
+                       run=[])
+    assert any("BEFORE" in r for r in verdict(skipped, CHECKS))
+    assert verdict(_journal(deviated=True), CHECKS)
+    assert verdict(_journal(rollbacks=[_entry("restore_zone", "failed")]), CHECKS)
+    assert verdict(_journal(status="interrupted"), CHECKS)
+
+
+def test_measured_checks_use_the_scenario_targets() -> None:
+    slow = _journal(run=[_entry("measure_recovery", output={"measured": {"rto_seconds": 901.0}})])
+    assert any("RTO under 15 min" in r for r in verdict(slow, CHECKS))
+    never = _journal(run=[_entry("measure_recovery", output={"measured": {"rto_seconds": None}})])
+    assert any("rto_seconds = None" in r for r in verdict(never, CHECKS))
+
+
+# ----------------------------------------------------------------- safety
+
+
+def test_allowlist_is_loopback_unless_extended() -> None:
+    assert check_url("http://127.0.0.1:8080/x", {}) == "http://127.0.0.1:8080/x"
+    with pytest.raises(ActivityFailed, match="not in omnisql_allowed_hosts"):
+        check_url("http://10.0.0.7/x", {})
+    with pytest.raises(ActivityFailed):
+        check_url("https://staging.omnisql.example/x", {})
+    assert check_url("https://staging.omnisql.example/x",
+                     {"omnisql_allowed_hosts": "127.0.0.1,staging.omnisql.example"})
+    eks = {"omnisql_target": "eks", "omnisql_gateway_url": "https://gw.staging.example",
+           "omnisql_admin_url": "https://admin.staging.example"}
+    with pytest.raises(ActivityFailed):
+        endpoints(eks)
+    with pytest.raises(ActivityFailed, match="not one of"):
+        endpoints({"omnisql_target": "prod"})
+
+
+def test_api_keys_come_only_from_secrets() -> None:
+    assert api_keys({"omnisql": {"api_keys": '{"acme": "k1"}'}}) == {"acme": "k1"}
+    with pytest.raises(ActivityFailed, match="OMNISQL_API_KEYS"):
+        api_keys(None)
+    with pytest.raises(ActivityFailed):
+        api_keys({"omnisql": {"api_keys": '["k1"]'}})
+
+
+# ----------------------------------------------------------------- background load
+
+
+def test_load_plan_takes_the_scenarios_scaled_rates() -> None:
+    scenario = read_scenario("scenarios/az_loss.yaml", profile="standin").scenario
+    plan = plan_from_scenario(scenario, seconds=10, max_requests=50)
+    assert {t.tenant: t.rate for t in plan.tenants} == pytest.approx(
+        {"acme": 8.0, "globex": 6.0, "initech": 4.0, "umbrella": 2.0})
+    assert plan.total_rate == pytest.approx(20.0)
+    flood = plan_from_scenario(scenario, 10, 50, factor=10, tenants=("umbrella",))
+    assert flood.total_rate == pytest.approx(20.0)
+    assert sql_for("crm.accounts", 0) == "SELECT * FROM crm.accounts WHERE id = 1 LIMIT 1"
+
+
+def _counting_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"rows": []})
+    return httpx.MockTransport(handler)
+
+
+def test_background_load_stops_at_its_request_bound() -> None:
+    seen: list[httpx.Request] = []
+    plan = LoadPlan((TenantLoad("acme", 2000.0, 5, (("crm.accounts", 1.0),)),), 30.0, 40)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"},
+                          transport=_counting_transport(seen)).start()
+    load._thread.join(5)
+    report = load.stop()
+    assert report.sent == len(seen) == 40
+    assert report.by_status == {"200": 40}
+    assert seen[0].headers["X-OmniSQL-User"].startswith("u")
+
+
+def test_background_load_stops_at_its_time_bound() -> None:
+    seen: list[httpx.Request] = []
+    plan = LoadPlan((TenantLoad("acme", 50.0, 5, (("crm.accounts", 1.0),)),), 0.5, 10_000)
+    start = time.monotonic()
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"},
+                          transport=_counting_transport(seen)).start()
+    load._thread.join(5)
+    assert time.monotonic() - start < 2.0
+    assert 5 <= load.stop().sent <= 60  # ~25 expected at 50/s for 0.5 s
+
+
+# ----------------------------------------------------------------- the public surface
+
+
+def test_discover_lists_every_activity_with_configuration_and_secrets_last() -> None:
+    import chaosomnisql.actions as actions
+    import chaosomnisql.probes as probes
+
+    found = {(a["mod"], a["name"]) for a in discover()["activities"]}
+    for module in (actions, probes):
+        for name in module.__all__:
+            assert (module.__name__, name) in found
+            params = list(inspect.signature(getattr(module, name)).parameters)
+            assert params[-2:] == ["configuration", "secrets"], name
+            assert getattr(module, name).__doc__, name
