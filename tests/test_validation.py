@@ -171,3 +171,12 @@ def test_bench_peers_serve_the_same_network():
     expected = scenario.workload.total_rate() * scenario.run.duration
     for served in (plain_simpy_mmc(scenario), ciw_mmc(scenario), simulate(scenario).requests):
         assert abs(served - expected) < 5 * math.sqrt(expected)
+
+
+def test_validate_model_fails_when_a_row_disagrees(monkeypatch, capsys):
+    from sim.validation import command
+
+    far = Row("M/M/1, rho 0.5", "Wq (s)", 1.0, (1.0, 1.1, 0.9), (2.0, 2.1, 1.9))
+    monkeypatch.setattr(command, "validate", lambda *args, **kwargs: agreement([far]))
+    assert main(["validate-model", "--case", "M/M/1,", "--jobs", "1"]) == 1
+    assert "0/1 quantities agree" in capsys.readouterr().out
