@@ -22,7 +22,7 @@ from typing import Any
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests import gates
 from loadtests.faults import FaultPlanError, FaultRunner
@@ -37,6 +37,8 @@ from sim.scenario_file import ScenarioError
 log = logging.getLogger("loadtests")
 _BAD_INPUT = (ScenarioError, OptionsError, PlanError, QueryError, TargetError, FaultPlanError)
 _REPORT_KEY = "omnisql_windows"
+_STARTED_AT = "omnisql_started_at"  # wall clock of the master's test_start
+_DRAIN = 4.0  # seconds: > Locust's WORKER_REPORT_INTERVAL (3 s)
 _user_numbers = itertools.count()
 
 
@@ -125,7 +127,13 @@ def _test_start(environment: Any, **_: Any) -> None:
             log.error("bad input on worker: %s", exc)
             environment.runner.quit()
             return
-    session.start()
+    options = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner):
+        # run time 0 is the master's start, forwarded with its options in the spawn message
+        session.start(getattr(options, _STARTED_AT, None))
+    else:
+        session.start()
+        setattr(options, _STARTED_AT, time.time())
     if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
         runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep)
         session.info["fault_runner"] = runner
@@ -244,6 +252,9 @@ USER_CLASSES: dict[str, type[_TenantUser]] = {"normal": NormalTenantUser, "noisy
 class ScenarioShape(LoadTestShape):
     """All the plan's users from the start, until the scenario's (or ``-t``'s) end.
 
+    A master holds 0 users for ``_DRAIN`` seconds before stopping, so that every worker's
+    periodic report (every 3 s) delivers its last windows before the gate runs.
+
     The offered rate follows the profile through the users' thinning, not through the
     user count: Locust users are closed loops, and scaling them would tie the rate to
     the latency. ``LoadPlan.table`` lists users and offered rate over time.
@@ -255,8 +266,11 @@ class ScenarioShape(LoadTestShape):
         session = _session(self.runner.environment) if self.runner else None
         if session is None:
             return None
-        tick = session.plan.tick(self.get_run_time())
+        t = self.get_run_time()
+        tick = session.plan.tick(t)
         if tick is None:
+            if isinstance(self.runner, MasterRunner) and t < session.plan.duration + _DRAIN:
+                return 0, session.plan.spawn_rate, None  # workers ship their last windows
             return None
         users, spawn_rate, kinds = tick
         return users, spawn_rate, [USER_CLASSES[k] for k in kinds]

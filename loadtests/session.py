@@ -47,9 +47,12 @@ class LoadSession:
     def scenario(self) -> Scenario:
         return self.file.scenario
 
-    def start(self) -> None:
-        """The run's time origin (``test_start`` in this process)."""
+    def start(self, wall_clock: float | None = None) -> None:
+        """Set run time 0: now, or at ``wall_clock`` (``time.time()`` of the master's start,
+        so that a worker's windows line up with the master's shape)."""
         self.t0 = time.monotonic()
+        if wall_clock is not None:
+            self.t0 -= max(0.0, time.time() - wall_clock)
 
     def now(self) -> float:
         """Run time in seconds (0 before :meth:`start`)."""

@@ -72,3 +72,12 @@ def test_a_surge_is_applied_by_the_load_itself(sandbox_dir: str) -> None:
     external = build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
                                       faults_external=True), None)
     assert external.faults_applied and external.actions  # planned, but not ours to run
+
+
+def test_a_worker_clock_starts_at_the_masters_start(sandbox_dir: str) -> None:
+    import time
+
+    session = build_session(_options(sandbox_dir=sandbox_dir), None)
+    assert session.now() == 0.0
+    session.start(time.time() - 0.8)  # the spawn message arrived 0.8 s after the start
+    assert 0.8 <= session.now() < 1.5
