@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FaultRecord", "Ledger", "LEDGER", "reset"]
+__all__ = ["LEDGER", "FaultRecord", "Ledger", "reset"]
 
 
 @dataclass

@@ -115,7 +115,7 @@ class BackgroundLoad:
         self._client = httpx.Client(timeout=15.0, transport=transport)
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
 
-    def start(self) -> "BackgroundLoad":
+    def start(self) -> BackgroundLoad:
         self._thread.start()
         return self
 

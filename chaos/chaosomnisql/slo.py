@@ -8,7 +8,8 @@ requests is not judged good (a missing observation never passes).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["recovery_time", "slo_failures"]
 

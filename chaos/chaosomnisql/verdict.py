@@ -8,7 +8,8 @@ journal and the scenario's measured checks, used by the control and by the wrapp
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "measured", "verdict"]
 

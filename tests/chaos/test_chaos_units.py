@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
-
 from chaosomnisql import discover
 from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario, sql_for
 from chaosomnisql.settings import api_keys, check_url, endpoints
 from chaosomnisql.slo import recovery_time, slo_failures
 from chaosomnisql.verdict import measured, verdict
+
 from sim import read_scenario
 
 SLO = SimpleNamespace(error_rate=0.01, latency_p95=1.5)
@@ -166,8 +166,7 @@ def test_background_load_stops_at_its_time_bound() -> None:
 
 
 def test_discover_lists_every_activity_with_configuration_and_secrets_last() -> None:
-    import chaosomnisql.actions as actions
-    import chaosomnisql.probes as probes
+    from chaosomnisql import actions, probes
 
     found = {(a["mod"], a["name"]) for a in discover()["activities"]}
     for module in (actions, probes):

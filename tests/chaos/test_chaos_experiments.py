@@ -1,0 +1,127 @@
+"""Experiments and scenarios are one source of truth: these tests fail if they drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim import read_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canary_bad_release",
+         "regional_failover"]
+#: Argument names that would hold a threshold: they must come from the scenario instead.
+THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
+
+
+def _experiment(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / f"chaos/experiments/{name}.yaml").read_text())
+    return data
+
+
+def _scenario(name: str) -> Any:
+    path = REPO / f"scenarios/{name}.yaml"
+    if not path.exists():
+        pytest.skip(f"scenarios/{name}.yaml does not exist yet (another issue writes it)")
+    return read_scenario(path, profile="standin")
+
+
+def _calls(exp: dict[str, Any], func: str) -> list[dict[str, Any]]:
+    return [a["provider"].get("arguments", {}) for a in exp["method"]
+            if a["provider"].get("func") == func]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_reads_its_scenario_and_always_rolls_back(name: str) -> None:
+    exp = _experiment(name)
+    _scenario(name)
+    assert exp["configuration"]["omnisql_scenario"] == f"scenarios/{name}.yaml"
+    assert exp["configuration"]["omnisql_profile"]["default"] == "standin"
+    assert exp["runtime"] == {"rollbacks": {"strategy": "always"}}
+    assert exp["rollbacks"], "every experiment undoes what it injects"
+    assert exp["rollbacks"][-1]["provider"]["func"] == "reset_faults"
+    controls = [c["provider"]["module"] for c in exp["controls"]]
+    assert controls == ["chaosomnisql.controls.load", "chaosomnisql.controls.verdict",
+                        "chaosaddons.controls.safeguards"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_credentials_and_no_thresholds_inline(name: str) -> None:
+    exp = _experiment(name)
+    assert exp["secrets"] == {"omnisql": {"api_keys": {"type": "env", "key": "OMNISQL_API_KEYS"}}}
+    text = (REPO / f"chaos/experiments/{name}.yaml").read_text().lower()
+    assert "api_key:" not in text and "bearer" not in text and "password" not in text
+    for activity in exp["method"] + exp["steady-state-hypothesis"]["probes"]:
+        for arg in activity["provider"].get("arguments", {}):
+            assert not any(w in arg for w in THRESHOLD_WORDS), f"{name}: {arg} inline"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_common_blocks_are_identical_across_experiments(name: str) -> None:
+    base, exp = _experiment("az_loss"), _experiment(name)
+    for key in ("secrets", "runtime", "controls"):
+        assert exp[key] == base[key], key
+    config = {k: v for k, v in exp["configuration"].items() if k != "omnisql_scenario"}
+    assert config == {k: v for k, v in base["configuration"].items() if k != "omnisql_scenario"}
+
+
+def _faults(name: str, kind: str) -> list[Any]:
+    return [f for f in _scenario(name).scenario.faults if f.kind == kind]
+
+
+def test_az_loss_loses_the_scenarios_zone() -> None:
+    (fault,) = _faults("az_loss", "az_loss")
+    exp = _experiment("az_loss")
+    assert [c["zone"] for c in _calls(exp, "lose_zone")] == [fault.zone]
+    assert [c["zone"] for c in _calls(exp, "restore_zone")] == [fault.zone]
+    assert fault.zone in [r["provider"].get("arguments", {}).get("zone")
+                          for r in exp["rollbacks"]]
+
+
+def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor() -> None:
+    (fault,) = _faults("rate_limit_flood", "traffic_surge")
+    exp = _experiment("rate_limit_flood")
+    (flood,) = _calls(exp, "start_tenant_flood")
+    assert (flood["tenant"], flood["factor"]) == (fault.tenant, fault.factor)
+    victims = sorted(set(_scenario("rate_limit_flood").scenario.workload.tenants) - {fault.tenant})
+    (recovery,) = _calls(exp, "measure_recovery")
+    assert sorted(recovery["tenants"]) == victims
+    assert recovery["metric"] == f"tenants_except.{fault.tenant}.rto_seconds"
+    checks = {c.metric for c in _scenario("rate_limit_flood").scenario.checks}
+    (traffic,) = _calls(exp, "measure_traffic")
+    assert {traffic["prefix"] + m for m in ("error_rate", "latency_p95")} <= checks
+
+
+def test_cache_stampede_flushes_what_the_scenario_flushes() -> None:
+    (fault,) = _faults("cache_stampede", "cache_flush")
+    (call,) = _calls(_experiment("cache_stampede"), "invalidate_cache")
+    assert call.get("tenant") == fault.tenant
+
+
+def test_auth_failure_revokes_the_scenarios_provider_and_fraction() -> None:
+    (fault,) = _faults("auth_failure", "token_revocation")
+    exp = _experiment("auth_failure")
+    (call,) = _calls(exp, "expire_tokens")
+    assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
+    assert {"provider": fault.provider} in [r["provider"].get("arguments") for r in exp["rollbacks"]]
+
+
+def test_canary_deploys_the_scenarios_release_at_its_first_step() -> None:
+    sf = _scenario("canary_bad_release")
+    release = sf.scenario.release
+    (call,) = _calls(_experiment("canary_bad_release"), "deploy_canary")
+    assert call["version"] == release.version
+    assert call["weight"] == pytest.approx(release.steps[0])
+    assert call["error_rate"] == pytest.approx(release.new_version.error_rate)
+
+
+def test_regional_failover_measures_the_scenarios_rpo_and_rto() -> None:
+    metrics = {c.metric for c in _scenario("regional_failover").scenario.checks}
+    exp = _experiment("regional_failover")
+    assert {"rto_seconds", "rpo_seconds"} <= metrics
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("start_metadata_writes") < funcs.index("fail_over_metadata") \
+        < funcs.index("acknowledged_writes_lost")
