@@ -26,6 +26,10 @@ are cancelled, the finished ones are written to ``out`` and :class:`SweepInterru
 (a KeyboardInterrupt) carries them as a DataFrame. A complete sweep writes ``out`` and
 removes the part file.
 
+Factor columns hold the values as given; a factor whose values mix types (``1%`` and
+``0.02``) becomes text, and lists and maps become one line of JSON (valid YAML), so
+every column can be grouped on and written to Parquet.
+
 Missing values are NaN: ``rto_seconds`` is NaN when the run ended before the SLO held
 again (not recovered), ``rpo_seconds`` when the loss was unbounded.
 """
@@ -362,14 +366,21 @@ def results_frame(plan: SweepPlan, rows: list[dict[str, Any]]) -> pd.DataFrame:
     ids = [f.path for f in plan.factors] + list(ID_COLUMNS)
     metrics = list(dict.fromkeys(k for row in rows for k in row if k not in ids))
     frame = pd.DataFrame(rows, columns=ids + metrics)
-    for factor in plan.factors:  # Parquet wants one type per column: mixed → text
-        if len({type(v) for v in factor.values}) > 1:
+    for factor in plan.factors:  # one scalar type per column (Parquet, groupby): else text
+        if any(isinstance(v, (dict, list)) for v in factor.values):
+            frame[factor.path] = frame[factor.path].map(_text)
+        elif len({type(v) for v in factor.values}) > 1:
             frame[factor.path] = frame[factor.path].map(str)
     for column in ID_COLUMNS:
         frame[column] = frame[column].astype("int64")
     if "checks_passed" in frame:
         frame["checks_passed"] = frame["checks_passed"].astype(bool)
     return frame
+
+
+def _text(value: Any) -> str:
+    """A list or map factor value as one line of YAML-compatible text."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 # --------------------------------------------------------------------------- files

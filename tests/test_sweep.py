@@ -81,6 +81,14 @@ def test_outputs_round_trip_and_part_file_is_removed(tmp_path: Path) -> None:
         assert not (tmp_path / f"{name}.partial.jsonl").exists()
 
 
+def test_map_valued_factors_become_text_columns() -> None:
+    lags = [{"dist": "constant", "value": "1s"}, {"dist": "constant", "value": "2s"}]
+    frame = sweep(BASELINE, {"topology.metadata.replication_lag": lags}, overrides=TINY, jobs=1)
+    assert list(frame["topology.metadata.replication_lag"]) == [
+        '{"dist": "constant", "value": "1s"}', '{"dist": "constant", "value": "2s"}']
+    assert frame.groupby("topology.metadata.replication_lag").size().tolist() == [1, 1]
+
+
 def test_interrupt_keeps_finished_runs(tmp_path: Path) -> None:
     out = tmp_path / "partial.parquet"
     seen: list[dict] = []
