@@ -30,6 +30,9 @@ class RunResult:
     rpo_losses: tuple[tuple[float, float], ...]
     tenants: tuple[str, ...]
     trace: tuple[tuple[float, int, str], ...] | None = field(default=None, repr=False)
+    #: Scalar metrics and tables of releases and failovers (see ``System.facts``).
+    facts: dict[str, float | None] = field(default_factory=dict)
+    logs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def requests(self) -> int:
@@ -57,6 +60,7 @@ def simulate(
         env.process(_report_progress(env, scenario.run.duration, progress))
     env.run(until=scenario.run.duration)
     recorder.close_window()
+    system.collect()
     return RunResult(
         scenario=scenario,
         seed=seed,
@@ -65,6 +69,8 @@ def simulate(
         rpo_losses=tuple(system.metadata.losses),
         tenants=tuple(system.tenant_names),
         trace=tuple(recorder.trace) if recorder.trace is not None else None,
+        facts=dict(system.facts),
+        logs=dict(system.logs),
     )
 
 
@@ -81,11 +87,13 @@ def run_replications(
     replications: int | None = None,
     jobs: int = 1,
     on_done: Callable[[int, RunResult], None] | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> list[RunResult]:
     """Run the replications of a scenario, in ``jobs`` worker processes if > 1.
 
     Results come back in replication order whatever the executor, so the output does
-    not depend on ``jobs``.
+    not depend on ``jobs``. ``on_progress(replication, fraction)`` reports simulated
+    time in serial runs (it changes no result).
     """
     seed = scenario.run.seed if seed is None else seed
     replications = scenario.run.replications if replications is None else replications
@@ -93,7 +101,8 @@ def run_replications(
     results: list[RunResult | None] = [None] * len(seeds)
     if jobs <= 1 or len(seeds) == 1:
         for i, s in enumerate(seeds):
-            results[i] = simulate(scenario, s)
+            report = (lambda f, i=i: on_progress(i, f)) if on_progress else None
+            results[i] = simulate(scenario, s, progress=report)
             if on_done:
                 on_done(i, results[i])  # type: ignore[arg-type]
     else:

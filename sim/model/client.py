@@ -78,6 +78,8 @@ class Client:
         self.budget = RetryBudget(spec.budget)
         self.enter: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
         self.release: Callable[[Attempt], None] = lambda attempt: None
+        #: Sees every live attempt's outcome (a canary's analysis); ``None``: nobody.
+        self.observer: Callable[[Attempt, int], None] | None = None
         self._pending: deque[Attempt] = deque()
         self._armed = False
         self._retry_callbacks = [self._retry]
@@ -86,6 +88,16 @@ class Client:
         self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
         recorder.add_counters("client", self, ("requests", "attempts", "retries",
                                                "retries_denied", "wasted"))
+
+    def set_policy(self, budget: float | None, backoff: str | None,
+                   max_attempts: int | None) -> None:
+        """A config push (a mitigation): a new retry budget, backoff or attempt limit."""
+        if budget is not None:
+            self.budget = RetryBudget(budget)
+        if backoff is not None:
+            self.backoff.strategy = backoff  # type: ignore[assignment]
+        if max_attempts is not None:
+            self.max_attempts = max_attempts
 
     def send(self, request: Request) -> None:
         """A new client request: its first attempt."""
@@ -112,6 +124,8 @@ class Client:
         if not attempt.alive:
             self.wasted += 1
             return
+        if self.observer is not None:
+            self.observer(attempt, outcome)
         attempt.alive = False
         if attempt.slot:
             self.release(attempt)

@@ -14,9 +14,12 @@ from ..scenario import (
     CacheFlush,
     LatencyInjection,
     ProviderOutage,
+    RegionLoss,
     TokenRevocation,
     TrafficSurge,
 )
+
+from .region import region_loss
 
 if TYPE_CHECKING:
     import simpy
@@ -112,4 +115,5 @@ _FAULTS = {
     TrafficSurge: _traffic_surge,
     CacheFlush: _cache_flush,
     TokenRevocation: _token_revocation,
+    RegionLoss: region_loss,
 }

@@ -36,3 +36,7 @@ class MetadataStore:
             self.primary, self.replica = self.replica, None
         self.losses.append((now, rpo))
         return rpo
+
+    def record_loss(self, now: float, rpo: float) -> None:
+        """A loss decided elsewhere (a whole region: see :mod:`sim.model.region`)."""
+        self.losses.append((now, rpo))

@@ -14,14 +14,16 @@ import simpy
 
 from ..kernel import Recorder, Streams
 from ..scenario import Scenario
-from .cache import ResultCache
+from .cache import ReadThrough, ResultCache
 from .client import Client
 from .connector import Connectors
 from .engine import Engine
 from .faults import start_faults
 from .gateway import Gateway
 from .metadata import MetadataStore
+from .mitigations import READ_THROUGH_KINDS, start_mitigations
 from .provider import Provider
+from .release import start_release
 from .workload import Workload
 from .zone import Zone
 
@@ -55,6 +57,10 @@ class System:
         self.provider_names = list(topo.providers)
         self.targets = targets_of(scenario)
         self.marks: list[FaultMark] = []
+        #: Scalar metrics of the run (``canary.*``, ``cutover.*``, ``failover.*``) and
+        #: tables (the canary's analysis windows), written by releases and failovers.
+        self.facts: dict[str, float | None] = {}
+        self.logs: dict[str, Any] = {}
         self._open: dict[int, int] = {}
 
         self.zones = [Zone(i, name) for i, name in enumerate(self.zone_names)]
@@ -77,8 +83,16 @@ class System:
         self.connectors = Connectors(env, topo.connectors, self.zones, self.providers,
                                      target_provider, self.cache, self.client, recorder)
         self._wire()
+        self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
         start_faults(self)
+        start_mitigations(self)
+        self.release = start_release(self)
+
+    def collect(self) -> None:
+        """The run is over: components write their end-of-run facts."""
+        if self.release is not None:
+            self.release.collect()
 
     def _wire(self) -> None:
         self.client.enter = self.gateway.accept
@@ -88,6 +102,20 @@ class System:
         self.recorder.add_tier("gateway", self.gateway.stations)
         self.recorder.add_tier("engine", self.engine.stations)
         self.recorder.add_tier("connector", self.connectors.stations)
+
+    def _read_through(self) -> ReadThrough | None:
+        """The cache's read-through policy, if a mitigation will switch it on."""
+        if not any(m.kind in READ_THROUGH_KINDS for m in self.scenario.mitigations):
+            return None
+        topo = self.scenario.topology
+        conn = topo.connectors
+        lost_after = (conn.timeout * conn.retries.max_attempts
+                      + conn.retries.max_wait * (conn.retries.max_attempts - 1)
+                      + topo.gateway.timeout)
+        policy = ReadThrough(self.env, self.cache, self.streams, self.recorder,
+                             len(self.targets), topo.cache.keys, lost_after)
+        policy.zones = lambda: self.gateway.routable
+        return policy
 
     def provider(self, name: str) -> Provider:
         return self.providers[self.provider_names.index(name)]
