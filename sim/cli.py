@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     from .sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
+    from .validation import add_parser as add_validation_parser
+
+    add_validation_parser(sub)
     return parser
 
 
@@ -77,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .sweep import run_command
 
             return run_command(args, console)
+        if args.command == "validate-model":
+            from .validation import run_command as validate_model
+
+            return validate_model(args, Console())
         from .bench import run_bench
 
         return run_bench(args, Console())
@@ -106,7 +113,8 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .report import build_summary, verdict_table, write_run
+    from .report import build_summary, tenant_table, verdict_table, write_run
+    from .resilience import release_table, resilience_table
     from .run import run_replications
     from .scenario_file import ScenarioError, read_scenario
 
@@ -120,7 +128,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     out = args.out or Path("runs") / f"{scenario.name}-s{seed}"
     started = time.perf_counter()
     with _Progress(console, replications) as progress:
-        results = run_replications(scenario, seed, replications, jobs, progress.done)
+        results = run_replications(scenario, seed, replications, jobs, progress.done,
+                                   progress.partial)
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
                             tuple(args.overrides))
     for index, check in enumerate(summary["checks"]):
@@ -131,7 +140,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                                f"this run has no metric {check['metric']!r}; it has: {known}")
     data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
     write_run(out, summary, results, data, plots=not args.no_plots)
+    Console().print(tenant_table(summary))
     Console().print(verdict_table(summary))
+    if summary["release"] is not None:
+        Console().print(release_table(summary["release"]))
+    Console().print(resilience_table(summary["resilience"]))
     elapsed = time.perf_counter() - started
     requests = sum(r.requests for r in results)
     console.print(f"{requests:,} simulated requests in {elapsed:.1f}s; results in {out}/",
@@ -165,3 +178,6 @@ class _Progress:
     def done(self, index: int, result: object) -> None:
         self.count += 1
         self.progress.update(self.task, completed=self.count)
+
+    def partial(self, index: int, fraction: float) -> None:
+        self.progress.update(self.task, completed=self.count + fraction)

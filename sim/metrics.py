@@ -38,6 +38,77 @@ measured windows (those starting at or after ``run.warmup``):
     Counts over the measured windows (``cache.hit_ratio`` a fraction).
 ``tenant.<name>.error_rate`` / ``.latency_p95`` / ``.requests`` / ``.rate_limited``
     The same per tenant: what identifies a noisy tenant and its victims.
+
+Releases and failovers (:mod:`sim.model.release`, :mod:`sim.model.region`) add
+whole-run facts, the same whatever the scope:
+
+``canary.rolled_back`` / ``canary.promoted``
+    1 if the analysis rolled the new version back / promoted it to 100%, else 0 (both 0:
+    no decision by the end of the run). Their mean over replications is the rollback
+    (promotion) rate: the false-rollback rate of a good version, one minus the
+    missed-detection rate of a bad one.
+``canary.decision_seconds``
+    From the deployment to the decision; ``None`` if undecided.
+``canary.exposed_requests`` / ``canary.exposed_failures``
+    Attempts served by the new version before the decision, and how many of them failed.
+``canary.windows`` / ``canary.inconclusive_windows``
+    Analysis windows run, and those with fewer than ``min_samples`` canary attempts.
+``canary.window_error_se``
+    Median over the first step's windows of the standard error of the canary-minus-
+    baseline error rate: the per-window noise to read next to the threshold (0.5 points).
+``canary.latency_p95`` / ``canary.latency_p99``
+    The canary's worst P95 and P99 over judged windows (attempt latencies).
+``cutover.inflight_at_switch`` / ``cutover.dropped_requests`` / ``cutover.drain_seconds``
+    Blue-green: attempts in flight when traffic switched to green, those still running
+    when blue was torn down (they fail), and how long blue took to drain (``None`` if it
+    did not drain within ``drain_timeout``).
+``failover.detection_seconds`` / ``.decision_seconds`` / ``.spinup_seconds``
+    Regional failover: the timeline's drawn steps. ``failover.switch_seconds``: from the
+    region's loss to the secondary being up; ``failover.shifted_seconds``: to the end of
+    the DNS shift; ``failover.missing_dependencies``: dependencies not replicated;
+    ``failover.rpo_bound_seconds``: the worst case of a snapshot or log-shipping scheme
+    (its interval; absent for asynchronous streaming).
+    ``rto_seconds`` and ``rpo_seconds`` above cover the region loss too (RPO from async
+    lag, or the time since the last snapshot / log shipment).
+
+Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations):
+
+``failed_requests``
+    Client requests whose final outcome was an error (a count).
+``tenant.<name>.connector_seconds`` / ``.connector_share``
+    Connector worker-seconds the tenant held (provider calls and Retry-After waits) and
+    its share of all held time: with ``.rate_limited``, the dashboard that names the
+    noisy tenant (SOP-101 step 1; the report's "top tenants" table).
+``tenants_except.<name>.error_rate`` / ``.latency_p95`` / ``.requests`` / ``.rto_seconds``
+    Every tenant but ``<name>`` taken together: the victims of a noisy ``<name>``. A
+    check names the noisy tenant in the metric, e.g. ``tenants_except.globex.error_rate``.
+    ``.rto_seconds`` is ``rto_seconds`` judged on their traffic alone (the noisy
+    tenant's own capped or refused requests do not hold it back), and the check scopes
+    ``outside_recovery`` / ``after_recovery`` use that recovery for these metrics.
+``connector.calls_per_key``
+    Provider calls per distinct key called for, keys counted per window (one fetch per
+    key in a window is 1.0; a thundering herd on hot keys pushes it up).
+``cache.evictions`` / ``cache.stale_served`` / ``cache.coalesced`` / ``cache.refreshes`` /
+``cache.early_refreshes``
+    Keys evicted by a full cache; hits served stale under soft caching; misses that
+    waited for a fetch already in flight; background refreshes (stale or XFetch) and
+    those started early by XFetch.
+``incident.<metric>``
+    ``error_rate``, ``latency_p95``, ``connector.calls``, ``connector.rate_limited``,
+    ``connector.calls_per_key``, ``cache.hit_ratio`` over the incident: the windows
+    overlapping the faults, from the first fault's start to the last one's end (a fault
+    without duration, such as a cache flush, counts as one window). Independent of scope.
+``mitigation.<kind>.at`` / ``mitigation.<kind>.in_effect_seconds``
+    When a mitigation was applied, and how long it took to be fully in effect (cache
+    nodes provisioned, every token refreshed); 0 for immediate actions. The first of a
+    kind if several.
+``mitigation.recovery_seconds``
+    From the first mitigation applied at or after the first fault's start (or from the
+    fault's start, for mitigations on from the beginning) to recovery as for
+    ``rto_seconds`` (``None`` if not recovered by the end of the run).
+``token_refresh.tokens``
+    Tokens the bulk refresh job renewed (``mitigation.token_refresh.in_effect_seconds``
+    is its duration: tokens over the endpoint's rate, plus any secret rotation).
 """
 
 from __future__ import annotations
@@ -88,9 +159,12 @@ class Recovery:
         return max(0.0, self.recovered_at - self.fault_start)
 
 
-def _window_slo(result: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per window: error rate, P95, and whether the SLO held."""
+def _window_slo(result: RunResult, tenants: list[int] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window: error rate, P95, and whether the SLO held (for ``tenants``: all)."""
     a, slo = result.arrays, result.scenario.slo
+    if tenants is not None:
+        a = {"outcomes": a["outcomes"][:, tenants], "hist": a["hist"][:, tenants]}
     outcomes = a["outcomes"].sum(axis=1)
     total = outcomes.sum(axis=1)
     errors = total - outcomes[:, 0]
@@ -102,14 +176,15 @@ def _window_slo(result: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return error_rate, p95, meets
 
 
-def recovery(result: RunResult) -> Recovery:
-    """Find the RTO of the first fault (see the module docstring)."""
+def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
+    """Find the RTO of the first fault (see the module docstring), for ``tenants``' traffic
+    only if given."""
     if not result.marks:
         return Recovery(None, None)
     fault = min(mark.start for mark in result.marks)
     start = result.arrays["start"]
     window = result.scenario.run.window
-    _, _, meets = _window_slo(result)
+    _, _, meets = _window_slo(result, tenants)
     need = max(1, math.ceil(result.scenario.slo.sustain / window - 1e-9))
     first = int(np.searchsorted(start + window, fault, side="right"))  # window holding fault
     for i in range(first, len(start) - need + 1):
@@ -159,7 +234,84 @@ def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float 
     if result.rpo_losses:
         worst = max(loss for _, loss in result.rpo_losses)
         metrics["rpo_seconds"] = None if math.isinf(worst) else worst
+    metrics.update(result.facts)  # releases and failovers: whole-run facts, not windowed
+    _runbook_metrics(metrics, result, scope, mask, counters, rec)
     return metrics
+
+
+def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarray,
+                     counters: dict[str, int], rec: Recovery) -> None:
+    """Noisy tenants, stampedes and mitigations (see the module docstring)."""
+    a, tenants = result.arrays, result.tenants
+    out["failed_requests"] = out["requests"] * out["error_rate"] if out["requests"] else 0.0
+    held = {t: counters.get(f"connector.held_ms[{t}]", 0) / 1000.0 for t in tenants}
+    total_held = sum(held.values())
+    for t, name in enumerate(tenants):
+        out[f"tenant.{name}.connector_seconds"] = held[name]
+        out[f"tenant.{name}.connector_share"] = held[name] / total_held if total_held else 0.0
+        others = [i for i in range(len(tenants)) if i != t]
+        if others:
+            theirs = recovery(result, others)
+            own = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
+            outcomes = a["outcomes"][own][:, others].sum(axis=(0, 1))
+            total = int(outcomes.sum())
+            prefix = f"tenants_except.{name}."
+            out[prefix + "requests"] = float(total)
+            out[prefix + "error_rate"] = (total - int(outcomes[0])) / total if total else math.nan
+            out[prefix + "latency_p95"] = percentile(
+                a["hist"][own][:, others].sum(axis=(0, 1)), 0.95)
+            if rec.fault_start is not None:
+                out[prefix + "rto_seconds"] = theirs.rto
+    out["connector.calls_per_key"] = _per_key(counters)
+    for name in ("evictions", "stale_served", "coalesced", "refreshes", "early_refreshes"):
+        out[f"cache.{name}"] = float(counters.get(f"cache.{name}", 0))
+    _incident_metrics(out, result)
+    _mitigation_metrics(out, result, rec)
+
+
+def _per_key(counters: dict[str, int]) -> float:
+    keys = counters.get("connector.keys", 0)
+    return counters.get("connector.calls", 0) / keys if keys else math.nan
+
+
+def _incident_metrics(out: dict, result: RunResult) -> None:
+    if not result.marks:
+        return
+    start = result.arrays["start"]
+    window = result.scenario.run.window
+    first = min(m.start for m in result.marks)
+    last = max(m.start + window if m.end is None or m.end <= m.start else m.end
+               for m in result.marks)
+    if any(m.end is None and m.kind != "cache_flush" for m in result.marks):
+        last = math.inf  # a fault that never ends: the incident lasts the run
+    mask = (start + window > first + 1e-9) & (start < last - 1e-9)
+    a = result.arrays
+    outcomes = a["outcomes"][mask].sum(axis=(0, 1))
+    total = int(outcomes.sum())
+    out["incident.error_rate"] = (total - int(outcomes[0])) / total if total else math.nan
+    out["incident.latency_p95"] = percentile(a["hist"][mask].sum(axis=(0, 1)), 0.95)
+    counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
+    out["incident.connector.calls"] = float(counters.get("connector.calls", 0))
+    out["incident.connector.rate_limited"] = float(
+        sum(counters.get(f"connector.rate_limited[{t}]", 0) for t in result.tenants))
+    out["incident.connector.calls_per_key"] = _per_key(counters)
+    hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
+    out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
+
+
+def _mitigation_metrics(out: dict, result: RunResult, rec: Recovery) -> None:
+    log = result.logs.get("mitigations") or []
+    for entry in reversed(log):  # the first of a kind wins
+        out[f"mitigation.{entry['kind']}.at"] = entry["start"]
+        out[f"mitigation.{entry['kind']}.in_effect_seconds"] = entry["end"] - entry["start"]
+        if "tokens" in entry:
+            out["token_refresh.tokens"] = float(entry["tokens"])
+    if not log or rec.fault_start is None:
+        return
+    applied = [e["start"] for e in log if e["start"] >= rec.fault_start]
+    since = min(applied) if applied else rec.fault_start
+    out["mitigation.recovery_seconds"] = (
+        None if rec.recovered_at is None else max(0.0, rec.recovered_at - since))
 
 
 def _request_metrics(out: dict, prefix: str, hist: np.ndarray, outcomes: np.ndarray,

@@ -5,15 +5,20 @@ A run folder holds:
 ``summary.json``
     scenario, seed, seeds, replications, passed, checks (name, metric, op, threshold,
     observed, ci_low, ci_high, passed, over), metrics (name → mean, ci_low, ci_high),
-    faults (kind, start, end, detail) of replication 0. Same scenario and seed give the
-    same bytes: no clock, no host, keys sorted.
+    faults (kind, start, end, detail) of replication 0, mitigations (kind, start, end,
+    detail) of replication 0, and ``top_tenants``: every tenant ranked by provider 429s
+    then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
+    (SOP-101), ``resilience`` (RTO/RPO targets, P95 estimates and statuses per disruption
+    type) and ``release`` (a canary's decisions, error rates and analysis windows; null
+    without a canary): see :mod:`sim.resilience`. Same scenario and seed give the same bytes: no clock, no host, keys sorted.
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
     one row per window and replication (see :func:`sim.metrics.window_table`).
 ``overview.png``
-    latency percentiles, error rate by cause and tier utilisation over time, SLO
-    thresholds drawn, fault windows shaded, recovery (RTO) marked.
+    latency percentiles, error rate by cause, tier utilisation, and connector calls,
+    429s and retries over time, SLO thresholds drawn, fault windows shaded, mitigations
+    and recovery (RTO) marked.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import yaml
 
 from .checks import CheckResult, evaluate_checks
 from .metrics import aggregate, compute_metrics, recovery, window_table
+from .resilience import release_report, resilience_report
 from .run import RunResult
 from .scenario import Scenario
 from .units import format_duration
 
-__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries"]
+__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
+           "top_tenants", "tenant_table"]
 
 
 def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | None]:
@@ -72,7 +79,48 @@ def build_summary(
             {"kind": m.kind, "start": m.start, "end": m.end, "detail": m.detail}
             for m in results[0].marks
         ],
+        "mitigations": [dict(entry) for entry in results[0].logs.get("mitigations", [])],
+        "top_tenants": top_tenants(estimates, list(results[0].tenants)),
+        "resilience": resilience_report(scenario, per_run),
+        "release": release_report(scenario, per_run, results),
     }
+
+
+def top_tenants(estimates: dict[str, dict[str, float | None]],
+                tenants: list[str]) -> list[dict[str, Any]]:
+    """Tenants ranked by provider 429s, then connector worker-seconds (means over runs)."""
+    def mean(name: str) -> float:
+        value = estimates.get(name, {}).get("mean")
+        return 0.0 if value is None or math.isnan(value) else float(value)
+
+    rows = [
+        {
+            "tenant": t,
+            "rate_limited": mean(f"tenant.{t}.rate_limited"),
+            "connector_seconds": mean(f"tenant.{t}.connector_seconds"),
+            "connector_share": mean(f"tenant.{t}.connector_share"),
+            "requests": mean(f"tenant.{t}.requests"),
+            "error_rate": mean(f"tenant.{t}.error_rate"),
+            "latency_p95": mean(f"tenant.{t}.latency_p95"),
+        }
+        for t in tenants
+    ]
+    return sorted(rows, key=lambda r: (-r["rate_limited"], -r["connector_seconds"], r["tenant"]))
+
+
+def tenant_table(summary: dict[str, Any]) -> Any:
+    """A rich table: the top tenants by 429s and connector time (SOP-101's dashboard)."""
+    from rich.table import Table
+
+    table = Table(title="top tenants by 429s and connector time")
+    for column in ("tenant", "429s", "connector time", "share", "requests", "error rate", "P95"):
+        table.add_column(column, justify="left" if column == "tenant" else "right")
+    for row in summary["top_tenants"]:
+        table.add_row(row["tenant"], f"{row['rate_limited']:,.0f}",
+                      f"{row['connector_seconds']:,.0f} s",
+                      f"{row['connector_share']:.1%}", f"{row['requests']:,.0f}",
+                      _fmt(row["error_rate"], "error_rate"), _fmt(row["latency_p95"], "latency_p95"))
+    return table
 
 
 def _json_safe(value: Any) -> Any:
@@ -151,8 +199,8 @@ def plot_overview(result: RunResult, path: Path) -> None:
     df = window_table(result)
     scenario = result.scenario
     minutes = (df["time"] + scenario.run.window / 2) / 60.0
-    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
-    lat, err, util = axes
+    fig, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True, constrained_layout=True)
+    lat, err, util, calls = axes
     for q, style in (("latency_p50", ":"), ("latency_p95", "-"), ("latency_p99", "--")):
         lat.plot(minutes, df[q], style, label=q.replace("latency_", ""))
     lat.axhline(scenario.slo.latency_p95, color="crimson", lw=1, label="P95 SLO")
@@ -173,8 +221,15 @@ def plot_overview(result: RunResult, path: Path) -> None:
     util.axhline(2 / 3, color="orange", lw=1, ls=":", label="static stability (2/3)")
     util.set_ylabel("fraction")
     util.set_ylim(0, 1.05)
-    util.set_xlabel("simulated time (min)")
+    for col, label in (("connector.calls", "connector calls/s"),
+                       ("connector.rate_limited", "provider 429s/s"),
+                       ("client.retries", "client retries/s")):
+        calls.plot(minutes, df[col] / scenario.run.window, label=label)
+    calls.set_ylabel("per second")
+    calls.set_ylim(bottom=0)
+    calls.set_xlabel("simulated time (min)")
     _mark_timeline(axes, result)
+    _mark_mitigations(axes, result)
     for ax in axes:
         ax.legend(loc="upper left", fontsize=7, ncol=4)
         ax.grid(alpha=0.3)
@@ -207,6 +262,18 @@ def _mark_timeline(axes: Any, result: RunResult) -> None:
             ax.axvline(x, color="green", ls="--", lw=1.2)
         axes[1].annotate(label, (x, 0.9), xycoords=("data", "axes fraction"), fontsize=8,
                          color="green")
+
+
+def _mark_mitigations(axes: Any, result: RunResult) -> None:
+    """Each mitigation: a line when applied, a band until fully in effect."""
+    for entry in result.logs.get("mitigations", []):
+        start, end = entry["start"] / 60.0, entry["end"] / 60.0
+        for ax in axes:
+            ax.axvline(start, color="teal", ls="-.", lw=1.2)
+            if end > start:
+                ax.axvspan(start, end, color="teal", alpha=0.08)
+        axes[2].annotate(entry["detail"], (start, 0.05), xycoords=("data", "axes fraction"),
+                         fontsize=7, color="teal", rotation=90, va="bottom")
 
 
 def checks_failed(summary: dict[str, Any]) -> list[CheckResult]:
