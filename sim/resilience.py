@@ -26,7 +26,8 @@ per-window standard error of the error-rate difference next to the threshold.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

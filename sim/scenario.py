@@ -522,7 +522,8 @@ def _check_fault(fault: Any, scenario: Scenario) -> None:
 # (sim.model.region) and the resilience policy of the report (sim.resilience).
 
 #: What the secondary region needs besides its own data plane.
-DEPENDENCIES = ("metadata", "kms_keys", "connector_secrets")
+Dependency = Literal["metadata", "kms_keys", "connector_secrets"]
+DEPENDENCIES: tuple[Dependency, ...] = ("metadata", "kms_keys", "connector_secrets")
 
 
 class NewVersion(Strict):
@@ -599,7 +600,7 @@ class MetadataReplication(Strict):
     or a snapshot / log shipping every ``interval`` (RPO = time since the last one)."""
 
     mode: Literal["async", "snapshot", "log_shipping"] = "async"
-    lag: Distribution = Constant(value="1s")
+    lag: Distribution = Constant(value="1s")  # type: ignore[arg-type]  # parsed
     interval: Duration = Field(default=300.0, gt=0)
 
 
@@ -607,15 +608,15 @@ class Failover(Strict):
     """The regional failover timeline after a ``region_loss`` fault."""
 
     #: Alarm delay: from the loss to a page.
-    detection: Distribution = Constant(value="2m")
+    detection: Distribution = Constant(value="2m")  # type: ignore[arg-type]
     #: From the page to the decision to fail over.
-    decision: Distribution = Constant(value="3m")
+    decision: Distribution = Constant(value="3m")  # type: ignore[arg-type]
     #: Infrastructure as code bringing the data plane up in the secondary region.
-    spinup: Distribution = Constant(value="5m")
+    spinup: Distribution = Constant(value="5m")  # type: ignore[arg-type]
     #: DNS TTL: clients move to the new region evenly over this long.
     dns_ttl: Duration = 60.0
     #: Dependencies replicated to the secondary region; a missing one shows after failover.
-    replicated: tuple[Literal["metadata", "kms_keys", "connector_secrets"], ...] = DEPENDENCIES
+    replicated: tuple[Dependency, ...] = DEPENDENCIES
     metadata: MetadataReplication = MetadataReplication()
 
 
@@ -763,7 +764,7 @@ def _check_mitigation(mitigation: Any, scenario: Scenario, where: str) -> None:
     provider = getattr(mitigation, "provider", None)
     if provider is not None and provider not in scenario.topology.providers:
         raise ValueError(f"{where}.provider: unknown provider {provider!r}")
-    if mitigation.kind in ("soft_cache", "coalescing", "xfetch", "cache_scale") and not (
+    if mitigation.kind in ("soft_cache", "coalescing", "xfetch") and not (
         scenario.topology.cache.enabled and scenario.topology.connectors.enabled
     ):
         raise ValueError(f"{where}: {mitigation.kind} needs the cache and the connectors")

@@ -25,6 +25,7 @@ CONSTANT_FAILOVER = [
     "failover.decision=1m",
     "failover.spinup=3m",
 ]
+SET_CONSTANT_FAILOVER = [arg for o in CONSTANT_FAILOVER for arg in ("--set", o)]
 
 
 def scenario(name: str, *overrides: str, profile: str | None = None):
@@ -218,7 +219,7 @@ def test_snapshot_rpo_is_uniform_over_the_interval_and_fails() -> None:
 
 def test_snapshot_rpo_scenario_must_fail(tmp_path: Path) -> None:
     code = main(["run", str(SCENARIOS / "regional_failover_snapshot_rpo.yaml"),
-                 *sum((["--set", o] for o in CONSTANT_FAILOVER), []),
+                 *SET_CONSTANT_FAILOVER,
                  "--no-plots", "--jobs", "1", "-R", "3", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 1
@@ -231,7 +232,7 @@ def test_snapshot_rpo_scenario_must_fail(tmp_path: Path) -> None:
 
 def test_missing_connector_secrets_fail_every_call_after_failover(tmp_path: Path) -> None:
     code = main(["run", str(SCENARIOS / "regional_failover_missing_secrets.yaml"),
-                 *sum((["--set", o] for o in CONSTANT_FAILOVER), []),
+                 *SET_CONSTANT_FAILOVER,
                  "--no-plots", "--jobs", "1", "-R", "1", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 1
@@ -245,7 +246,7 @@ def test_missing_connector_secrets_fail_every_call_after_failover(tmp_path: Path
 
 def test_regional_failover_passes_and_reports_region(tmp_path: Path) -> None:
     code = main(["run", str(SCENARIOS / "regional_failover.yaml"),
-                 *sum((["--set", o] for o in CONSTANT_FAILOVER), []),
+                 *SET_CONSTANT_FAILOVER,
                  "--no-plots", "--jobs", "1", "-R", "2", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 0, summary["checks"]

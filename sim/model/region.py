@@ -30,7 +30,8 @@ its counterpart in the secondary region.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..scenario import DEPENDENCIES, Failover, RegionLoss
 from .request import UNAVAILABLE, Attempt
@@ -43,14 +44,14 @@ if TYPE_CHECKING:
 __all__ = ["RegionalFailover", "region_loss"]
 
 
-def region_loss(system: "System", fault: RegionLoss) -> Iterator["simpy.Event"]:
+def region_loss(system: System, fault: RegionLoss) -> Iterator[simpy.Event]:
     """The fault process: the loss, then the failover timeline."""
     assert system.scenario.failover is not None  # the schema requires it
     yield from RegionalFailover(system, fault, system.scenario.failover).run()
 
 
 class RegionalFailover:
-    def __init__(self, system: "System", fault: RegionLoss, spec: Failover) -> None:
+    def __init__(self, system: System, fault: RegionLoss, spec: Failover) -> None:
         self.system, self.fault, self.spec, self.env = system, fault, spec, system.env
         streams = system.streams
         self.detection = spec.detection.sampler(streams.numpy("failover.detection"))
@@ -62,7 +63,7 @@ class RegionalFailover:
         self.dns_rng = streams.get("failover.dns")
         self.missing = [d for d in DEPENDENCIES if d not in spec.replicated]
 
-    def run(self) -> Iterator["simpy.Event"]:
+    def run(self) -> Iterator[simpy.Event]:
         system, facts = self.system, self.system.facts
         yield self.env.timeout(max(0.0, self.fault.at - self.env.now))
         lost_at = self.env.now
@@ -120,7 +121,7 @@ class RegionalFailover:
         if attempt.alive:
             self.system.client.finish(attempt, UNAVAILABLE)
 
-    def _shift_dns(self) -> Iterator["simpy.Event"]:
+    def _shift_dns(self) -> Iterator[simpy.Event]:
         ttl = self.spec.dns_ttl
         if ttl <= 0:
             return

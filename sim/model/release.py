@@ -27,7 +27,8 @@ Green has blue's capacity (the model does not double the fleet).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,12 +40,12 @@ if TYPE_CHECKING:
 
     from .system import System
 
-__all__ = ["CanaryRelease", "BlueGreenCutover", "start_release", "judge_window"]
+__all__ = ["BlueGreenCutover", "CanaryRelease", "judge_window", "start_release"]
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
-def start_release(system: "System") -> "CanaryRelease | BlueGreenCutover | None":
+def start_release(system: System) -> CanaryRelease | BlueGreenCutover | None:
     """Start the scenario's release process, if it has one."""
     release = system.scenario.release
     if isinstance(release, Canary):
@@ -57,7 +58,7 @@ def start_release(system: "System") -> "CanaryRelease | BlueGreenCutover | None"
 class _Tally:
     """One version's attempts in the current analysis window."""
 
-    __slots__ = ("n", "errors", "latencies")
+    __slots__ = ("errors", "latencies", "n")
 
     def __init__(self) -> None:
         self.n = 0
@@ -97,7 +98,7 @@ def judge_window(spec: Canary, canary: _Tally, baseline: _Tally) -> dict[str, An
 class CanaryRelease:
     """The canary's routing, the new version's behaviour, and the analysis loop."""
 
-    def __init__(self, system: "System", spec: Canary) -> None:
+    def __init__(self, system: System, spec: Canary) -> None:
         self.system, self.spec, self.env = system, spec, system.env
         self.route_rng = system.streams.get("release.canary.routing")
         self.error_rng = system.streams.get("release.canary.errors")
@@ -170,7 +171,7 @@ class CanaryRelease:
 
     # -- the analysis -----------------------------------------------------------------
 
-    def _run(self) -> Iterator["simpy.Event"]:
+    def _run(self) -> Generator[simpy.Event, Any, None]:
         spec, analysis = self.spec, self.spec.analysis
         yield self.env.timeout(max(0.0, spec.at - self.env.now))
         self._install()
@@ -226,11 +227,11 @@ class BlueGreenCutover:
 
     POLL = 0.1  # seconds between drain checks (the drain time is this precise)
 
-    def __init__(self, system: "System", spec: BlueGreen) -> None:
+    def __init__(self, system: System, spec: BlueGreen) -> None:
         self.system, self.spec, self.env = system, spec, system.env
         self.env.process(self._run())
 
-    def _run(self) -> Iterator["simpy.Event"]:
+    def _run(self) -> Generator[simpy.Event, Any, None]:
         spec, system, facts = self.spec, self.system, self.system.facts
         yield self.env.timeout(max(0.0, spec.at - self.env.now))
         blue = system.client.inflight()
