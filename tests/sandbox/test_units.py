@@ -20,7 +20,7 @@ from sandbox.ratelimit import TokenBucket
 from sandbox.routing import Backend, Router
 from sandbox.sql import DEFAULT_LIMIT, connector_of, parse
 from sandbox.state import Layout
-from sandbox.stats import Fact, StatsWindow
+from sandbox.stats import Fact, StatsWindow, bucket_of, bucket_value
 from sandbox.supervise import Program, render_config
 
 pytestmark = pytest.mark.sandbox
@@ -90,12 +90,29 @@ def test_stats_window_summary() -> None:
         stats.record(fact)
     out = stats.summary(30)
     assert out["requests"] == 5 and out["errors"] == 3 and out["error_rate"] == 0.6
-    assert out["by_status"] == {"200": 2, "429": 1, "502": 1, "401": 1}
+    assert out["by_status"] == {"200": 2, "401": 1, "429": 1, "502": 1}
     assert out["cache_hit_ratio"] == 0.5 and out["rate_limited"] == 1 and out["unauthorized"] == 2
-    assert out["latency_p50"] == 0.010 and out["latency_p99"] == 0.030
-    assert out["by_tenant"]["umbrella"] == {"requests": 1, "errors": 1, "error_rate": 1.0,
-                                            "latency_p95": 0.001, "rate_limited": 1}
+    # Histogram percentiles: the bucket's upper bound, within 4 % above the true value.
+    assert 0.010 <= out["latency_p50"] <= 0.0104 and 0.030 <= out["latency_p99"] <= 0.0312
+    umbrella = out["by_tenant"]["umbrella"]
+    assert umbrella["requests"] == 1 and umbrella["rate_limited"] == 1
+    assert umbrella["error_rate"] == 1.0 and 0.001 <= umbrella["latency_p95"] <= 0.00104
+    assert "" not in out["by_tenant"]
     assert StatsWindow().summary(30)["latency_p95"] is None
+
+
+def test_stats_memory_is_per_second_not_per_request() -> None:
+    stats = StatsWindow()
+    for i in range(10_000):
+        stats.record(Fact(1000.0 + i / 1000, 200, "acme", 0.002, "hit"))  # 10 s of traffic
+    assert len(stats._seconds) == 10
+    assert stats.summary(5, now=1010.0)["requests"] == 5000
+
+
+def test_latency_buckets_bound_the_error() -> None:
+    for latency in (1e-5, 3.3e-4, 0.0123, 0.5, 9.99):
+        value = bucket_value(bucket_of(latency))
+        assert latency <= value <= latency * 1.0401
 
 
 def test_merge_expositions_one_header_per_family() -> None:
