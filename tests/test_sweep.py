@@ -59,17 +59,25 @@ def test_sweep_frame_is_tidy_and_factors_take_effect() -> None:
     assert rate[0.05] / rate[0.02] == pytest.approx(2.5, rel=0.15)
 
 
-def test_local_pool_and_dask_give_identical_frames() -> None:
+def test_local_pool_and_dask_give_identical_frames(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     serial = sweep(BASELINE, FACTORS, replications=2, overrides=TINY, jobs=1)
     pooled = sweep(BASELINE, FACTORS, replications=2, overrides=TINY, jobs=2)
+    out = tmp_path / "dask.parquet"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         on_dask = sweep(BASELINE, FACTORS, replications=2, overrides=TINY,
                         dask=cluster.scheduler_address)
+        cli = ["sweep", str(BASELINE), "-R", "2", "--dask", cluster.scheduler_address,
+               "--out", str(out), "--no-progress"]
+        cli += [x for path, values in FACTORS.items()
+                for x in ("--factor", f"{path}={','.join(map(str, values))}")]
+        cli += [x for item in TINY for x in ("--set", item)]
+        assert main(cli) == 0
     assert len(serial) == 8 and serial["requests"].nunique() > 1
     pd.testing.assert_frame_equal(serial, pooled, check_exact=True)
     pd.testing.assert_frame_equal(serial, on_dask, check_exact=True)
+    pd.testing.assert_frame_equal(serial, pd.read_parquet(out), check_exact=True)
 
 
 def test_outputs_round_trip_and_part_file_is_removed(tmp_path: Path) -> None:
