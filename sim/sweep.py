@@ -459,11 +459,12 @@ class _ProgressBar:
 
     def __init__(self, total: int, show: bool | None) -> None:
         from rich.console import Console
-        from rich.progress import Progress
+        from rich.progress import MofNCompleteColumn, Progress
 
         console = Console(stderr=True)
         enabled = console.is_terminal if show is None else show
-        self.progress = Progress(console=console, disable=not enabled)
+        self.progress = Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
+                                 console=console, disable=not enabled)
         self.task = self.progress.add_task("sweep", total=total)
 
     def __enter__(self) -> Self:
