@@ -88,9 +88,10 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 ``connector.calls_per_key``
     Provider calls per distinct key called for, keys counted per window (one fetch per
     key in a window is 1.0; a thundering herd on hot keys pushes it up).
-``cache.evictions`` / ``cache.stale_served`` / ``cache.coalesced`` / ``cache.refreshes`` /
-``cache.early_refreshes``
-    Keys evicted by a full cache; hits served stale under soft caching; misses that
+``cache.hits`` / ``cache.misses`` / ``cache.evictions`` / ``cache.stale_served`` /
+``cache.coalesced`` / ``cache.refreshes`` / ``cache.early_refreshes``
+    Lookups that hit and missed; keys evicted by a full cache; hits served stale under
+    soft caching; misses that
     waited for a fetch already in flight; background refreshes (stale or XFetch) and
     those started early by XFetch.
 ``incident.<metric>``
@@ -263,7 +264,8 @@ def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarra
             if rec.fault_start is not None:
                 out[prefix + "rto_seconds"] = theirs.rto
     out["connector.calls_per_key"] = _per_key(counters)
-    for name in ("evictions", "stale_served", "coalesced", "refreshes", "early_refreshes"):
+    for name in ("hits", "misses", "evictions", "stale_served", "coalesced", "refreshes",
+                 "early_refreshes"):
         out[f"cache.{name}"] = float(counters.get(f"cache.{name}", 0))
     _incident_metrics(out, result)
     _mitigation_metrics(out, result, rec)

@@ -5,20 +5,33 @@ zone. When a zone is lost, lookups on its shards miss (without writing back) unt
 shards fail over to replicas in other zones (``failover_time``): with ``replicas`` the
 data survives, without it the shards come back empty. A flush (invalidation event)
 drops every key, or a tenant's. The lookup latency is part of the engine's service time.
+
+Capacity (``max_keys_per_node``): when the cluster is full, storing a new key evicts
+the one written longest ago, which with a single TTL is the one nearest expiry (Redis
+``volatile-ttl``). The capacity is the per-node figure times the nodes in service, kept
+as one pool (keys hash evenly over nodes); scaling the cluster (:meth:`scale`) adds
+nodes as capacity and moves no keys, as a slot migration keeps the data.
+
+:class:`ReadThrough` stands between the engine's misses and the connectors once a
+runbook turns on soft caching, request coalescing or XFetch (SOP-102); until then it is
+not on the data path at all.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable
 
-from ..kernel import Recorder, schedule
+from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call
 from ..scenario import Cache as CacheSpec
+from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:
     import simpy
 
-__all__ = ["ResultCache"]
+__all__ = ["ResultCache", "ReadThrough"]
 
 
 class ResultCache:
@@ -34,8 +47,14 @@ class ResultCache:
         self.shard_up = [True] * self.n_shards
         self.expiry: dict[int, float] = {}
         self.keys_per_tenant = keys_per_tenant  # key space of one tenant, for tenant flushes
-        self.hits = self.misses = 0
-        recorder.add_counters("cache", self, ("hits", "misses"))
+        self.soft_purge = False  # soft caching: invalidations mark entries stale
+        self.capacity: int | None = None
+        if spec.max_keys_per_node is not None:
+            self.capacity = spec.max_keys_per_node * self.n_shards
+            self.expiry = OrderedDict()  # write order, for O(1) eviction
+            self.store = self._store_bounded  # type: ignore[method-assign]
+        self.hits = self.misses = self.evictions = 0
+        recorder.add_counters("cache", self, ("hits", "misses", "evictions"))
 
     def lookup(self, key: int, now: float) -> bool:
         """A hit if the key is cached, unexpired, on a live shard; counts hits and misses."""
@@ -50,6 +69,17 @@ class ResultCache:
     def store(self, key: int, now: float) -> None:
         if self.enabled and self.shard_up[key % self.n_shards]:
             self.expiry[key] = now + self.ttl
+
+    def _store_bounded(self, key: int, now: float) -> None:
+        if self.enabled and self.shard_up[key % self.n_shards]:
+            expiry = self.expiry
+            assert isinstance(expiry, OrderedDict) and self.capacity is not None
+            if key in expiry:
+                expiry.move_to_end(key)
+            elif len(expiry) >= self.capacity:
+                expiry.popitem(last=False)
+                self.evictions += 1
+            expiry[key] = now + self.ttl
 
     def shard_zone(self, shard: int) -> int:
         return shard % self.n_zones
@@ -78,10 +108,143 @@ class ResultCache:
                 self.shard_up[shard] = True
 
     def flush(self, tenant: int | None = None) -> None:
-        """Invalidate every key, or only ``tenant``'s."""
-        if tenant is None:
+        """Invalidate every key, or only ``tenant``'s; with soft caching on, invalidated
+        entries stay as stale copies (a soft purge) instead of being deleted."""
+        if tenant is None and not self.soft_purge:
             self.expiry.clear()
             return
-        low, high = tenant * self.keys_per_tenant, (tenant + 1) * self.keys_per_tenant
+        low, high = 0, math.inf
+        if tenant is not None:
+            low, high = tenant * self.keys_per_tenant, (tenant + 1) * self.keys_per_tenant
+        now = self.env.now
         for key in [k for k in self.expiry if low <= k < high]:
-            del self.expiry[key]
+            if self.soft_purge:
+                self.expiry[key] = min(self.expiry[key], now)
+            else:
+                del self.expiry[key]
+
+    # -- narrow methods for mitigations ---------------------------------------------------
+
+    def scale(self, nodes_per_zone: int) -> None:
+        """New nodes joined: more capacity (shard placement for zone losses unchanged)."""
+        if self.spec.max_keys_per_node is not None:
+            self.capacity = self.spec.max_keys_per_node * nodes_per_zone * self.n_zones
+
+
+class ReadThrough:
+    """Soft caching, request coalescing and XFetch in front of the connectors.
+
+    Installed by the first such mitigation (:meth:`install`): it then takes over the
+    cache's ``lookup``, the engine's ``fetch`` (its misses) and the connectors' ``finish``.
+    It keeps, per key, the fetch in flight and the attempts waiting for it. A refresh
+    (of a stale entry, or an early one by XFetch) is a fetch no client waits for: an
+    attempt of a request with id -1 that ends here, not at the client.
+    """
+
+    def __init__(self, env: "simpy.Environment", cache: ResultCache, streams: Streams,
+                 recorder: Recorder, n_targets: int, keys: int, lost_after: float) -> None:
+        self.env, self.cache = env, cache
+        self.n_targets, self.keys = n_targets, keys
+        #: A fetch older than this is presumed lost (its zone failed): start another.
+        self.lost_after = lost_after
+        self.rng = streams.get("cache.xfetch")
+        self.max_stale: float | None = None  # soft caching
+        self.coalesce = False
+        self.beta: float | None = None  # XFetch
+        self.inflight: dict[int, list[Attempt]] = {}  # key → attempts waiting for its fetch
+        self.started: dict[int, float] = {}  # key → when its fetch started
+        self.delta: dict[int, float] = {}  # key → how long its last fetch took
+        self.installed = False
+        # Wired by the system: connectors.submit, client.finish, the routable zones.
+        self.submit: Callable[[Attempt], None] = lambda attempt: None
+        self.finish: Callable[[Attempt, int], None] = lambda attempt, outcome: None
+        self.zones: Callable[[], list[int]] = lambda: [0]
+        self.stale_served = self.coalesced = self.refreshes = self.early_refreshes = 0
+        recorder.add_counters("cache", self, ("stale_served", "coalesced", "refreshes",
+                                              "early_refreshes"))
+
+    # -- data path ------------------------------------------------------------------------
+
+    def lookup(self, key: int, now: float) -> bool:
+        """A hit (fresh, or stale under soft caching: then one refresh is started)."""
+        cache = self.cache
+        if cache.shard_up[key % cache.n_shards]:
+            expiry = cache.expiry.get(key)
+            if expiry is not None:
+                if expiry > now:
+                    beta = self.beta
+                    if beta is not None and self._xfetch(key, now, expiry, beta):
+                        self.early_refreshes += 1
+                        self._refresh(key, now)
+                    cache.hits += 1
+                    return True
+                if self.max_stale is not None and now - expiry <= self.max_stale:
+                    cache.hits += 1
+                    self.stale_served += 1
+                    if not self._fetching(key, now):
+                        self._refresh(key, now)
+                    return True
+        cache.misses += 1
+        return False
+
+    def fetch(self, attempt: Attempt) -> None:
+        """A miss: join the key's fetch in flight (coalescing) or start one."""
+        key, now = attempt.request.key, self.env._now
+        if self._fetching(key, now):
+            if self.coalesce:
+                self.inflight[key].append(attempt)
+                self.coalesced += 1
+                return
+        else:
+            self.inflight[key] = []
+            self.started[key] = now
+        self.submit(attempt)
+
+    def fetched(self, attempt: Attempt, outcome: int) -> None:
+        """A fetch ended: its waiters get the same outcome (a result, or its error)."""
+        key, now = attempt.request.key, self.env._now
+        started = self.started.pop(key, None)
+        waiters = self.inflight.pop(key, ())
+        if started is not None and outcome == OK:
+            self.delta[key] = now - started
+        if attempt.request.id >= 0:
+            self.finish(attempt, outcome)
+        for waiter in waiters:
+            if waiter.alive:
+                self.finish(waiter, outcome)
+
+    def _fetching(self, key: int, now: float) -> bool:
+        started = self.started.get(key)
+        return started is not None and now - started <= self.lost_after
+
+    def _xfetch(self, key: int, now: float, expiry: float, beta: float) -> bool:
+        if key in self.started:
+            return False
+        delta = self.delta.get(key)
+        # Vattani et al.: refresh early when now - delta * beta * ln(U) >= expiry.
+        return delta is not None and now - delta * beta * math.log(1.0 - self.rng.random()) >= expiry
+
+    def _refresh(self, key: int, now: float) -> None:
+        """Start a fetch for ``key`` that no client waits for."""
+        self.refreshes += 1
+        keys, n_targets = self.keys, self.n_targets
+        tenant, target = key // (n_targets * keys), (key // keys) % n_targets
+        request = Request(-1, tenant, 0, target, key, now)
+        zones = self.zones()
+        attempt = Attempt(request, zones[key % len(zones)], now)
+        self.inflight[key] = []
+        self.started[key] = now
+        self.submit(attempt)
+
+    # -- narrow methods for mitigations ----------------------------------------------------
+
+    def install(self, cache: ResultCache, engine: object, connectors: object) -> None:
+        """Step onto the data path (once): lookups, misses and fetch ends come here."""
+        if self.installed:
+            return
+        self.installed = True
+        self.submit = connectors.submit  # type: ignore[attr-defined]
+        self.finish = connectors.finish  # type: ignore[attr-defined]
+        cache.lookup = self.lookup  # type: ignore[method-assign]
+        engine.fetch = self.fetch  # type: ignore[attr-defined]
+        connectors.finish = self.fetched  # type: ignore[attr-defined]

@@ -5,6 +5,12 @@ the provider's Retry-After (capped at ``max_wait``) and call again, still holdin
 slot: this is how a rate-limit flood ties up the shared pool and hurts other tenants.
 A successful fetch writes the result to the cache. ``enabled: false`` makes SaaS calls
 instant, which turns the tier off for textbook checks.
+
+Every fetch ends through ``finish`` (the client's, or a read-through policy's when
+coalescing or soft caching is on: see :mod:`sim.model.cache`). Per window the fleet
+counts provider calls, the distinct keys they were for (calls per key shows a
+stampede), and per tenant the worker-seconds held (calls and Retry-After waits):
+what the runbook's dashboard ranks tenants by.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .zone import Zone
 
-__all__ = ["Connectors"]
+__all__ = ["Connectors", "ConnectorFacts"]
 
 _CALLING, _WAITING = 1, 2
 
@@ -40,10 +46,14 @@ class Connectors:
         self.target_provider = target_provider  # target index → provider index
         self.stations = []
         n_tenants = len(recorder.tenants)
+        self.finish = client.finish  # a read-through policy may stand in front of it
         self.calls = self.timeouts = 0
         self.rate_limited, self.unauthorized = [0] * n_tenants, [0] * n_tenants
+        self.held = [0.0] * n_tenants  # worker-seconds per tenant
+        self.keys: set[int] = set()  # distinct keys called for in this window
         recorder.add_counters("connector", self, ("calls", "timeouts", "rate_limited",
                                                   "unauthorized"))
+        recorder.add_counters("connector", ConnectorFacts(self), ("held_ms", "keys"))
         if spec.enabled:
             for zone in zones:
                 station = Station(env, f"{zone.name}.connector", spec.workers_per_zone,
@@ -54,9 +64,9 @@ class Connectors:
     def submit(self, attempt: Attempt) -> None:
         if not self.spec.enabled:
             self.cache.store(attempt.request.key, self.env.now)
-            self.client.finish(attempt, OK)
+            self.finish(attempt, OK)
         elif not self.stations[attempt.zone].submit(attempt):
-            self.client.finish(attempt, OVERLOAD)
+            self.finish(attempt, OVERLOAD)
 
     def _call(self, attempt: Attempt) -> float:
         """Call the provider now; the outcome is known when the answer arrives."""
@@ -65,6 +75,7 @@ class Connectors:
         attempt.calls += 1
         attempt.phase = _CALLING
         self.calls += 1
+        self.keys.add(request.key)
         outcome, latency = provider.call(request.tenant, self.env._now)
         if latency > self.spec.timeout:
             outcome, latency = TIMEOUT, self.spec.timeout
@@ -74,6 +85,7 @@ class Connectors:
         elif outcome == UNAUTHORIZED:
             self.unauthorized[request.tenant] += 1
         attempt.outcome = outcome
+        self.held[request.tenant] += latency
         return latency
 
     def _after(self, attempt: Attempt) -> float | None:
@@ -88,8 +100,34 @@ class Connectors:
         ):
             attempt.phase = _WAITING
             provider = self.providers[self.target_provider[attempt.request.target]]
-            return min(provider.retry_after, retries.max_wait)
+            wait = min(provider.retry_after, retries.max_wait)
+            self.held[attempt.request.tenant] += wait
+            return wait
         if attempt.outcome == OK:
             self.cache.store(attempt.request.key, self.env.now)
-        self.client.finish(attempt, attempt.outcome)
+        self.finish(attempt, attempt.outcome)
         return None
+
+
+class ConnectorFacts:
+    """The connector's non-integer facts as the recorder's integer counters: per-tenant
+    held time in milliseconds, and the number of distinct keys called for."""
+
+    def __init__(self, connectors: Connectors) -> None:
+        self.connectors = connectors
+
+    @property
+    def held_ms(self) -> list[int]:
+        return [round(seconds * 1000.0) for seconds in self.connectors.held]
+
+    @held_ms.setter
+    def held_ms(self, value: list[int]) -> None:
+        self.connectors.held = [0.0] * len(value)
+
+    @property
+    def keys(self) -> int:
+        return len(self.connectors.keys)
+
+    @keys.setter
+    def keys(self, value: int) -> None:
+        self.connectors.keys = set()

@@ -3,6 +3,10 @@
 An engine worker parses and plans the query and looks its result up in the cache (the
 lookup is part of its service time); on a hit the answer goes back, on a miss the query
 moves on to a connector worker and the engine worker is free again.
+
+With ``miss_service_time`` a miss first costs the engine worker that much more CPU
+(planning the pushdown, building the SaaS request) before the fetch: the control-plane
+CPU that rises in a cache stampede (SOP-102). Without it the miss path has no extra step.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
     from .zone import Zone
 
 __all__ = ["Engine"]
+
+_PLANNING = 3  # attempt.phase while an engine worker plans a miss (connector uses 1, 2)
 
 
 class Engine:
@@ -45,10 +51,14 @@ class Engine:
         self.cache_expiry = cache.expiry
         self.wasted = 0
         recorder.add_counters("engine", self, ("wasted",))
+        after = self._served
+        if spec.miss_service_time is not None:
+            self._miss_time = spec.miss_service_time.sampler(streams.numpy("engine.miss"))
+            after = self._served_planning
         self.stations = []
         for zone in zones:
             station = Station(env, f"{zone.name}.engine", spec.workers_per_zone,
-                              self._service, self._served, spec.queue_limit, spec.drop_expired)
+                              self._service, after, spec.queue_limit, spec.drop_expired)
             zone.add_station(station)
             self.stations.append(station)
 
@@ -65,3 +75,21 @@ class Engine:
         else:
             self.fetch(attempt)
         return None
+
+    def _served_planning(self, attempt: Attempt) -> float | None:
+        """Like :meth:`_served`, but a miss holds the worker for ``miss_service_time``."""
+        if attempt.phase == _PLANNING:
+            attempt.phase = 0
+            if attempt.alive:
+                self.fetch(attempt)
+            else:
+                self.wasted += 1
+            return None
+        if not attempt.alive:
+            self.wasted += 1
+            return None
+        if self.cache.lookup(attempt.request.key, self.env._now):
+            self.client.finish(attempt, OK)
+            return None
+        attempt.phase = _PLANNING
+        return self._miss_time() * self.factor

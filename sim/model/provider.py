@@ -3,6 +3,10 @@
 Rate limits are token buckets refilled lazily at call time (no events): one per tenant
 and one for the whole OmniSQL app, as SaaS APIs commonly enforce both. A call needs a
 token from each; otherwise it is answered 429 with the provider's Retry-After.
+
+OAuth tokens: ``revoked[tenant]`` is the fraction of the tenant's tokens that are no
+longer valid; a call is answered 401 with that probability (1.0: every call). A bulk
+refresh job (SOP-103) brings the fraction down token by token.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class Provider:
         self.retry_after = spec.rate_limit.retry_after
         self.factor = 1.0
         self.outage = False
-        self.revoked = [False] * n_tenants
+        self.revoked = [0.0] * n_tenants
+        self.auth = streams.get(f"provider.{name}.auth")
         limit = spec.rate_limit
         self.tenant_buckets: list[TokenBucket] | None = None
         if limit.per_tenant is not None:
@@ -61,7 +66,8 @@ class Provider:
         """The outcome of one API call made now, and how long it takes to answer."""
         if self.outage:
             return PROVIDER_ERROR, self.reject_latency()
-        if self.revoked[tenant]:
+        revoked = self.revoked[tenant]
+        if revoked and (revoked >= 1.0 or self.auth.random() < revoked):
             return UNAUTHORIZED, self.reject_latency()
         if not self._admit(tenant, now):
             return RATE_LIMITED, self.reject_latency()
@@ -82,9 +88,13 @@ class Provider:
 
     # -- narrow methods for faults and mitigations --------------------------------------
 
-    def revoke(self, tenants: list[int]) -> None:
+    def revoke(self, tenants: list[int], fraction: float = 1.0) -> None:
+        """Invalidate ``fraction`` of each tenant's tokens (all of them by default)."""
         for tenant in tenants:
-            self.revoked[tenant] = True
+            self.revoked[tenant] = max(self.revoked[tenant], fraction)
 
-    def refresh(self, tenant: int) -> None:
-        self.revoked[tenant] = False
+    def refresh(self, tenant: int, fraction: float = 1.0) -> None:
+        """New tokens for ``fraction`` of the tenant's tokens (all of them by default)."""
+        self.revoked[tenant] = max(0.0, self.revoked[tenant] - fraction)
+        if self.revoked[tenant] < 1e-9:
+            self.revoked[tenant] = 0.0
