@@ -85,9 +85,11 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
     ``.rto_seconds`` is ``rto_seconds`` judged on their traffic alone (the noisy
     tenant's own capped or refused requests do not hold it back), and the check scopes
     ``outside_recovery`` / ``after_recovery`` use that recovery for these metrics.
-``connector.calls_per_key``
-    Provider calls per distinct key called for, keys counted per window (one fetch per
-    key in a window is 1.0; a thundering herd on hot keys pushes it up).
+``connector.fetches`` / ``connector.fetches_per_key`` / ``connector.calls_per_key``
+    Fetches handed to the connectors (a fetch makes one provider call, more after 429s),
+    and fetches and provider calls per distinct key called for, keys counted per window
+    (one fetch per key in a window is 1.0; a thundering herd on hot keys pushes it up;
+    calls also count the re-calls after 429s).
 ``cache.hits`` / ``cache.misses`` / ``cache.evictions`` / ``cache.stale_served`` /
 ``cache.coalesced`` / ``cache.refreshes`` / ``cache.early_refreshes``
     Lookups that hit and missed; keys evicted by a full cache; hits served stale under
@@ -96,7 +98,8 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
     those started early by XFetch.
 ``incident.<metric>``
     ``error_rate``, ``latency_p95``, ``connector.calls``, ``connector.rate_limited``,
-    ``connector.calls_per_key``, ``cache.hit_ratio`` over the incident: the windows
+    ``connector.calls_per_key``, ``connector.fetches_per_key``, ``cache.hit_ratio`` over
+    the incident: the windows
     overlapping the faults, from the first fault's start to the last one's end (a fault
     without duration, such as a cache flush, counts as one window). Independent of scope.
 ``mitigation.<kind>.at`` / ``mitigation.<kind>.in_effect_seconds``
@@ -264,6 +267,8 @@ def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarra
             if rec.fault_start is not None:
                 out[prefix + "rto_seconds"] = theirs.rto
     out["connector.calls_per_key"] = _per_key(counters)
+    out["connector.fetches"] = float(counters.get("connector.fetches", 0))
+    out["connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
     for name in ("hits", "misses", "evictions", "stale_served", "coalesced", "refreshes",
                  "early_refreshes"):
         out[f"cache.{name}"] = float(counters.get(f"cache.{name}", 0))
@@ -271,9 +276,9 @@ def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarra
     _mitigation_metrics(out, result, rec)
 
 
-def _per_key(counters: dict[str, int]) -> float:
+def _per_key(counters: dict[str, int], name: str = "connector.calls") -> float:
     keys = counters.get("connector.keys", 0)
-    return counters.get("connector.calls", 0) / keys if keys else math.nan
+    return counters.get(name, 0) / keys if keys else math.nan
 
 
 def _incident_metrics(out: dict, result: RunResult) -> None:
@@ -297,6 +302,7 @@ def _incident_metrics(out: dict, result: RunResult) -> None:
     out["incident.connector.rate_limited"] = float(
         sum(counters.get(f"connector.rate_limited[{t}]", 0) for t in result.tenants))
     out["incident.connector.calls_per_key"] = _per_key(counters)
+    out["incident.connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
     hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
 

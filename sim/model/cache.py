@@ -154,6 +154,10 @@ class ReadThrough:
         self.inflight: dict[int, list[Attempt]] = {}  # key → attempts waiting for its fetch
         self.started: dict[int, float] = {}  # key → when its fetch started
         self.delta: dict[int, float] = {}  # key → how long its last fetch took
+        #: After a failed refresh, a key's stale copy is served without a new refresh
+        #: for this long (rather than one more refresh per stale hit into a 429 wall).
+        self.refresh_backoff = 5.0
+        self.retry_at: dict[int, float] = {}  # key → no refresh before this time
         self.installed = False
         # Wired by the system: connectors.submit, client.finish, the routable zones.
         self.submit: Callable[[Attempt], None] = lambda attempt: None
@@ -181,7 +185,7 @@ class ReadThrough:
                 if self.max_stale is not None and now - expiry <= self.max_stale:
                     cache.hits += 1
                     self.stale_served += 1
-                    if not self._fetching(key, now):
+                    if not self._fetching(key, now) and self.retry_at.get(key, 0.0) <= now:
                         self._refresh(key, now)
                     return True
         cache.misses += 1
@@ -209,6 +213,8 @@ class ReadThrough:
             self.delta[key] = now - started
         if attempt.request.id >= 0:
             self.finish(attempt, outcome)
+        elif outcome != OK:
+            self.retry_at[key] = now + self.refresh_backoff
         for waiter in waiters:
             if waiter.alive:
                 self.finish(waiter, outcome)

@@ -8,8 +8,8 @@ instant, which turns the tier off for textbook checks.
 
 Every fetch ends through ``finish`` (the client's, or a read-through policy's when
 coalescing or soft caching is on: see :mod:`sim.model.cache`). Per window the fleet
-counts provider calls, the distinct keys they were for (calls per key shows a
-stampede), and per tenant the worker-seconds held (calls and Retry-After waits):
+counts fetches (jobs), provider calls (a fetch re-calls after a 429), the distinct
+keys they were for (fetches or calls per key show a stampede), and per tenant the worker-seconds held (calls and Retry-After waits):
 what the runbook's dashboard ranks tenants by.
 """
 
@@ -47,11 +47,11 @@ class Connectors:
         self.stations = []
         n_tenants = len(recorder.tenants)
         self.finish = client.finish  # a read-through policy may stand in front of it
-        self.calls = self.timeouts = 0
+        self.calls = self.timeouts = self.fetches = 0
         self.rate_limited, self.unauthorized = [0] * n_tenants, [0] * n_tenants
         self.held = [0.0] * n_tenants  # worker-seconds per tenant
         self.keys: set[int] = set()  # distinct keys called for in this window
-        recorder.add_counters("connector", self, ("calls", "timeouts", "rate_limited",
+        recorder.add_counters("connector", self, ("calls", "timeouts", "fetches", "rate_limited",
                                                   "unauthorized"))
         recorder.add_counters("connector", ConnectorFacts(self), ("held_ms", "keys"))
         if spec.enabled:
@@ -62,6 +62,7 @@ class Connectors:
                 self.stations.append(station)
 
     def submit(self, attempt: Attempt) -> None:
+        self.fetches += 1  # one fetch: its provider calls include Retry-After re-calls
         if not self.spec.enabled:
             self.cache.store(attempt.request.key, self.env.now)
             self.finish(attempt, OK)

@@ -115,6 +115,7 @@ class System:
         policy = ReadThrough(self.env, self.cache, self.streams, self.recorder,
                              len(self.targets), topo.cache.keys, lost_after)
         policy.zones = lambda: self.gateway.routable
+        policy.refresh_backoff = conn.retries.max_wait
         return policy
 
     def provider(self, name: str) -> Provider:
