@@ -4,7 +4,8 @@ and what the lab measures on a run of it.
 A case is a scenario file under ``scenarios/textbook/`` plus overrides; its theory and
 its quantities are read from the validated scenario (rates, server counts, service
 distributions, the fault), never restated here. Three kinds of case: ``station`` (one
-engine pool: M/M/c, M/D/1, M/M/c/K), ``tandem`` (gateway → engine → connector) and
+engine pool: M/M/c, M/D/1, M/M/c/K, and M/M/c+D when the engine drops queued work whose
+client timed out), ``tandem`` (gateway → engine → connector) and
 ``az_loss`` (zones of M/M/c, one lost mid-run).
 """
 
@@ -73,6 +74,8 @@ CASES: tuple[Case, ...] = (
     Case("M/M/16, rho 0.9", "mmc.yaml", _mmc(16, "14.4/s")),
     Case("M/D/1, rho 0.8", "mmc.yaml", _mmc(1, "1/s", "topology.engine.service_time=800ms")),
     Case("M/M/4/10, a 4.5", "mmck.yaml"),
+    Case("M/M/4+D, rho 1.1", "mmc.yaml", _mmc(4, "4.4/s", "topology.gateway.timeout=2s",
+                                              "topology.engine.drop_expired=true")),
     Case("tandem gw>eng>conn", "tandem.yaml", kind="tandem"),
     Case("AZ loss, 3x M/M/6", "az_loss.yaml", kind="az_loss"),
 )
@@ -107,6 +110,10 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
     """The closed-form value of each quantity of the case (``None``: no closed form)."""
     topo, lam = scenario.topology, scenario.workload.total_rate()
     engine = topo.engine
+    if kind == "station" and engine.drop_expired:
+        # Queued jobs abandon at the client timeout (M/M/c+D): Ciw is the oracle.
+        return dict.fromkeys(("P(wait)", "Wq (s)", "utilisation", "P(abandon in queue)",
+                              "P(client timeout)"))
     if kind == "station":
         st = _station_theory(engine.workers_per_zone, engine.queue_limit, lam, engine.service_time)
         out = _station_values(st)
@@ -162,6 +169,9 @@ def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[st
                "utilisation": m["engine.utilization"]}
         if scenario.topology.engine.queue_limit is not None:
             out["P(block)"] = m["errors.overload"]
+        if scenario.topology.engine.drop_expired:
+            out["P(abandon in queue)"] = _abandoned(scenario, result)
+            out["P(client timeout)"] = m["errors.timeout"]
         return {k: float(v) for k, v in out.items() if v is not None}
     if kind == "tandem":
         m = compute_metrics(result)
@@ -169,6 +179,15 @@ def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[st
         out["mean latency (s)"] = m["latency_mean"]
         return {k: float(v) for k, v in out.items() if v is not None}
     return _lab_az_loss(scenario, result)
+
+
+def _abandoned(scenario: Scenario, result: RunResult) -> float:
+    """Jobs the engine skipped because their client had timed out, over the jobs that
+    left its queue (skipped or started) in the measured windows."""
+    a = result.arrays
+    rows = a["tiers"][a["start"] >= scenario.run.warmup - 1e-9, a["tier_names"].index("engine")]
+    dropped = rows[:, TIER_FIELDS.index("dropped")].sum()
+    return float(dropped / (dropped + rows[:, TIER_FIELDS.index("started")].sum()))
 
 
 def _lab_az_loss(scenario: Scenario, result: RunResult) -> dict[str, float]:

@@ -77,11 +77,15 @@ def _ciw_station(scenario: Scenario, seed: int) -> dict[str, float]:
     engine, lam = scenario.topology.engine, scenario.workload.total_rate()
     w, t = scenario.run.warmup, scenario.run.duration
     limit = math.inf if engine.queue_limit is None else engine.queue_limit
+    timeout = scenario.topology.gateway.timeout
+    # drop_expired: a queued job whose client gave up never starts: reneging at the timeout.
+    patience = [ciw.dists.Deterministic(value=timeout)] if engine.drop_expired else None
     records, _ = _ciw_records(lambda: ciw.create_network(
         arrival_distributions=[ciw.dists.Exponential(rate=lam)],
         service_distributions=[_ciw_dist(engine.service_time)],
         number_of_servers=[engine.workers_per_zone],
         queue_capacities=[limit],
+        reneging_time_distributions=patience,
     ), seed, t + _slack(scenario))
     served = records[records.record_type == "service"]
     out = _waits(served, w, t)
@@ -92,7 +96,24 @@ def _ciw_station(scenario: Scenario, seed: int) -> dict[str, float]:
         n_rej = int(rejected.arrival_date.between(w, t, inclusive="left").sum())
         n_done = int(served.exit_date.between(w, t, inclusive="left").sum())
         out["P(block)"] = n_rej / (n_rej + n_done)
+    if engine.drop_expired:
+        out.update(_timeouts(records, timeout, w, t))
     return out
+
+
+def _timeouts(records: pd.DataFrame, timeout: float, w: float, t: float) -> dict[str, float]:
+    """Abandonment in queue (over jobs leaving the queue in [w, t)) and the client's view:
+    a client gives up at arrival + timeout unless its answer came first (the server still
+    finishes a job whose client left during service, as in the lab)."""
+    reneged = records[records.record_type == "renege"]
+    served = records[records.record_type == "service"]
+    n_reneged = int(reneged.exit_date.between(w, t, inclusive="left").sum())
+    n_started = int(served.service_start_date.between(w, t, inclusive="left").sum())
+    client_end = np.minimum(records.exit_date, records.arrival_date + timeout)
+    late = (records.record_type == "renege") | (records.exit_date - records.arrival_date > timeout)
+    ended = client_end.between(w, t, inclusive="left")
+    return {"P(abandon in queue)": n_reneged / (n_reneged + n_started),
+            "P(client timeout)": float((late & ended).sum() / ended.sum())}
 
 
 def _waits(served: pd.DataFrame, w: float, t: float, label: str = "") -> dict[str, float]:
