@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psycopg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -226,8 +227,13 @@ def build_app(config: GatewayConfig) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def reload(request: Request) -> Response:
-        gw.directory.reload_soon()
-        return JSONResponse({"reloading": True})
+        # Synchronous, so when the admin API answers a cap change the gateway already has it.
+        try:
+            await gw.directory.reload()
+        except psycopg.Error:
+            gw.directory.reload_soon()
+            return JSONResponse({"reloaded": False}, 503)
+        return JSONResponse({"reloaded": True})
 
     @handle_errors
     async def canary(request: Request) -> Response:

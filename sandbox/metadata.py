@@ -61,7 +61,8 @@ def seed(port: int, api_keys: dict[str, str], connectors: dict[str, tuple[str, l
 def node_role(port: int) -> str:
     """"primary", "replica" or "down"."""
     try:
-        with psycopg.connect(conninfo(port, 1), autocommit=True) as conn:
+        # libpq rounds timeouts up to 2 s; 4 s leaves room for a machine under heavy load.
+        with psycopg.connect(conninfo(port, 4), autocommit=True) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
     except psycopg.Error:
         return "down"

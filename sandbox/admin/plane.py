@@ -115,8 +115,10 @@ class ControlPlane:
 
     async def promote(self) -> dict[str, Any]:
         target = self.replica
-        if await self.role(target) != "replica":
-            raise ApiError(409, "CONFLICT", f"{target.name} is not a running replica")
+        try:  # a busy machine can make a healthy standby slow to answer: give it a moment
+            await self.wait_role(target, "replica", timeout=10.0)
+        except ApiError:
+            raise ApiError(409, "CONFLICT", f"{target.name} is not a running replica") from None
         # Fence the old primary first if it is still up: a planned switchover, not a split.
         await self.supervisor("stopProcess", f"shared:{self.primary.name}", True)
         await asyncio.to_thread(metadata.promote, target.port)
