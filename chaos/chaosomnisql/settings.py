@@ -112,8 +112,13 @@ def _sandbox_state(directory: str) -> dict[str, Any]:
 
 
 def api_keys(secrets: Secrets) -> dict[str, str]:
-    """``{tenant: api key}`` from ``secrets.omnisql.api_keys`` (a JSON object or a mapping)."""
-    raw = ((secrets or {}).get("omnisql") or {}).get("api_keys")
+    """``{tenant: api key}`` from ``secrets.omnisql.api_keys`` (a JSON object or a mapping).
+
+    Controls receive every scope (``{"omnisql": {...}}``); an activity declaring
+    ``secrets: [omnisql]`` receives that scope's content flattened (``{"api_keys": ...}``).
+    """
+    secrets = secrets or {}
+    raw = (secrets.get("omnisql") or secrets).get("api_keys")
     if not raw:
         raise ActivityFailed("no secrets.omnisql.api_keys (set OMNISQL_API_KEYS)")
     keys = json.loads(raw) if isinstance(raw, str) else dict(raw)

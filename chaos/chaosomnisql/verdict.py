@@ -40,10 +40,24 @@ def measured(journal: dict[str, Any]) -> dict[str, float | None]:
         if _func(entry) not in MEASURES:
             continue
         output = entry.get("output")
-        if isinstance(output, dict):
+        if entry.get("status") == "succeeded" and isinstance(output, dict):
             for metric, value in (output.get("measured") or {}).items():
                 out[metric] = None if value is None else float(value)
+        else:
+            out.update(dict.fromkeys(_would_measure(entry)))
     return out
+
+
+def _would_measure(entry: dict[str, Any]) -> list[str]:
+    """The metrics a measuring probe that failed or was interrupted would have measured."""
+    args = entry.get("activity", {}).get("provider", {}).get("arguments", {})
+    func = _func(entry)
+    if func == "measure_recovery":
+        return [args.get("metric", "rto_seconds")]
+    if func == "acknowledged_writes_lost":
+        return ["rpo_seconds"]
+    prefix = args.get("prefix", "")
+    return [f"{prefix}error_rate", f"{prefix}latency_p95"]
 
 
 def faults_injected(journal: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ def _mechanical(journal: dict[str, Any]) -> list[str]:
     """Activities or rollbacks that failed (as opposed to hypotheses or checks missed)."""
     return [f"{e['activity']['name']}: {e['status']}"
             for e in (journal.get("run") or []) + (journal.get("rollbacks") or [])
-            if e["status"] != "succeeded"]
+            if e.get("status") != "succeeded"]
 
 
 def _wait_restored(sb: ChaosSandbox, seconds: float = 15.0) -> list[str]:
@@ -116,7 +116,7 @@ def _start_chaos(sb: ChaosSandbox, journal: Path, extra: dict[str, str] | None =
                             stderr=subprocess.STDOUT)
 
 
-@pytest.mark.parametrize("how", ["SIGINT to chaos", "SIGTERM to the wrapper"])
+@pytest.mark.parametrize("how", ["SIGINT to chaos", "SIGTERM to chaos", "SIGTERM to the wrapper"])
 def test_an_interrupted_run_leaves_nothing_injected(chaos_sandbox: ChaosSandbox, tmp_path: Path,
                                                     how: str) -> None:
     journal = tmp_path / "journal.json"
@@ -132,15 +132,20 @@ def test_an_interrupted_run_leaves_nothing_injected(chaos_sandbox: ChaosSandbox,
             proc.kill()
     assert proc.returncode == 1, out[-3000:]
     data = json.loads(journal.read_text())
-    assert data["status"] == "interrupted"
+    if how == "SIGTERM to chaos":
+        # Chaos Toolkit turns SIGTERM into an exception inside the running Python activity,
+        # which fails that activity and carries on with the method: never a pass, though.
+        assert data["status"] in ("interrupted", "failed")
+    else:  # SIGINT, or SIGTERM to the wrapper, which forwards it as SIGINT
+        assert data["status"] == "interrupted"
     assert [r["status"] for r in data["rollbacks"]] == ["succeeded"] * 3
     assert _wait_restored(chaos_sandbox) == []
 
 
 def test_the_safeguard_aborts_and_rolls_back_past_the_blast_radius(
         chaos_sandbox: ChaosSandbox) -> None:
-    code, out, journal = chaos_sandbox.run(EXPERIMENTS / "az_loss.yaml",
-                                           env={"OMNISQL_MAX_ZONES_LOST": "0"})
+    code, _, journal = chaos_sandbox.run(EXPERIMENTS / "az_loss.yaml",
+                                         env={"OMNISQL_MAX_ZONES_LOST": "0"})
     assert journal is not None and code == 1
     assert journal["status"] == "interrupted"
     assert journal["rollbacks"] and all(r["status"] == "succeeded" for r in journal["rollbacks"])

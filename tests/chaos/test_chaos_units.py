@@ -112,6 +112,7 @@ def test_allowlist_is_loopback_unless_extended() -> None:
 
 def test_api_keys_come_only_from_secrets() -> None:
     assert api_keys({"omnisql": {"api_keys": '{"acme": "k1"}'}}) == {"acme": "k1"}
+    assert api_keys({"api_keys": '{"acme": "k1"}'}) == {"acme": "k1"}  # an activity's view
     with pytest.raises(ActivityFailed, match="OMNISQL_API_KEYS"):
         api_keys(None)
     with pytest.raises(ActivityFailed):
