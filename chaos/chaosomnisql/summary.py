@@ -24,7 +24,7 @@ def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float |
     runs = run_replications(scenario, replications=replications)
     out: dict[str, dict[str, float | None]] = {}
     for scope in {"run"} | {c.over for c in scenario.checks}:
-        estimates = aggregate([compute_metrics(r, scope) for r in runs])
+        estimates = aggregate([compute_metrics(r, scope) for r in runs])  # type: ignore[arg-type]
         wanted = {c.metric for c in scenario.checks if c.over == scope}
         wanted |= set(PREDICTED) if scope == "run" else set()
         for metric in wanted & set(estimates):
@@ -84,10 +84,10 @@ def _hyp(h: dict[str, Any] | None) -> str:
 
 def render(summary: dict[str, Any]) -> str:
     """The summary as the text printed at the end of a run."""
+    verdict = "PASS" if summary["passed"] else "FAIL"
     lines = [f"== OmniSQL chaos summary: {summary['experiment']}",
              f"   scenario {summary['scenario']} (profile {summary['profile']})",
-             f"   verdict: {'PASS' if summary['passed'] else 'FAIL'} (journal status "
-             f"{summary['status']})"]
+             f"   verdict: {verdict} (journal status {summary['status']})"]
     lines += [f"     - {r}" for r in summary["reasons"]]
     lines.append(f"   hypothesis before: {_hyp(summary['hypothesis_before'])}")
     lines.append(f"   hypothesis after:  {_hyp(summary['hypothesis_after'])}")
