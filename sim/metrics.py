@@ -29,10 +29,11 @@ measured windows (those starting at or after ``run.warmup``):
     Metadata lost when a zone holding the PostgreSQL primary was lost: the replication
     lag at that moment (the worst loss if several). ``None`` if unbounded.
 ``<tier>.utilization`` / ``<tier>.queue_wait_mean`` / ``<tier>.wait_probability`` /
-``<tier>.throughput`` / ``<tier>.rejected``
+``<tier>.throughput`` / ``<tier>.rejected`` / ``<tier>.dropped``
     For tier ``gateway``, ``engine``, ``connector``: busy server-time over available
     server-time, mean wait in queue over jobs started, fraction of jobs that waited,
-    jobs started per second, jobs refused by a full queue.
+    jobs started per second, jobs refused by a full queue, queued jobs skipped because
+    their client had already timed out (``drop_expired``).
 ``cache.hit_ratio``, ``connector.calls``, ``connector.rate_limited`` (provider 429s),
 ``connector.unauthorized`` (provider 401s), ``connector.timeouts``, ``client.retries``...
     Counts over the measured windows (``cache.hit_ratio`` a fraction).
@@ -366,6 +367,7 @@ def _tier_metrics(out: dict, names: list[str], tiers: np.ndarray, seconds: float
         out[f"{name}.wait_probability"] = row[_F["waited"]] / started if started else math.nan
         out[f"{name}.throughput"] = started / seconds if seconds else math.nan
         out[f"{name}.rejected"] = float(row[_F["rejected"]])
+        out[f"{name}.dropped"] = float(row[_F["dropped"]])
 
 
 def window_table(result: RunResult, replication: int = 0) -> pd.DataFrame:
