@@ -21,3 +21,5 @@ patching:
 
 See ``docs/loadtests.md``.
 """
+
+__all__: list[str] = []  # a package of modules; each module lists its own public names

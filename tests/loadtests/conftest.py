@@ -63,4 +63,8 @@ def standin() -> Iterator[Standin]:
     finally:
         subprocess.run([*cli, "down", "--dir", str(box)], capture_output=True, timeout=90,
                        cwd=REPO, env=child_env(), check=False)
+        from sandbox.supervise import survivors
+
+        left = survivors(box)
         shutil.rmtree(root, ignore_errors=True)
+        assert left == [], f"processes survived `sandbox down`: {left}"

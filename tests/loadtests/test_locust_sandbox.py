@@ -18,7 +18,9 @@ import pytest
 from conftest import Standin, child_env, locust_command, run_locust
 from lt_helpers import AZ_LOSS, BASELINE, SURGE
 
-from loadtests.convert import history_windows
+from loadtests.convert import history_windows, plot_comparison
+from sim import read_scenario, simulate
+from sim.metrics import window_table
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(300)]
 SHORT = ["--scenario-set", "run.duration=20s", "--scenario-set", "run.warmup=5s",
@@ -46,7 +48,8 @@ def test_baseline_holds_its_slo_and_writes_comparable_results(standin: Standin, 
     assert summary["skipped_checks"][0]["metric"] == "engine.utilization"
     # 20 req/s (1,000/s x 2%) over the 15 measured seconds: Poisson, +/- 5 sd, and the
     # generator must not have fallen behind its schedule
-    assert abs(_metric(summary, "requests") - 300) < 5 * 300 ** 0.5
+    requests = _metric(summary, "requests")
+    assert abs(requests - 300) < 5 * 300 ** 0.5, (requests, _metric(summary, "loadgen.late"))
     assert _metric(summary, "loadgen.bad_request") == 0
     assert _metric(summary, "tenant.acme.requests") > 2 * _metric(summary, "tenant.umbrella.requests")
     table = pd.read_csv(tmp_path / "timeseries.csv")
@@ -55,11 +58,22 @@ def test_baseline_holds_its_slo_and_writes_comparable_results(standin: Standin, 
     assert not any(c.startswith("connector.") for c in table.columns)
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "overview.png"):
         assert (tmp_path / name).exists(), name
-    # Locust's own history converts to the same windows' request counts (+/- stragglers)
+    # Locust's own history converts to the same windows' request counts. Its rows come about
+    # once a second with whole-second timestamps, so a boundary may shift by up to ~2 s of
+    # traffic (40 requests at 20/s) per window; over the run the totals agree closely.
     history = history_windows(pd.read_csv(tmp_path / "locust_stats_history.csv"), 5.0, 5.0)
-    assert len(history) >= 3
-    for ours, theirs in zip(table["requests"], history["requests"]):
-        assert abs(ours - theirs) <= max(5, 0.1 * ours)
+    ours, theirs = table["requests"].tolist(), history["requests"].tolist()
+    assert len(theirs) >= 3, (ours, theirs)
+    assert all(abs(a - b) <= 40 for a, b in zip(ours, theirs)), (ours, theirs)
+    n = min(len(ours), len(theirs))
+    assert abs(sum(ours[:n]) - sum(theirs[:n])) <= max(10, 0.05 * sum(ours[:n])), (ours, theirs)
+    # the simulator's run of the same scenario and overrides has the same windows: one figure
+    simulated = window_table(simulate(read_scenario(BASELINE, "standin", [
+        "run.duration=20s", "run.warmup=5s", "run.window=5s"]).scenario))
+    assert simulated["time"].tolist() == table["time"].tolist()
+    plot_comparison({"sandbox": table, "simulated": simulated}, tmp_path / "compare.png",
+                    p95_slo=1.5, error_slo=0.01)
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
 
 
 def test_the_gate_fails_a_run_locust_itself_would_pass(standin: Standin, tmp_path: Path) -> None:
