@@ -51,7 +51,7 @@ class Engine:
         self.cache_expiry = cache.expiry
         self.wasted = 0
         recorder.add_counters("engine", self, ("wasted",))
-        after = self._served
+        after: Callable[[Attempt], float | None] = self._served
         if spec.miss_service_time is not None:
             self._miss_time = spec.miss_service_time.sampler(streams.numpy("engine.miss"))
             after = self._served_planning
