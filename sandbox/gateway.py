@@ -187,6 +187,45 @@ def build_gateway(config: GatewayConfig) -> Gateway:
     return Gateway(config, Router(engines, canary), Directory(config.pg_ports))
 
 
+def _internal_routes(gw: Gateway) -> list[Route]:
+    """Endpoints for the admin service (loopback only, like everything here)."""
+
+    @handle_errors
+    async def stats(request: Request) -> Response:
+        out = gw.stats.summary(_window(request))
+        out["zones"] = gw.router.zones()
+        return JSONResponse(out)
+
+    async def reload(request: Request) -> Response:
+        # Synchronous, so when the admin API answers a cap change the gateway already has it.
+        try:
+            await gw.directory.reload()
+        except psycopg.Error:
+            gw.directory.reload_soon()
+            return JSONResponse({"reloaded": False}, 503)
+        return JSONResponse({"reloaded": True})
+
+    @handle_errors
+    async def canary(request: Request) -> Response:
+        weight = (await read_json(request)).get("weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ApiError(400, "BAD_REQUEST", "weight must be a number in [0, 1]")
+        gw.router.canary_weight = float(weight)
+        return JSONResponse({"weight": gw.router.canary_weight})
+
+    async def zones(request: Request) -> Response:
+        canary = gw.router.canary
+        return JSONResponse({"zones": gw.router.zones(),
+                             "canary": "healthy" if canary and canary.healthy else "unhealthy",
+                             "canary_weight": gw.router.canary_weight})
+
+    return [
+        Route("/internal/stats", stats), Route("/internal/zones", zones),
+        Route("/internal/reload", reload, methods=["POST"]),
+        Route("/internal/canary", canary, methods=["POST"]),
+    ]
+
+
 def build_app(config: GatewayConfig) -> Starlette:
     gw = build_gateway(config)
 
@@ -213,12 +252,6 @@ def build_app(config: GatewayConfig) -> Starlette:
         gw.record(info, response.status_code, time.perf_counter() - started)
         return response
 
-    @handle_errors
-    async def stats(request: Request) -> Response:
-        out = gw.stats.summary(_window(request))
-        out["zones"] = gw.router.zones()
-        return JSONResponse(out)
-
     async def ready(request: Request) -> Response:
         # Not ready until the key table has loaded once: `up` waits on this, so the first
         # query after `up` can never meet an empty key table and a spurious 401.
@@ -226,32 +259,7 @@ def build_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "loading keys"}, 503)
         return JSONResponse({"status": "ok"})
 
-    async def reload(request: Request) -> Response:
-        # Synchronous, so when the admin API answers a cap change the gateway already has it.
-        try:
-            await gw.directory.reload()
-        except psycopg.Error:
-            gw.directory.reload_soon()
-            return JSONResponse({"reloaded": False}, 503)
-        return JSONResponse({"reloaded": True})
-
-    @handle_errors
-    async def canary(request: Request) -> Response:
-        weight = (await read_json(request)).get("weight", 0.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-            raise ApiError(400, "BAD_REQUEST", "weight must be a number in [0, 1]")
-        gw.router.canary_weight = float(weight)
-        return JSONResponse({"weight": gw.router.canary_weight})
-
-    async def zones(request: Request) -> Response:
-        return JSONResponse({"zones": gw.router.zones(),
-                             "canary": "healthy" if gw.router.canary and gw.router.canary.healthy
-                             else "unhealthy", "canary_weight": gw.router.canary_weight})
-
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
-        Route("/v1/query", query, methods=["POST"]),
-        Route("/internal/stats", stats), Route("/internal/zones", zones),
-        Route("/internal/reload", reload, methods=["POST"]),
-        Route("/internal/canary", canary, methods=["POST"]),
+        Route("/v1/query", query, methods=["POST"]), *_internal_routes(gw),
         Route("/health", ready), Route("/metrics", metrics_endpoint),
     ])

@@ -168,6 +168,17 @@ def build_app(provider: Provider) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse({"status": "outage" if provider.faults.outage else "operational"})
 
+    return Starlette(exception_handlers=EXCEPTION_HANDLERS, routes=[
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/v1/{object}", records, methods=["GET"]),
+        Route("/status", status), Route("/health", health), Route("/metrics", metrics_endpoint),
+        *_control_routes(provider),
+    ])
+
+
+def _control_routes(provider: Provider) -> list[Route]:
+    """The levers the fault API pulls (unauthenticated: the sandbox is loopback only)."""
+
     @handle_errors
     async def set_faults(request: Request) -> Response:
         if request.method == "DELETE":
@@ -181,13 +192,10 @@ def build_app(provider: Provider) -> Starlette:
         body = await read_json(request)
         return JSONResponse({"revoked": provider.revoke(parse_fraction(body))})
 
-    return Starlette(exception_handlers=EXCEPTION_HANDLERS, routes=[
-        Route("/oauth/token", token, methods=["POST"]),
-        Route("/v1/{object}", records, methods=["GET"]),
-        Route("/status", status), Route("/health", health), Route("/metrics", metrics_endpoint),
+    return [
         Route("/_control/faults", set_faults, methods=["POST", "DELETE"]),
         Route("/_control/revoke", revoke, methods=["POST"]),
-    ])
+    ]
 
 
 def _number(body: dict[str, Any], key: str, low: float, default: float | None) -> float | None:
