@@ -24,8 +24,10 @@ from typing import Any
 
 __all__ = ["SHORT_MODE", "main", "sandbox_env"]
 
-#: Short mode for CI: 4 s stats windows, 8 s sustain, 30 s recovery timeout, 2 predictions.
-SHORT_MODE = {"OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8", "OMNISQL_RECOVERY_TIMEOUT": "30",
+#: Short mode for CI: 10 s warm-up, 4 s stats windows, 8 s sustain, 30 s recovery timeout,
+#: 15 s faults, 2 predictions.
+SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
+              "OMNISQL_RECOVERY_TIMEOUT": "30",
               "OMNISQL_PREDICT_REPLICATIONS": "2", "OMNISQL_LOAD_SECONDS": "120",
               "OMNISQL_FAULT_SECONDS": "15"}
 

@@ -20,6 +20,7 @@ from typing import Any
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from .. import ledger
+from ..api import admin_call
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 
@@ -33,13 +34,19 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
                               configuration: Configuration = None, secrets: Secrets = None,
                               **kwargs: Any) -> None:
     """Start the load; ``seconds`` (``omnisql_load_seconds``, default 600) bounds it, and
-    ``warmup`` (``omnisql_warmup``, default the stats window) gives the hypothesis traffic."""
+    ``warmup`` (``omnisql_warmup``, default the scenario's ``run.warmup``) lets the cache
+    fill before the hypothesis judges the steady state, as the simulator's warm-up does.
+    The target's result-cache TTL is set to the scenario's ``topology.cache.ttl`` for the
+    run (and put back afterwards)."""
     ledger.reset()
     scenario = scenario_file(configuration).scenario
     seconds = float(seconds or setting(configuration, "load_seconds", 600))
     if warmup is None:
-        warmup = setting(configuration, "warmup") or setting(configuration, "window") \
-            or scenario.run.window
+        warmup = float(setting(configuration, "warmup") or scenario.run.warmup)
+    before = admin_call("POST", "/admin/cache/options", configuration, {})
+    admin_call("POST", "/admin/cache/options", configuration,
+               {"ttl_seconds": scenario.topology.cache.ttl})
+    ledger.LEDGER.running["cache_ttl_before"] = before.get("ttl_seconds")
     plan = plan_from_scenario(scenario, float(seconds), 1)
     cap = int(max_requests) if max_requests else int(plan.total_rate * float(seconds) * 2 + 100)
     plan = plan_from_scenario(scenario, float(seconds), cap)
@@ -53,6 +60,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
 def after_experiment_control(context: Experiment, state: Journal = None,
                              configuration: Configuration = None, secrets: Secrets = None,
                              **kwargs: Any) -> None:
+    ttl = ledger.LEDGER.running.pop("cache_ttl_before", None)
+    if ttl is not None:
+        admin_call("POST", "/admin/cache/options", configuration, {"ttl_seconds": ttl})
     load = ledger.LEDGER.running.pop(_KEY, None)
     if load is None:
         return
