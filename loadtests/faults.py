@@ -123,13 +123,28 @@ class FaultRunner:
             wait = action.at - clock()
             if wait > 0:
                 self.sleep(wait)
-            status = self.call(self.admin_url, action)
-            self.done.append((clock(), action, status))
-            level = logging.INFO if status < 300 else logging.ERROR
-            log.log(level, "fault %s %s at %.1fs -> %s", action.method, action.path, clock(), status)
+            fired = clock()
+            try:
+                status = self.call(self.admin_url, action)
+            except OSError as exc:  # refused, timed out: the fault did not happen
+                log.error("fault %s %s failed: %s", action.method, action.path, exc)
+                status = 0
+            self.done.append((fired, action, status))
+            level = logging.INFO if 200 <= status < 300 else logging.ERROR
+            log.log(level, "fault %s %s at %.1fs -> %s (%.1fs)", action.method, action.path,
+                    fired, status, clock() - fired)
+
+    @property
+    def failed(self) -> list[Action]:
+        """Calls that did not answer 2xx: the timeline did not run as the scenario says."""
+        return [action for _, action, status in self.done if not 200 <= status < 300]
 
     def reset(self) -> int | None:
-        """``POST /faults/reset`` if anything was injected; the status, or None."""
+        """``POST /faults/reset`` if anything was injected; the status (0: no answer), or None."""
         if not self.done:
             return None
-        return self.call(self.admin_url, Action(0.0, "POST", "/faults/reset"))
+        try:
+            return self.call(self.admin_url, Action(0.0, "POST", "/faults/reset"))
+        except OSError as exc:
+            log.error("POST /faults/reset failed: %s", exc)
+            return 0

@@ -136,8 +136,7 @@ def _test_start(environment: Any, **_: Any) -> None:
         setattr(options, _STARTED_AT, time.time())
     if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
         runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep)
-        session.info["fault_runner"] = runner
-        gevent.spawn(runner.run, session.now)
+        session.info["fault_runner"] = (runner, gevent.spawn(runner.run, session.now))
 
 
 @events.quitting.add_listener
@@ -145,14 +144,26 @@ def _gate(environment: Any, **_: Any) -> None:
     session = _session(environment)
     if session is None or isinstance(environment.runner, WorkerRunner):
         return
-    runner = session.info.pop("fault_runner", None)
-    if runner is not None:
+    # Until the verdict is in, the run has not passed: a crash below must not exit 0
+    # (Locust's own rule would, when no request failed).
+    environment.process_exit_code = gates.EXIT_FAIL
+    faults = session.info.pop("fault_runner", None)
+    if faults is not None:
+        runner, greenlet = faults
+        greenlet.kill()  # no fault call may land after the reset
         status = runner.reset()
         session.info["faults_done"] = [[round(t, 2), a.method, a.path, s] for t, a, s in runner.done]
         log.info("faults reset -> %s", status)
+        failed = [f"{a.method} {a.path}" for a in runner.failed]
+    else:
+        failed = []
     result = session.recorder.run_result(session.scenario, session.now(), session.scenario.run.seed)
     gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
     summary = gates.summary(session.scenario, gate, session.info)
+    if failed:  # the scenario's fault timeline did not happen: the run proves nothing
+        log.error("fault calls failed: %s", failed)
+        summary.update(passed=False, faults_failed=failed)
+    environment.process_exit_code = gates.EXIT_PASS if summary["passed"] else gates.EXIT_FAIL
     from rich.console import Console
 
     Console(file=sys.stderr).print(gates.verdict_text(summary))
@@ -161,7 +172,6 @@ def _gate(environment: Any, **_: Any) -> None:
         from pathlib import Path
 
         gates.write_results(Path(out), summary, result, session.file.data)
-    environment.process_exit_code = gate.exit_code
 
 
 class _TenantUser(FastHttpUser):

@@ -62,3 +62,16 @@ def test_runner_fires_on_the_clock_and_resets_only_after_injecting() -> None:
     assert calls == [(2.0, "POST", "http://127.0.0.1:1/faults/az/az-a/lose"),
                      (5.0, "POST", "http://127.0.0.1:1/x")]
     assert runner.reset() == 200 and calls[-1][2].endswith("/faults/reset")
+
+
+def test_a_refused_fault_call_is_recorded_as_failed() -> None:
+    def call(base: str, action: Action) -> int:
+        if action.path == "/faults/reset":
+            raise ConnectionRefusedError("admin down")
+        return 404 if action.path == "/bad" else 200
+
+    actions = [Action(0.0, "POST", "/ok"), Action(0.0, "POST", "/bad")]
+    runner = FaultRunner("http://127.0.0.1:1", actions, call=call, sleep=lambda s: None)
+    runner.run(lambda: 0.0)
+    assert [a.path for a in runner.failed] == ["/bad"]
+    assert runner.reset() == 0

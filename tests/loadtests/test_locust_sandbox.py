@@ -92,7 +92,7 @@ def test_az_loss_injected_through_the_fault_api_recovers(standin: Standin, tmp_p
                          "--scenario-set", "faults.0.at=12s", "--scenario-set", "slo.sustain=10s",
                          "--inject-faults")
     assert summary["faults_done"][0][1:] == ["POST", "/faults/az/az-a/lose", 200]
-    assert 11.5 <= summary["faults_done"][0][0] <= 14.0
+    assert 11.9 <= summary["faults_done"][0][0] <= 13.0  # fired on time (run time, s)
     assert standin.get("/faults")["zones_lost"] == []  # reset at the end
     judged = {c["metric"] for c in summary["checks"]}
     assert "rto_seconds" in judged and {s["metric"] for s in summary["skipped_checks"]} == {
