@@ -50,6 +50,8 @@ async def restore_zone(plane: ControlPlane, zone: str) -> dict[str, Any]:
         if node.zone == zone and plane.may_start(node) and await plane.role(node) == "down":
             await plane.supervisor("startProcess", f"shared:{node.name}", True)
             started.append(node.name)
+    for name in started:
+        await plane.wait_back(plane.node(name))
     plane.faults.zones_lost.discard(zone)
     return {"zone": zone, "lost": False, "metadata_started": started}
 
@@ -100,6 +102,7 @@ async def reset(plane: ControlPlane) -> dict[str, Any]:
     for node in plane.nodes:
         if plane.may_start(node) and await plane.role(node) == "down":
             await plane.supervisor("startProcess", f"shared:{node.name}", True)
+            await plane.wait_back(node)
     plane.faults.metadata_primary_killed = False
     return active(plane)
 

@@ -143,6 +143,23 @@ class ControlPlane:
         await self.wait_role(node, "replica", timeout=60.0)
         return await self.metadata_status()
 
+    async def wait_back(self, node: PgNode, timeout: float = 30.0) -> bool:
+        """After a restart: wait until the node serves in its role and, for the replica, streams
+        again. Without this a "restored" zone could hand the next failover a replica that has
+        not caught up, and every acknowledged write would look lost."""
+        expected = "primary" if node.name == self.primary_name else "replica"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            await self.wait_role(node, expected, timeout)
+        except ApiError:
+            return False
+        while expected == "replica" and loop.time() < deadline:
+            if await asyncio.to_thread(metadata.replay_lag, self.primary.port) is not None:
+                return True
+            await asyncio.sleep(0.2)
+        return expected == "primary"
+
     async def wait_role(self, node: PgNode, role: str, timeout: float) -> None:
         """Poll until the node answers in `role`; a fresh standby needs a moment to accept."""
         deadline = asyncio.get_running_loop().time() + timeout

@@ -310,6 +310,12 @@ def test_lose_az_routes_around_then_restore(sandbox: Sandbox) -> None:
 
 def test_metadata_failover_counts_lost_writes(sandbox: Sandbox) -> None:
     admin = sandbox.admin
+
+    def streaming() -> bool:  # the precondition for a meaningful RPO figure
+        status = sandbox.http.get(f"{admin}/admin/metadata/status").json()
+        return status["replica_lag_seconds"] is not None
+
+    assert wait_for(streaming, 30)
     first = sandbox.http.post(f"{admin}/admin/metadata/writes", json={"n": 100}).json()
     assert first["acknowledged"] == 100 and first["error"] is None
     answers: list[dict[str, Any]] = []
