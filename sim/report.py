@@ -272,6 +272,8 @@ def _mark_mitigations(axes: Any, result: RunResult) -> None:
             ax.axvline(start, color="teal", ls="-.", lw=1.2)
             if end > start:
                 ax.axvspan(start, end, color="teal", alpha=0.08)
+            if "lifted" in entry:
+                ax.axvline(entry["lifted"] / 60.0, color="teal", ls=":", lw=1.2)
         axes[2].annotate(entry["detail"], (start, 0.05), xycoords=("data", "axes fraction"),
                          fontsize=7, color="teal", rotation=90, va="bottom")
 

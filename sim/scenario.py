@@ -685,6 +685,8 @@ class UserCapMitigation(_Mitigation):
     tenant: Name
     user: str = "*"
     max_concurrency: int = Field(ge=0)
+    #: The cap is temporary: lifted this long after it was applied (``null``: kept).
+    duration: Duration | None = Field(default=None, gt=0)
 
 
 class SoftCache(_Mitigation):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sim_helpers import SCENARIOS, write
 
-from sim import ScenarioError, compute_metrics, load_scenario, simulate
+from sim import ScenarioError, compute_metrics, load_scenario, simulate, window_table
 from sim.cli import main
 from sim.model import System
 from sim.report import build_summary
@@ -77,6 +77,17 @@ def test_user_cap_cuts_429s_and_names_the_noisy_tenant() -> None:
     top = summary["top_tenants"]
     assert top[0]["tenant"] == "umbrella"  # the dashboard's first row is the noisy tenant
     assert top[0]["rate_limited"] > sum(row["rate_limited"] for row in top[1:])
+
+
+def test_temporary_cap_is_lifted() -> None:
+    scenario = load_scenario(SCENARIOS / "rate_limit_flood_mitigated.yaml", "standin")
+    result = simulate(scenario)
+    (entry,) = build_summary(scenario, [result])["mitigations"]
+    assert (entry["start"], entry["lifted"]) == (240.0, 420.0)  # 2m + 2m, then 3m later
+    table = window_table(result)
+    assert table.loc[table["time"] < 240, "errors.capped"].sum() == 0
+    assert table.loc[(table["time"] >= 240) & (table["time"] < 420), "errors.capped"].sum() > 0
+    assert table.loc[table["time"] >= 420, "errors.capped"].sum() == 0
 
 
 def test_tenants_except_is_the_other_tenants_traffic() -> None:

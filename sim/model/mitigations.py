@@ -8,13 +8,15 @@ A mitigation that never starts costs nothing on the data path.
 
 Every mitigation is logged in ``system.logs["mitigations"]`` as ``{kind, start, end,
 detail}``: ``start`` when it was applied, ``end`` when it was fully in effect (the new
-cache nodes in service, the last token refreshed); the report draws them on the
+cache nodes in service, the last token refreshed), and ``lifted`` when a temporary
+action (a user cap with ``duration``) was undone; the report draws them on the
 incident's time axis and :mod:`sim.metrics` derives the ``mitigation.*`` metrics.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..scenario import (
     CacheScale,
@@ -31,38 +33,42 @@ if TYPE_CHECKING:
 
     from .system import System
 
-__all__ = ["start_mitigations", "READ_THROUGH_KINDS"]
+__all__ = ["READ_THROUGH_KINDS", "start_mitigations"]
 
 #: Mitigations that put the cache's read-through policy on the data path.
 READ_THROUGH_KINDS = ("soft_cache", "coalescing", "xfetch")
 
 
-def start_mitigations(system: "System") -> None:
+def start_mitigations(system: System) -> None:
     system.logs["mitigations"] = []
     for mitigation in system.scenario.mitigations:
         system.env.process(_MITIGATIONS[type(mitigation)](system, mitigation))
 
 
-def _wait(system: "System", mitigation: Any) -> "simpy.Event":
+def _wait(system: System, mitigation: Any) -> simpy.Event:
     start = mitigation.start(system.scenario.faults)
     return system.env.timeout(max(0.0, start - system.env.now))
 
 
-def _log(system: "System", mitigation: Any, detail: str) -> dict[str, Any]:
+def _log(system: System, mitigation: Any, detail: str) -> dict[str, Any]:
     entry = {"kind": mitigation.kind, "start": system.env.now, "end": system.env.now,
              "detail": detail}
     system.logs["mitigations"].append(entry)
     return entry
 
 
-def _user_cap(system: "System", m: UserCapMitigation) -> Iterator["simpy.Event"]:
+def _user_cap(system: System, m: UserCapMitigation) -> Iterator[simpy.Event]:
     yield _wait(system, m)
     system.gateway.set_cap(m.tenant, m.user, m.max_concurrency)
     who = "every user" if m.user == "*" else f"user {m.user}"
-    _log(system, m, f"cap {m.tenant} {who} at {m.max_concurrency} concurrent")
+    entry = _log(system, m, f"cap {m.tenant} {who} at {m.max_concurrency} concurrent")
+    if m.duration is not None:
+        yield system.env.timeout(m.duration)
+        system.gateway.set_cap(m.tenant, m.user, None)
+        entry["lifted"] = system.env.now
 
 
-def _read_through(system: "System", m: SoftCache | Coalescing | XFetch) -> Iterator["simpy.Event"]:
+def _read_through(system: System, m: SoftCache | Coalescing | XFetch) -> Iterator[simpy.Event]:
     yield _wait(system, m)
     policy = system.read_through
     assert policy is not None  # built by the system when a scenario has these
@@ -80,7 +86,7 @@ def _read_through(system: "System", m: SoftCache | Coalescing | XFetch) -> Itera
     _log(system, m, detail)
 
 
-def _cache_scale(system: "System", m: CacheScale) -> Iterator["simpy.Event"]:
+def _cache_scale(system: System, m: CacheScale) -> Iterator[simpy.Event]:
     yield _wait(system, m)
     entry = _log(system, m, f"cache to {m.nodes_per_zone} node(s)/zone")
     yield system.env.timeout(m.provisioning_time)
@@ -88,7 +94,7 @@ def _cache_scale(system: "System", m: CacheScale) -> Iterator["simpy.Event"]:
     entry["end"] = system.env.now
 
 
-def _token_refresh(system: "System", m: TokenRefresh) -> Iterator["simpy.Event"]:
+def _token_refresh(system: System, m: TokenRefresh) -> Iterator[simpy.Event]:
     """Refresh every invalid token, one endpoint call at a time at ``rate``."""
     yield _wait(system, m)
     provider = system.provider(m.provider)
@@ -109,7 +115,7 @@ def _token_refresh(system: "System", m: TokenRefresh) -> Iterator["simpy.Event"]
     entry["end"] = system.env.now
 
 
-def _retry_policy(system: "System", m: RetryPolicy) -> Iterator["simpy.Event"]:
+def _retry_policy(system: System, m: RetryPolicy) -> Iterator[simpy.Event]:
     yield _wait(system, m)
     system.client.set_policy(m.budget, m.backoff, m.max_attempts)
     parts = [f"budget {m.budget:.0%}" if m.budget is not None else "",
