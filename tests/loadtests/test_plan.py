@@ -101,3 +101,12 @@ def test_arrival_gaps_are_exponential_with_the_planned_mean() -> None:
     assert mean == pytest.approx(1.0, rel=0.03)  # bound = 1/s per user
     share_short = sum(g < 1.0 for g in gaps) / len(gaps)
     assert share_short == pytest.approx(1 - math.exp(-1), abs=0.015)
+
+
+def test_a_diurnal_profile_is_a_cosine_between_trough_and_peak() -> None:
+    plan = build_plan(baseline("workload.profile={period: 60s, peak_at: 30s, trough: 40%}"),
+                      per_user_rate=1.0)
+    assert plan.rate(30.0) == pytest.approx(20.0)  # the peak
+    assert plan.rate(0.0) == pytest.approx(8.0)  # half a period away: 40%
+    assert plan.rate(15.0) == pytest.approx(14.0)  # half-way up
+    assert plan.users == 20  # sized for the peak
