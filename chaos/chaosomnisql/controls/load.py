@@ -13,7 +13,9 @@ at most ``seconds`` and ``max_requests``; the API keys come from ``secrets``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets as secrets_module
 import time
 from typing import Any
 
@@ -49,7 +51,11 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     ledger.LEDGER.running["cache_ttl_before"] = before.get("ttl_seconds")
     plan = plan_from_scenario(scenario, float(seconds), 1)
     cap = int(max_requests) if max_requests else int(plan.total_rate * float(seconds) * 2 + 100)
-    plan = plan_from_scenario(scenario, float(seconds), cap)
+    # A fresh key sequence per run (recorded in the journal): with the scenario's fixed seed
+    # every run would ask for exactly the keys the previous one left in the cache.
+    seed = int(setting(configuration, "load_seed") or secrets_module.randbits(31))
+    plan = dataclasses.replace(plan_from_scenario(scenario, float(seconds), cap), seed=seed)
+    ledger.LEDGER.running["load_seed"] = seed
     load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets))
     ledger.LEDGER.running[_KEY] = load.start()
     logger.info(f"omnisql: background load {plan.total_rate:.1f} req/s for at most "
@@ -66,7 +72,7 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     load = ledger.LEDGER.running.pop(_KEY, None)
     if load is None:
         return
-    report = load.stop().as_dict()
+    report = {**load.stop().as_dict(), "seed": ledger.LEDGER.running.pop("load_seed", None)}
     logger.info(f"omnisql: background load sent {report['sent']}: {report['by_status']}")
     if state is not None:
         state["omnisql_load"] = report
