@@ -259,7 +259,11 @@ def build_app(config: GatewayConfig) -> Starlette:
             return JSONResponse({"status": "loading keys"}, 503)
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        gw.router.export_gauges()
+        return await metrics_endpoint(request)
+
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/query", query, methods=["POST"]), *_internal_routes(gw),
-        Route("/health", ready), Route("/metrics", metrics_endpoint),
+        Route("/health", ready), Route("/metrics", metrics),
     ])

@@ -65,6 +65,12 @@ class Router:
             return None
         return pool[next(self._turn) % len(pool)]
 
+    def export_gauges(self) -> None:
+        """Copy the routing view into gauges; called at scrape time, so never stale."""
+        for backend in self.engines:
+            ZONE_HEALTHY.labels("gateway", backend.zone).set(1 if backend.healthy else 0)
+        CANARY_WEIGHT.labels("gateway").set(self.canary_weight)
+
     def failed(self, backend: Backend) -> None:
         # A refused connection is a strong signal: take the AZ out at once.
         backend.observe(False, 1)
@@ -75,9 +81,6 @@ class Router:
             results = await asyncio.gather(*(self._probe(http, b) for b in backends))
             for backend, ok in zip(backends, results):
                 backend.observe(ok, self.threshold)
-            for backend in self.engines:
-                ZONE_HEALTHY.labels("gateway", backend.zone).set(1 if backend.healthy else 0)
-            CANARY_WEIGHT.labels("gateway").set(self.canary_weight)
             await asyncio.sleep(self.interval)
 
     async def _probe(self, http: httpx.AsyncClient, backend: Backend) -> bool:
