@@ -49,9 +49,10 @@ def cmd_up(root: Path, detach: bool) -> int:
         print("running; Ctrl-C stops everything", flush=True)
         while pid_alive(int(str(state["pid"]))):
             time.sleep(0.5)
-        print("supervisord exited", file=sys.stderr)
+        orderly = not (root / "state.json").exists()  # `down` from elsewhere removes it
+        print("stopped by down" if orderly else "supervisord exited", file=sys.stderr)
         stop(root)
-        return 1
+        return 0 if orderly else 1
     except _Stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
