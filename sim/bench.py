@@ -33,7 +33,7 @@ import sys
 import time
 from bisect import bisect_right
 from pathlib import Path
-from typing import Callable, Generator, Iterator
+from typing import Any, Callable, Generator
 
 import simpy
 from rich.console import Console
@@ -78,10 +78,12 @@ def plain_simpy(scenario: Scenario, seed: int = 1, timeouts: bool = True) -> int
 
     timeout = topo.gateway.timeout
 
-    def client(zone: int, target: str, key: tuple[str, int]) -> Iterator[simpy.Event]:
+    Proc = Generator[simpy.Event, Any, None]
+
+    def client(zone: int, target: str, key: tuple[str, int]) -> Proc:
         yield env.process(request(zone, target, key)) | env.timeout(timeout)
 
-    def request(zone: int, target: str, key: tuple[str, int]) -> Iterator[simpy.Event]:
+    def request(zone: int, target: str, key: tuple[str, int]) -> Proc:
         start = env.now
         with engines[zone].request() as slot:
             yield slot
@@ -94,7 +96,7 @@ def plain_simpy(scenario: Scenario, seed: int = 1, timeouts: bool = True) -> int
         latencies.append(env.now - start)
         done[0] += 1
 
-    def tenant(name: str, rate: float, mix: list[tuple[str, float]]) -> Iterator[simpy.Event]:
+    def tenant(name: str, rate: float, mix: list[tuple[str, float]]) -> Proc:
         cdf = [sum(share for _, share in mix[: i + 1]) for i in range(len(mix))]
         while True:
             yield env.timeout(rng.expovariate(rate))

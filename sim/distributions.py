@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Annotated, Callable, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
 
 from .units import parse_duration
 
@@ -68,6 +76,11 @@ class Constant(_Dist):
 
     dist: Literal["constant"] = "constant"
     value: Seconds
+
+    @classmethod
+    def of(cls, duration: str) -> "Constant":
+        """``Constant.of("1ms")``: a constant from a duration with its unit."""
+        return cls.model_validate({"value": duration})
 
     @property
     def mean(self) -> float:

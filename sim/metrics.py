@@ -427,20 +427,24 @@ class Estimate:
 
     def __init__(self, values: list[float | None]) -> None:
         self.n = len(values)
+        self.mean: float | None
+        self.ci_low: float | None
+        self.ci_high: float | None
         clean = [v for v in values if v is not None and not math.isnan(v)]
         if len(clean) < len(values) or not clean:
             self.mean = self.ci_low = self.ci_high = None
             return
         arr = np.asarray(clean, dtype=float)
-        self.mean: float | None = float(arr.mean())
+        mean = float(arr.mean())
+        self.mean = mean
         if len(arr) < 2:
             self.ci_low = self.ci_high = None
             return
         from scipy.stats import t as student_t
 
         half = float(student_t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-        self.ci_low: float | None = self.mean - half
-        self.ci_high: float | None = self.mean + half
+        self.ci_low = mean - half
+        self.ci_high = mean + half
 
     def as_dict(self) -> dict[str, float | None]:
         return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high}

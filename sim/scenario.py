@@ -89,7 +89,10 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 
 BACKOFF_STRATEGIES = ("none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter")
 #: Outcomes a client may retry; ``unauthorized`` never is (a new attempt gets the same 401).
-RETRIABLE_OUTCOMES = ("timeout", "rate_limited", "unavailable", "overload", "provider_error")
+RetryOutcome = Literal["timeout", "rate_limited", "unavailable", "overload", "provider_error"]
+RETRIABLE_OUTCOMES: tuple[RetryOutcome, ...] = (
+    "timeout", "rate_limited", "unavailable", "overload", "provider_error"
+)
 
 
 class Strict(BaseModel):
@@ -150,9 +153,7 @@ class Retries(Strict):
     cap: Duration = 10.0
     #: At most this many retries per first attempt (e.g. 10%), as a token bucket.
     budget: Fraction | None = None
-    on: tuple[Literal["timeout", "rate_limited", "unavailable", "overload", "provider_error"], ...] = (
-        RETRIABLE_OUTCOMES
-    )
+    on: tuple[RetryOutcome, ...] = RETRIABLE_OUTCOMES
 
 
 class UserCap(Strict):
@@ -196,7 +197,7 @@ class Cache(Strict):
 
     enabled: bool = True
     ttl: Duration = Field(default=300.0, gt=0)
-    latency: Distribution = Constant(value="1ms")
+    latency: Distribution = Constant.of("1ms")
     #: Distinct result keys per tenant and connector object, drawn by Zipf popularity.
     keys: int = Field(default=1000, ge=1)
     zipf_s: float = Field(default=1.0, ge=0)
@@ -244,7 +245,7 @@ class Provider(Strict):
 
     latency: Distribution
     #: How fast the provider answers a call it refuses (429, 401, outage errors).
-    reject_latency: Distribution = Constant(value="20ms")
+    reject_latency: Distribution = Constant.of("20ms")
     objects: tuple[Name, ...] = Field(min_length=1)
     rate_limit: RateLimit = RateLimit()
     error_rate: Fraction = 0.0
@@ -255,7 +256,7 @@ class Metadata(Strict):
 
     primary_zone: str | None = None
     replica_zone: str | None = None
-    replication_lag: Distribution = Constant(value="1s")
+    replication_lag: Distribution = Constant.of("1s")
     failover_time: Duration = 60.0
 
 
@@ -600,7 +601,7 @@ class MetadataReplication(Strict):
     or a snapshot / log shipping every ``interval`` (RPO = time since the last one)."""
 
     mode: Literal["async", "snapshot", "log_shipping"] = "async"
-    lag: Distribution = Constant(value="1s")  # type: ignore[arg-type]  # parsed
+    lag: Distribution = Constant.of("1s")  # type: ignore[arg-type]  # parsed
     interval: Duration = Field(default=300.0, gt=0)
 
 
@@ -608,11 +609,11 @@ class Failover(Strict):
     """The regional failover timeline after a ``region_loss`` fault."""
 
     #: Alarm delay: from the loss to a page.
-    detection: Distribution = Constant(value="2m")  # type: ignore[arg-type]
+    detection: Distribution = Constant.of("2m")  # type: ignore[arg-type]
     #: From the page to the decision to fail over.
-    decision: Distribution = Constant(value="3m")  # type: ignore[arg-type]
+    decision: Distribution = Constant.of("3m")  # type: ignore[arg-type]
     #: Infrastructure as code bringing the data plane up in the secondary region.
-    spinup: Distribution = Constant(value="5m")  # type: ignore[arg-type]
+    spinup: Distribution = Constant.of("5m")  # type: ignore[arg-type]
     #: DNS TTL: clients move to the new region evenly over this long.
     dns_ttl: Duration = 60.0
     #: Dependencies replicated to the secondary region; a missing one shows after failover.

@@ -132,7 +132,8 @@ def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, .
     if not isinstance(data, dict):
         raise ScenarioError(file, "a scenario file must be a mapping (name:, run:, topology:, ...)")
     lines: dict[tuple[Any, ...], int] = {}
-    _index_lines(node, (), lines, file)
+    if node is not None:
+        _index_lines(node, (), lines, file)
     return data, lines
 
 

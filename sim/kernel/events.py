@@ -39,7 +39,7 @@ def schedule(
     """Call ``callback(call)`` after ``delay`` simulated seconds; ``call.job`` is ``job``."""
     call = Call(callback, job, gen)
     # Environment.schedule, inlined: this is the hottest call of the simulator.
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))  # type: ignore[attr-defined]
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))  # type: ignore[attr-defined,misc]
     return call
 
 
@@ -49,4 +49,4 @@ def schedule_job(env: simpy.Environment, delay: float, job: Any, callbacks: list
     ``job`` must have ``callbacks``, ``_ok`` and ``_value`` slots and must not already be
     in the event queue."""
     job.callbacks = callbacks
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), job))  # type: ignore[attr-defined]
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), job))  # type: ignore[attr-defined,misc]

@@ -12,7 +12,7 @@ An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tes
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 import simpy
@@ -104,7 +104,7 @@ class Recorder:
 
     # -- windows ----------------------------------------------------------------------
 
-    def _tick(self) -> Iterator[simpy.Event]:
+    def _tick(self) -> Generator[simpy.Event, Any, None]:
         while True:
             yield self.env.timeout(self.window)
             self.close_window()

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Callable
 
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call, schedule_job
-from ..scenario import Retries
 from ..kernel.recorder import OUTCOMES
+from ..scenario import Retries
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ its duration ends. Every fault adds a shaded window to the run's timeline.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..scenario import (
     AzLoss,
@@ -18,7 +18,6 @@ from ..scenario import (
     TokenRevocation,
     TrafficSurge,
 )
-
 from .region import region_loss
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ __all__ = ["start_faults"]
 
 def start_faults(system: "System") -> None:
     for fault in system.scenario.faults:
-        system.env.process(_FAULTS[type(fault)](system, fault))
+        system.env.process(_FAULTS[type(fault)](system, fault))  # type: ignore[arg-type]
 
 
 def _wait_until(system: "System", at: float) -> "simpy.Event":
@@ -108,7 +107,7 @@ def _token_revocation(system: "System", fault: TokenRevocation) -> Iterator["sim
     system.mark_end(fault)
 
 
-_FAULTS = {
+_FAULTS: dict[type, Callable[[Any, Any], Iterator[Any]]] = {
     AzLoss: _az_loss,
     ProviderOutage: _provider_outage,
     LatencyInjection: _latency_injection,

@@ -10,7 +10,7 @@ Admission enforces per-user concurrency caps from the policy table (SOP-101).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..kernel import Recorder, Station, Streams
 from ..scenario import Gateway as GatewaySpec
@@ -51,9 +51,13 @@ class Gateway:
         self.factor = 1.0  # latency injection multiplies the service time
         if spec.workers_per_zone > 0:
             service = spec.service_time.sampler(streams.numpy("gateway.service"))
+
+            def serve(attempt: Attempt) -> float:
+                return service() * self.factor
+
             for zone in zones:
-                station = Station(env, f"{zone.name}.gateway", spec.workers_per_zone,
-                                  lambda a, s=service: s() * self.factor, self._served)
+                station = Station(env, f"{zone.name}.gateway", spec.workers_per_zone, serve,
+                                  self._served)
                 zone.add_station(station)
                 self.stations.append(station)
         env.process(self._health_checks())
@@ -124,7 +128,7 @@ class Gateway:
 
     # -- health checks ------------------------------------------------------------------
 
-    def _health_checks(self) -> Iterator["simpy.Event"]:
+    def _health_checks(self) -> Generator["simpy.Event", Any, None]:
         check = self.spec.health_check
         while True:
             yield self.env.timeout(check.interval)
