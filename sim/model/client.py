@@ -101,8 +101,9 @@ class Client:
 
     def send(self, request: Request) -> None:
         """A new client request: its first attempt."""
-        if self.budget.ratio is not None:
-            self.budget.earn()
+        budget = self.budget
+        if budget.ratio is not None:
+            budget.earn()
         self.requests += 1
         self._attempt(request)
 

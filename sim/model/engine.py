@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from ..distributions import Constant
 from ..kernel import Recorder, Station, Streams
 from ..scenario import Engine as EngineSpec
 from .cache import ResultCache
@@ -42,8 +43,14 @@ class Engine:
         self.cache_factor = 1.0
         self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
         service = spec.service_time.sampler(streams.numpy("engine.service"))
+        latency = cache.spec.latency
+        cache_constant = latency.value if isinstance(latency, Constant) else None
         if cache_latency is None:
             self._service = lambda attempt: service() * self.factor
+        elif cache_constant is not None:  # the usual case: no sampler call for the lookup
+            self._service = lambda attempt: (
+                service() * self.factor + cache_constant * self.cache_factor
+            )
         else:
             self._service = lambda attempt: (
                 service() * self.factor + cache_latency() * self.cache_factor

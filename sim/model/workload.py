@@ -10,10 +10,12 @@ faults see the same queries at the same times (common random numbers).
 from __future__ import annotations
 
 import math
+from heapq import heappush
 from itertools import accumulate
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+from simpy.core import NORMAL
 
 from ..distributions import BLOCK
 from ..kernel import Streams
@@ -201,7 +203,10 @@ class Workload:
             gaps = ts.gap_buffer
             t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
             if t < ts.segments[ts.seg][1]:
-                schedule_job(self.env, t - now, Request(0, ts.index, 0, 0, 0, t), ts.callbacks)
+                request = Request(0, ts.index, 0, 0, 0, t)  # schedule_job, inlined
+                request.callbacks = ts.callbacks
+                env = self.env
+                heappush(env._queue, (t, NORMAL, next(env._eid), request))  # type: ignore[attr-defined,misc]
                 return
             now = ts.segments[ts.seg][1]
             ts.seg += 1
