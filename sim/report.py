@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .checks import CheckResult, evaluate_checks
+from .checks import evaluate_checks
 from .metrics import aggregate, compute_metrics, recovery, window_table
 from .resilience import release_report, resilience_report
 from .run import RunResult
@@ -277,6 +277,3 @@ def _mark_mitigations(axes: Any, result: RunResult) -> None:
         axes[2].annotate(entry["detail"], (start, 0.05), xycoords=("data", "axes fraction"),
                          fontsize=7, color="teal", rotation=90, va="bottom")
 
-
-def checks_failed(summary: dict[str, Any]) -> list[CheckResult]:
-    return [CheckResult(**c) for c in summary["checks"] if not c["passed"]]

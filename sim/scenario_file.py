@@ -10,7 +10,6 @@ The CLI turns it into exit code 2 without a traceback.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -26,7 +25,6 @@ __all__ = [
     "read_scenario",
     "load_scenario",
     "parse_override",
-    "apply_override",
 ]
 
 
@@ -99,13 +97,6 @@ def parse_override(item: str, file: str = "--set") -> tuple[str, Any]:
     except yaml.YAMLError:
         value = raw
     return dotted.strip(), value
-
-
-def apply_override(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """Return a copy of ``data`` with ``dotted`` set to ``value`` (lists indexed by number)."""
-    result = copy.deepcopy(data)
-    _apply(result, dotted, value, "<data>", f"--set {dotted}", {})
-    return result
 
 
 # --------------------------------------------------------------------------- internals
