@@ -50,11 +50,7 @@ class ScenarioFile:
 
     def error(self, path: tuple[Any, ...], message: str) -> ScenarioError:
         """A :class:`ScenarioError` pointing at ``path`` in this file (its nearest line)."""
-        line = None
-        for n in range(len(path), -1, -1):
-            if path[:n] in self.lines:
-                line = self.lines[path[:n]]
-                break
+        line = _nearest(self.lines, path)
         return ScenarioError(str(self.path), message, ".".join(map(str, path)), line)
 
 
@@ -190,20 +186,22 @@ def _first_error(
     inner = _inner_path(message, data)
     if inner:  # a cross-reference error names its own, deeper path
         path, message = inner
-    for prefix_len in range(len(path), 0, -1):
-        source = origin.get(path[:prefix_len])
-        if source:
-            message = f"{message} (from {source})"
-            break
-    line = None
-    for prefix_len in range(len(path), -1, -1):
-        if path[:prefix_len] in lines:
-            line = lines[path[:prefix_len]]
-            break
+    source = _nearest(origin, path)
+    if source:
+        message = f"{message} (from {source})"
+    line = _nearest(lines, path)
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more error{'s' if more > 1 else ''})"
     return ScenarioError(file, message, ".".join(map(str, path)), line)
+
+
+def _nearest(table: Mapping[tuple[Any, ...], Any], path: tuple[Any, ...]) -> Any:
+    """The entry for ``path`` or its deepest ancestor in ``table``; ``None`` if none."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in table:
+            return table[path[:n]]
+    return None
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
