@@ -119,8 +119,20 @@ class BackgroundLoad:
         self._thread.start()
         return self
 
+    def wait(self, timeout: float = 20.0) -> LoadReport:
+        """Let the load end by its own bounds: every scheduled request is sent and answered.
+
+        Unlike :meth:`stop`, nothing queued is cancelled. Returns the report.
+        """
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return self.stop()
+        self._pool.shutdown(wait=True)
+        self._client.close()
+        return self.report
+
     def stop(self, timeout: float = 20.0) -> LoadReport:
-        """Stop sending, wait for requests in flight, close the client; the report."""
+        """Stop sending now: queued requests are cancelled, those in flight finish; the report."""
         self._stop.set()
         self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)

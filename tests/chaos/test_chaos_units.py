@@ -145,8 +145,7 @@ def test_background_load_stops_at_its_request_bound() -> None:
     plan = LoadPlan((TenantLoad("acme", 2000.0, 5, (("crm.accounts", 1.0),)),), 30.0, 40)
     load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"},
                           transport=_counting_transport(seen)).start()
-    load._thread.join(5)
-    report = load.stop()
+    report = load.wait(5)
     assert report.sent == len(seen) == 40
     assert report.by_status == {"200": 40}
     assert seen[0].headers["X-OmniSQL-User"].startswith("u")
@@ -158,9 +157,20 @@ def test_background_load_stops_at_its_time_bound() -> None:
     start = time.monotonic()
     load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"},
                           transport=_counting_transport(seen)).start()
-    load._thread.join(5)
+    report = load.wait(5)
     assert time.monotonic() - start < 2.0
-    assert 5 <= load.stop().sent <= 60  # ~25 expected at 50/s for 0.5 s
+    assert 5 <= report.sent <= 60  # ~25 expected at 50/s for 0.5 s
+
+
+def test_stopping_a_load_early_cancels_what_is_queued() -> None:
+    seen: list[httpx.Request] = []
+    plan = LoadPlan((TenantLoad("acme", 50.0, 5, (("crm.accounts", 1.0),)),), 30.0, 10_000)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"},
+                          transport=_counting_transport(seen)).start()
+    time.sleep(0.3)
+    report = load.stop()
+    assert not load._thread.is_alive()
+    assert report.sent == len(seen) == sum(report.by_status.values()) < 100
 
 
 # ----------------------------------------------------------------- the public surface
