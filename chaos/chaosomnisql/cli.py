@@ -80,8 +80,18 @@ def _run(args: argparse.Namespace) -> int:
     journal = args.journal or Path(tempfile.mkdtemp(prefix="omnisql-chaos-")) / "journal.json"
     cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
            str(journal), str(args.experiment)]
-    code = _supervise(subprocess.Popen(cmd, env=env), args.timeout)
+    code = _supervise(subprocess.Popen(cmd, env=env, preexec_fn=interruptible), args.timeout)
     return _judge(journal, code)
+
+
+def interruptible() -> None:
+    """In the child before exec: SIGINT back to its default disposition.
+
+    A process started in the background by a non-interactive shell (``cmd &``, nohup,
+    some CI runners) inherits SIGINT *ignored*, and Python then installs no
+    KeyboardInterrupt handler: our SIGINT, the one signal that makes Chaos Toolkit stop
+    and play its rollbacks, would be lost and the fault left in place."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _supervise(proc: subprocess.Popen[Any], timeout: float) -> int:

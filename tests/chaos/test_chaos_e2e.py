@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from chaos_helpers import EXPERIMENTS, REPO, ChaosSandbox, restored
-from chaosomnisql.cli import SHORT_MODE, sandbox_env
+from chaosomnisql.cli import SHORT_MODE, interruptible, sandbox_env
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(300)]
 
@@ -112,8 +112,9 @@ def _start_chaos(sb: ChaosSandbox, journal: Path, extra: dict[str, str] | None =
     else:
         cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
                str(journal), str(EXPERIMENTS / "az_loss.yaml")]
+    # As from a terminal: SIGINT not ignored, even when this test runs in the background.
     return subprocess.Popen(cmd, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=interruptible)
 
 
 @pytest.mark.parametrize("how", ["SIGINT to chaos", "SIGTERM to chaos", "SIGTERM to the wrapper"])

@@ -186,3 +186,24 @@ def test_discover_lists_every_activity_with_configuration_and_secrets_last() -> 
             params = list(inspect.signature(getattr(module, name)).parameters)
             assert params[-2:] == ["configuration", "secrets"], name
             assert getattr(module, name).__doc__, name
+
+
+def test_chaos_is_started_interruptible_even_when_sigint_is_ignored() -> None:
+    """A background shell (``cmd &``) hands its children SIGINT ignored; the wrapper must
+    still be able to stop chaos with SIGINT, or the rollbacks would never run."""
+    import signal
+    import subprocess
+    import sys
+
+    from chaosomnisql.cli import interruptible
+
+    def ignored_then_interruptible() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interruptible()
+
+    code = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    for preexec, expected in (((lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)), "False"),
+                              (ignored_then_interruptible, "True")):
+        out = subprocess.run([sys.executable, "-c", code], preexec_fn=preexec,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == expected
