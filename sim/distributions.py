@@ -61,7 +61,21 @@ class _Dist(BaseModel):
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         """A zero-argument function returning successive draws from ``rng``."""
-        return _blocks(lambda: self._draw(rng, BLOCK))
+        buffer, refill = self.buffered(rng)
+        return lambda: buffer.pop() if buffer else refill()
+
+    def buffered(self, rng: np.random.Generator) -> tuple[list[float], Sampler]:
+        """The sampler's parts, for a hot path that inlines it: ``buffer.pop() if buffer
+        else refill()`` gives the same successive draws as :meth:`sampler`."""
+        buffer: list[float] = []
+
+        def refill() -> float:
+            block = self._draw(rng, BLOCK).tolist()
+            block.reverse()  # pop() from the end hands values out in drawn order
+            buffer.extend(block)
+            return buffer.pop()
+
+        return buffer, refill
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
@@ -89,6 +103,10 @@ class Constant(_Dist):
     def sampler(self, rng: np.random.Generator) -> Sampler:
         value = self.value
         return lambda: value
+
+    def buffered(self, rng: np.random.Generator) -> tuple[list[float], Sampler]:
+        value = self.value
+        return [], lambda: value  # the buffer stays empty: every draw is the constant
 
 
 class Exponential(_Dist):
@@ -194,17 +212,6 @@ class Empirical(_Dist):
         return rng.choice(np.asarray(self._values), n)
 
 
-def _blocks(draw: Callable[[], np.ndarray]) -> Sampler:
-    buffer: list[float] = []
-
-    def sample() -> float:
-        if not buffer:
-            block = draw().tolist()
-            block.reverse()  # pop() from the end hands values out in drawn order
-            buffer.extend(block)
-        return buffer.pop()
-
-    return sample
 
 
 def _shorthand(value: object) -> object:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import simpy
 
-from .kernel import Recorder, Streams, derive_seed
+from .kernel import Environment, Recorder, Streams, derive_seed
 from .model import FaultMark, System
 from .scenario import Scenario
 
@@ -52,7 +52,7 @@ def simulate(
 ) -> RunResult:
     """Run ``scenario`` once with ``seed`` (default: the scenario's ``run.seed``)."""
     seed = scenario.run.seed if seed is None else seed
-    env = simpy.Environment()
+    env = Environment(collect_every=scenario.run.window)
     streams = Streams(seed)
     recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace)
     system = System(env, scenario, streams, recorder)

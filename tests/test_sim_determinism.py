@@ -43,3 +43,54 @@ def test_common_random_numbers_across_fault_scenarios():
         assert np.array_equal(base.arrays[key][before], lost.arrays[key][before]), key
     after = ~before
     assert not np.array_equal(base.arrays["outcomes"][after], lost.arrays["outcomes"][after])
+
+
+def test_the_kernels_run_loop_is_simpys(monkeypatch):
+    """sim.kernel.Environment steps the same events as simpy.Environment: a run with
+    fault processes, health checks and retries gives the same windows either way."""
+    import simpy
+
+    import sim.run
+
+    scenario = load_scenario(SCENARIOS / "az_loss.yaml",
+                             overrides=["run.duration=3m", "faults.0.at=1m",
+                                        "workload.scale=0.2"])
+    fast = simulate(scenario)
+    monkeypatch.setattr(sim.run, "Environment", lambda collect_every: simpy.Environment())
+    plain = simulate(scenario)
+    assert fast.requests == plain.requests > 0
+    assert fast.marks == plain.marks
+    for name, value in fast.arrays.items():
+        assert np.array_equal(np.asarray(value), np.asarray(plain.arrays[name])), name
+
+
+
+def test_the_kernel_collects_cycles_once_per_interval_and_restores_the_collector():
+    """During ``run`` the automatic cyclic collector is off and the young generations are
+    collected once per ``collect_every`` simulated seconds; afterwards the collector is
+    as it was (on, or off if the caller had switched it off)."""
+    import gc
+
+    from sim.kernel import Environment
+
+    env = Environment(collect_every=1.0)
+    seen = []
+
+    def watch():
+        while True:
+            yield env.timeout(0.25)
+            seen.append((gc.isenabled(), gc.get_stats()[1]["collections"]))
+
+    env.process(watch())
+    assert gc.isenabled()
+    env.run(until=3.1)
+    assert gc.isenabled()
+    assert not any(enabled for enabled, _ in seen)
+    counts = [n for _, n in seen]
+    assert counts[-1] - counts[0] == 3  # at t = 1, 2, 3: ours only, none automatic
+    gc.disable()
+    try:
+        env.run(until=4.1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -4,9 +4,10 @@ Nothing here knows about gateways, caches or SaaS providers: the kernel is the s
 domain-free core that the model's components are built from.
 """
 
+from .environment import Environment
 from .events import schedule
 from .recorder import OUTCOMES, Recorder, Window
 from .station import Station
 from .streams import Streams, derive_seed
 
-__all__ = ["OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed", "schedule"]
+__all__ = ["Environment", "OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed", "schedule"]

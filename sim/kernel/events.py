@@ -23,12 +23,12 @@ __all__ = ["Call", "schedule", "schedule_job"]
 class Call:
     """What SimPy's ``Environment.step`` needs of an event, and a payload."""
 
-    __slots__ = ("callbacks", "_ok", "_value", "job", "gen")
+    __slots__ = ("callbacks", "job", "gen")
+    _ok = True  # never fails, carries no value: all that SimPy's step reads besides callbacks
+    _value = None
 
     def __init__(self, callback: Callable[["Call"], None], job: Any, gen: int) -> None:
         self.callbacks: list[Callable[[Call], None]] | None = [callback]
-        self._ok = True
-        self._value = None
         self.job = job
         self.gen = gen
 
@@ -46,7 +46,7 @@ def schedule(
 def schedule_job(env: simpy.Environment, delay: float, job: Any, callbacks: list) -> None:
     """Schedule ``job`` itself as an event; ``callbacks`` (a list SimPy only reads) gets it.
 
-    ``job`` must have ``callbacks``, ``_ok`` and ``_value`` slots and must not already be
-    in the event queue."""
+    ``job`` must have a ``callbacks`` slot, ``_ok`` true and ``_value`` (class attributes
+    will do) and must not already be in the event queue."""
     job.callbacks = callbacks
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), job))  # type: ignore[attr-defined,misc]

@@ -36,6 +36,8 @@ N_BINS = 1000
 BIN_MIN = 1e-4  # seconds: bin 0 holds everything faster than 100 µs
 BIN_GROWTH = 1.02
 _INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
+_LAST_BIN = N_BINS - 1
+_log = math.log
 TIER_FIELDS = ("started", "waited", "wait_sum", "busy_area", "capacity_area", "rejected", "dropped")
 
 
@@ -90,11 +92,8 @@ class Recorder:
     def request(self, tenant: int, latency: float, outcome: int) -> None:
         """A client request ended (after all its retries)."""
         w = self.current
-        if latency > BIN_MIN:
-            index = int(math.log(latency / BIN_MIN) * _INV_LOG_GROWTH)
-            w.hist[tenant][index if index < N_BINS else N_BINS - 1] += 1
-        else:
-            w.hist[tenant][0] += 1
+        index = int(_log(latency / BIN_MIN) * _INV_LOG_GROWTH) if latency > BIN_MIN else 0
+        w.hist[tenant][index if index < N_BINS else _LAST_BIN] += 1
         w.outcomes[tenant][outcome] += 1
         w.latency_sum[tenant] += latency
 

@@ -8,8 +8,8 @@ time (the server stays with the job: a connector waiting out a Retry-After) or `
 A station can fail (all its work is lost, completions already scheduled are ignored
 through a generation counter) and be restored. Busy time is integrated exactly for
 utilisation; waits are summed for the mean queue wait. Jobs are scheduled as their own
-completion events, so they need the event slots (``callbacks``, ``_ok``, ``_value``) and
-a ``gen``.
+completion events (see :mod:`sim.kernel.events`), so they need a ``callbacks`` slot,
+``_ok`` and ``_value``, and a ``gen``.
 """
 
 from __future__ import annotations
@@ -63,10 +63,16 @@ class Station:
 
     def submit(self, job: Any) -> bool:
         """Queue or start ``job``; ``False`` if the queue is full or the station is down."""
-        now = self.env._now
-        job.t_enq = now
-        if self.busy < self.capacity:
-            self._start(job, now)
+        env = self.env
+        now = job.t_enq = env._now
+        if self.busy < self.capacity:  # _start without a wait, inlined: the hot path
+            self.busy_area += self.busy * (now - self._last)
+            self._last = now
+            self.busy += 1
+            self.started += 1
+            job.gen = self.gen
+            job.callbacks = self._callbacks
+            heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), job))
             return True
         if self.capacity == 0 or (
             self.queue_limit is not None and len(self.queue) >= self.queue_limit

@@ -47,15 +47,12 @@ class Backoff:
 
 class RetryBudget:
     """Retries may not exceed ``ratio`` of first attempts: every first attempt earns
-    ``ratio`` of a token (up to ``reserve`` saved), every retry spends one."""
+    ``ratio`` of a token (up to ``reserve`` saved; :meth:`Client.send` adds it, on the hot
+    path), every retry spends one."""
 
     def __init__(self, ratio: float | None, reserve: float = 100.0) -> None:
         self.ratio, self.reserve = ratio, reserve
         self.tokens = reserve if ratio is not None else 0.0
-
-    def earn(self) -> None:
-        if self.ratio is not None:
-            self.tokens = min(self.reserve, self.tokens + self.ratio)
 
     def spend(self) -> bool:
         if self.ratio is None:
@@ -82,7 +79,7 @@ class Client:
         self.observer: Callable[[Attempt, int], None] | None = None
         self._pending: deque[Attempt] = deque()
         self._armed = False
-        self._retry_callbacks = [self._retry]
+        self._retry_callbacks = [self.send]
         self.trace = recorder.trace is not None
         # Counters, read and reset by the recorder at each window boundary.
         self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
@@ -100,14 +97,13 @@ class Client:
             self.max_attempts = max_attempts
 
     def send(self, request: Request) -> None:
-        """A new client request: its first attempt."""
-        budget = self.budget
-        if budget.ratio is not None:
-            budget.earn()
-        self.requests += 1
-        self._attempt(request)
-
-    def _attempt(self, request: Request) -> None:
+        """A new client request, or a retry of one: a new attempt through the stack."""
+        if not request.attempts:  # a new request
+            self.requests += 1
+            budget = self.budget
+            if budget.ratio is not None:  # it earns the budget its share
+                tokens = budget.tokens + budget.ratio
+                budget.tokens = tokens if tokens < budget.reserve else budget.reserve
         request.attempts += 1
         attempt = Attempt(request, -1, self.env._now)
         self.attempts += 1
@@ -117,8 +113,6 @@ class Client:
         if not self._armed:
             self._arm()
         self.enter(attempt)
-
-    _retry = _attempt  # a retry is a new attempt of the same request
 
     def finish(self, attempt: Attempt, outcome: int) -> None:
         """An attempt ended; outcomes of attempts the client gave up on are wasted work."""

@@ -42,18 +42,24 @@ class Engine:
         self.factor = 1.0  # latency injection
         self.cache_factor = 1.0
         self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
-        service = spec.service_time.sampler(streams.numpy("engine.service"))
+        # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
+        # runs once per request.
+        buffer, refill = spec.service_time.buffered(streams.numpy("engine.service"))
         latency = cache.spec.latency
         cache_constant = latency.value if isinstance(latency, Constant) else None
         if cache_latency is None:
-            self._service = lambda attempt: service() * self.factor
+            self._service = lambda attempt: (
+                (buffer.pop() if buffer else refill()) * self.factor
+            )
         elif cache_constant is not None:  # the usual case: no sampler call for the lookup
             self._service = lambda attempt: (
-                service() * self.factor + cache_constant * self.cache_factor
+                (buffer.pop() if buffer else refill()) * self.factor
+                + cache_constant * self.cache_factor
             )
         else:
             self._service = lambda attempt: (
-                service() * self.factor + cache_latency() * self.cache_factor
+                (buffer.pop() if buffer else refill()) * self.factor
+                + cache_latency() * self.cache_factor
             )
         self.cache_expiry = cache.expiry
         self.wasted = 0

@@ -32,13 +32,13 @@ CAPPED = OUTCOME_INDEX["capped"]
 class Request:
     """One client query: who asked, for which result key, and since when."""
 
-    __slots__ = ("callbacks", "_ok", "_value", "id", "tenant", "user", "target", "key", "t0",
-                 "attempts", "backoff")
+    __slots__ = ("callbacks", "id", "tenant", "user", "target", "key", "t0", "attempts",
+                 "backoff")
+    _ok = True  # what SimPy's step reads of an event: it never fails, carries no value
+    _value = None
 
     def __init__(self, rid: int, tenant: int, user: int, target: int, key: int, t0: float) -> None:
         self.callbacks: list | None = None
-        self._ok = True
-        self._value = None
         self.id = rid
         self.tenant = tenant
         self.user = user
@@ -52,13 +52,13 @@ class Request:
 class Attempt:
     """One try of a request through gateway → engine → cache → connector."""
 
-    __slots__ = ("callbacks", "_ok", "_value", "gen", "request", "zone", "start", "alive",
-                 "t_enq", "phase", "calls", "outcome", "slot")
+    __slots__ = ("callbacks", "gen", "request", "zone", "start", "alive", "t_enq", "phase",
+                 "calls", "outcome", "slot")
+    _ok = True
+    _value = None
 
     def __init__(self, request: Request, zone: int, start: float) -> None:
         self.callbacks: list | None = None
-        self._ok = True
-        self._value = None
         self.gen = 0  # generation of the station serving it (stale after a failure)
         self.request = request
         self.zone = zone
