@@ -1,4 +1,5 @@
-"""The simulation kernel: random streams, light events, service stations and the recorder.
+"""The simulation kernel: the environment (a faster SimPy run loop), random streams, light
+events, service stations and the recorder.
 
 Nothing here knows about gateways, caches or SaaS providers: the kernel is the small,
 domain-free core that the model's components are built from.
@@ -10,4 +11,5 @@ from .recorder import OUTCOMES, Recorder, Window
 from .station import Station
 from .streams import Streams, derive_seed
 
-__all__ = ["Environment", "OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed", "schedule"]
+__all__ = ["Environment", "OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed",
+           "schedule"]
