@@ -14,8 +14,9 @@ zones and service-time distributions) written the textbook way: a process per re
   the lab does (no timeouts, retries, health checks, rate limits); its ratio is shown
   so that nothing flatters the lab.
 
-All models are timed on the same machine in the same command, so ratios hold even when
-the machine is noisy; the best of ``--repeat`` measurements of each is kept.
+All models are timed on the same machine in the same command, in interleaved rounds, so
+ratios hold even when the machine is noisy; the best of ``--repeat`` rounds of each is
+kept.
 
 A second table puts the lab next to its peers on one plain queueing network, the
 textbook M/M/c of ``scenarios/textbook/mmc.yaml`` (the network ``validate-model`` checks
@@ -27,6 +28,7 @@ speed as a multiple of each.
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import subprocess
 import sys
@@ -163,9 +165,9 @@ def _peer_table(console: Console, repeat: int) -> None:
                   f"{scenario.workload.total_rate():g} customers/s, "
                   f"{scenario.run.duration:,.0f} s simulated, best of {repeat})",
                   highlight=False)
-    rows = [("lab (the scenario)", *_best(lambda: simulate(scenario).requests, repeat)),
-            ("plain SimPy", *_best(lambda: plain_simpy_mmc(scenario), repeat)),
-            ("Ciw", *_best(lambda: ciw_mmc(scenario), repeat))]
+    rows = _best({"lab (the scenario)": lambda: simulate(scenario).requests,
+                  "plain SimPy": lambda: plain_simpy_mmc(scenario),
+                  "Ciw": lambda: ciw_mmc(scenario)}, repeat)
     rates = [count / elapsed for _, count, elapsed in rows]
     table = Table()
     for column in ("model", "customers", "wall s", "customers / wall s", "lab ÷ it"):
@@ -180,15 +182,23 @@ def _peer_table(console: Console, repeat: int) -> None:
                   highlight=False)
 
 
-def _best(measure: Callable[[], int], repeat: int) -> tuple[int, float]:
-    best = (0, float("inf"))
+def _best(models: dict[str, Callable[[], int]], repeat: int) -> list[tuple[str, int, float]]:
+    """(name, count, best wall seconds) of each model over ``repeat`` rounds.
+
+    Rounds interleave the models (A, B, C, A, B, C, ...), so that a slow spell of a shared
+    machine falls on all of them rather than on one, and the fastest of each is kept
+    (the least disturbed, as ``timeit`` does). Garbage left by the model measured before is
+    collected before the clock starts."""
+    best = {name: (0, float("inf")) for name in models}
     for _ in range(repeat):
-        started = time.perf_counter()
-        count = measure()
-        elapsed = time.perf_counter() - started
-        if elapsed < best[1]:
-            best = (count, elapsed)
-    return best
+        for name, measure in models.items():
+            gc.collect()  # the previous model's garbage is not this one's to pay for
+            started = time.perf_counter()
+            count = measure()
+            elapsed = time.perf_counter() - started
+            if elapsed < best[name][1]:
+                best[name] = (count, elapsed)
+    return [(name, *best[name]) for name in models]
 
 
 def _memory_probe(path: str) -> float:
@@ -211,12 +221,10 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario, overrides=overrides)
     console.print(f"Benchmark on {args.scenario} ({scenario.workload.total_rate():,.0f} req/s "
                   f"offered, {args.duration} simulated, best of {args.repeat})", highlight=False)
-    lab = _best(lambda: simulate(scenario).requests, args.repeat)
-    plain = _best(lambda: plain_simpy(scenario, timeouts=True), args.repeat)
-    minimal = _best(lambda: plain_simpy(scenario, timeouts=False), args.repeat)
-    rows = [("lab (light events, full model)", *lab),
-            ("plain SimPy, with client timeouts", *plain),
-            ("plain SimPy, minimal (no timeouts)", *minimal)]
+    rows = _best({"lab (light events, full model)": lambda: simulate(scenario).requests,
+                  "plain SimPy, with client timeouts": lambda: plain_simpy(scenario),
+                  "plain SimPy, minimal (no timeouts)":
+                      lambda: plain_simpy(scenario, timeouts=False)}, args.repeat)
     table = Table()
     for column in ("model", "requests", "wall s", "requests / wall s"):
         table.add_column(column, justify="right" if column != "model" else "left")

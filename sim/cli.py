@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
     bench.add_argument("--duration", default="3m", help="simulated time per measurement")
-    bench.add_argument("--repeat", type=int, default=3, help="measurements per model (best kept)")
+    bench.add_argument("--repeat", type=int, default=5,
+                       help="interleaved rounds of measurements (the best of each model kept)")
     bench.add_argument("--no-memory", action="store_true",
                        help="skip the peak-memory run (one simulated hour at 2,000 req/s)")
 
