@@ -4,10 +4,9 @@ import subprocess
 import sys
 
 import numpy as np
+from sim_helpers import ROOT, SCENARIOS
 
 from sim import compute_metrics, load_scenario, simulate
-
-from sim_helpers import ROOT, SCENARIOS
 
 SHORT = ["run.duration=6m", "run.warmup=1m", "faults.0.at=3m"]
 

@@ -167,7 +167,8 @@ class BackgroundLoad:
             self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
         try:
-            status = str(self._client.post(self.url, json={"sql": sql}, headers=headers).status_code)
+            response = self._client.post(self.url, json={"sql": sql}, headers=headers)
+            status = str(response.status_code)
         except httpx.HTTPError:
             status = "error"
         with self._lock:

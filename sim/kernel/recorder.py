@@ -129,7 +129,8 @@ class Recorder:
                 station.sample_areas()
                 for i, field in enumerate(TIER_FIELDS):
                     totals[i] += getattr(station, field)
-                    setattr(station, field, 0.0 if isinstance(getattr(station, field), float) else 0)
+                    zero = 0.0 if isinstance(getattr(station, field), float) else 0
+                    setattr(station, field, zero)
             w.tiers[name] = tuple(totals)
         self.windows.append(w)
         self.current = Window(self.env.now, len(self.tenants))
