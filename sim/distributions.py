@@ -212,8 +212,6 @@ class Empirical(_Dist):
         return rng.choice(np.asarray(self._values), n)
 
 
-
-
 def _shorthand(value: object) -> object:
     """``20ms`` or ``0`` means a constant."""
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
