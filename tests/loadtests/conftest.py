@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sandbox.testing import detached_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -51,20 +51,5 @@ class Standin:
 
 @pytest.fixture(scope="session")
 def standin() -> Iterator[Standin]:
-    root = Path(tempfile.mkdtemp(prefix="omnisql-lt-"))
-    root.chmod(0o711)  # PostgreSQL runs as `postgres` and must traverse it
-    box = root / "sb"
-    cli = [sys.executable, "-m", "sandbox"]
-    try:
-        up = subprocess.run([*cli, "up", "--detach", "--dir", str(box)], capture_output=True,
-                            text=True, timeout=180, cwd=REPO, env=child_env(), check=False)
-        assert up.returncode == 0, up.stderr[-3000:]
+    with detached_sandbox("omnisql-lt-", env=child_env(), up_timeout=180) as box:
         yield Standin(box)
-    finally:
-        subprocess.run([*cli, "down", "--dir", str(box)], capture_output=True, timeout=90,
-                       cwd=REPO, env=child_env(), check=False)
-        from sandbox.supervise import survivors
-
-        left = survivors(box)
-        shutil.rmtree(root, ignore_errors=True)
-        assert left == [], f"processes survived `sandbox down`: {left}"

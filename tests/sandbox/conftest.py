@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,15 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.supervise import survivors
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False,
-                          timeout=timeout, env=env, cwd=REPO)
+from sandbox.testing import detached_sandbox
 
 
 class Sandbox:
@@ -54,17 +41,7 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    root = Path(tempfile.mkdtemp(prefix="omnisql-sandbox-"))
-    root.chmod(0o711)  # PostgreSQL runs as `postgres` and must traverse it
-    box = root / "sb"
-    try:
-        up = run_cli("-m", "sandbox", "up", "--dir", str(box), "--detach")
-        assert up.returncode == 0, up.stderr[-3000:]
+    with detached_sandbox("omnisql-sandbox-") as box:
         sb = Sandbox(box, json.loads((box / "state.json").read_text()))
         yield sb
         sb.http.close()
-    finally:
-        run_cli("-m", "sandbox", "down", "--dir", str(box), timeout=90)
-        left = survivors(box)
-        shutil.rmtree(root, ignore_errors=True)
-        assert left == [], f"processes survived `down`: {left}"
