@@ -119,12 +119,13 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from .facts import OUTCOMES, TIER_FIELDS, bin_value
+from .scenario.checks import Scope
 
 if TYPE_CHECKING:  # the simulator's result type; any object with the same fields will do
     from sim.run import RunResult
@@ -140,7 +141,6 @@ __all__ = [
     "window_table",
 ]
 
-Scope = Literal["run", "before_fault", "outside_recovery", "after_recovery"]
 _F = {name: i for i, name in enumerate(TIER_FIELDS)}
 
 
