@@ -13,6 +13,7 @@ import operator
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping
 
+from .registry import metric_key
 from .scenario import CheckSpec
 
 __all__ = ["OPERATORS", "passes", "CheckResult", "evaluate_checks"]
@@ -58,13 +59,12 @@ def evaluate_checks(
 ) -> list[CheckResult]:
     """Evaluate ``checks`` against estimates ``{metric key: {mean, ci_low, ci_high}}``.
 
-    The key is the metric name for ``over: run`` and ``metric@over`` otherwise. A metric
+    Keys are :func:`labcore.registry.metric_key` (``metric@over``, bare for ``run``). A metric
     absent from ``observed`` (a typo, or a fault metric in a run without faults) fails.
     """
     results = []
     for check in checks:
-        key = check.metric if check.over == "run" else f"{check.metric}@{check.over}"
-        estimate = observed.get(key, {})
+        estimate = observed.get(metric_key(check.metric, check.over), {})
         mean = estimate.get("mean")
         results.append(
             CheckResult(

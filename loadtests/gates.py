@@ -10,43 +10,36 @@ significant digits: 1,549 ms is shown as 1,500 ms) never decide a verdict.
 
 A client sees only some metrics. Checks on the others (tier utilisation, RPO, provider
 429 counts...) are *skipped*, listed in the summary and the printed verdict, and never
-counted as passed; ``rto_seconds`` (and ``tenants_except.<t>.rto_seconds``) is observable only
-when the fault timeline was actually run against the target: the load itself sends a
-``traffic_surge``; other faults need ``--inject-faults`` or ``--faults-external``. With no observable check the gate fails: a gate that cannot say
-no is not a gate.
+counted as passed. Which metrics a client sees is the registry's word
+(:mod:`labcore.registry`, runner ``locust``): ``rto_seconds`` (and
+``tenants_except.<t>.rto_seconds``) only when the fault timeline was actually run against
+the target (the load itself sends a ``traffic_surge``; other faults need
+``--inject-faults`` or ``--faults-external``). With no observable check the gate fails: a
+gate that cannot say no is not a gate.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labcore.checks import CheckResult, evaluate_checks
 from labcore.metrics import compute_metrics
+from labcore.registry import metric_key, not_observed_reason
 from labcore.scenario import CheckSpec, Scenario
 from sim.run import RunResult
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAIL", "EXIT_PASS", "GateResult", "evaluate_gate", "is_observable"]
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_FAIL", "EXIT_PASS", "GateResult", "evaluate_gate", "is_observable",
+]
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
-_OBSERVABLE = re.compile(
-    r"^(latency_(p50|p95|p99|mean)|error_rate|availability|throughput|request_rate|requests"
-    r"|errors\.[a-z_]+|slo_window_compliance|cache\.hit_ratio|loadgen\.(late|bad_request)"
-    r"|failed_requests"
-    r"|tenant\.[A-Za-z][A-Za-z0-9_-]*\.(requests|error_rate|latency_(p50|p95|p99|mean))"
-    r"|tenants_except\.[A-Za-z][A-Za-z0-9_-]*\.(requests|error_rate|latency_p95))$"
-)
-_RECOVERY = re.compile(r"^(tenants_except\.[A-Za-z][A-Za-z0-9_-]*\.)?rto_seconds$")
-
-
-def is_observable(metric: str, faults_applied: bool = False) -> bool:
-    """Whether a client-side load test measures ``metric`` (see the module docstring)."""
-    if _RECOVERY.match(metric):
-        return faults_applied
-    return bool(_OBSERVABLE.match(metric))
+def is_observable(metric: str, faults_applied: bool = False, scope: str = "run") -> bool:
+    """Whether a client-side load test measures ``metric`` over ``scope``: the registry's
+    ``locust`` observers (:mod:`labcore.registry`)."""
+    return not_observed_reason(metric, scope, "locust", faults_applied) is None
 
 
 @dataclass(frozen=True)
@@ -66,8 +59,10 @@ class GateResult:
         return EXIT_PASS if self.passed else EXIT_FAIL
 
 
-def _metrics(result: RunResult, checks: list[CheckSpec], faults_applied: bool) -> dict[str, float | None]:
-    metrics = {k: v for k, v in compute_metrics(result).items() if is_observable(k, faults_applied)}
+def _metrics(result: RunResult, checks: list[CheckSpec],
+             faults_applied: bool) -> dict[str, float | None]:
+    metrics = {k: v for k, v in compute_metrics(result).items()
+               if is_observable(k, faults_applied)}
     measured = result.arrays["start"] >= result.scenario.run.warmup - 1e-9
     totals = result.arrays["counters"][measured].sum(axis=0)
     for name, total in zip(result.arrays["counter_names"], totals.tolist()):
@@ -77,20 +72,20 @@ def _metrics(result: RunResult, checks: list[CheckSpec], faults_applied: bool) -
         scoped = compute_metrics(result, over)  # type: ignore[arg-type]
         for check in checks:
             if check.over == over and check.metric in scoped:
-                metrics[f"{check.metric}@{over}"] = scoped[check.metric]
+                metrics[metric_key(check.metric, over)] = scoped[check.metric]
     return metrics
 
 
-def evaluate_gate(scenario: Scenario, result: RunResult, faults_applied: bool = False) -> GateResult:
+def evaluate_gate(scenario: Scenario, result: RunResult,
+                  faults_applied: bool = False) -> GateResult:
     """Evaluate the scenario's observable checks on a load test's windows."""
     kept: list[CheckSpec] = []
     skipped: list[dict[str, str]] = []
     for check in scenario.checks:
-        if is_observable(check.metric, faults_applied):
+        reason = not_observed_reason(check.metric, check.over, "locust", faults_applied)
+        if reason is None:
             kept.append(check)
         else:
-            reason = ("the fault timeline was not run against the target"
-                      if _RECOVERY.match(check.metric) else "not observable from the client")
             skipped.append({"name": check.label, "metric": check.metric, "reason": reason})
     metrics = _metrics(result, kept, faults_applied)
     observed = {k: {"mean": v, "ci_low": None, "ci_high": None} for k, v in metrics.items()}
@@ -112,7 +107,8 @@ def summary(scenario: Scenario, gate: GateResult, info: dict[str, Any]) -> dict[
         "passed": gate.passed,
         "checks": [c.as_dict() for c in gate.checks],
         "skipped_checks": gate.skipped,
-        "metrics": {k: {"mean": v, "ci_low": None, "ci_high": None} for k, v in gate.metrics.items()},
+        "metrics": {k: {"mean": v, "ci_low": None, "ci_high": None}
+                    for k, v in gate.metrics.items()},
         **info,
     }
 

@@ -17,6 +17,8 @@ from typing import NoReturn, Sequence
 from rich.console import Console
 from rich.markup import escape
 
+from labcore.registry import metric_key
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -135,8 +137,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
                             tuple(args.overrides))
     for index, check in enumerate(summary["checks"]):
-        key = check["metric"] if check["over"] == "run" else f"{check['metric']}@{check['over']}"
-        if key not in summary["metrics"]:
+        if metric_key(check["metric"], check["over"]) not in summary["metrics"]:
             known = ", ".join(sorted(k for k in summary["metrics"] if "@" not in k))
             raise source.error(("checks", index, "metric"),
                                f"this run has no metric {check['metric']!r}; it has: {known}")

@@ -33,6 +33,7 @@ import yaml
 
 from labcore.checks import evaluate_checks
 from labcore.metrics import aggregate, compute_metrics, recovery, window_table
+from labcore.registry import metric_key
 from labcore.scenario import Scenario
 from labcore.units import format_duration
 
@@ -49,7 +50,7 @@ def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | 
         scoped = compute_metrics(result, over)  # type: ignore[arg-type]
         for check in scenario.checks:
             if check.over == over and check.metric in scoped:
-                metrics[f"{check.metric}@{over}"] = scoped[check.metric]
+                metrics[metric_key(check.metric, over)] = scoped[check.metric]
     return metrics
 
 

@@ -1,10 +1,13 @@
 """The shared core: the schema split by noun, re-exported whole by ``labcore.scenario``."""
 
 import importlib
+from pathlib import Path
 
 import pytest
 
 import labcore.scenario
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NOUNS = ("run", "topology", "workload", "faults", "mitigations", "releases", "checks", "spec")
 
@@ -16,3 +19,61 @@ def test_each_noun_module_is_re_exported_by_the_package(noun: str) -> None:
     missing = [n for n in public if getattr(labcore.scenario, n, None) is not getattr(module, n)]
     assert not missing, f"labcore.scenario does not re-export {missing} from {noun}"
     assert set(public) <= set(labcore.scenario.__all__)
+
+
+# --------------------------------------------------------------------------- the registry
+
+def test_metric_key_is_bare_for_run_and_at_scope_otherwise() -> None:
+    from labcore.registry import metric_key, split_key
+
+    assert metric_key("latency_p95", "run") == "latency_p95"
+    assert metric_key("latency_p95", "outside_recovery") == "latency_p95@outside_recovery"
+    assert split_key("latency_p95@outside_recovery") == ("latency_p95", "outside_recovery")
+    assert split_key("tenant.acme.error_rate") == ("tenant.acme.error_rate", "run")
+
+
+def test_registry_knows_parametrised_names_and_refuses_the_rest() -> None:
+    from labcore.registry import lookup, problem
+
+    assert lookup("tenant.acme.latency_p95").name == "tenant.<tenant>.latency_p95"
+    assert lookup("errors.rate_limited").name == "errors.<cause>"
+    assert lookup("engine.utilization").name == "<tier>.utilization"
+    assert lookup("mitigation.user_cap.at").name == "mitigation.<kind>.at"
+    assert lookup("errors.bogus") is None and lookup("latency_p59") is None
+    assert "latency_p95" in problem("latency_p59", "run")
+    assert "outside_recovery" in problem("latency_p95", "outside_recovry")
+    assert "whole-run fact" in problem("rto_seconds", "before_fault")
+    assert problem("latency_p95", "outside_recovery") is None
+
+
+def test_runner_observability_comes_from_the_registry() -> None:
+    from labcore.registry import not_observed_reason
+
+    assert not_observed_reason("latency_p95", "run", "chaos") is None
+    assert not_observed_reason("latency_p95", "outside_recovery", "chaos") is not None
+    assert not_observed_reason("engine.utilization", "run", "locust") is not None
+    assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=False)
+    assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=True) is None
+    assert not_observed_reason("loadgen.late", "run", "sim") is not None
+
+
+PROFILED = ("az_loss", "rate_limit_flood_mitigated", "cache_stampede_mitigated",
+            "auth_failure_mitigated", "blue_green_cutover", "canary_bad_release",
+            "retry_storm_mitigated", "regional_failover_snapshot_rpo")
+
+
+@pytest.mark.parametrize("name", PROFILED)
+def test_every_metric_the_simulator_computes_is_in_the_registry(name: str) -> None:
+    from labcore.registry import lookup
+    from sim import compute_metrics, read_scenario, simulate
+
+    scenario = read_scenario(ROOT / "scenarios" / f"{name}.yaml", "standin").scenario
+    metrics = compute_metrics(simulate(scenario, 1))
+    assert [k for k in metrics if lookup(k) is None] == []
+
+
+def test_docs_table_lists_every_metric() -> None:
+    from labcore.registry import METRICS, markdown_table
+
+    table = markdown_table()
+    assert all(f"`{m.name}`" in table for m in METRICS)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labcore.registry import metric_key
+
 from .verdict import faults_injected, measured, verdict
 
 __all__ = ["build_summary", "predict", "render"]
@@ -28,12 +30,8 @@ def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float |
         wanted = {c.metric for c in scenario.checks if c.over == scope}
         wanted |= set(PREDICTED) if scope == "run" else set()
         for metric in wanted & set(estimates):
-            out[metric if scope == "run" else f"{metric}@{scope}"] = estimates[metric].as_dict()
+            out[metric_key(metric, scope)] = estimates[metric].as_dict()
     return out
-
-
-def _key(check: Any) -> str:
-    return check.metric if check.over == "run" else f"{check.metric}@{check.over}"
 
 
 def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
@@ -52,7 +50,7 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
     values = measured(journal)
     targets = [{"check": c.label, "metric": c.metric, "op": c.op, "target": c.value,
                 "over": c.over, "measured": values.get(c.metric), "is_measured": c.metric in values,
-                "simulator": (prediction or {}).get(_key(c))}
+                "simulator": (prediction or {}).get(metric_key(c.metric, c.over))}
                for c in checks]
     reasons = verdict(journal, checks)
     return {
@@ -78,7 +76,8 @@ def _hyp(h: dict[str, Any] | None) -> str:
     if h is None:
         return "not run"
     return ("met" if h["met"] else "NOT met") + "".join(
-        f"\n      {p['name']}: {p['status']}, tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
+        f"\n      {p['name']}: {p['status']}, "
+        f"tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
         for p in h["probes"])
 
 
