@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labcore.checks import CheckResult, evaluate_checks
-from labcore.metrics import compute_metrics
-from labcore.registry import metric_key, not_observed_reason
+from labcore.checks import CheckResult, judge, scoped_metrics
+from labcore.registry import not_observed_reason
 from labcore.scenario import CheckSpec, Scenario
 from sim.run import RunResult
 
@@ -61,35 +60,26 @@ class GateResult:
 
 def _metrics(result: RunResult, checks: list[CheckSpec],
              faults_applied: bool) -> dict[str, float | None]:
-    metrics = {k: v for k, v in compute_metrics(result).items()
-               if is_observable(k, faults_applied)}
+    # The checks' own scopes are observable (the judge kept only those); of the whole-run
+    # metrics, only those a client sees are published.
+    metrics = {k: v for k, v in scoped_metrics(result, checks).items()
+               if "@" in k or is_observable(k, faults_applied)}
     measured = result.arrays["start"] >= result.scenario.run.warmup - 1e-9
     totals = result.arrays["counters"][measured].sum(axis=0)
     for name, total in zip(result.arrays["counter_names"], totals.tolist()):
         if name.startswith("loadgen."):
             metrics[name] = float(total)
-    for over in sorted({c.over for c in checks if c.over != "run"}):
-        scoped = compute_metrics(result, over)  # type: ignore[arg-type]
-        for check in checks:
-            if check.over == over and check.metric in scoped:
-                metrics[metric_key(check.metric, over)] = scoped[check.metric]
     return metrics
 
 
 def evaluate_gate(scenario: Scenario, result: RunResult,
                   faults_applied: bool = False) -> GateResult:
     """Evaluate the scenario's observable checks on a load test's windows."""
-    kept: list[CheckSpec] = []
-    skipped: list[dict[str, str]] = []
-    for check in scenario.checks:
-        reason = not_observed_reason(check.metric, check.over, "locust", faults_applied)
-        if reason is None:
-            kept.append(check)
-        else:
-            skipped.append({"name": check.label, "metric": check.metric, "reason": reason})
-    metrics = _metrics(result, kept, faults_applied)
-    observed = {k: {"mean": v, "ci_low": None, "ci_high": None} for k, v in metrics.items()}
-    return GateResult(evaluate_checks(tuple(kept), observed), skipped, metrics)
+    observable = [c for c in scenario.checks
+                  if not_observed_reason(c.metric, c.over, "locust", faults_applied) is None]
+    metrics = _metrics(result, observable, faults_applied)
+    verdict = judge(scenario.checks, metrics, "locust", faults_applied)
+    return GateResult(verdict.results, verdict.not_measured, metrics)
 
 
 def summary(scenario: Scenario, gate: GateResult, info: dict[str, Any]) -> dict[str, Any]:

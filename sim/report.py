@@ -31,9 +31,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from labcore.checks import evaluate_checks
-from labcore.metrics import aggregate, compute_metrics, recovery, window_table
-from labcore.registry import metric_key
+from labcore.checks import evaluate_checks, scoped_metrics
+from labcore.metrics import aggregate, recovery, window_table
 from labcore.scenario import Scenario
 from labcore.units import format_duration
 
@@ -44,22 +43,12 @@ __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "time
            "top_tenants", "tenant_table"]
 
 
-def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | None]:
-    metrics = compute_metrics(result)
-    for over in sorted({c.over for c in scenario.checks if c.over != "run"}):
-        scoped = compute_metrics(result, over)  # type: ignore[arg-type]
-        for check in scenario.checks:
-            if check.over == over and check.metric in scoped:
-                metrics[metric_key(check.metric, over)] = scoped[check.metric]
-    return metrics
-
-
 def build_summary(
     scenario: Scenario, results: list[RunResult], source: str | None = None,
     profile: str | None = None, overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The content of ``summary.json`` for the replications of one scenario."""
-    per_run = [_scoped_metrics(r, scenario) for r in results]
+    per_run = [scoped_metrics(r, scenario.checks) for r in results]
     estimates = {name: est.as_dict() for name, est in aggregate(per_run).items()}
     checks = evaluate_checks(scenario.checks, estimates)
     return {
