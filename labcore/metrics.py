@@ -119,7 +119,7 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,6 +138,8 @@ __all__ = [
     "compute_metrics",
     "percentile",
     "recovery",
+    "sustain_windows",
+    "sustained_from",
     "window_table",
 ]
 
@@ -183,6 +185,23 @@ def _window_slo(result: RunResult, tenants: list[int] | None = None,
     return error_rate, p95, meets
 
 
+def sustain_windows(sustain: float, window: float) -> int:
+    """How many consecutive windows make ``sustain`` seconds of SLO (at least one)."""
+    return max(1, math.ceil(sustain / window - 1e-9))
+
+
+def sustained_from(meets: Sequence[bool] | np.ndarray, need: int, first: int = 0) -> int | None:
+    """The RTO rule: the first window (from ``first`` on) that starts ``need`` consecutive
+    windows all meeting the SLO; None if the windows end before such a stretch. The one
+    implementation: the simulator's :func:`recovery` and the chaos extension's recovery
+    measurement both call it."""
+    meets = np.asarray(meets, dtype=bool)
+    for i in range(first, len(meets) - need + 1):
+        if meets[i : i + need].all():
+            return i
+    return None
+
+
 def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
     """Find the RTO of the first fault (see the module docstring), for ``tenants``' traffic
     only if given."""
@@ -192,12 +211,10 @@ def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
     start = result.arrays["start"]
     window = result.scenario.run.window
     _, _, meets = _window_slo(result, tenants)
-    need = max(1, math.ceil(result.scenario.slo.sustain / window - 1e-9))
+    need = sustain_windows(result.scenario.slo.sustain, window)
     first = int(np.searchsorted(start + window, fault, side="right"))  # window holding fault
-    for i in range(first, len(start) - need + 1):
-        if meets[i : i + need].all():
-            return Recovery(fault, max(float(start[i]), fault))
-    return Recovery(fault, None)
+    index = sustained_from(meets, need, first)
+    return Recovery(fault, None if index is None else max(float(start[index]), fault))
 
 
 def _scope_mask(result: RunResult, scope: Scope, rec: Recovery) -> np.ndarray:

@@ -77,3 +77,25 @@ def test_docs_table_lists_every_metric() -> None:
 
     table = markdown_table()
     assert all(f"`{m.name}`" in table for m in METRICS)
+
+
+# --------------------------------------------------------------------------- the RTO rule
+
+def test_one_rto_rule_for_the_simulator_and_the_chaos_extension() -> None:
+    """chaosomnisql.slo.recovery_time is labcore's rule, window for window: every sequence
+    of up to 8 good/bad windows gives the index the simulator's rule gives."""
+    import itertools
+
+    from chaosomnisql.slo import recovery_time
+
+    from labcore.metrics import sustain_windows, sustained_from
+
+    assert sustain_windows(120, 10) == 12 and sustain_windows(5, 10) == 1
+    for n in range(9):
+        for good in itertools.product((False, True), repeat=n):
+            index = sustained_from(list(good), 3)
+            expected = None if index is None else index * 2.0
+            assert recovery_time(list(good), window=2.0, sustain=6.0) == expected
+            if index is not None:
+                assert all(good[index:index + 3]) and not any(
+                    all(good[i:i + 3]) for i in range(index))
