@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("scenarios", type=Path, nargs="+")
     validate.add_argument("--profile")
     validate.add_argument("--set", dest="overrides", action="append", default=[])
+    validate.add_argument("--runner", choices=["sim", "chaos", "locust"], default="sim",
+                          help="also refuse checks this runner cannot observe (default: sim)")
 
     bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
@@ -102,20 +104,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
+    from labcore.preflight import check_problems
     from labcore.scenario_file import ScenarioError, read_scenario
 
     status = EXIT_OK
     for path in args.scenarios:
         try:
-            read_scenario(path, args.profile, args.overrides)
-            console.print(f"{path}: ok", highlight=False)
+            errors = check_problems(read_scenario(path, args.profile, args.overrides),
+                                    args.runner)
         except ScenarioError as exc:
-            console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+            errors = [exc]
+        for error in errors:
+            console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
+        if errors:
             status = EXIT_BAD_INPUT
+        else:
+            console.print(f"{path}: ok", highlight=False)
     return status
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from labcore.preflight import check_checks
     from labcore.scenario_file import ScenarioError, read_scenario
 
     from .report import build_summary, tenant_table, verdict_table, write_run
@@ -123,6 +132,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from .run import run_replications
 
     source = read_scenario(args.scenario, args.profile, args.overrides)
+    check_checks(source, "sim", strict_runner=True)  # before the run, not after it
     scenario = source.scenario
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(str(args.scenario), "--replications must be at least 1")

@@ -99,3 +99,63 @@ def test_one_rto_rule_for_the_simulator_and_the_chaos_extension() -> None:
             if index is not None:
                 assert all(good[index:index + 3]) and not any(
                     all(good[i:i + 3]) for i in range(index))
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+def _typo_scenario(tmp_path: Path, metric: str = "latency_p59", over: str = "run") -> Path:
+    text = (ROOT / "scenarios" / "baseline.yaml").read_text()
+    text = text.replace("metric: latency_p95, op", f"metric: {metric}, over: {over}, op")
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if needle in ln)
+
+
+def test_validate_refuses_an_unknown_metric_with_file_line_and_nearest_names(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = _typo_scenario(tmp_path)
+    for command in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "o")]):
+        proc = subprocess.run([sys.executable, "-m", "sim", *command], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        line = _line_of(path, "latency_p59")
+        assert f"typo.yaml:{line}: checks.0.metric: unknown metric 'latency_p59'" in proc.stderr
+        assert "latency_p95" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()  # refused before the run, not after it
+
+
+def test_validate_refuses_an_unknown_scope_and_a_check_the_runner_cannot_observe(
+        tmp_path: Path) -> None:
+    from sim.cli import main
+
+    assert main(["validate", str(_typo_scenario(tmp_path, "latency_p95", "outside_recovry"))]) == 2
+    baseline = str(ROOT / "scenarios" / "baseline.yaml")
+    assert main(["validate", baseline]) == 0
+    assert main(["validate", "--runner", "locust", baseline]) == 2  # engine.utilization
+
+
+def test_the_chaos_and_locust_runners_refuse_before_they_start(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from chaosomnisql.cli import main as chaos_main
+
+    from labcore.scenario_file import ScenarioError
+    from loadtests.session import build_session
+
+    path = _typo_scenario(tmp_path)
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text((ROOT / "chaos" / "experiments" / "az_loss.yaml").read_text()
+                          .replace("scenarios/az_loss.yaml", str(path)))
+    (tmp_path / "state.json").write_text('{"tenants": {}}')
+    assert chaos_main(["run", str(experiment), "--dir", str(tmp_path)]) == 2
+    options = SimpleNamespace(scenario=str(path), scenario_profile="", scenario_set=[],
+                              inject_faults=False, faults_external=False)
+    with pytest.raises(ScenarioError, match="latency_p59.*did you mean"):
+        build_session(options, None)
