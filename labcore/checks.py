@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from .facts import WindowFacts
 from .metrics import compute_metrics
 from .registry import Runner, metric_key, not_observed_reason
 from .scenario import CheckSpec
@@ -22,8 +23,6 @@ from .scenario import CheckSpec
 __all__ = ["OPERATORS", "CheckResult", "Judgement", "evaluate_checks", "judge", "passes",
            "scoped_metrics"]
 
-if TYPE_CHECKING:
-    from sim.run import RunResult
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -89,7 +88,7 @@ def evaluate_checks(
     return results
 
 
-def scoped_metrics(result: RunResult, checks: Iterable[CheckSpec]) -> dict[str, float | None]:
+def scoped_metrics(result: WindowFacts, checks: Iterable[CheckSpec]) -> dict[str, float | None]:
     """Every metric of one run over ``run``, plus each check's metric over the check's own
     scope, keyed by :func:`~labcore.registry.metric_key`."""
     checks = tuple(checks)

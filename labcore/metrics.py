@@ -119,16 +119,13 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .facts import OUTCOMES, TIER_FIELDS, bin_value
+from .facts import OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
 from .scenario.checks import Scope
-
-if TYPE_CHECKING:  # the simulator's result type; any object with the same fields will do
-    from sim.run import RunResult
 
 __all__ = [
     "Estimate",
@@ -168,7 +165,7 @@ class Recovery:
         return max(0.0, self.recovered_at - self.fault_start)
 
 
-def _window_slo(result: RunResult, tenants: list[int] | None = None,
+def _window_slo(result: WindowFacts, tenants: list[int] | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per window: error rate, P95, and whether the SLO held (for ``tenants``: all)."""
     a, slo = result.arrays, result.scenario.slo
@@ -202,7 +199,7 @@ def sustained_from(meets: Sequence[bool] | np.ndarray, need: int, first: int = 0
     return None
 
 
-def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
+def recovery(result: WindowFacts, tenants: list[int] | None = None) -> Recovery:
     """Find the RTO of the first fault (see the module docstring), for ``tenants``' traffic
     only if given."""
     if not result.marks:
@@ -217,7 +214,7 @@ def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
     return Recovery(fault, None if index is None else max(float(start[index]), fault))
 
 
-def _scope_mask(result: RunResult, scope: Scope, rec: Recovery) -> np.ndarray:
+def _scope_mask(result: WindowFacts, scope: Scope, rec: Recovery) -> np.ndarray:
     start = result.arrays["start"]
     end = start + result.scenario.run.window
     measured = start >= result.scenario.run.warmup - 1e-9
@@ -232,7 +229,7 @@ def _scope_mask(result: RunResult, scope: Scope, rec: Recovery) -> np.ndarray:
     return measured & (before | after)
 
 
-def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float | None]:
+def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, float | None]:
     """Every metric of one run over the windows of ``scope``."""
     a = result.arrays
     rec = recovery(result)
@@ -263,7 +260,7 @@ def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float 
     return metrics
 
 
-def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarray,
+def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndarray,
                      counters: dict[str, int], rec: Recovery) -> None:
     """Noisy tenants, stampedes and mitigations (see the module docstring)."""
     a, tenants = result.arrays, result.tenants
@@ -301,7 +298,7 @@ def _per_key(counters: dict[str, int], name: str = "connector.calls") -> float:
     return counters.get(name, 0) / keys if keys else math.nan
 
 
-def _incident_metrics(out: dict, result: RunResult) -> None:
+def _incident_metrics(out: dict, result: WindowFacts) -> None:
     if not result.marks:
         return
     start = result.arrays["start"]
@@ -327,7 +324,7 @@ def _incident_metrics(out: dict, result: RunResult) -> None:
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
 
 
-def _mitigation_metrics(out: dict, result: RunResult, rec: Recovery) -> None:
+def _mitigation_metrics(out: dict, result: WindowFacts, rec: Recovery) -> None:
     log = result.logs.get("mitigations") or []
     for entry in reversed(log):  # the first of a kind wins
         out[f"mitigation.{entry['kind']}.at"] = entry["start"]
@@ -389,7 +386,7 @@ def _tier_metrics(out: dict, names: list[str], tiers: np.ndarray, seconds: float
         out[f"{name}.dropped"] = float(row[_F["dropped"]])
 
 
-def window_table(result: RunResult, replication: int = 0) -> pd.DataFrame:
+def window_table(result: WindowFacts, replication: int = 0) -> pd.DataFrame:
     """One row per window: the time series behind the plots (``timeseries.csv``)."""
     a, window = result.arrays, result.scenario.run.window
     outcomes = a["outcomes"].sum(axis=1)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from labcore.checks import CheckResult, judge, scoped_metrics
+from labcore.facts import WindowFacts
 from labcore.registry import not_observed_reason
 from labcore.scenario import CheckSpec, Scenario
-from sim.run import RunResult
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_FAIL", "EXIT_PASS", "GateResult", "evaluate_gate", "is_observable",
@@ -58,7 +58,7 @@ class GateResult:
         return EXIT_PASS if self.passed else EXIT_FAIL
 
 
-def _metrics(result: RunResult, checks: list[CheckSpec],
+def _metrics(result: WindowFacts, checks: list[CheckSpec],
              faults_applied: bool) -> dict[str, float | None]:
     # The checks' own scopes are observable (the judge kept only those); of the whole-run
     # metrics, only those a client sees are published.
@@ -72,7 +72,7 @@ def _metrics(result: RunResult, checks: list[CheckSpec],
     return metrics
 
 
-def evaluate_gate(scenario: Scenario, result: RunResult,
+def evaluate_gate(scenario: Scenario, result: WindowFacts,
                   faults_applied: bool = False) -> GateResult:
     """Evaluate the scenario's observable checks on a load test's windows."""
     observable = [c for c in scenario.checks
@@ -103,7 +103,8 @@ def summary(scenario: Scenario, gate: GateResult, info: dict[str, Any]) -> dict[
     }
 
 
-def write_results(out: Path, summ: dict[str, Any], result: RunResult, data: dict[str, Any]) -> None:
+def write_results(out: Path, summ: dict[str, Any], result: WindowFacts,
+                  data: dict[str, Any]) -> None:
     """A run folder like the simulator's: summary.json, scenario.yaml, timeseries.csv, PNG."""
     from sim.report import write_run
 

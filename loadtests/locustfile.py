@@ -157,7 +157,7 @@ def _gate(environment: Any, **_: Any) -> None:
         failed = [f"{a.method} {a.path}" for a in runner.failed]
     else:
         failed = []
-    result = session.recorder.run_result(session.scenario, session.now(), session.scenario.run.seed)
+    result = session.recorder.window_facts(session.scenario, session.now(), session.scenario.run.seed)
     gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
     summary = gates.summary(session.scenario, gate, session.info)
     if failed:  # the scenario's fault timeline did not happen: the run proves nothing

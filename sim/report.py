@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import yaml
 
 from labcore.checks import evaluate_checks, scoped_metrics
+from labcore.facts import WindowFacts
 from labcore.metrics import aggregate, recovery, window_table
 from labcore.scenario import Scenario
 from labcore.units import format_duration
@@ -124,12 +125,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def timeseries(results: list[RunResult]) -> pd.DataFrame:
+def timeseries(results: Sequence[WindowFacts]) -> pd.DataFrame:
     return pd.concat([window_table(r, i) for i, r in enumerate(results)], ignore_index=True)
 
 
 def write_run(
-    out: Path, summary: dict[str, Any], results: list[RunResult], data: dict[str, Any],
+    out: Path, summary: dict[str, Any], results: Sequence[WindowFacts], data: dict[str, Any],
     plots: bool = True,
 ) -> None:
     """Write the run folder (see the module docstring)."""
@@ -180,7 +181,7 @@ def verdict_table(summary: dict[str, Any]) -> Any:
     return table
 
 
-def plot_overview(result: RunResult, path: Path) -> None:
+def plot_overview(result: WindowFacts, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
     import matplotlib
 
@@ -229,7 +230,7 @@ def plot_overview(result: RunResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _mark_timeline(axes: Any, result: RunResult) -> None:
+def _mark_timeline(axes: Any, result: WindowFacts) -> None:
     duration = result.scenario.run.duration
     for mark in result.marks:
         end = mark.end if mark.end is not None and mark.end > mark.start else None
@@ -255,7 +256,7 @@ def _mark_timeline(axes: Any, result: RunResult) -> None:
                          color="green")
 
 
-def _mark_mitigations(axes: Any, result: RunResult) -> None:
+def _mark_mitigations(axes: Any, result: WindowFacts) -> None:
     """Each mitigation: a line when applied, a band until fully in effect."""
     for entry in result.logs.get("mitigations", []):
         start, end = entry["start"] / 60.0, entry["end"] / 60.0

@@ -14,7 +14,7 @@ from labcore.scenario import Retries
 
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call, schedule_job
-from ..kernel.recorder import OUTCOMES
+from labcore.facts import OUTCOMES
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from labcore.metrics import compute_metrics
 from labcore.scenario import AzLoss, Scenario
 from labcore.scenario_file import load_scenario
 
-from ..kernel.recorder import TIER_FIELDS
+from labcore.facts import TIER_FIELDS
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
 from .queueing import StationTheory, md1, mmc, mmck
