@@ -43,9 +43,9 @@ from rich.table import Table
 
 from labcore.scenario import Scenario
 from labcore.scenario_file import load_scenario
+from labcore.workload import zipf_cdf
 
 from .kernel import Streams
-from .model.workload import zipf_cdf
 from .run import simulate
 
 __all__ = ["BARS", "ciw_mmc", "plain_simpy", "plain_simpy_mmc", "run_bench"]

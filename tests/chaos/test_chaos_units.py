@@ -10,11 +10,12 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from chaosomnisql import discover
-from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario, sql_for
+from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario
 from chaosomnisql.settings import api_keys, check_url, endpoints
 from chaosomnisql.slo import recovery_time, slo_failures
 from chaosomnisql.verdict import measured, verdict
 
+from labcore.workload import key_sql
 from sim import read_scenario
 
 SLO = SimpleNamespace(error_rate=0.01, latency_p95=1.5)
@@ -156,7 +157,7 @@ def test_load_plan_takes_the_scenarios_scaled_rates() -> None:
     assert plan.total_rate == pytest.approx(20.0)
     flood = plan_from_scenario(scenario, 10, 50, factor=10, tenants=("umbrella",))
     assert flood.total_rate == pytest.approx(20.0)
-    assert sql_for("crm.accounts", 0) == "SELECT * FROM crm.accounts WHERE id = 1 LIMIT 1"
+    assert key_sql("crm.accounts", 0) == "SELECT * FROM crm.accounts WHERE id = 1 LIMIT 1"
 
 
 def _counting_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
