@@ -159,3 +159,59 @@ def test_the_chaos_and_locust_runners_refuse_before_they_start(tmp_path: Path) -
                               inject_faults=False, faults_external=False)
     with pytest.raises(ScenarioError, match="latency_p59.*did you mean"):
         build_session(options, None)
+
+
+# --------------------------------------------------------------------------- sandbox client
+
+def test_one_allowlist_for_every_runner() -> None:
+    from labcore.sandbox_client import SandboxError, allowed_hosts, check_url
+
+    assert allowed_hosts(environ={}) == {"127.0.0.1", "localhost", "::1"}
+    allowed = allowed_hosts("a.example, B.example", environ={"OMNISQL_ALLOWED_HOSTS": "c.example"})
+    assert {"a.example", "b.example", "c.example"} <= allowed
+    with pytest.warns(DeprecationWarning):
+        assert "d.example" in allowed_hosts(environ={"OMNISQL_LOADTEST_ALLOWED_HOSTS": "d.example"})
+    assert check_url("http://127.0.0.1:9/x/", allowed) == "http://127.0.0.1:9/x"
+    with pytest.raises(SandboxError, match="not on the allowlist"):
+        check_url("https://prod.example/x", allowed)
+
+
+def test_the_client_sends_the_admin_token_only_when_the_state_has_one(tmp_path: Path) -> None:
+    import http.server
+    import json
+    import threading
+
+    from labcore.sandbox_client import ApiError, SandboxClient, read_state
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            seen.append(self.headers.get("Authorization"))
+            status = 200 if self.path == "/faults/reset" else 404
+            body = {"ok": True} if status == 200 else {"error": {"code": "NOT_FOUND"}}
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for token in (None, "s3cret"):
+            state = {"admin_url": url, **({"admin_token": token} if token else {})}
+            (tmp_path / "state.json").write_text(json.dumps(state))
+            client = SandboxClient.from_state(read_state(tmp_path), frozenset({"127.0.0.1"}),
+                                              timeout=5.0)
+            assert "s3cret" not in repr(client)
+            assert client.call("POST", "/faults/reset") == {"ok": True}
+            with pytest.raises(ApiError, match="HTTP 404 NOT_FOUND"):
+                client.call("POST", "/faults/nothing")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None, None, "Bearer s3cret", "Bearer s3cret"]
