@@ -161,7 +161,7 @@ def _judge(journal_path: Path, chaos_code: int, experiment_dir: Path | None = No
         return 1
     summary = journal.get("omnisql_summary")
     if summary is None:  # the experiment did not load the verdict control
-        from sim import read_scenario
+        from labcore.scenario_file import read_scenario
 
         config = journal["experiment"].get("configuration", {})
         where = str(experiment_dir) if experiment_dir else None

@@ -153,6 +153,6 @@ def resolve_path(name: str, experiment_dir: str | None = None) -> Path:
 
 @lru_cache(maxsize=16)
 def _read(path: str, profile: str) -> Any:
-    from sim import read_scenario  # the lab's simulator package
+    from labcore.scenario_file import read_scenario
 
     return read_scenario(path, profile=profile or None)
