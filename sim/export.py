@@ -14,8 +14,8 @@ one minute, the recording rules of ``observability/rules/canary.yml``; other win
 same expressions over raw counters with the window in the range selector. A window with
 fewer than ``min_samples`` canary requests is inconclusive, as in the simulator: the Argo
 query answers NaN (neither condition holds), the Flagger query answers nothing (Flagger
-halts advancement without counting a failure). docs/observability.md lists where the
-exported rule and the simulated one differ (consecutive vs total failures).
+halts advancement without counting a failure). The simulator judges with exactly the
+exported rule's counting under ``release.analysis.counting: argo`` (docs/observability.md).
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ def _canary(scenario: Scenario) -> Canary:
 
 def _metadata(scenario: Scenario, name: str, release: Canary) -> dict[str, Any]:
     steps = ",".join(f"{s * 100:g}%" for s in release.steps)
-    notes = {"omnisql.lab/scenario": scenario.name, "omnisql.lab/steps": steps}
+    notes = {"omnisql.lab/scenario": scenario.name, "omnisql.lab/steps": steps,
+             # the simulator's rates of exactly this rule: its judge with Argo's counting
+             "omnisql.lab/simulate": f"python -m sim run scenarios/{scenario.name}.yaml "
+                                     "--set release.analysis.counting=argo"}
     if release.analysis.mann_whitney:
         notes["omnisql.lab/not-exported"] = (
             "mann_whitney: the Mann-Whitney latency test has no PromQL form")

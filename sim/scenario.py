@@ -146,9 +146,9 @@ class Retries(Strict):
     """Client-side retries of a whole query, with backoff and an optional retry budget."""
 
     max_attempts: int = Field(default=1, ge=1)
-    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter"] = (
-        "exponential"
-    )
+    backoff: Literal[
+        "none", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter"
+    ] = "exponential"
     base: Duration = 0.1
     cap: Duration = 10.0
     #: At most this many retries per first attempt (e.g. 10%), as a token bucket.
@@ -302,7 +302,8 @@ class Tenant(Strict):
             raise ValueError(f"mix shares must add up to 100%, they add up to {total:.2%}")
         for target in self.mix:
             if target.count(".") != 1:
-                raise ValueError(f"mix target {target!r} must read connector.object, e.g. crm.accounts")
+                raise ValueError(
+                    f"mix target {target!r} must read connector.object, e.g. crm.accounts")
         return self
 
 
@@ -561,6 +562,18 @@ class CanaryAnalysis(Strict):
     #: latencies larger than the baseline's at ``confidence`` (Kayenta's judge).
     mann_whitney: bool = False
     confidence: Fraction = 0.98
+    #: How failing windows add up (issue 17). ``consecutive``: ``failing_windows`` in a row
+    #: roll back, a passing window resets the count. ``argo``: what ``python -m sim export``
+    #: writes for Argo Rollouts: per step one analysis run of ``windows_per_step``
+    #: measurements; ``failing_windows`` failures of one metric in it (in total) roll back,
+    #: and an inconclusive window pauses the rollout (undecided).
+    counting: Literal["consecutive", "argo"] = "consecutive"
+
+    @model_validator(mode="after")
+    def _argo_judges_what_it_exports(self) -> "CanaryAnalysis":
+        if self.counting == "argo" and self.mann_whitney:
+            raise ValueError("counting: argo cannot judge mann_whitney (no PromQL form)")
+        return self
 
 
 class Canary(Strict):

@@ -67,6 +67,8 @@ def test_argo_thresholds_equal_the_scenarios() -> None:
     assert analysis.error_increase == 0.005 and analysis.latency_p95 == 1.5
     assert latency["failureCondition"] == "!isNaN(result[0]) && result[0] > 1.5"
     assert "omnisql:canary_requests:increase1m" in errors["provider"]["prometheus"]["query"]
+    simulate = template["metadata"]["annotations"]["omnisql.lab/simulate"]
+    assert simulate.endswith("canary_bad_release.yaml --set release.analysis.counting=argo")
 
 
 def test_standin_profile_exports_its_own_window() -> None:

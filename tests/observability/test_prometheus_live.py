@@ -132,7 +132,9 @@ def test_sop103_bulk_401_shows_for_one_provider(live: Live) -> None:
 
 def test_sop102_stampede_shows_in_misses_and_provider_calls(live: Live) -> None:
     tenants = {"initech": (12.0, MIXED)}
-    # 4 keys x 2 objects: the 72 requests of the first load fill the cache (TTL 60 s)
+    # 4 keys x 2 objects: the 72 requests of the first load fill the cache (TTL 60 s);
+    # entries left by earlier tests would expire during the warm phase: drop them first
+    live.admin("POST", "/admin/cache/invalidate", {"tenant": "initech"})
     live.load(tenants, seconds=6, keys=4, seed=102)
     live.load(tenants, seconds=8, keys=4, seed=102)  # steady: all hits
     warm = time.time()
