@@ -25,6 +25,7 @@ __all__ = [
     "RULES_DIR",
     "SCRAPE_INTERVAL",
     "add_to_state",
+    "binary",
     "config_path",
     "data_dir",
     "programs",
