@@ -27,11 +27,12 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _summary(state: dict[str, object]) -> str:
-    keep = ("gateway_url", "admin_url", "zones", "providers", "redis", "postgres", "pid")
-    return json.dumps({k: state[k] for k in keep}, indent=2)
+    keep = ("gateway_url", "admin_url", "prometheus_url", "zones", "providers", "redis",
+            "postgres", "pid")
+    return json.dumps({k: state[k] for k in keep if k in state}, indent=2)
 
 
-def cmd_up(root: Path, detach: bool) -> int:
+def cmd_up(root: Path, detach: bool, prometheus: bool = True) -> int:
     if running_pid(root) is not None:  # checked before any cleanup could touch it
         print(f"error: a sandbox is already running in {root}", file=sys.stderr)
         return 2
@@ -41,7 +42,7 @@ def cmd_up(root: Path, detach: bool) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        state = start(root)
+        state = start(root, prometheus)
         print(_summary(state))
         print(f"state file: {root / 'state.json'}", flush=True)
         if detach:
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dir", type=Path, default=None, help="sandbox dir (default ./.sandbox)")
         if name == "up":
             p.add_argument("--detach", action="store_true", help="return once it is up")
+            p.add_argument("--no-prometheus", dest="prometheus", action="store_false",
+                           help="do not run Prometheus over the services (issue 17)")
         if name == "bench":
             p.add_argument("--seconds", type=float, default=10.0)
             p.add_argument("--concurrency", type=int, default=32)
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # argparse exits 2 on bad input
     root = (args.dir or default_dir()).absolute()
     if args.command == "up":
-        return cmd_up(root, args.detach)
+        return cmd_up(root, args.detach, args.prometheus)
     if args.command == "down":
         return cmd_down(root)
     if args.command == "status":

@@ -18,6 +18,7 @@ import httpx
 import redis
 
 from sandbox import metadata, pgcluster
+from sandbox import prometheus as prom  # issue 17: Prometheus over the stand-in
 from sandbox.catalog import CATALOG
 from sandbox.state import (
     LOOPBACK,
@@ -149,7 +150,7 @@ def wait_ready(state: dict[str, Any], pid: int, timeout: float = 90.0) -> None:
     raise SandboxError(f"services not ready after {timeout:.0f}s: {pending}; see DIR/logs/")
 
 
-def start(root: Path) -> dict[str, Any]:
+def start(root: Path, prometheus: bool = True) -> dict[str, Any]:
     """Build, wire and run; returns the state (with supervisord's pid) once all answer."""
     layout = Layout(root)
     if running_pid(root) is not None:
@@ -159,15 +160,23 @@ def start(root: Path) -> dict[str, Any]:
         raise SandboxError(problem)
     _prepare_dir(layout)
     state = build_state(root)
+    if prometheus:  # issue 17
+        prom.add_to_state(state)
     write_state(layout.config, state)
     bootstrap_postgres(layout, state)
-    layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state)))
+    try:  # issue 17: Prometheus runs under the same supervisord
+        programs = programs_for(layout, state) + prom.programs(root, state)
+    except prom.PrometheusError as exc:
+        raise SandboxError(str(exc)) from None
+    layout.supervisor_conf.write_text(render_config(layout, programs))
     layout.supervisor_conf.chmod(0o600)
     proc = start_supervisord(layout)
     state["pid"] = proc.pid
     write_state(layout.config, state)
     try:
         wait_ready(state, proc.pid)
+        if not prom.wait_ready(state):  # issue 17
+            raise SandboxError("prometheus not ready after 30s; see DIR/logs/prometheus.log")
         _issue_tokens(state)
     except BaseException:
         stop(root)

@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages for the staging stand-in: a real Redis and a real PostgreSQL.
+# Debian packages for the staging stand-in: a real Redis and a real PostgreSQL, and a real
+# Prometheus (with promtool) over it.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+# node and npm: the tests fetch the Argo Rollouts schema (an npm package) and run it.
+{ command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     from .validation import add_parser as add_validation_parser
 
     add_validation_parser(sub)
+    from .export import add_parser as add_export_parser  # issue 17: canary analysis export
+
+    add_export_parser(sub)
     return parser
 
 
@@ -85,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .sweep import run_command
 
             return run_command(args, console)
+        if args.command == "export":  # issue 17
+            from .export import run_command as export
+
+            return export(args, console)
         if args.command == "validate-model":
             from .validation import run_command as validate_model
 

@@ -131,7 +131,10 @@ def release_report(scenario: Scenario, per_run: list[dict[str, Any]],
                  "interval": "Wilson 95%"},
         "threshold": {"error_increase": spec.analysis.error_increase,
                       "error_reading": spec.analysis.error_reading,
-                      "latency_p95": spec.analysis.latency_p95},
+                      "latency_p95": spec.analysis.latency_p95,
+                      # issue 17: only when not the default, so older summaries keep their bytes
+                      **({"counting": spec.analysis.counting}
+                         if spec.analysis.counting != "consecutive" else {})},
         "windows": results[0].logs.get("canary_windows", []),
     }
 
@@ -182,7 +185,8 @@ def release_table(release: dict[str, Any]) -> Any:
              f"{rate['value']:.0%} [{rate['ci_low']:.0%}–{rate['ci_high']:.0%}] (Wilson 95%). "
              f"Windows of replication 0; fail when diff > {threshold['error_increase']:.2%} "
              f"({reading}) or P95 > {_fmt(threshold['latency_p95'])}; SE = standard error "
-             f"of diff")
+             f"of diff" + ("; Argo Rollouts counting (python -m sim export)"
+                           if threshold.get("counting") == "argo" else ""))
     table = Table(title=title)
     for column in ("t", "share", "n", "canary", "base", "diff", "SE", "P95", "P99", "verdict"):
         table.add_column(column, justify="right", no_wrap=True)

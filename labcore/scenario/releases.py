@@ -60,6 +60,18 @@ class CanaryAnalysis(Strict):
     #: latencies larger than the baseline's at ``confidence`` (Kayenta's judge).
     mann_whitney: bool = False
     confidence: Fraction = 0.98
+    #: How failing windows add up (issue 17). ``consecutive``: ``failing_windows`` in a row
+    #: roll back, a passing window resets the count. ``argo``: what ``python -m sim export``
+    #: writes for Argo Rollouts: per step one analysis run of ``windows_per_step``
+    #: measurements; ``failing_windows`` failures of one metric in it (in total) roll back,
+    #: and an inconclusive window pauses the rollout (undecided).
+    counting: Literal["consecutive", "argo"] = "consecutive"
+
+    @model_validator(mode="after")
+    def _argo_judges_what_it_exports(self) -> "CanaryAnalysis":
+        if self.counting == "argo" and self.mann_whitney:
+            raise ValueError("counting: argo cannot judge mann_whitney (no PromQL form)")
+        return self
 
 
 class Canary(Strict):

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
     from .system import System
 
-__all__ = ["BlueGreenCutover", "CanaryRelease", "judge_window", "start_release"]
+__all__ = ["BlueGreenCutover", "CanaryRelease", "judge_window", "metric_failures",
+           "start_release"]
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -94,6 +95,18 @@ def judge_window(spec: Canary, canary: _Tally, baseline: _Tally) -> dict[str, An
     return dict(row, canary_error_rate=pc, baseline_error_rate=pb, difference=pc - pb,
                 difference_se=se, canary_p95=p95, canary_p99=p99, baseline_p95=base_p95,
                 mann_whitney_p=mw_p, verdict=FAIL if failed else PASS)
+
+
+def metric_failures(spec: Canary, row: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether a judged window fails the error metric and the latency metric, apart (Argo
+    counts each metric's failures separately); the same tests as :func:`judge_window`."""
+    a = spec.analysis
+    pc, pb = row["canary_error_rate"], row["baseline_error_rate"]
+    if a.error_reading == "points":
+        errors = pc - pb > a.error_increase
+    else:
+        errors = pc > pb * (1.0 + a.error_increase) if pb > 0 else pc > 0
+    return bool(errors), bool(row["canary_p95"] > a.latency_p95)
 
 
 class CanaryRelease:
@@ -172,6 +185,14 @@ class CanaryRelease:
 
     # -- the analysis -----------------------------------------------------------------
 
+    def _window(self) -> Generator[simpy.Event, Any, dict[str, Any]]:
+        yield self.env.timeout(self.spec.analysis.window)
+        row = judge_window(self.spec, self.tally[True], self.tally[False])
+        row.update(time=self.env.now, share=self.share)
+        self.windows.append(row)
+        self.tally = {True: _Tally(), False: _Tally()}
+        return row
+
     def _run(self) -> Generator[simpy.Event, Any, None]:
         spec, analysis = self.spec, self.spec.analysis
         yield self.env.timeout(max(0.0, spec.at - self.env.now))
@@ -179,12 +200,10 @@ class CanaryRelease:
         step, passes, fails = 0, 0, 0
         self.share = spec.steps[0]
         self.system.mark(spec, f"canary {spec.version} at {self.share:.0%}")
+        if analysis.counting == "argo":  # issue 17: the exported Argo Rollouts analysis
+            return (yield from self._run_argo())
         while True:
-            yield self.env.timeout(analysis.window)
-            row = judge_window(spec, self.tally[True], self.tally[False])
-            row.update(time=self.env.now, share=self.share)
-            self.windows.append(row)
-            self.tally = {True: _Tally(), False: _Tally()}
+            row = yield from self._window()
             if row["verdict"] == FAIL:
                 fails, passes = fails + 1, 0
                 if fails >= analysis.failing_windows:
@@ -196,6 +215,35 @@ class CanaryRelease:
                     self.share = spec.steps[step]
                     if self.share >= 1.0:
                         return self._decide("promoted", 1.0)
+
+    # -- issue 17: the judge as exported to Argo Rollouts (sim/export.py) ----------------
+
+    def _run_argo(self) -> Generator[simpy.Event, Any, None]:
+        """One analysis run per step, as Argo Rollouts runs the exported AnalysisTemplate."""
+        for step in range(len(self.spec.steps)):
+            self.share = self.spec.steps[step]
+            if self.share >= 1.0:
+                return self._decide("promoted", 1.0)
+            outcome = yield from self._argo_analysis_run()
+            if outcome == FAIL:
+                return self._decide("rolled_back", 0.0)
+            if outcome == INCONCLUSIVE:  # inconclusiveLimit 0: paused until a human acts
+                return None
+
+    def _argo_analysis_run(self) -> Generator[simpy.Event, Any, str]:
+        """``count`` measurements; each metric fails the run at ``failureLimit + 1``
+        failed measurements (in total, not in a row)."""
+        analysis, failed = self.spec.analysis, {"errors": 0, "latency": 0}
+        for _ in range(analysis.windows_per_step):
+            row = yield from self._window()
+            if row["verdict"] == INCONCLUSIVE:
+                return INCONCLUSIVE
+            errors, latency = metric_failures(self.spec, row)
+            failed["errors"] += errors
+            failed["latency"] += latency
+            if max(failed.values()) >= analysis.failing_windows:
+                return FAIL
+        return PASS
 
     def _decide(self, decision: str, share: float) -> None:
         self.share = share
