@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import sys
 import time
+import xmlrpc.client
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import httpx
 import redis
 
-from sandbox import metadata, pgcluster
+from sandbox import metadata, ownership, pgcluster
 from sandbox.catalog import CATALOG
 from sandbox.state import (
     LOOPBACK,
@@ -27,7 +29,6 @@ from sandbox.state import (
     ZONES,
     Layout,
     free_port,
-    load_state,
     write_state,
 )
 from sandbox.supervise import (
@@ -58,11 +59,28 @@ class SandboxError(Exception):
 
 
 def running_pid(root: Path) -> int | None:
-    try:
-        pid = load_state(root, internal=True).get("pid")
-    except (OSError, ValueError):
-        return None
-    return int(pid) if pid and pid_alive(int(pid)) else None
+    """supervisord's PID if this directory's sandbox runs (same PID *and* start time)."""
+    lead = ownership.leader(root)
+    return lead.pid if lead is not None and lead.alive() else None
+
+
+def _clear_remains(layout: Layout) -> None:
+    """Before `up` touches anything: stop the remains of a crashed sandbox (supervisord gone,
+    its programs still serving) by identity, and refuse while a data dir is still in use."""
+    remains = ownership.members(layout.root)
+    if remains:
+        print(f"found {len(remains)} processes of a crashed sandbox in {layout.root} "
+              f"(supervisord gone); stopping them", file=sys.stderr, flush=True)
+        left = ownership.stop_members(remains)
+        if left:
+            raise SandboxError(f"could not stop the crashed sandbox's PIDs "
+                               f"{[i.pid for i in left]}; stop them, then `up` again")
+    busy = ownership.data_dirs_in_use(layout)
+    if busy:
+        raise SandboxError("PostgreSQL data dirs still in use by a process this sandbox does "
+                           f"not own: {', '.join(busy)}; stop it (or `down`), then `up` again")
+    for stale in (layout.supervisor_sock, layout.root / "supervisord.pid"):
+        stale.unlink(missing_ok=True)
 
 
 def _url(port: int) -> str:
@@ -136,17 +154,44 @@ def _redis_ready(state: dict[str, Any]) -> bool:
         return False
 
 
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n    ".join(text[-lines:]) or "(empty log)"
+
+
+def fatal_services(layout: Layout) -> list[str]:
+    """Programs supervisord gave up on (FATAL: exited during start `startretries` times), each
+    with its log's last lines; [] while none (or while supervisord cannot be asked yet)."""
+    try:
+        infos = rpc(layout, timeout=2).supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error):
+        return []
+    return [f"{i['name']} is {i['statename']}; last lines of "
+            f"{layout.logs / (i['name'] + '.log')}:\n    "
+            f"{_log_tail(layout.logs / (i['name'] + '.log'))}"
+            for i in infos if i["statename"] == "FATAL"]
+
+
 def wait_ready(state: dict[str, Any], pid: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
+    """Poll until every service answers; fail at once, naming it, when supervisord marks a
+    program FATAL (a taken port, a broken binary) instead of waiting the full timeout."""
+    layout, deadline = Layout(Path(state["dir"])), time.monotonic() + timeout
     with httpx.Client() as http:
         while time.monotonic() < deadline:
             if not pid_alive(pid):
-                raise SandboxError("supervisord exited during start; see DIR/logs/")
+                raise SandboxError("supervisord exited during start; see "
+                                   f"{layout.logs / 'supervisord.log'}")
+            fatal = fatal_services(layout)
+            if fatal:
+                raise SandboxError("service failed to start: " + "\n".join(fatal))
             pending = [n for n, u in state["services"].items() if not _service_ready(http, u)]
             if not pending and _redis_ready(state) and _pg_ready(state):
                 return
             time.sleep(0.3)
-    raise SandboxError(f"services not ready after {timeout:.0f}s: {pending}; see DIR/logs/")
+    raise SandboxError(f"services not ready after {timeout:.0f}s: {pending}; see {layout.logs}")
 
 
 def start(root: Path) -> dict[str, Any]:
@@ -157,6 +202,11 @@ def start(root: Path) -> dict[str, Any]:
     problem = pgcluster.check_traversable(root.parent)
     if problem:
         raise SandboxError(problem)
+    broken = pgcluster.check_binaries()
+    if broken:
+        raise SandboxError("; ".join(broken))
+    if root.is_dir():
+        _clear_remains(layout)
     _prepare_dir(layout)
     state = build_state(root)
     write_state(layout.config, state)
@@ -164,11 +214,13 @@ def start(root: Path) -> dict[str, Any]:
     layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state)))
     layout.supervisor_conf.chmod(0o600)
     proc = start_supervisord(layout)
+    ownership.record_leader(layout, proc.pid)
     state["pid"] = proc.pid
     write_state(layout.config, state)
     try:
         wait_ready(state, proc.pid)
         _issue_tokens(state)
+        ownership.record_members(root)
     except BaseException:
         stop(root)
         raise
@@ -190,15 +242,13 @@ def _issue_tokens(state: dict[str, Any]) -> None:
 def stop(root: Path) -> list[int]:
     """Stop supervisord and everything under it; return pids that had to be killed."""
     layout = Layout(root)
-    try:
-        pid = load_state(root, internal=True).get("pid")
-    except (OSError, ValueError):
-        pid = None
-    if layout.supervisor_sock.exists() or pid:
+    pid = running_pid(root)  # never a recycled PID: the recorded start time must match
+    if pid is not None:
         shutdown(layout, pid)
     leftovers = kill_survivors(root)
-    layout.state.unlink(missing_ok=True)
-    layout.config.unlink(missing_ok=True)
+    for done in (layout.state, layout.config, layout.supervisor_sock,
+                 layout.root / "supervisord.pid"):
+        done.unlink(missing_ok=True)
     return leftovers
 
 

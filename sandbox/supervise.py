@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
+from sandbox.ownership import Identity, members, stop_members
 from sandbox.pgcluster import pg_bindir, redis_binary
 from sandbox.state import ZONES, Layout
 
@@ -183,26 +185,35 @@ def _ancestors() -> set[int]:
 _OURS = (b"sandbox.serve", b"supervisord", b"postgres", b"redis-server")
 
 
-def _inside(entry: Path, root: Path) -> tuple[bool, bytes]:
-    """Whether a /proc entry's command line mentions `root` or its cwd lies under it.
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
+
+def _inside(entry: Path, root: Path) -> tuple[bool, bytes]:
+    """Whether a /proc entry has an argument naming `root` or a path in it, or a cwd in it.
+
+    Arguments are compared as whole paths, never as text: `/x/sb` is not inside `/x/sb2`.
     The cwd test catches PostgreSQL backends and Redis, which rewrite their titles."""
     try:
         cmdline = (entry / "cmdline").read_bytes()
     except OSError:
         return False, b""
-    if str(root).encode() in cmdline:
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0")]
+    if any(a.startswith("/") and _under(Path(a), root) for a in args):
         return True, cmdline
     try:
         cwd = Path(os.readlink(entry / "cwd"))
     except OSError:
         return False, cmdline
-    return cwd == root or root in cwd.parents, cmdline
+    return _under(cwd, root), cmdline
 
 
 def survivors(root: Path, only_ours: bool = False) -> list[int]:
-    """Live processes tied to the sandbox dir (by command line or cwd), callers excluded."""
-    mine, found = _ancestors(), []
+    """Live processes of the sandbox: its session's members (by PID and start time, see
+    `sandbox.ownership`) plus any process with a path argument or cwd inside the dir (e.g. a
+    bootstrap PostgreSQL); callers excluded."""
+    mine = _ancestors()
+    found = {i.pid for i in members(root)} - mine
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in mine:
             continue
@@ -210,21 +221,19 @@ def survivors(root: Path, only_ours: bool = False) -> list[int]:
         if only_ours and not any(tag in cmdline for tag in _OURS):
             continue
         if inside and pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+            found.add(int(entry.name))
+    return sorted(found)
 
 
 def kill_survivors(root: Path, grace: float = 5.0) -> list[int]:
     """Last resort after shutdown: TERM, then KILL, the sandbox's own leftovers (never, say,
-    someone's `tail -f` of a log in the dir)."""
-    pids = survivors(root, only_ours=True)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return pids
+    someone's `tail -f` of a log in the dir). Each is signalled only while its PID still has
+    the start time it had when found, so a recycled PID is never hit."""
+    idents = []
+    for pid in survivors(root, only_ours=True):
+        try:
+            idents.append(Identity.of(pid))
+        except psutil.Error:
+            continue
+    stop_members(idents, grace)
+    return [i.pid for i in idents]
