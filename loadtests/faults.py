@@ -21,6 +21,7 @@ is refused as a :class:`FaultPlanError` before any load is sent.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -97,10 +98,13 @@ def fault_actions(scenario: Scenario, until: float | None = None) -> list[Action
     return sorted((a for a in actions if a.at < until), key=lambda a: a.at)
 
 
-def _call(base: str, action: Action, timeout: float = 10.0) -> int:
+def _call(base: str, action: Action, timeout: float = 10.0, token: str | None = None) -> int:
     data = json.dumps(action.body).encode() if action.body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:  # the sandbox's admin token (state.json `admin_token`)
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(base + action.path, data=data, method=action.method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return int(resp.status)
@@ -113,7 +117,9 @@ class FaultRunner:
 
     def __init__(self, admin_url: str, actions: list[Action],
                  call: Callable[[str, Action], int] = _call,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, token: str | None = None) -> None:
+        if token is not None and call is _call:
+            call = functools.partial(_call, token=token)
         self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
         self.done: list[tuple[float, Action, int]] = []
 

@@ -135,7 +135,8 @@ def _test_start(environment: Any, **_: Any) -> None:
         session.start()
         setattr(options, _STARTED_AT, time.time())
     if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
-        runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep)
+        runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep,
+                             token=session.target.admin_token)
         session.info["fault_runner"] = (runner, gevent.spawn(runner.run, session.now))
 
 

@@ -47,6 +47,7 @@ class Target:
     host: str
     admin_url: str | None
     api_keys: Mapping[str, str] = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)  # the sandbox's, with admin_url
 
     def __repr__(self) -> str:
         return f"Target(host={self.host!r}, admin_url={self.admin_url!r}, tenants={sorted(self.api_keys)})"
@@ -132,4 +133,6 @@ def resolve_target(
     admin = state.get("admin_url") if same and state else None
     if admin is not None:
         admin = check_host(str(admin), allowed)
-    return Target(host, admin, _api_keys(tenants, state, environ))
+    token = str(state["admin_token"]) if admin is not None and state and "admin_token" in state \
+        else None
+    return Target(host, admin, _api_keys(tenants, state, environ), token)

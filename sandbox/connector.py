@@ -39,6 +39,8 @@ class ConnectorConfig:
     providers: dict[str, str]  # name -> base url
     client_secrets: dict[str, str]  # tenant -> OAuth client secret
     redis_port: int
+    redis_password: str
+    service_token: str
     max_retry_wait: float = 1.0  # total seconds a request may spend obeying Retry-After
     timeout: float = 8.0
 
@@ -49,7 +51,8 @@ class Connector:
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
         self.scope = f"{config.zone}.connector"
-        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port,
+                                    password=config.redis_password)
         self.http = httpx.AsyncClient(timeout=config.timeout)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 

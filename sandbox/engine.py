@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.auth import internal_headers
 from sandbox.cache import ResultCache, cache_key
 from sandbox.errors import ApiError
 from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
@@ -43,6 +44,8 @@ class EngineConfig:
     version: str
     connector_url: str
     redis_port: int
+    redis_password: str
+    service_token: str
     timeout: float = 9.0
 
 
@@ -63,9 +66,11 @@ class Engine:
         self.config = config
         self.scope = f"{config.zone}.{'canary' if 'canary' in config.name else 'engine'}"
         self.release = Release(config.version)
-        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port,
+                                    password=config.redis_password)
         self.cache = ResultCache(self.store)
-        self.http = httpx.AsyncClient(timeout=config.timeout)
+        self.http = httpx.AsyncClient(timeout=config.timeout,
+                                      headers=internal_headers(config.service_token))
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.auth import internal_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
@@ -46,6 +47,7 @@ class GatewayConfig:
     canary_url: str
     canary_zone: str
     pg_ports: list[int]
+    service_token: str = ""
     timeout: float = 10.0
 
 
@@ -73,7 +75,8 @@ class Gateway:
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=25),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            headers=internal_headers(self.config.service_token))
 
     def authenticate(self, request: Request, info: QueryContext) -> None:
         header = request.headers.get("authorization", "")

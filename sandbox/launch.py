@@ -7,6 +7,7 @@ supervisord config → run: start supervisord and wait until every service answe
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -20,6 +21,7 @@ import httpx
 import redis
 
 from sandbox import metadata, ownership, pgcluster
+from sandbox.auth import admin_headers
 from sandbox.catalog import CATALOG
 from sandbox.state import (
     LOOPBACK,
@@ -39,6 +41,7 @@ from sandbox.supervise import (
     rpc,
     shutdown,
     start_supervisord,
+    write_redis_conf,
 )
 
 __all__ = [
@@ -105,8 +108,13 @@ def build_state(root: Path) -> dict[str, Any]:
         "tenants": {t: {"api_key": secrets.token_urlsafe(32), "users": list(USERS)}
                     for t in TENANTS},
         "services": services,
+        "admin_token": secrets.token_urlsafe(32),
         "internal": {"canary_zone": CANARY_ZONE,
-                     "oauth_clients": {t: secrets.token_urlsafe(24) for t in TENANTS}},
+                     "oauth_clients": {t: secrets.token_urlsafe(24) for t in TENANTS},
+                     "gateway_internal_url": _url(free_port()),
+                     "service_token": secrets.token_urlsafe(32),
+                     "redis_password": secrets.token_urlsafe(32),
+                     "pg_password": secrets.token_urlsafe(32)},
     }
 
 
@@ -122,7 +130,10 @@ def _prepare_dir(layout: Layout) -> None:
 def bootstrap_postgres(layout: Layout, state: dict[str, Any]) -> None:
     pg = state["postgres"]
     log = layout.logs / "pg-bootstrap.log"
-    pgcluster.init_primary(layout.pg_primary, pg["primary"]["port"], log)
+    # libpq (psycopg, pg_basebackup) reads it here and in every service (supervisord's env)
+    os.environ["PGPASSWORD"] = state["internal"]["pg_password"]
+    pgcluster.init_primary(layout.pg_primary, pg["primary"]["port"], log,
+                           state["internal"]["pg_password"])
     pgcluster.start_server(layout.pg_primary, layout.logs / "pg-bootstrap-server.log")
     try:
         keys = {t: v["api_key"] for t, v in state["tenants"].items()}
@@ -149,6 +160,7 @@ def _pg_ready(state: dict[str, Any]) -> bool:
 def _redis_ready(state: dict[str, Any]) -> bool:
     try:
         return bool(redis.Redis(host=LOOPBACK, port=state["redis"]["port"],
+                                password=state["internal"]["redis_password"],
                                 socket_timeout=1).ping())
     except redis.RedisError:
         return False
@@ -211,7 +223,9 @@ def start(root: Path) -> dict[str, Any]:
     state = build_state(root)
     write_state(layout.config, state)
     bootstrap_postgres(layout, state)
-    layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state)))
+    write_redis_conf(layout, state["internal"]["redis_password"])
+    layout.supervisor_conf.write_text(render_config(layout, programs_for(layout, state),
+                                                    state["internal"]["pg_password"]))
     layout.supervisor_conf.chmod(0o600)
     proc = start_supervisord(layout)
     ownership.record_leader(layout, proc.pid)
@@ -232,7 +246,7 @@ def start(root: Path) -> dict[str, Any]:
 
 def _issue_tokens(state: dict[str, Any]) -> None:
     # The control plane's first bulk refresh: connectors find tokens waiting in the store.
-    with httpx.Client(timeout=10.0) as http:
+    with httpx.Client(timeout=10.0, headers=admin_headers(state["admin_token"])) as http:
         for provider in state["providers"]:
             resp = http.post(f"{state['admin_url']}/admin/tokens/refresh",
                              json={"provider": provider})

@@ -177,7 +177,7 @@ def build_app(provider: Provider) -> Starlette:
 
 
 def _control_routes(provider: Provider) -> list[Route]:
-    """The levers the fault API pulls (unauthenticated: the sandbox is loopback only)."""
+    """The levers the fault API pulls (guarded by the internal token, see `sandbox.serve`)."""
 
     @handle_errors
     async def set_faults(request: Request) -> Response:

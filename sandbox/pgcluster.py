@@ -89,6 +89,8 @@ def as_postgres(cmd: list[str]) -> list[str]:
 
 
 def _run(cmd: list[str], log: Path) -> None:
+    # libpq clients (pg_basebackup) take the password from PGPASSWORD, which `up` and
+    # supervisord set; runuser keeps the environment.
     with open(log, "ab") as out:
         subprocess.run(as_postgres(cmd), check=True, stdout=out, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=120)
@@ -127,17 +129,30 @@ logging_collector = off
 """
 
 
-def init_primary(datadir: Path, port: int, log: Path) -> None:
+_HBA = """# sandbox: TCP on loopback only, every role with its SCRAM password, no trust
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+"""
+
+
+def init_primary(datadir: Path, port: int, log: Path, password: str) -> None:
     datadir.mkdir(mode=0o700)
     _own(datadir)
     bindir = pg_bindir()
-    _run([str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER, "--auth=trust", "-N",
-          "-E", "UTF8", "--locale=C"], log)
+    pwfile = datadir.parent / ".pg-initpw"  # read once by initdb, then removed
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    _own(pwfile)
+    try:
+        _run([str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER,
+              "--auth=scram-sha-256", f"--pwfile={pwfile}", "-N", "-E", "UTF8", "--locale=C"],
+             log)
+    finally:
+        pwfile.unlink(missing_ok=True)
     with open(datadir / "postgresql.conf", "a") as fh:
         fh.write(_PRIMARY_CONF.format(port=port))
-    with open(datadir / "pg_hba.conf", "w") as fh:
-        # trust on loopback only: the sandbox has no network exposure (see docs/sandbox.md)
-        fh.write("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n")
+    (datadir / "pg_hba.conf").write_text(_HBA)
 
 
 def make_replica(primary_port: int, datadir: Path, port: int, log: Path) -> None:

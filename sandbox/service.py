@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,9 +65,19 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def run_app(app: Any, port: int) -> None:
-    """Serve on loopback; access logs off because URLs and headers may carry secrets."""
-    uvicorn.run(
-        app, host=LOOPBACK, port=port, log_level="warning", access_log=False,
-        timeout_keep_alive=30, lifespan="on",
-    )
+def _listener(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_app(app: Any, port: int, *more_ports: int) -> None:
+    """Serve on loopback; access logs off because URLs and headers may carry secrets.
+    `more_ports` are further listeners of the same app (the gateway's internal one): the app
+    tells them apart by `scope["server"]`."""
+    config = uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
+                            access_log=False, timeout_keep_alive=30, lifespan="on")
+    uvicorn.Server(config).run(sockets=[_listener(p) for p in (port, *more_ports)])

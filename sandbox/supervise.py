@@ -35,6 +35,7 @@ __all__ = [
     "shutdown",
     "start_supervisord",
     "survivors",
+    "write_redis_conf",
 ]
 
 CANARY_ZONE = "az-c"
@@ -71,7 +72,8 @@ def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     redis_port = state["redis"]["port"]
     pg_user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
     shared = [
-        Program("redis", "shared", f"{redis_binary()} --port {redis_port} --bind 127.0.0.1 "
+        Program("redis", "shared", f"{redis_binary()} {layout.redis_dir / 'redis.conf'} "
+                f"--port {redis_port} --bind 127.0.0.1 "
                 f"--save '' --appendonly no --set-proc-title no --dir {layout.redis_dir}"),
         # postgres: no autorestart, so a killed primary stays dead until someone acts;
         # SIGINT is PostgreSQL's fast shutdown for a clean `down`.
@@ -85,22 +87,32 @@ def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     return shared + [p for z in ZONES for p in _zone_programs(root, z)]
 
 
-def _program_section(p: Program, layout: Layout, pythonpath: str) -> str:
+def write_redis_conf(layout: Layout, password: str) -> None:
+    """The password lives in a 0600 file, not on a command line `ps` shows to everyone."""
+    path = layout.redis_dir / "redis.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {password}\n")
+
+
+def _program_section(p: Program, layout: Layout, env: str) -> str:
     lines = [
         f"[program:{p.name}]", f"command={p.command}", "autostart=true",
         f"autorestart={'true' if p.autorestart else 'false'}", "startsecs=1",
         "startretries=3", f"stopsignal={p.stopsignal}", "stopwaitsecs=10",
         "stopasgroup=true", "killasgroup=true", "redirect_stderr=true",
         f"stdout_logfile={layout.logs / (p.name + '.log')}", "stdout_logfile_maxbytes=5MB",
-        "stdout_logfile_backups=1", f'environment=PYTHONPATH="{pythonpath}",PYTHONUNBUFFERED="1"',
+        "stdout_logfile_backups=1", f"environment={env}",
     ]
     if p.user:
         lines.append(f"user={p.user}")
     return "\n".join(lines)
 
 
-def render_config(layout: Layout, programs: list[Program]) -> str:
+def render_config(layout: Layout, programs: list[Program], pg_password: str) -> str:
+    """The config (mode 0600: it holds PGPASSWORD, which libpq in every service reads)."""
     pythonpath = str(Path(__file__).resolve().parent.parent)
+    env = f'PYTHONPATH="{pythonpath}",PYTHONUNBUFFERED="1",PGPASSWORD="{pg_password}"'
     head = f"""[unix_http_server]
 file={layout.supervisor_sock}
 chmod=0700
@@ -121,7 +133,7 @@ serverurl=unix://{layout.supervisor_sock}
     groups: dict[str, list[str]] = {}
     for p in programs:
         groups.setdefault(p.group, []).append(p.name)
-    sections = [_program_section(p, layout, pythonpath) for p in programs]
+    sections = [_program_section(p, layout, env) for p in programs]
     sections += [f"[group:{g}]\nprograms={','.join(names)}" for g, names in groups.items()]
     return head + "\n" + "\n\n".join(sections) + "\n"
 

@@ -23,9 +23,12 @@ def admin_call(
     method: str, path: str, configuration: Configuration, body: dict[str, Any] | None = None
 ) -> Any:
     """``method`` ``admin_url + path`` with a JSON body; the JSON answer, or ActivityFailed."""
-    url = endpoints(configuration)["admin_url"].rstrip("/") + path
+    target = endpoints(configuration)
+    url = target["admin_url"].rstrip("/") + path
+    token = target.get("admin_token")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        resp = httpx.request(method, url, json=body, timeout=TIMEOUT_SECONDS)
+        resp = httpx.request(method, url, json=body, timeout=TIMEOUT_SECONDS, headers=headers)
     except httpx.HTTPError as exc:
         raise ActivityFailed(f"{method} {path}: {type(exc).__name__}") from None
     if resp.status_code >= 400:

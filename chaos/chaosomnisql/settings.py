@@ -107,8 +107,12 @@ def _sandbox_state(directory: str) -> dict[str, Any]:
         state = json.loads(path.read_text())
     except FileNotFoundError:
         raise ActivityFailed(f"no running sandbox: {path} not found") from None
-    # Only addresses: the keys in this file reach activities through `secrets`.
-    return {k: state[k] for k in ("gateway_url", "admin_url", "zones")}
+    # Addresses, plus the admin token the sandbox's admin/fault API requires (issue 16); the
+    # tenants' API keys in this file reach activities through `secrets`.
+    out = {k: state[k] for k in ("gateway_url", "admin_url", "zones")}
+    if state.get("admin_token"):
+        out["admin_token"] = state["admin_token"]
+    return out
 
 
 def api_keys(secrets: Secrets) -> dict[str, str]:

@@ -72,7 +72,7 @@ async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
         await asyncio.to_thread(_write_cap, [n.port for n in plane.nodes], tenant, user, cap)
     except psycopg.Error:
         raise ApiError(503, "METADATA_UNAVAILABLE", "no writable metadata primary") from None
-    await plane.post(f"{plane.state['gateway_url']}/internal/reload")
+    await plane.post(f"{plane.gateway_internal}/internal/reload")
     return {"tenant": tenant, "user": user, "max_concurrency": cap}
 
 
@@ -129,14 +129,14 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
                "error_rate": number(body, "error_rate", 0.0, 1.0, 0.0),
                "latency_multiplier": number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
     await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
-    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": weight})
+    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": weight})
     plane.canary = {**release, "weight": weight}
     return plane.canary
 
 
 async def rollback_canary(plane: ControlPlane) -> dict[str, Any]:
     # Gateway first: stop sending traffic before the canary's release is reset.
-    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": 0.0})
+    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": 0.0})
     try:
         await plane.post(f"{plane.service_url('engine-canary')}/_control", {"version": "v1"})
     except ApiError:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
 from sandbox.admin.plane import ControlPlane
+from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
 
@@ -45,7 +46,7 @@ async def _metadata_gauges(plane: ControlPlane) -> None:
     REPLICA_LAG.labels("admin").set(float("nan") if lag is None else lag)
 
 
-def build_app(root: Path, state: dict[str, Any]) -> Starlette:
+def build_app(root: Path, state: dict[str, Any]) -> TokenGuard:
     plane = ControlPlane(root, state)
 
     @asynccontextmanager
@@ -55,7 +56,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Starlette:
 
     async def stats(request: Request) -> Response:
         try:
-            resp = await plane.http.get(f"{state['gateway_url']}/internal/stats",
+            resp = await plane.http.get(f"{plane.gateway_internal}/internal/stats",
                                         params=dict(request.query_params))
         except httpx.HTTPError:
             return JSONResponse({"error": {"code": "UPSTREAM_ERROR",
@@ -70,7 +71,13 @@ def build_app(root: Path, state: dict[str, Any]) -> Starlette:
         found["admin"] = generate_latest().decode()
         return Response(merge_expositions(found), media_type=CONTENT_TYPE)
 
-    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
+    app = Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
         *admin_routes(plane), *fault_routes(plane),
     ])
+    return TokenGuard(app, _privileged, bearer=state["admin_token"])
+
+
+def _privileged(path: str) -> bool:
+    """Admin and fault routes need the admin token; stats, metrics and health stay open."""
+    return path.startswith(("/admin/", "/faults"))

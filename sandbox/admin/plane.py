@@ -17,6 +17,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from sandbox import metadata
+from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
 from sandbox.state import Layout
@@ -54,8 +55,10 @@ class ControlPlane:
         self.demoted: set[str] = set()  # old primaries that must be rebuilt before they run
         self.faults = FaultLog()
         self.canary: dict[str, Any] | None = None
-        self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"])
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
+                                    password=state["internal"]["redis_password"])
+        self.http = httpx.AsyncClient(
+            timeout=10.0, headers=internal_headers(state["internal"]["service_token"]))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -171,6 +174,11 @@ class ControlPlane:
     # --- peers ---------------------------------------------------------------------------
     def service_url(self, name: str) -> str:
         return str(self.state["services"][name])
+
+    @property
+    def gateway_internal(self) -> str:
+        """The gateway's internal listener (its `/internal/*` routes answer only there)."""
+        return str(self.state["internal"]["gateway_internal_url"])
 
     async def post(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
