@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import metadata
+from sandbox.admin.leases import parse_lease
 from sandbox.admin.plane import ControlPlane
 from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
 from sandbox.errors import ApiError
@@ -116,11 +117,13 @@ async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str,
         refresh_token(plane.store, plane.http, plane.state["providers"][provider], provider,
                       tenant, secrets[tenant]) for tenant in plane.state["tenants"]))
     plane.faults.tokens_expired.pop(provider, None)
+    plane.leases.end(f"tokens:{provider}")
     return {"provider": provider, "refreshed": len(plane.state["tenants"]),
             "duration_seconds": round(time.perf_counter() - started, 4)}
 
 
 async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    lease = parse_lease(body)
     version = body.get("version")
     if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9_.-]{1,32}$", version):
         raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
@@ -131,10 +134,11 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
     await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
     await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": weight})
     plane.canary = {**release, "weight": weight}
-    return plane.canary
+    return {**plane.canary, **plane.leases.grant("canary", lease, lambda: rollback_canary(plane))}
 
 
 async def rollback_canary(plane: ControlPlane) -> dict[str, Any]:
+    plane.leases.end("canary")
     # Gateway first: stop sending traffic before the canary's release is reset.
     await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": 0.0})
     try:

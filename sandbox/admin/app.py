@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
+from sandbox.admin.leases import AuditLog
 from sandbox.admin.plane import ControlPlane
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
@@ -46,7 +47,7 @@ async def _metadata_gauges(plane: ControlPlane) -> None:
     REPLICA_LAG.labels("admin").set(float("nan") if lag is None else lag)
 
 
-def build_app(root: Path, state: dict[str, Any]) -> TokenGuard:
+def build_app(root: Path, state: dict[str, Any]) -> Audited:
     plane = ControlPlane(root, state)
 
     @asynccontextmanager
@@ -75,7 +76,36 @@ def build_app(root: Path, state: dict[str, Any]) -> TokenGuard:
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
         *admin_routes(plane), *fault_routes(plane),
     ])
-    return TokenGuard(app, _privileged, bearer=state["admin_token"])
+    return Audited(TokenGuard(app, _privileged, bearer=state["admin_token"]), plane.audit)
+
+
+class Audited:
+    """ASGI middleware: one audit line per admin or fault call, refused ones included."""
+
+    def __init__(self, app: Any, audit: AuditLog) -> None:
+        self.app, self.audit = app, audit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _privileged(scope["path"]):
+            return await self.app(scope, receive, send)
+        status: list[int] = []
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            headers = {k.decode("latin-1"): v.decode("latin-1")
+                       for k, v in scope.get("headers", ())}
+            peer = scope.get("client") or ("?", 0)
+            self.audit.write(who={"peer": f"{peer[0]}:{peer[1]}",
+                                  "user_agent": headers.get("user-agent", "")[:200],
+                                  "actor": headers.get("x-omnisql-actor", "")[:200]},
+                             method=scope["method"], path=scope["path"][:300],
+                             status=status[0] if status else None)
 
 
 def _privileged(path: str) -> bool:

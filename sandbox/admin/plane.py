@@ -17,6 +17,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from sandbox import metadata
+from sandbox.admin.leases import AuditLog, Leases
 from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
@@ -54,6 +55,8 @@ class ControlPlane:
         self.promoted = False
         self.demoted: set[str] = set()  # old primaries that must be rebuilt before they run
         self.faults = FaultLog()
+        self.audit = AuditLog(self.layout.logs / "audit.log")
+        self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"])
@@ -61,6 +64,7 @@ class ControlPlane:
             timeout=10.0, headers=internal_headers(state["internal"]["service_token"]))
 
     async def close(self) -> None:
+        self.leases.cancel_all()
         await self.http.aclose()
         await self.store.aclose()
 
