@@ -25,6 +25,9 @@ __all__ = ["admin_routes", "deploy_canary", "number", "rollback_canary"]
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
+MAX_CAP = 100_000  # concurrent queries per user; PostgreSQL's integer column holds it
+
+
 def number(body: dict[str, Any], key: str, low: float, high: float, default: Any) -> Any:
     value = body.get(key, default)
     if value is default and default is not None:
@@ -67,8 +70,10 @@ async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     if "max_concurrency" not in body:
         raise ApiError(400, "BAD_REQUEST", "max_concurrency is required (null removes the cap)")
     cap = body["max_concurrency"]
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
-        raise ApiError(400, "BAD_REQUEST", "max_concurrency must be an integer >= 0 or null")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
+                            or not 0 <= cap <= MAX_CAP):
+        raise ApiError(400, "BAD_REQUEST",
+                       f"max_concurrency must be an integer in [0, {MAX_CAP}] or null")
     try:
         await asyncio.to_thread(_write_cap, [n.port for n in plane.nodes], tenant, user, cap)
     except psycopg.Error:
@@ -91,6 +96,9 @@ async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any
 
 
 async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - {"soft_cache", "coalesce", "ttl_seconds"}
+    if unknown:
+        raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
     updates: dict[Any, Any] = {}
     for key in ("soft_cache", "coalesce"):
         if key in body:
