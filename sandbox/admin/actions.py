@@ -109,6 +109,7 @@ async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
         updates["ttl_seconds"] = str(number(body, "ttl_seconds", 0.1, 86_400.0, None))
     if updates:
         await plane.store.hset(CONFIG_KEY, mapping=updates)
+        plane.save_options(updates)  # re-applied if Redis restarts (sandbox.admin.persist)
     raw = await plane.store.hgetall(CONFIG_KEY)
     options = CacheOptions.from_hash(raw)
     return {"soft_cache": options.soft_cache, "coalesce": options.coalesce,

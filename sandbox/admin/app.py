@@ -18,6 +18,7 @@ from starlette.routing import Route
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
 from sandbox.admin.leases import AuditLog
+from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
@@ -52,7 +53,9 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keeper = asyncio.create_task(keep_redis_state(plane))
         yield
+        keeper.cancel()
         await plane.close()
 
     async def stats(request: Request) -> Response:

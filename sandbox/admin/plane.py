@@ -7,6 +7,7 @@ keeps answering probes while a promotion or an AZ stop is in progress.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sandbox.admin.leases import AuditLog, Leases
 from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
-from sandbox.state import Layout
+from sandbox.state import Layout, write_state
 from sandbox.supervise import rpc
 
 __all__ = ["ControlPlane", "FaultLog", "PgNode"]
@@ -59,7 +60,8 @@ class ControlPlane:
         self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
-                                    password=state["internal"]["redis_password"])
+                                    password=state["internal"]["redis_password"],
+                                    socket_timeout=2.0, socket_connect_timeout=2.0)
         self.http = httpx.AsyncClient(
             timeout=10.0, headers=internal_headers(state["internal"]["service_token"]))
 
@@ -178,6 +180,22 @@ class ControlPlane:
     # --- peers ---------------------------------------------------------------------------
     def service_url(self, name: str) -> str:
         return str(self.state["services"][name])
+
+    @property
+    def options_file(self) -> Path:
+        return self.layout.root / "cache-options.json"
+
+    def saved_options(self) -> dict[str, str]:
+        try:
+            saved: dict[str, str] = json.loads(self.options_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return saved
+
+    def save_options(self, updates: dict[str, str]) -> None:
+        """Remember the cache options the admin API set: `sandbox.admin.persist` re-applies
+        them when Redis restarts empty."""
+        write_state(self.options_file, {**self.saved_options(), **updates})
 
     @property
     def gateway_internal(self) -> str:
