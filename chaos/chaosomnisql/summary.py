@@ -10,7 +10,7 @@ from typing import Any
 
 from .verdict import faults_injected, measured, verdict
 
-__all__ = ["build_summary", "predict", "render"]
+__all__ = ["build_summary", "predict", "render", "writes_lost"]
 
 PREDICTED = ("rto_seconds", "rpo_seconds", "error_rate", "latency_p95")
 
@@ -46,6 +46,28 @@ def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
                        for p in state.get("probes") or []]}
 
 
+def writes_lost(journal: dict[str, Any]) -> dict[str, Any] | None:
+    """The acknowledged-writes check of the method (`acknowledged_writes_lost`): how many
+    acknowledged metadata writes the failover lost, beside the RPO it measured."""
+    for entry in journal.get("run") or []:
+        provider = (entry.get("activity") or {}).get("provider") or {}
+        if provider.get("func") != "acknowledged_writes_lost":
+            continue
+        out = entry.get("output")
+        keys = ("lost", "last_acknowledged", "max_visible", "rpo_seconds")
+        if entry.get("status") == "succeeded" and isinstance(out, dict):
+            return {k: out.get(k) for k in keys}
+        return dict.fromkeys(keys)
+    return None
+
+
+def _lost_text(lost: dict[str, Any]) -> str:
+    if lost["lost"] is None:
+        return "acknowledged writes lost: not measured (the check failed)"
+    return (f"acknowledged writes lost: {lost['lost']} (last acknowledged "
+            f"{lost['last_acknowledged']}, max visible after failover {lost['max_visible']})")
+
+
 def build_summary(journal: dict[str, Any], scenario_file: Any,
                   prediction: dict[str, dict[str, float | None]] | None) -> dict[str, Any]:
     checks = scenario_file.scenario.checks
@@ -65,6 +87,7 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
         "rollbacks": [{"name": r["activity"]["name"], "status": r.get("status")}
                       for r in journal.get("rollbacks") or []],
         "targets": targets, "simulator": prediction, "load": journal.get("omnisql_load"),
+        "writes_lost": writes_lost(journal),
     }
 
 
@@ -78,7 +101,8 @@ def _hyp(h: dict[str, Any] | None) -> str:
     if h is None:
         return "not run"
     return ("met" if h["met"] else "NOT met") + "".join(
-        f"\n      {p['name']}: {p['status']}, tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
+        f"\n      {p['name']}: {p['status']}, "
+        f"tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
         for p in h["probes"])
 
 
@@ -97,6 +121,7 @@ def render(summary: dict[str, Any]) -> str:
     lines.append("   rollbacks: " + (", ".join(f"{r['name']} {r['status']}"
                                                for r in summary["rollbacks"]) or "none"))
     lines.append("   scenario checks (measured here | simulator at this profile):")
+    lost = summary.get("writes_lost")
     for t in summary["targets"]:
         sim = t["simulator"] or {}
         here = _fmt(t["measured"]) if t["is_measured"] else "not measured by this experiment"
@@ -104,6 +129,11 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"     {t['metric']}{over} {t['op']} {t['target']:g}: {here}  | simulator "
                      f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
                      f"{_fmt(sim.get('ci_high'))})")
+        if lost is not None and t["metric"] == "rpo_seconds":
+            lines.append(f"       {_lost_text(lost)}")  # the RPO in writes, beside it
+            lost = None
+    if lost is not None:  # no RPO check in the scenario: still say what was lost
+        lines.append(f"   {_lost_text(lost)}")
     if summary.get("load"):
         lines.append(f"   background load: {summary['load']}")
     return "\n".join(lines)
