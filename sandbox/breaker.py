@@ -1,8 +1,9 @@
 """A circuit breaker for calls to a shared dependency (Redis).
 
-`threshold` consecutive failures (default 2) open it for `open_seconds`: callers then skip the dependency
-at once instead of each waiting for a socket timeout. After that, one trial call is let
-through (half-open); its failure opens the breaker again at once, its success closes it.
+`threshold` consecutive failures (default 2) open it for `open_seconds`: callers then skip
+the dependency at once instead of each waiting for a socket timeout. After that, one trial
+call is let through (half-open); its failure opens the breaker again at once, its success
+closes it.
 """
 
 from __future__ import annotations
