@@ -46,7 +46,7 @@ Rows = list[dict[str, Any]]
 Fetch = Callable[[], Awaitable[Rows]]
 
 
-def hot_path_redis(port: int, password: str, timeout: float = 0.25) -> aioredis.Redis:
+def hot_path_redis(port: int, password: str, timeout: float = 0.5) -> aioredis.Redis:
     """A client for request paths: short socket timeouts and no retries (redis-py retries
     3 times with backoff by default, seconds per call against a paused Redis); the breaker
     and the callers' fallbacks deal with failures instead."""

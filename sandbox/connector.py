@@ -80,9 +80,11 @@ class Connector:
         token = await self.stored_token(provider, tenant)
         if token is not None:
             return token
+        store_up = self.breaker.failures == 0 and self.breaker.closed
         # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
         async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
-            token = await self.stored_token(provider, tenant)
+            # Re-read (another request may have refreshed it), unless the store just failed.
+            token = await self.stored_token(provider, tenant) if store_up else None
             if token is None:
                 token, ttl = await fetch_token(
                     self.http, self.config.providers[provider], provider, tenant,

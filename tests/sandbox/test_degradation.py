@@ -99,7 +99,7 @@ def test_paused_redis_bounded_serving_from_the_provider(sandbox: Sandbox) -> Non
     os.kill(pid, signal.SIGSTOP)
     timings: list[tuple[int, str, float]] = []
     try:
-        until = time.monotonic() + 4.0
+        until = time.monotonic() + 6.0
         while time.monotonic() < until:
             started = time.monotonic()
             resp = sandbox.query("acme", ids.sql())
@@ -108,7 +108,7 @@ def test_paused_redis_bounded_serving_from_the_provider(sandbox: Sandbox) -> Non
     finally:
         os.kill(pid, signal.SIGCONT)
     assert len(timings) >= 4, "requests stalled for the whole pause"
-    assert max(t for _, _, t in timings) < 2.0, timings  # was: the whole pause, then 500
+    assert max(t for _, _, t in timings) < 3.0, timings  # was: the whole pause, then 500
     assert all((s, d) in ((200, "bypass"), (503, "CACHE_UNAVAILABLE")) or s == 200
                for s, d, _ in timings), timings
     assert sum(1 for s, d, _ in timings if d == "bypass") >= len(timings) // 2
