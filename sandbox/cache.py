@@ -5,11 +5,17 @@ An entry is `{"rows", "fresh_until"}` stored with a Redis TTL of `ttl + stale_gr
 exactly one refresh runs (a Redis `SET NX` lock shared by every engine in every AZ); with it
 off, a stale entry is a miss. Coalescing makes concurrent misses on one key within an engine
 share a single fetch.
+
+When Redis fails (error or socket timeout), a circuit breaker opens and the engine serves
+from the provider directly ("bypass"), at most `BYPASS_SLOTS` fetches at a time per engine so
+a cache outage cannot turn into a provider flood; beyond that it answers
+`503 CACHE_UNAVAILABLE`. Nothing is stored while the cache is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,15 +23,36 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from sandbox.breaker import Breaker
 from sandbox.errors import ApiError
 
-__all__ = ["CONFIG_KEY", "CacheOptions", "ResultCache", "cache_key", "tenant_pattern"]
+__all__ = [
+    "BYPASS_SLOTS",
+    "hot_path_redis",
+    "CONFIG_KEY",
+    "CacheOptions",
+    "ResultCache",
+    "cache_key",
+    "tenant_pattern",
+]
 
 CONFIG_KEY = "omnisql:config"
+BYPASS_SLOTS = 8
 Rows = list[dict[str, Any]]
 Fetch = Callable[[], Awaitable[Rows]]
+
+
+def hot_path_redis(port: int, password: str, timeout: float = 0.5) -> aioredis.Redis:
+    """A client for request paths: short socket timeouts and no retries (redis-py retries
+    3 times with backoff by default, seconds per call against a paused Redis); the breaker
+    and the callers' fallbacks deal with failures instead."""
+    return aioredis.Redis(host="127.0.0.1", port=port, password=password,
+                          socket_timeout=timeout, socket_connect_timeout=timeout,
+                          retry=Retry(NoBackoff(), 0))
 
 
 def _text(value: bytes | str) -> str:
@@ -67,15 +94,25 @@ class ResultCache:
     def __init__(self, store: aioredis.Redis) -> None:
         self.store = store
         self.options = CacheOptions()
+        self.breaker = Breaker("redis")
+        self._bypass = asyncio.Semaphore(BYPASS_SLOTS)
         self._inflight: dict[str, asyncio.Future[Rows]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def reload_options(self) -> None:
-        self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
+        if self.breaker.closed:
+            self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
 
     async def get(self, key: str, fetch: Fetch) -> tuple[Rows, str]:
-        """Rows and how they were served: "hit", "stale" or "miss"."""
-        raw = await self.store.get(key)
+        """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down)."""
+        if not self.breaker.closed:
+            return await self._bypassing(fetch), "bypass"
+        try:
+            raw = await self.store.get(key)
+        except RedisError:
+            self.breaker.failure()
+            return await self._bypassing(fetch), "bypass"
+        self.breaker.success()
         if raw is not None:
             entry = json.loads(raw)
             if entry["fresh_until"] > time.time():
@@ -84,6 +121,14 @@ class ResultCache:
                 await self._refresh_in_background(key, fetch)
                 return entry["rows"], "stale"
         return await self._fill(key, fetch), "miss"
+
+    async def _bypassing(self, fetch: Fetch) -> Rows:
+        if self._bypass.locked():
+            raise ApiError(503, "CACHE_UNAVAILABLE",
+                           "the result cache (Redis) is unavailable and the provider bypass "
+                           "is at its limit", retry_after=1)
+        async with self._bypass:
+            return await fetch()
 
     async def _fill(self, key: str, fetch: Fetch) -> Rows:
         if not self.options.coalesce:
@@ -107,12 +152,19 @@ class ResultCache:
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()
         entry = json.dumps({"rows": rows, "fresh_until": time.time() + self.options.ttl})
-        await self.store.set(key, entry, ex=int(self.options.ttl + self.options.stale_grace))
+        try:
+            await self.store.set(key, entry, ex=int(self.options.ttl + self.options.stale_grace))
+        except RedisError:  # the rows are good; only caching them failed
+            self.breaker.failure()
         return rows
 
     async def _refresh_in_background(self, key: str, fetch: Fetch) -> None:
         # One refresher across all engines; the lock expires if its holder dies.
-        if not await self.store.set(f"{key}:refresh", "1", nx=True, px=10_000):
+        try:
+            if not await self.store.set(f"{key}:refresh", "1", nx=True, px=10_000):
+                return
+        except RedisError:
+            self.breaker.failure()
             return
         task = asyncio.create_task(self._refresh(key, fetch))
         self._background.add(task)
@@ -124,4 +176,5 @@ class ResultCache:
         except (ApiError, RedisError) as exc:  # the stale copy keeps serving; next read retries
             print(f"cache refresh failed: {type(exc).__name__}", flush=True)
         finally:
-            await self.store.delete(f"{key}:refresh")
+            with contextlib.suppress(RedisError):
+                await self.store.delete(f"{key}:refresh")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from sandbox import ownership
 from sandbox.launch import SandboxError, process_table, running_pid, start, stop
 from sandbox.state import default_dir
 from sandbox.supervise import pid_alive
@@ -76,11 +77,19 @@ def cmd_down(root: Path) -> int:
 
 
 def cmd_status(root: Path) -> int:
-    if running_pid(root) is None:
+    """Exit 0 running, 1 stopped, 3 crashed (supervisord gone, some of its processes live)."""
+    status = ownership.classify(root)
+    if status == "stopped":
         print(f"not running ({root})")
         return 1
+    if status == "crashed":
+        left = ownership.members(root)
+        print(f"crashed: supervisord is gone but {len(left)} of its processes survive "
+              f"(PIDs {' '.join(str(i.pid) for i in left)}); `down` or `up` stops them")
+        return 3
     for name, statename in sorted(process_table(root).items()):
         print(f"{name:32} {statename}")
+    ownership.record_members(root)
     return 0
 
 

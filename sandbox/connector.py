@@ -10,6 +10,7 @@ control plane's job (SOP-103), not every worker's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,16 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.breaker import Breaker
+from sandbox.cache import hot_path_redis
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
-from sandbox.tokens import load_token, refresh_token
+from sandbox.tokens import fetch_token, load_token, token_key
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
 
@@ -39,6 +42,8 @@ class ConnectorConfig:
     providers: dict[str, str]  # name -> base url
     client_secrets: dict[str, str]  # tenant -> OAuth client secret
     redis_port: int
+    redis_password: str
+    service_token: str
     max_retry_wait: float = 1.0  # total seconds a request may spend obeying Retry-After
     timeout: float = 8.0
 
@@ -49,7 +54,10 @@ class Connector:
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
         self.scope = f"{config.zone}.connector"
-        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        self.store = hot_path_redis(config.redis_port, config.redis_password)
+        # Tokens this connector fetched itself, used while the shared store (Redis) is down.
+        self._local: dict[tuple[str, str], str] = {}
+        self.breaker = Breaker("redis")
         self.http = httpx.AsyncClient(timeout=config.timeout)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -57,18 +65,34 @@ class Connector:
         await self.http.aclose()
         await self.store.aclose()
 
+    async def stored_token(self, provider: str, tenant: str) -> str | None:
+        """The shared store's token; with Redis down, the one this connector fetched."""
+        if self.breaker.closed:
+            try:
+                token = await load_token(self.store, provider, tenant)
+                self.breaker.success()
+                return token
+            except RedisError:
+                self.breaker.failure()
+        return self._local.get((provider, tenant))
+
     async def token(self, provider: str, tenant: str) -> str:
-        token = await load_token(self.store, provider, tenant)
+        token = await self.stored_token(provider, tenant)
         if token is not None:
             return token
+        store_up = self.breaker.failures == 0 and self.breaker.closed
         # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
         async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
-            token = await load_token(self.store, provider, tenant)
+            # Re-read (another request may have refreshed it), unless the store just failed.
+            token = await self.stored_token(provider, tenant) if store_up else None
             if token is None:
-                token = await refresh_token(
-                    self.store, self.http, self.config.providers[provider], provider, tenant,
-                    self.config.client_secrets.get(tenant, ""),
-                )
+                token, ttl = await fetch_token(
+                    self.http, self.config.providers[provider], provider, tenant,
+                    self.config.client_secrets.get(tenant, ""))
+                self._local[(provider, tenant)] = token
+                if self.breaker.closed:
+                    with contextlib.suppress(RedisError):
+                        await self.store.set(token_key(provider, tenant), token, ex=ttl)
             return token
 
     async def fetch(self, tenant: str, provider: str, obj: str,
@@ -99,7 +123,7 @@ class Connector:
                 return page
             if resp.status_code == 401 and not retried_auth:
                 retried_auth = True
-                if await load_token(self.store, provider, tenant) != token:
+                if await self.stored_token(provider, tenant) != token:
                     continue
                 raise ApiError(502, "PROVIDER_UNAUTHORIZED",
                                f"{provider} rejected the tenant's access token")

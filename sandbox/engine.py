@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.cache import ResultCache, cache_key
+from sandbox.auth import internal_headers
+from sandbox.cache import ResultCache, cache_key, hot_path_redis
 from sandbox.errors import ApiError
 from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
@@ -43,6 +43,8 @@ class EngineConfig:
     version: str
     connector_url: str
     redis_port: int
+    redis_password: str
+    service_token: str
     timeout: float = 9.0
 
 
@@ -63,9 +65,11 @@ class Engine:
         self.config = config
         self.scope = f"{config.zone}.{'canary' if 'canary' in config.name else 'engine'}"
         self.release = Release(config.version)
-        self.store = aioredis.Redis(host="127.0.0.1", port=config.redis_port)
+        # Short socket timeouts: a paused Redis must trip the breaker, not stall requests.
+        self.store = hot_path_redis(config.redis_port, config.redis_password)
         self.cache = ResultCache(self.store)
-        self.http = httpx.AsyncClient(timeout=config.timeout)
+        self.http = httpx.AsyncClient(timeout=config.timeout,
+                                      headers=internal_headers(config.service_token))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -94,9 +98,12 @@ class Engine:
         try:
             resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body)
         except httpx.TimeoutException:
-            raise ApiError(504, "UPSTREAM_TIMEOUT", "connector did not answer in time") from None
+            raise ApiError(504, "UPSTREAM_TIMEOUT",
+                           f"connector-{self.config.zone} did not answer in time") from None
         except httpx.HTTPError:
-            raise ApiError(502, "PROVIDER_ERROR", "connector unreachable") from None
+            # The gateway retries this one in another zone: nothing reached the provider.
+            raise ApiError(502, "CONNECTOR_UNAVAILABLE",
+                           f"connector-{self.config.zone} unreachable") from None
         try:
             data = resp.json()
         except ValueError:
@@ -106,6 +113,13 @@ class Engine:
             raise ApiError(resp.status_code, str(err.get("code", "PROVIDER_ERROR")),
                            str(err.get("message", "connector failed")), err.get("retry_after"))
         return [{c: row.get(c) for c in query.columns} for row in data["rows"]]
+
+    async def connector_ok(self) -> bool:
+        try:
+            resp = await self.http.get(f"{self.config.connector_url}/health", timeout=0.5)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
         version = body.get("version", self.release.version)
@@ -160,10 +174,16 @@ def build_app(config: EngineConfig) -> Starlette:
         return JSONResponse(result)
 
     async def health(request: Request) -> Response:
+        # The engine is only as healthy as its connector: without it every miss fails, so
+        # the gateway must route around the zone (the cache's state is reported, not fatal).
         opts = engine.cache.options
-        return JSONResponse({"status": "ok", "zone": config.zone,
+        connector = await engine.connector_ok()
+        return JSONResponse({"status": "ok" if connector else "degraded", "zone": config.zone,
+                             "connector": "ok" if connector else "unreachable",
+                             "cache": "ok" if engine.cache.breaker.closed else "unavailable",
                              "version": engine.release.version, "soft_cache": opts.soft_cache,
-                             "coalesce": opts.coalesce, "ttl_seconds": opts.ttl})
+                             "coalesce": opts.coalesce, "ttl_seconds": opts.ttl},
+                            200 if connector else 503)
 
     @handle_errors
     async def control(request: Request) -> Response:

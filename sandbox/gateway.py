@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.auth import internal_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
@@ -36,8 +37,18 @@ from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
 
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-# Failures that mean "this engine is gone", worth one retry in another AZ.
+# Failures that mean "this engine is gone", worth a retry in another AZ.
 _RETRYABLE = (aiohttp.ClientConnectionError,)
+# Engine answers that mean "this zone cannot serve it now; nothing reached the provider":
+# queries are reads, so trying another zone is safe.
+_RETRY_CODES = frozenset({"CONNECTOR_UNAVAILABLE", "CACHE_UNAVAILABLE"})
+_RETRY_MARGIN = 1.0  # seconds of the client's budget a retry must still have
+
+
+class _ZoneCannotServe(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("zone cannot serve")
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class GatewayConfig:
     canary_url: str
     canary_zone: str
     pg_ports: list[int]
+    service_token: str = ""
     timeout: float = 10.0
 
 
@@ -73,7 +85,8 @@ class Gateway:
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=25),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            headers=internal_headers(self.config.service_token))
 
     def authenticate(self, request: Request, info: QueryContext) -> None:
         header = request.headers.get("authorization", "")
@@ -103,8 +116,11 @@ class Gateway:
             del self.inflight[slot]
 
     async def forward(self, info: QueryContext) -> Response:
+        """Send to an engine; on a dead engine or a zone that cannot serve (its connector or
+        the cache down), try the other zones while the client's budget allows."""
         tried: set[str] = set()
-        for _ in range(2):
+        started, last = time.monotonic(), None
+        while time.monotonic() - started < self.config.timeout - _RETRY_MARGIN:
             backend = self.router.choose(tried)
             if backend is None:
                 break
@@ -112,7 +128,11 @@ class Gateway:
                 return await self._send(backend, info)
             except _RETRYABLE:
                 self.router.failed(backend)
-                tried.add(backend.name)
+            except _ZoneCannotServe as refused:
+                last = refused.response
+            tried.add(backend.name)
+        if last is not None:  # every zone tried answered why it could not: say that
+            return last
         raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
 
     async def _send(self, backend: Backend, info: QueryContext) -> Response:
@@ -126,7 +146,10 @@ class Gateway:
             raise ApiError(504, "UPSTREAM_TIMEOUT", "the query timed out upstream") from None
         info.detail = headers.get("x-omnisql-cache", "") if status == 200 else _error_code(content)
         extra = {"retry-after": headers["retry-after"]} if "retry-after" in headers else None
-        return Response(content, status, extra, "application/json")
+        response = Response(content, status, extra, "application/json")
+        if status in (502, 503) and info.detail in _RETRY_CODES:
+            raise _ZoneCannotServe(response)
+        return response
 
     def record(self, info: QueryContext, status: int, latency: float) -> None:
         conn = connector_of(info.sql)

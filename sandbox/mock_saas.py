@@ -177,7 +177,7 @@ def build_app(provider: Provider) -> Starlette:
 
 
 def _control_routes(provider: Provider) -> list[Route]:
-    """The levers the fault API pulls (unauthenticated: the sandbox is loopback only)."""
+    """The levers the fault API pulls (guarded by the internal token, see `sandbox.serve`)."""
 
     @handle_errors
     async def set_faults(request: Request) -> Response:
@@ -198,27 +198,34 @@ def _control_routes(provider: Provider) -> list[Route]:
     ]
 
 
-def _number(body: dict[str, Any], key: str, low: float, default: float | None) -> float | None:
+#: Documented ranges of the provider fault parameters (docs/sandbox.md, "Limits").
+LATENCY_MS_RANGE = (0.0, 60_000.0)
+RATE_LIMIT_RANGE = (0.01, 100_000.0)
+
+
+def _number(body: dict[str, Any], key: str, bounds: tuple[float, float],
+            default: float | None) -> float | None:
     value = body.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise ApiError(400, "BAD_REQUEST", f"{key} must be a number >= {low}")
+    low, high = bounds
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not low <= value <= high):
+        raise ApiError(400, "BAD_REQUEST", f"{key} must be a number in [{low:g}, {high:g}]")
     return float(value)
 
 
 def parse_faults(body: dict[str, Any]) -> ProviderFaults:
-    """Validate a fault body: latency_ms >= 0, rate_limit_per_s > 0, outage bool."""
+    """Validate a fault body: latency_ms in [0, 60000], rate_limit_per_s in [0.01, 100000],
+    outage a boolean."""
     unknown = set(body) - {"latency_ms", "rate_limit_per_s", "outage"}
     if unknown:
         raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
     outage = body.get("outage", False)
     if not isinstance(outage, bool):
         raise ApiError(400, "BAD_REQUEST", "outage must be a boolean")
-    rate = _number(body, "rate_limit_per_s", 0.0, None)
-    if rate is not None and rate <= 0:
-        raise ApiError(400, "BAD_REQUEST", "rate_limit_per_s must be > 0")
-    latency = _number(body, "latency_ms", 0.0, 0.0) or 0.0
+    rate = _number(body, "rate_limit_per_s", RATE_LIMIT_RANGE, None)
+    latency = _number(body, "latency_ms", LATENCY_MS_RANGE, 0.0) or 0.0
     return ProviderFaults(latency_ms=latency, rate_limit_per_s=rate, outage=outage)
 
 

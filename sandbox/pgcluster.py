@@ -17,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "as_postgres",
+    "check_binaries",
     "check_traversable",
     "init_primary",
     "make_replica",
@@ -29,23 +30,54 @@ __all__ = [
 PG_USER = "postgres"
 
 
+_PG_TOOLS = ("initdb", "pg_ctl", "postgres", "pg_basebackup")
+
+
 def pg_bindir() -> Path:
-    """The newest /usr/lib/postgresql/<major>/bin that has initdb."""
-    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
-    if not found:
-        raise FileNotFoundError(
-            "no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")
-    return max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0))
+    """PostgreSQL's bin dir: the one of `initdb` on `PATH` (symlinks resolved, so its sibling
+    tools are found), else the newest /usr/lib/postgresql/<major>/bin (Debian keeps it off
+    `PATH`). Every tool the sandbox runs must be there and executable."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        bindir = Path(on_path).resolve().parent
+    else:
+        found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+        if not found:
+            raise FileNotFoundError("PostgreSQL not found: no initdb on PATH nor under "
+                                    "/usr/lib/postgresql (apt-get install postgresql)")
+        bindir = max(found, key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0))
+    missing = [t for t in _PG_TOOLS if not os.access(bindir / t, os.X_OK)]
+    if missing:
+        raise FileNotFoundError(f"PostgreSQL in {bindir} lacks {', '.join(missing)}")
+    return bindir
 
 
 def redis_binary() -> str:
-    # Debian's build first: other copies on PATH on this machine are not trustworthy.
-    if Path("/usr/bin/redis-server").exists():
-        return "/usr/bin/redis-server"
-    found = shutil.which("redis-server")
+    """`redis-server` from `PATH`, else /usr/bin (as documented)."""
+    found = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin")
     if found is None:
-        raise FileNotFoundError("redis-server not found (apt-get install redis-server)")
+        raise FileNotFoundError("redis-server not found on PATH (apt-get install redis-server)")
     return found
+
+
+def _version_ok(cmd: list[str]) -> str | None:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{cmd[0]}: {exc}"
+    out = (done.stdout + done.stderr).strip().splitlines()
+    return None if done.returncode == 0 else f"{cmd[0]} --version exited {done.returncode}: " \
+        f"{out[-1] if out else 'no output'}"
+
+
+def check_binaries() -> list[str]:
+    """Problems with the binaries `up` needs (each named with its path); [] when all run.
+    Checked before anything starts, so a broken binary fails `up` at once."""
+    try:
+        tools = [redis_binary(), *(str(pg_bindir() / t) for t in ("postgres", "initdb"))]
+    except FileNotFoundError as exc:
+        return [str(exc)]
+    return [p for p in (_version_ok([t, "--version"]) for t in tools) if p]
 
 
 def _as_root() -> bool:
@@ -57,6 +89,8 @@ def as_postgres(cmd: list[str]) -> list[str]:
 
 
 def _run(cmd: list[str], log: Path) -> None:
+    # libpq clients (pg_basebackup) take the password from PGPASSWORD, which `up` and
+    # supervisord set; runuser keeps the environment.
     with open(log, "ab") as out:
         subprocess.run(as_postgres(cmd), check=True, stdout=out, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=120)
@@ -95,17 +129,30 @@ logging_collector = off
 """
 
 
-def init_primary(datadir: Path, port: int, log: Path) -> None:
+_HBA = """# sandbox: TCP on loopback only, every role with its SCRAM password, no trust
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+"""
+
+
+def init_primary(datadir: Path, port: int, log: Path, password: str) -> None:
     datadir.mkdir(mode=0o700)
     _own(datadir)
     bindir = pg_bindir()
-    _run([str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER, "--auth=trust", "-N",
-          "-E", "UTF8", "--locale=C"], log)
+    pwfile = datadir.parent / ".pg-initpw"  # read once by initdb, then removed
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    _own(pwfile)
+    try:
+        _run([str(bindir / "initdb"), "-D", str(datadir), "-U", PG_USER,
+              "--auth=scram-sha-256", f"--pwfile={pwfile}", "-N", "-E", "UTF8", "--locale=C"],
+             log)
+    finally:
+        pwfile.unlink(missing_ok=True)
     with open(datadir / "postgresql.conf", "a") as fh:
         fh.write(_PRIMARY_CONF.format(port=port))
-    with open(datadir / "pg_hba.conf", "w") as fh:
-        # trust on loopback only: the sandbox has no network exposure (see docs/sandbox.md)
-        fh.write("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n")
+    (datadir / "pg_hba.conf").write_text(_HBA)
 
 
 def make_replica(primary_port: int, datadir: Path, port: int, log: Path) -> None:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sandbox.auth import OPEN_PATHS, TokenGuard
 from sandbox.service import run_app
 from sandbox.state import load_state
 
@@ -20,25 +21,38 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
+def _internal_only(app: Any, state: dict[str, Any]) -> TokenGuard:
+    """Engines and connectors answer only the gateway, engines and the admin service."""
+    return TokenGuard(app, lambda path: path not in OPEN_PATHS,
+                      internal=state["internal"]["service_token"])
+
+
 def _mock(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.mock_saas import Provider, build_app
     clients = state["internal"]["oauth_clients"]
-    run_app(build_app(Provider(args.name, dict(clients))), _port(state["providers"][args.name]))
+    app = TokenGuard(build_app(Provider(args.name, dict(clients))),
+                     lambda path: path.startswith("/_control"),
+                     internal=state["internal"]["service_token"])
+    run_app(app, _port(state["providers"][args.name]))
 
 
 def _connector(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.connector import ConnectorConfig, build_app
-    config = ConnectorConfig(args.zone, dict(state["providers"]),
-                             dict(state["internal"]["oauth_clients"]), state["redis"]["port"])
-    run_app(build_app(config), _port(state["services"][f"connector-{args.zone}"]))
+    internal = state["internal"]
+    config = ConnectorConfig(args.zone, dict(state["providers"]), dict(internal["oauth_clients"]),
+                             state["redis"]["port"], internal["redis_password"],
+                             internal["service_token"])
+    run_app(_internal_only(build_app(config), state),
+            _port(state["services"][f"connector-{args.zone}"]))
 
 
 def _engine(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.engine import EngineConfig, build_app
-    services = state["services"]
+    services, internal = state["services"], state["internal"]
     config = EngineConfig(args.zone, args.name, "v1", services[f"connector-{args.zone}"],
-                          state["redis"]["port"])
-    run_app(build_app(config), _port(services[args.name]))
+                          state["redis"]["port"], internal["redis_password"],
+                          internal["service_token"])
+    run_app(_internal_only(build_app(config), state), _port(services[args.name]))
 
 
 def _pg_ports(state: dict[str, Any]) -> list[int]:
@@ -48,10 +62,21 @@ def _pg_ports(state: dict[str, Any]) -> list[int]:
 def _gateway(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.gateway import GatewayConfig, build_app
     services = state["services"]
+    internal = state["internal"]
     config = GatewayConfig({z: services[f"engine-{z}"] for z in state["zones"]},
-                           services["engine-canary"], state["internal"]["canary_zone"],
-                           _pg_ports(state))
-    run_app(build_app(config), _port(state["gateway_url"]))
+                           services["engine-canary"], internal["canary_zone"],
+                           _pg_ports(state), internal["service_token"])
+    inside = _port(internal["gateway_internal_url"])
+
+    def elsewhere(scope: dict[str, Any]) -> bool:
+        # /internal/* exists only on the internal listener; the public one says 404.
+        on_inside = (scope.get("server") or ("", 0))[1] == inside
+        return scope["path"].startswith("/internal/") != on_inside and scope["path"] not in \
+            OPEN_PATHS
+
+    app = TokenGuard(build_app(config), lambda path: path.startswith("/internal/"),
+                     internal=internal["service_token"], hidden=elsewhere)
+    run_app(app, _port(state["gateway_url"]), inside)
 
 
 def _admin(state: dict[str, Any], args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from sandbox.errors import ApiError
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Query", "connector_of", "parse"]
 
 MAX_LIMIT = 1000
+MAX_INT_DIGITS = 18  # a PostgreSQL bigint; Python refuses int() of very long literals
 DEFAULT_LIMIT = 100
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATTERN = re.compile(
@@ -55,16 +56,23 @@ class Query:
         }
 
 
+def _int(text: str, what: str) -> int:
+    # Python refuses int() of > 4300 digits with a ValueError: check the length first.
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ApiError(400, "BAD_SQL", f"{what} has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
 def _value(text: str) -> Any:
     if text.startswith("'"):
         return text[1:-1].replace("''", "'")
-    return int(text)
+    return _int(text, "an integer literal")
 
 
 def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
-    n = int(text)
+    n = _int(text, "LIMIT")
     if not 1 <= n <= MAX_LIMIT:
         raise ApiError(400, "BAD_SQL", f"LIMIT must be between 1 and {MAX_LIMIT}")
     return n

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
+from sandbox.ownership import Identity, members, stop_members
 from sandbox.pgcluster import pg_bindir, redis_binary
 from sandbox.state import ZONES, Layout
 
@@ -33,6 +35,7 @@ __all__ = [
     "shutdown",
     "start_supervisord",
     "survivors",
+    "write_redis_conf",
 ]
 
 CANARY_ZONE = "az-c"
@@ -69,7 +72,8 @@ def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     redis_port = state["redis"]["port"]
     pg_user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
     shared = [
-        Program("redis", "shared", f"{redis_binary()} --port {redis_port} --bind 127.0.0.1 "
+        Program("redis", "shared", f"{redis_binary()} {layout.redis_dir / 'redis.conf'} "
+                f"--port {redis_port} --bind 127.0.0.1 "
                 f"--save '' --appendonly no --set-proc-title no --dir {layout.redis_dir}"),
         # postgres: no autorestart, so a killed primary stays dead until someone acts;
         # SIGINT is PostgreSQL's fast shutdown for a clean `down`.
@@ -83,22 +87,32 @@ def programs_for(layout: Layout, state: dict[str, Any]) -> list[Program]:
     return shared + [p for z in ZONES for p in _zone_programs(root, z)]
 
 
-def _program_section(p: Program, layout: Layout, pythonpath: str) -> str:
+def write_redis_conf(layout: Layout, password: str) -> None:
+    """The password lives in a 0600 file, not on a command line `ps` shows to everyone."""
+    path = layout.redis_dir / "redis.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {password}\n")
+
+
+def _program_section(p: Program, layout: Layout, env: str) -> str:
     lines = [
         f"[program:{p.name}]", f"command={p.command}", "autostart=true",
         f"autorestart={'true' if p.autorestart else 'false'}", "startsecs=1",
         "startretries=3", f"stopsignal={p.stopsignal}", "stopwaitsecs=10",
         "stopasgroup=true", "killasgroup=true", "redirect_stderr=true",
         f"stdout_logfile={layout.logs / (p.name + '.log')}", "stdout_logfile_maxbytes=5MB",
-        "stdout_logfile_backups=1", f'environment=PYTHONPATH="{pythonpath}",PYTHONUNBUFFERED="1"',
+        "stdout_logfile_backups=1", f"environment={env}",
     ]
     if p.user:
         lines.append(f"user={p.user}")
     return "\n".join(lines)
 
 
-def render_config(layout: Layout, programs: list[Program]) -> str:
+def render_config(layout: Layout, programs: list[Program], pg_password: str) -> str:
+    """The config (mode 0600: it holds PGPASSWORD, which libpq in every service reads)."""
     pythonpath = str(Path(__file__).resolve().parent.parent)
+    env = f'PYTHONPATH="{pythonpath}",PYTHONUNBUFFERED="1",PGPASSWORD="{pg_password}"'
     head = f"""[unix_http_server]
 file={layout.supervisor_sock}
 chmod=0700
@@ -119,7 +133,7 @@ serverurl=unix://{layout.supervisor_sock}
     groups: dict[str, list[str]] = {}
     for p in programs:
         groups.setdefault(p.group, []).append(p.name)
-    sections = [_program_section(p, layout, pythonpath) for p in programs]
+    sections = [_program_section(p, layout, env) for p in programs]
     sections += [f"[group:{g}]\nprograms={','.join(names)}" for g, names in groups.items()]
     return head + "\n" + "\n\n".join(sections) + "\n"
 
@@ -183,26 +197,35 @@ def _ancestors() -> set[int]:
 _OURS = (b"sandbox.serve", b"supervisord", b"postgres", b"redis-server")
 
 
-def _inside(entry: Path, root: Path) -> tuple[bool, bytes]:
-    """Whether a /proc entry's command line mentions `root` or its cwd lies under it.
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
+
+def _inside(entry: Path, root: Path) -> tuple[bool, bytes]:
+    """Whether a /proc entry has an argument naming `root` or a path in it, or a cwd in it.
+
+    Arguments are compared as whole paths, never as text: `/x/sb` is not inside `/x/sb2`.
     The cwd test catches PostgreSQL backends and Redis, which rewrite their titles."""
     try:
         cmdline = (entry / "cmdline").read_bytes()
     except OSError:
         return False, b""
-    if str(root).encode() in cmdline:
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0")]
+    if any(a.startswith("/") and _under(Path(a), root) for a in args):
         return True, cmdline
     try:
         cwd = Path(os.readlink(entry / "cwd"))
     except OSError:
         return False, cmdline
-    return cwd == root or root in cwd.parents, cmdline
+    return _under(cwd, root), cmdline
 
 
 def survivors(root: Path, only_ours: bool = False) -> list[int]:
-    """Live processes tied to the sandbox dir (by command line or cwd), callers excluded."""
-    mine, found = _ancestors(), []
+    """Live processes of the sandbox: its session's members (by PID and start time, see
+    `sandbox.ownership`) plus any process with a path argument or cwd inside the dir (e.g. a
+    bootstrap PostgreSQL); callers excluded."""
+    mine = _ancestors()
+    found = {i.pid for i in members(root)} - mine
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in mine:
             continue
@@ -210,21 +233,19 @@ def survivors(root: Path, only_ours: bool = False) -> list[int]:
         if only_ours and not any(tag in cmdline for tag in _OURS):
             continue
         if inside and pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+            found.add(int(entry.name))
+    return sorted(found)
 
 
 def kill_survivors(root: Path, grace: float = 5.0) -> list[int]:
     """Last resort after shutdown: TERM, then KILL, the sandbox's own leftovers (never, say,
-    someone's `tail -f` of a log in the dir)."""
-    pids = survivors(root, only_ours=True)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return pids
+    someone's `tail -f` of a log in the dir). Each is signalled only while its PID still has
+    the start time it had when found, so a recycled PID is never hit."""
+    idents = []
+    for pid in survivors(root, only_ours=True):
+        try:
+            idents.append(Identity.of(pid))
+        except psutil.Error:
+            continue
+    stop_members(idents, grace)
+    return [i.pid for i in idents]

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from sandbox.errors import ApiError
 
-__all__ = ["load_token", "refresh_token", "token_key"]
+__all__ = ["fetch_token", "load_token", "refresh_token", "token_key"]
 
 # Keep a margin so a token is replaced before the provider starts refusing it.
 EXPIRY_MARGIN = 60
@@ -31,6 +31,14 @@ async def refresh_token(
     provider: str, tenant: str, secret: str,
 ) -> str:
     """Get a new token from the provider's token endpoint and store it with its lifetime."""
+    token, ttl = await fetch_token(http, base_url, provider, tenant, secret)
+    await store.set(token_key(provider, tenant), token, ex=ttl)
+    return token
+
+
+async def fetch_token(http: httpx.AsyncClient, base_url: str, provider: str, tenant: str,
+                      secret: str) -> tuple[str, int]:
+    """A new token from the provider's token endpoint and its usable lifetime in seconds."""
     try:
         resp = await http.post(f"{base_url}/oauth/token", json={
             "grant_type": "client_credentials", "client_id": tenant, "client_secret": secret,
@@ -43,5 +51,4 @@ async def refresh_token(
     body = resp.json()
     token = str(body["access_token"])
     ttl = max(1, int(body.get("expires_in", 3600)) - EXPIRY_MARGIN)
-    await store.set(token_key(provider, tenant), token, ex=ttl)
-    return token
+    return token, ttl

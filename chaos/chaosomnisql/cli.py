@@ -19,10 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHORT_MODE", "main", "sandbox_env"]
+__all__ = ["SHORT_MODE", "Interrupts", "main", "rollback", "sandbox_env"]
 
 #: Short mode for CI: 10 s warm-up, 4 s stats windows, 8 s sustain, 30 s recovery timeout,
 #: 15 s faults, 2 predictions.
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--short", action="store_true", help="CI mode: small windows")
     run.add_argument("--journal", type=Path, help="journal path (default: a temp file)")
     run.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit, seconds")
+    back = sub.add_parser("rollback", help="play an experiment's rollbacks alone")
+    back.add_argument("experiment", type=Path)
+    back.add_argument("--dir", type=Path, default=Path(os.environ.get("OMNISQL_SANDBOX_DIR",
+                                                                      ".sandbox")))
     env = sub.add_parser("env", help="print export lines for plain `chaos run`")
     env.add_argument("--dir", type=Path, default=Path(".sandbox"))
     return parser
@@ -63,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.dir / "state.json").exists():
         print(f"no running sandbox in {args.dir} (python -m sandbox up --detach)", file=sys.stderr)
         return 2
+    if args.command == "rollback":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the last line of defence: no more cuts
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return rollback(args.experiment)
     if args.command == "env":
         for key, value in sandbox_env(args.dir).items():
             print(f"export {key}='{value}'")
@@ -109,7 +118,13 @@ def _run(args: argparse.Namespace) -> int:
     journal = args.journal or Path(tempfile.mkdtemp(prefix="omnisql-chaos-")) / "journal.json"
     cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
            str(journal), str(args.experiment)]
-    code = _supervise(subprocess.Popen(cmd, env=env, preexec_fn=interruptible), args.timeout)
+    # A session of its own: a signal to our process group (Ctrl-C, `kill -- -PGID`) reaches
+    # us only, and we alone decide what chaos receives (exactly one SIGINT).
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=interruptible, start_new_session=True)
+    guard = Interrupts(proc)
+    code = guard.supervise(args.timeout)
+    if guard.requested:
+        _finish_interrupted(journal, args.experiment, env, guard)
     return _judge(journal, code, args.experiment.resolve().parent)
 
 
@@ -123,30 +138,114 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _supervise(proc: subprocess.Popen[Any], timeout: float) -> int:
-    """Wait for ``chaos``; on our SIGTERM or the timeout, interrupt it with SIGINT.
+class Interrupts:
+    """Every SIGINT/SIGTERM to the wrapper, first or repeated, becomes one SIGINT to chaos.
 
     SIGINT, not SIGTERM: Chaos Toolkit raises SIGTERM as an exception inside the running
     Python activity, which only fails that activity and lets the method carry on; SIGINT
-    (KeyboardInterrupt) interrupts the run, which then plays its rollbacks."""
-    def forward(signum: int, frame: Any) -> None:
-        proc.send_signal(signal.SIGINT)
+    (KeyboardInterrupt) interrupts the run, which then plays its rollbacks. Only one: a second
+    KeyboardInterrupt during the rollbacks makes Chaos Toolkit skip the remaining ones."""
 
-    previous = signal.signal(signal.SIGTERM, forward)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"chaos ran over {timeout:g} s: interrupting (rollbacks run)", file=sys.stderr)
-        proc.send_signal(signal.SIGINT)
+    #: How long interrupted rollbacks may take (promotion and rebuild run pg tools).
+    ROLLBACK_SECONDS = 240.0
+
+    def __init__(self, proc: subprocess.Popen[Any]) -> None:
+        self.proc = proc
+        self.signals: list[str] = []  # every signal received, in order ("timeout" too)
+        self.first_at: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return bool(self.signals)
+
+    def interrupt(self, why: str) -> None:
+        self.signals.append(why)
+        if len(self.signals) > 1:
+            print(f"{why} again: already interrupting; the rollbacks play to the end",
+                  file=sys.stderr, flush=True)
+            return
+        self.first_at = datetime.now(UTC).isoformat(timespec="seconds")
+        print(f"{why}: interrupting chaos (rollbacks run; the verdict will be FAIL)",
+              file=sys.stderr, flush=True)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.interrupt(signal.Signals(signum).name)
+
+    def supervise(self, timeout: float) -> int:
+        """Wait for chaos with our handlers in place; chaos's exit code."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached chaos too (same process group): let it roll back
-        return proc.wait()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                print(f"chaos ran over {timeout:g} s", file=sys.stderr)
+                self.interrupt("timeout")
+            try:
+                return self.proc.wait(timeout=self.ROLLBACK_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                return self.proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def record(self) -> dict[str, Any]:
+        return {"requested": True, "signals": self.signals, "first_at": self.first_at}
+
+
+def _rollbacks_done(journal: dict[str, Any] | None, experiment: Path) -> bool:
+    import yaml
+
+    declared = [r.get("name") for r in (yaml.safe_load(experiment.read_text()) or {})
+                .get("rollbacks", [])]
+    played = (journal or {}).get("rollbacks") or []
+    names = [r.get("activity", {}).get("name") for r in played]
+    return names == declared and all(r.get("status") == "succeeded" for r in played)
+
+
+def _finish_interrupted(journal_path: Path, experiment: Path, env: dict[str, str],
+                        guard: Interrupts) -> None:
+    """Record the interrupt in the journal and, if chaos did not play every rollback (killed,
+    or interrupted mid-rollback by someone else), play them again (they are idempotent)."""
+    try:
+        journal: dict[str, Any] | None = json.loads(journal_path.read_text())
+    except (OSError, ValueError):
+        journal = None
+    note = guard.record()
+    if not _rollbacks_done(journal, experiment):
+        print("rollbacks incomplete: playing them again", file=sys.stderr, flush=True)
+        replay = subprocess.run([sys.executable, "-m", "chaosomnisql", "rollback",
+                                 str(experiment)], env=env, start_new_session=True,
+                                check=False, timeout=Interrupts.ROLLBACK_SECONDS,
+                                capture_output=True, text=True)
+        note["rollbacks_replayed"] = replay.stdout.split()
+        note["replay_exit"] = replay.returncode
+        if replay.returncode:
+            print(replay.stderr[-2000:], file=sys.stderr)
+    journal = journal or {"status": "interrupted", "experiment": {}, "rollbacks": []}
+    journal["omnisql_interrupt"] = note
+    journal_path.write_text(json.dumps(journal, indent=2, default=str))
+
+
+def rollback(experiment: Path) -> int:
+    """Play the experiment's rollbacks alone (``python -m chaosomnisql rollback EXP``);
+    prints ``name=status`` per rollback; exit 0 when all succeeded."""
+    from chaoslib.configuration import load_configuration
+    from chaoslib.loader import load_experiment
+    from chaoslib.rollback import run_rollbacks
+    from chaoslib.secret import load_secrets
+
+    exp = load_experiment(str(experiment))
+    config = load_configuration(exp.get("configuration", {}))
+    secrets = load_secrets(exp.get("secrets", {}), config)
+    ok = True
+    for run in run_rollbacks(exp, config, secrets, None, None):
+        status = run.get("status") if isinstance(run, dict) else "background"
+        print(f"{run['activity']['name']}={status}", flush=True)
+        ok = ok and status == "succeeded"
+    return 0 if ok else 1
 
 
 def _judge(journal_path: Path, chaos_code: int, experiment_dir: Path | None = None) -> int:
@@ -160,15 +259,18 @@ def _judge(journal_path: Path, chaos_code: int, experiment_dir: Path | None = No
         print(f"FAIL: chaos exited {chaos_code} without a journal", file=sys.stderr)
         return 1
     summary = journal.get("omnisql_summary")
-    if summary is None:  # the experiment did not load the verdict control
+    config = journal.get("experiment", {}).get("configuration", {})
+    if summary is None and "omnisql_scenario" in config:  # no verdict control loaded
         from labcore.scenario_file import read_scenario
 
-        config = journal["experiment"].get("configuration", {})
         where = str(experiment_dir) if experiment_dir else None
         scenario = read_scenario(resolve_path(config["omnisql_scenario"], where), profile="standin")
         summary = build_summary(journal, scenario, None)
         print(render(summary))
-    reasons = summary["reasons"] or verdict(journal)
+    reasons = list((summary or {}).get("reasons") or verdict(journal))
+    interrupt = journal.get("omnisql_interrupt")
+    if interrupt:  # whatever chaos wrote: an interrupted run never passes
+        reasons.insert(0, f"interrupt requested ({', '.join(interrupt['signals'])})")
     print(f"journal: {journal_path}")
     if reasons or chaos_code != 0:
         print(f"FAIL (chaos exit {chaos_code}): " + "; ".join(reasons or ["chaos failed"]))

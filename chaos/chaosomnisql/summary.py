@@ -12,7 +12,7 @@ from labcore.registry import metric_key
 
 from .verdict import faults_injected, judge_checks, verdict
 
-__all__ = ["build_summary", "predict", "render"]
+__all__ = ["build_summary", "predict", "render", "writes_lost"]
 
 PREDICTED = ("rto_seconds", "rpo_seconds", "error_rate", "latency_p95")
 
@@ -45,6 +45,28 @@ def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
                        for p in state.get("probes") or []]}
 
 
+def writes_lost(journal: dict[str, Any]) -> dict[str, Any] | None:
+    """The acknowledged-writes check of the method (`acknowledged_writes_lost`): how many
+    acknowledged metadata writes the failover lost, beside the RPO it measured."""
+    for entry in journal.get("run") or []:
+        provider = (entry.get("activity") or {}).get("provider") or {}
+        if provider.get("func") != "acknowledged_writes_lost":
+            continue
+        out = entry.get("output")
+        keys = ("lost", "last_acknowledged", "max_visible", "rpo_seconds")
+        if entry.get("status") == "succeeded" and isinstance(out, dict):
+            return {k: out.get(k) for k in keys}
+        return dict.fromkeys(keys)
+    return None
+
+
+def _lost_text(lost: dict[str, Any]) -> str:
+    if lost["lost"] is None:
+        return "acknowledged writes lost: not measured (the check failed)"
+    return (f"acknowledged writes lost: {lost['lost']} (last acknowledged "
+            f"{lost['last_acknowledged']}, max visible after failover {lost['max_visible']})")
+
+
 def build_summary(journal: dict[str, Any], scenario_file: Any,
                   prediction: dict[str, dict[str, float | None]] | None) -> dict[str, Any]:
     checks = scenario_file.scenario.checks
@@ -72,6 +94,7 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
         "rollbacks": [{"name": r["activity"]["name"], "status": r.get("status")}
                       for r in journal.get("rollbacks") or []],
         "targets": targets, "simulator": prediction, "load": journal.get("omnisql_load"),
+        "writes_lost": writes_lost(journal),
     }
 
 
@@ -106,6 +129,7 @@ def render(summary: dict[str, Any]) -> str:
                                                for r in summary["rollbacks"]) or "none"))
     lines.append("   scenario checks, each over its own scope "
                  "(measured here | simulator at this profile, same scope):")
+    lost = summary.get("writes_lost")
     for t in summary["targets"]:
         sim = t["simulator"] or {}
         here = _fmt(t["measured"]) if t["is_measured"] else f"not measured ({t['not_measured']})"
@@ -113,6 +137,11 @@ def render(summary: dict[str, Any]) -> str:
                      "  | simulator "
                      f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
                      f"{_fmt(sim.get('ci_high'))})")
+        if lost is not None and t["metric"] == "rpo_seconds":
+            lines.append(f"       {_lost_text(lost)}")  # the RPO in writes, beside it
+            lost = None
+    if lost is not None:  # no RPO check in the scenario: still say what was lost
+        lines.append(f"   {_lost_text(lost)}")
     if summary.get("load"):
         lines.append(f"   background load: {summary['load']}")
     return "\n".join(lines)

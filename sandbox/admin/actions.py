@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import metadata
+from sandbox.admin.leases import parse_lease
 from sandbox.admin.plane import ControlPlane
 from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
 from sandbox.errors import ApiError
@@ -22,6 +23,9 @@ from sandbox.tokens import refresh_token
 __all__ = ["admin_routes", "deploy_canary", "number", "rollback_canary"]
 
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+MAX_CAP = 100_000  # concurrent queries per user; PostgreSQL's integer column holds it
 
 
 def number(body: dict[str, Any], key: str, low: float, high: float, default: Any) -> Any:
@@ -66,13 +70,15 @@ async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     if "max_concurrency" not in body:
         raise ApiError(400, "BAD_REQUEST", "max_concurrency is required (null removes the cap)")
     cap = body["max_concurrency"]
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
-        raise ApiError(400, "BAD_REQUEST", "max_concurrency must be an integer >= 0 or null")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int)
+                            or not 0 <= cap <= MAX_CAP):
+        raise ApiError(400, "BAD_REQUEST",
+                       f"max_concurrency must be an integer in [0, {MAX_CAP}] or null")
     try:
         await asyncio.to_thread(_write_cap, [n.port for n in plane.nodes], tenant, user, cap)
     except psycopg.Error:
         raise ApiError(503, "METADATA_UNAVAILABLE", "no writable metadata primary") from None
-    await plane.post(f"{plane.state['gateway_url']}/internal/reload")
+    await plane.post(f"{plane.gateway_internal}/internal/reload")
     return {"tenant": tenant, "user": user, "max_concurrency": cap}
 
 
@@ -90,6 +96,9 @@ async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any
 
 
 async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - {"soft_cache", "coalesce", "ttl_seconds"}
+    if unknown:
+        raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
     updates: dict[Any, Any] = {}
     for key in ("soft_cache", "coalesce"):
         if key in body:
@@ -100,6 +109,7 @@ async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
         updates["ttl_seconds"] = str(number(body, "ttl_seconds", 0.1, 86_400.0, None))
     if updates:
         await plane.store.hset(CONFIG_KEY, mapping=updates)
+        plane.save_options(updates)  # re-applied if Redis restarts (sandbox.admin.persist)
     raw = await plane.store.hgetall(CONFIG_KEY)
     options = CacheOptions.from_hash(raw)
     return {"soft_cache": options.soft_cache, "coalesce": options.coalesce,
@@ -116,11 +126,13 @@ async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str,
         refresh_token(plane.store, plane.http, plane.state["providers"][provider], provider,
                       tenant, secrets[tenant]) for tenant in plane.state["tenants"]))
     plane.faults.tokens_expired.pop(provider, None)
+    plane.leases.end(f"tokens:{provider}")
     return {"provider": provider, "refreshed": len(plane.state["tenants"]),
             "duration_seconds": round(time.perf_counter() - started, 4)}
 
 
 async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    lease = parse_lease(body)
     version = body.get("version")
     if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9_.-]{1,32}$", version):
         raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
@@ -129,14 +141,15 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
                "error_rate": number(body, "error_rate", 0.0, 1.0, 0.0),
                "latency_multiplier": number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
     await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
-    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": weight})
+    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": weight})
     plane.canary = {**release, "weight": weight}
-    return plane.canary
+    return {**plane.canary, **plane.leases.grant("canary", lease, lambda: rollback_canary(plane))}
 
 
 async def rollback_canary(plane: ControlPlane) -> dict[str, Any]:
+    plane.leases.end("canary")
     # Gateway first: stop sending traffic before the canary's release is reset.
-    await plane.post(f"{plane.state['gateway_url']}/internal/canary", {"weight": 0.0})
+    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": 0.0})
     try:
         await plane.post(f"{plane.service_url('engine-canary')}/_control", {"version": "v1"})
     except ApiError:

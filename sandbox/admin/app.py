@@ -17,7 +17,10 @@ from starlette.routing import Route
 
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
+from sandbox.admin.leases import AuditLog
+from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
+from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
 
@@ -45,17 +48,19 @@ async def _metadata_gauges(plane: ControlPlane) -> None:
     REPLICA_LAG.labels("admin").set(float("nan") if lag is None else lag)
 
 
-def build_app(root: Path, state: dict[str, Any]) -> Starlette:
+def build_app(root: Path, state: dict[str, Any]) -> Audited:
     plane = ControlPlane(root, state)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keeper = asyncio.create_task(keep_redis_state(plane))
         yield
+        keeper.cancel()
         await plane.close()
 
     async def stats(request: Request) -> Response:
         try:
-            resp = await plane.http.get(f"{state['gateway_url']}/internal/stats",
+            resp = await plane.http.get(f"{plane.gateway_internal}/internal/stats",
                                         params=dict(request.query_params))
         except httpx.HTTPError:
             return JSONResponse({"error": {"code": "UPSTREAM_ERROR",
@@ -70,7 +75,42 @@ def build_app(root: Path, state: dict[str, Any]) -> Starlette:
         found["admin"] = generate_latest().decode()
         return Response(merge_expositions(found), media_type=CONTENT_TYPE)
 
-    return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
+    app = Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
         *admin_routes(plane), *fault_routes(plane),
     ])
+    return Audited(TokenGuard(app, _privileged, bearer=state["admin_token"]), plane.audit)
+
+
+class Audited:
+    """ASGI middleware: one audit line per admin or fault call, refused ones included."""
+
+    def __init__(self, app: Any, audit: AuditLog) -> None:
+        self.app, self.audit = app, audit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _privileged(scope["path"]):
+            return await self.app(scope, receive, send)
+        status: list[int] = []
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            headers = {k.decode("latin-1"): v.decode("latin-1")
+                       for k, v in scope.get("headers", ())}
+            peer = scope.get("client") or ("?", 0)
+            self.audit.write(who={"peer": f"{peer[0]}:{peer[1]}",
+                                  "user_agent": headers.get("user-agent", "")[:200],
+                                  "actor": headers.get("x-omnisql-actor", "")[:200]},
+                             method=scope["method"], path=scope["path"][:300],
+                             status=status[0] if status else None)
+
+
+def _privileged(path: str) -> bool:
+    """Admin and fault routes need the admin token; stats, metrics and health stay open."""
+    return path.startswith(("/admin/", "/faults"))

@@ -136,13 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = (args.dir or default_dir()).absolute()
     try:
-        admin_url = load_state(root)["admin_url"]
+        state = load_state(root)
+        admin_url, token = state["admin_url"], state.get("admin_token", "")
     except (FileNotFoundError, ValueError, KeyError):
         print(f"error: no running sandbox in {root} (python -m sandbox up)", file=sys.stderr)
         return 2
     method, path, body = to_call(args)
     try:
-        resp = httpx.request(method, admin_url + path, json=body, timeout=60.0)
+        resp = httpx.request(method, admin_url + path, json=body, timeout=60.0,
+                             headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
         print(f"error: admin API unreachable: {type(exc).__name__}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ keeps answering probes while a promotion or an AZ stop is in progress.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ import httpx
 import redis.asyncio as aioredis
 
 from sandbox import metadata
+from sandbox.admin.leases import AuditLog, Leases
+from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
-from sandbox.state import Layout
+from sandbox.state import Layout, write_state
 from sandbox.supervise import rpc
 
 __all__ = ["ControlPlane", "FaultLog", "PgNode"]
@@ -53,11 +56,17 @@ class ControlPlane:
         self.promoted = False
         self.demoted: set[str] = set()  # old primaries that must be rebuilt before they run
         self.faults = FaultLog()
+        self.audit = AuditLog(self.layout.logs / "audit.log")
+        self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
-        self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"])
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
+                                    password=state["internal"]["redis_password"],
+                                    socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.http = httpx.AsyncClient(
+            timeout=10.0, headers=internal_headers(state["internal"]["service_token"]))
 
     async def close(self) -> None:
+        self.leases.cancel_all()
         await self.http.aclose()
         await self.store.aclose()
 
@@ -171,6 +180,27 @@ class ControlPlane:
     # --- peers ---------------------------------------------------------------------------
     def service_url(self, name: str) -> str:
         return str(self.state["services"][name])
+
+    @property
+    def options_file(self) -> Path:
+        return self.layout.root / "cache-options.json"
+
+    def saved_options(self) -> dict[str, str]:
+        try:
+            saved: dict[str, str] = json.loads(self.options_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return saved
+
+    def save_options(self, updates: dict[str, str]) -> None:
+        """Remember the cache options the admin API set: `sandbox.admin.persist` re-applies
+        them when Redis restarts empty."""
+        write_state(self.options_file, {**self.saved_options(), **updates})
+
+    @property
+    def gateway_internal(self) -> str:
+        """The gateway's internal listener (its `/internal/*` routes answer only there)."""
+        return str(self.state["internal"]["gateway_internal_url"])
 
     async def post(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:

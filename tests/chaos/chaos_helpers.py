@@ -32,16 +32,21 @@ class ChaosSandbox:
         data: dict[str, Any] = json.loads((self.root / "state.json").read_text())
         return data
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.state['admin_token']}"}
+
     def api_keys(self) -> list[str]:
         return [t["api_key"] for t in self.state["tenants"].values()]
 
     def get(self, path: str) -> Any:
-        resp = httpx.get(self.state["admin_url"] + path, timeout=30)
+        resp = httpx.get(self.state["admin_url"] + path, timeout=30, headers=self.auth)
         resp.raise_for_status()
         return resp.json()
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        resp = httpx.post(self.state["admin_url"] + path, json=body, timeout=60)
+        resp = httpx.post(self.state["admin_url"] + path, json=body, timeout=60,
+                          headers=self.auth)
         resp.raise_for_status()
         return resp.json()
 

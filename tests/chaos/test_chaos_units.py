@@ -258,3 +258,22 @@ def test_the_extension_declares_the_lab_and_needs_no_checkout(tmp_path, monkeypa
     monkeypatch.setenv("OMNISQL_EXPERIMENT_DIR", str(tmp_path / "exp"))
     assert settings.resolve_path("mine.yaml") == beside
     assert settings.resolve_path("exp/mine.yaml") == Path("exp/mine.yaml")  # from the cwd
+
+
+def test_summary_shows_acknowledged_writes_lost_beside_the_rpo() -> None:
+    """The az_loss journal recorded `lost 1`; the summary showed only the RPO and PASS."""
+    from chaosomnisql.summary import build_summary, render
+
+    scenario = read_scenario("scenarios/regional_failover.yaml", profile="standin")
+    lost = {"last_acknowledged": 812, "max_visible": 811, "lost": 1, "rpo_seconds": 0.03,
+            "measured": {"rpo_seconds": 0.03}}
+    journal = _journal(run=[_entry("lose_zone"), _entry("acknowledged_writes_lost",
+                                                        output=lost)])
+    text = render(build_summary(journal, scenario, None))
+    rpo_lines = [i for i, line in enumerate(text.splitlines()) if "rpo_seconds" in line]
+    assert rpo_lines, text
+    after = text.splitlines()[rpo_lines[0] + 1]
+    assert "acknowledged writes lost: 1 (last acknowledged 812, max visible" in after, text
+    failed = _journal(run=[_entry("acknowledged_writes_lost", "failed")])
+    assert "acknowledged writes lost: not measured" in render(build_summary(failed, scenario,
+                                                                            None))

@@ -44,7 +44,8 @@ class Standin:
     def get(self, path: str) -> Any:
         import httpx
 
-        resp = httpx.get(self.state["admin_url"] + path, timeout=10.0)
+        resp = httpx.get(self.state["admin_url"] + path, timeout=10.0,
+                         headers={"Authorization": f"Bearer {self.state['admin_token']}"})
         resp.raise_for_status()
         return resp.json()
 

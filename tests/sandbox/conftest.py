@@ -18,7 +18,12 @@ class Sandbox:
 
     def __init__(self, root: Path, state: dict[str, Any]) -> None:
         self.root, self.state = root, state
-        self.http = httpx.Client(timeout=30.0)
+        # The admin token on calls to the admin service only (gateway calls carry API keys).
+        self.http = httpx.Client(timeout=30.0, event_hooks={"request": [self._admin_token]})
+
+    def _admin_token(self, request: httpx.Request) -> None:
+        if str(request.url).startswith(self.admin):
+            request.headers.setdefault("Authorization", f"Bearer {self.state['admin_token']}")
 
     @property
     def admin(self) -> str:

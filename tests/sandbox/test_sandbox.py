@@ -129,7 +129,8 @@ def test_tenant_isolation(sandbox: Sandbox) -> None:
     resp = sandbox.http.post(f"{sandbox.state['gateway_url']}/v1/query",
                              json={"sql": sql, "tenant": "acme"}, headers=sandbox.headers("globex"))
     assert resp.status_code == 403 and resp.json()["error"]["code"] == "FORBIDDEN"
-    store = redis.Redis(port=sandbox.state["redis"]["port"])
+    store = redis.Redis(port=sandbox.state["redis"]["port"],
+                        password=sandbox.state["internal"]["redis_password"])
     keys = [k.decode() for k in store.scan_iter(match="omnisql:cache:*")]
     assert all(k.split(":")[2] in sandbox.state["tenants"] for k in keys)
     assert {k.split(":")[2] for k in keys} >= {"acme", "globex"}
@@ -139,9 +140,11 @@ def test_tenant_isolation(sandbox: Sandbox) -> None:
 def test_query_log_is_tenant_scoped(sandbox: Sandbox) -> None:
     sandbox.query("initech", "SELECT id FROM crm.contacts WHERE id = 5")
     port = sandbox.state["postgres"]["primary"]["port"]
+    password = sandbox.state["internal"]["pg_password"]
 
     def logged() -> bool:
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres") as c:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             password=password) as c:
             rows = c.execute("SELECT DISTINCT tenant FROM query_log").fetchall()
         return "initech" in {r[0] for r in rows}
 
@@ -372,8 +375,11 @@ def test_rebuild_demoted_primary_as_replica(sandbox: Sandbox) -> None:
     written = sandbox.http.post(f"{sandbox.admin}/admin/metadata/writes", json={"n": 3}).json()
     port = status["replica"]["port"]
 
+    password = sandbox.state["internal"]["pg_password"]
+
     def replicated() -> bool:
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres") as c:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             password=password) as c:
             row = c.execute("SELECT max(seq) FROM seq_writes").fetchone()
         return bool(row and row[0] == written["last_acknowledged"])
 

@@ -145,8 +145,9 @@ def test_router_round_robin_canary_and_panic() -> None:
 def test_supervisor_config_groups(tmp_path: Path) -> None:
     progs = [Program("engine-az-a", "az-a", "python -m x"), Program("redis", "shared", "r"),
              Program("pg-primary", "shared", "pg", "postgres", False, "INT")]
-    conf = render_config(Layout(tmp_path), progs)
+    conf = render_config(Layout(tmp_path), progs, "pw-123")
     assert "[group:az-a]\nprograms=engine-az-a" in conf
+    assert 'PGPASSWORD="pw-123"' in conf  # libpq in every service reads it
     assert "[group:shared]\nprograms=redis,pg-primary" in conf
     assert "user=postgres" in conf and "stopasgroup=true" in conf
     assert f"file={tmp_path / 'supervisor.sock'}" in conf
