@@ -8,11 +8,10 @@ printed), kept apart from 1 so that a crash is never read as a failed check.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -41,8 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                      "topology.engine.workers_per_zone=12 (repeatable)")
     run.add_argument("--profile", help="apply a target profile of the scenario (e.g. standin)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-s<seed>)")
-    run.add_argument("--jobs", "-j", type=int, default=0,
-                     help="worker processes for replications (default: one per core)")
+    run.add_argument("--jobs", "-j", type=int,
+                     help="worker processes for replications (default and most: one per core)")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the replications' estimated memory exceeds the machine's")
     run.add_argument("--no-plots", action="store_true", help="skip overview.png")
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_bench(args, Console())
     except ScenarioError as exc:
-        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        _print_error(console, exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("interrupted", highlight=False)
@@ -99,34 +100,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _print_error(console: Console, exc: Exception) -> None:
+    """Every problem of a refused input, one ``error:`` line each."""
+    for problem in getattr(exc, "problems", (exc,)):
+        text = problem.where() if hasattr(problem, "where") else str(problem)
+        console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
+
+
 def _validate(args: argparse.Namespace, console: Console) -> int:
+    from .limits import check_duration
     from .scenario_file import ScenarioError, read_scenario
 
     status = EXIT_OK
     for path in args.scenarios:
         try:
-            read_scenario(path, args.profile, args.overrides)
+            check_duration(read_scenario(path, args.profile, args.overrides))
             console.print(f"{path}: ok", highlight=False)
         except ScenarioError as exc:
-            console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+            _print_error(console, exc)
             status = EXIT_BAD_INPUT
     return status
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    from .report import build_summary, tenant_table, verdict_table, write_run
-    from .resilience import release_table, resilience_table
-    from .run import run_replications
+def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int, int, Path]:
+    """Everything a run needs, refused before any simulation: (source, replications, seed,
+    jobs, out)."""
+    from .limits import check_duration, check_memory, check_out_folder, choose_jobs
     from .scenario_file import ScenarioError, read_scenario
 
     source = read_scenario(args.scenario, args.profile, args.overrides)
     scenario = source.scenario
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(str(args.scenario), "--replications must be at least 1")
+    check_duration(source)
     replications = args.replications or scenario.run.replications
     seed = scenario.run.seed if args.seed is None else args.seed
-    jobs = args.jobs or min(replications, os.cpu_count() or 1)
+    jobs = choose_jobs(args.jobs, replications,
+                       lambda text: console.print(f"[yellow]{escape(text)}[/yellow]",
+                                                  highlight=False))
+    check_memory(scenario, replications, jobs, str(args.scenario), args.force)
     out = args.out or Path("runs") / f"{scenario.name}-s{seed}"
+    check_out_folder(out)
+    return source, replications, seed, jobs, out
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from .report import build_summary, tenant_table, verdict_table, write_run
+    from .resilience import release_table, resilience_table
+    from .run import run_replications
+
+    source, replications, seed, jobs, out = _plan_run(args, console)
+    scenario = source.scenario
     started = time.perf_counter()
     with _Progress(console, replications) as progress:
         results = run_replications(scenario, seed, replications, jobs, progress.done,
