@@ -145,8 +145,7 @@ def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .report import build_summary, tenant_table, verdict_table, write_run
-    from .resilience import release_table, resilience_table
+    from .report import build_summary, write_run
     from .run import run_replications
 
     source, replications, seed, jobs, out = _plan_run(args, console)
@@ -165,21 +164,39 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                                f"this run has no metric {check['metric']!r}; it has: {known}")
     data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
     write_run(out, summary, results, data, plots=not args.no_plots)
-    Console().print(tenant_table(summary))
-    Console().print(verdict_table(summary))
-    if summary["release"] is not None:
-        Console().print(release_table(summary["release"]))
-    Console().print(resilience_table(summary["resilience"]))
+    _print_verdict(summary, console)
     elapsed = time.perf_counter() - started
     requests = sum(r.requests for r in results)
     console.print(f"{requests:,} simulated requests in {elapsed:.1f}s; results in {out}/",
                   highlight=False)
-    failed = [c for c in summary["checks"] if not c["passed"]]
-    for check in failed:
-        console.print(f"[bold red]FAILED[/bold red] {check['name']}: {check['metric']} "
-                      f"{check['op']} {check['threshold']:g}, observed {check['observed']}",
-                      highlight=False)
-    return EXIT_FAILED if failed else EXIT_OK
+    return _print_outcome(summary, console)
+
+
+def _print_verdict(summary: dict[str, Any], console: Console) -> None:
+    """The tables on stdout: tenants, checks, release and resilience (when they apply)."""
+    from .resilience import release_table, resilience_table
+    from .verdict import tenant_table, verdict_table
+
+    out = Console()
+    out.print(tenant_table(summary))
+    out.print(verdict_table(summary))
+    if summary["release"] is not None:
+        out.print(release_table(summary["release"]))
+    resilience = resilience_table(summary["resilience"])
+    if resilience is not None:
+        out.print(resilience)
+
+
+def _print_outcome(summary: dict[str, Any], console: Console) -> int:
+    """The failed checks, then the overall line; the exit code."""
+    from .verdict import failure_lines, overall_line
+
+    for line in failure_lines(summary):
+        console.print(f"[bold red]{escape(line)}[/bold red]", highlight=False)
+    passed = all(c["passed"] for c in summary["checks"])
+    colour = "green" if passed else "bold red"
+    console.print(f"[{colour}]{overall_line(summary)}[/{colour}]", highlight=False)
+    return EXIT_OK if passed else EXIT_FAILED
 
 
 class _Progress:

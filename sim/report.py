@@ -10,7 +10,9 @@ A run folder holds:
     then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
     (SOP-101), ``resilience`` (RTO/RPO targets, P95 estimates and statuses per disruption
     type) and ``release`` (a canary's decisions, error rates and analysis windows; null
-    without a canary): see :mod:`sim.resilience`. Same scenario and seed give the same bytes: no clock, no host, keys sorted.
+    without a canary): see :mod:`sim.resilience`. A metric whose Student-t interval left
+    its domain carries ``ci_method: bootstrap`` (see :mod:`sim.intervals`). Same scenario
+    and seed give the same bytes: no clock, no host, keys sorted.
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
@@ -32,11 +34,13 @@ import pandas as pd
 import yaml
 
 from .checks import evaluate_checks
+from .intervals import bound_estimates
 from .metrics import aggregate, compute_metrics, recovery, window_table
 from .resilience import release_report, resilience_report
 from .run import RunResult
 from .scenario import Scenario
 from .units import format_duration
+from .verdict import tenant_table, verdict_table
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
            "top_tenants", "tenant_table"]
@@ -58,7 +62,9 @@ def build_summary(
 ) -> dict[str, Any]:
     """The content of ``summary.json`` for the replications of one scenario."""
     per_run = [_scoped_metrics(r, scenario) for r in results]
-    estimates = {name: est.as_dict() for name, est in aggregate(per_run).items()}
+    estimates: dict[str, dict[str, Any]] = {
+        name: est.as_dict() for name, est in aggregate(per_run).items()}
+    bound_estimates(estimates, per_run)  # no interval outside the metric's domain
     checks = evaluate_checks(scenario.checks, estimates)
     return {
         "scenario": scenario.name,
@@ -108,21 +114,6 @@ def top_tenants(estimates: dict[str, dict[str, float | None]],
     return sorted(rows, key=lambda r: (-r["rate_limited"], -r["connector_seconds"], r["tenant"]))
 
 
-def tenant_table(summary: dict[str, Any]) -> Any:
-    """A rich table: the top tenants by 429s and connector time (SOP-101's dashboard)."""
-    from rich.table import Table
-
-    table = Table(title="top tenants by 429s and connector time")
-    for column in ("tenant", "429s", "connector time", "share", "requests", "error rate", "P95"):
-        table.add_column(column, justify="left" if column == "tenant" else "right")
-    for row in summary["top_tenants"]:
-        table.add_row(row["tenant"], f"{row['rate_limited']:,.0f}",
-                      f"{row['connector_seconds']:,.0f} s",
-                      f"{row['connector_share']:.1%}", f"{row['requests']:,.0f}",
-                      _fmt(row["error_rate"], "error_rate"), _fmt(row["latency_p95"], "latency_p95"))
-    return table
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
@@ -149,44 +140,6 @@ def write_run(
     timeseries(results).to_csv(out / "timeseries.csv", index=False)
     if plots:
         plot_overview(results[0], out / "overview.png")
-
-
-def _fmt(value: float | None, metric: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if metric.startswith("latency") or "latency_p" in metric or metric.endswith("_seconds") or (
-        "queue_wait" in metric
-    ):
-        return format_duration(value)
-    if "rate" in metric or "ratio" in metric or "utilization" in metric or metric in (
-        "availability",
-        "slo_window_compliance",
-    ):
-        return f"{value:.3%}" if value < 0.01 else f"{value:.2%}"
-    return f"{value:,.4g}"
-
-
-def verdict_table(summary: dict[str, Any]) -> Any:
-    """A rich table: check, threshold, observed (with CI over replications), verdict."""
-    from rich.table import Table
-
-    table = Table(title=f"{summary['scenario']}: {summary['replications']} replication(s), "
-                        f"seed {summary['seed']}")
-    table.add_column("check")
-    table.add_column("threshold", justify="right")
-    table.add_column("observed", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("verdict")
-    for check in summary["checks"]:
-        metric = check["metric"]
-        ci = (
-            f"{_fmt(check['ci_low'], metric)} – {_fmt(check['ci_high'], metric)}"
-            if check["ci_low"] is not None else ""
-        )
-        verdict = "[green]pass[/green]" if check["passed"] else "[bold red]FAIL[/bold red]"
-        table.add_row(check["name"], f"{check['op']} {_fmt(check['threshold'], metric)}",
-                      _fmt(check["observed"], metric), ci, verdict)
-    return table
 
 
 def plot_overview(result: RunResult, path: Path) -> None:
