@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="run even if the replications' estimated memory exceeds the machine's")
     run.add_argument("--no-plots", action="store_true", help="skip overview.png")
+    why = run.add_mutually_exclusive_group()
+    why.add_argument("--why", dest="why", action="store_true", default=None,
+                     help="print why the SLO was missed even if every check passed "
+                     "(default: printed when a check fails)")
+    why.add_argument("--no-why", dest="why", action="store_false", help="never print it")
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+")
@@ -169,7 +174,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     requests = sum(r.requests for r in results)
     console.print(f"{requests:,} simulated requests in {elapsed:.1f}s; results in {out}/",
                   highlight=False)
+    if args.why or (args.why is None and not summary["passed"]):
+        _print_why(summary)
     return _print_outcome(summary, console)
+
+
+def _print_why(summary: dict[str, Any]) -> None:
+    from .why import why_lines
+
+    out = Console()
+    for line in why_lines(summary["why"]):
+        out.print(escape(line), highlight=False)
 
 
 def _print_verdict(summary: dict[str, Any], console: Console) -> None:

@@ -10,7 +10,10 @@ A run folder holds:
     then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
     (SOP-101), ``resilience`` (RTO/RPO targets, P95 estimates and statuses per disruption
     type) and ``release`` (a canary's decisions, error rates and analysis windows; null
-    without a canary): see :mod:`sim.resilience`. A metric whose Student-t interval left
+    without a canary): see :mod:`sim.resilience`. ``why``: when and where replication 0
+    missed the SLO (the breach, worst windows, the tier that rose first, the dominant error
+    outcome, the faults and mitigations then; null if it never did): see :mod:`sim.why`.
+    A metric whose Student-t interval left
     its domain carries ``ci_method: bootstrap`` (see :mod:`sim.intervals`). Same scenario
     and seed give the same bytes: no clock, no host, keys sorted.
 ``scenario.yaml``
@@ -41,6 +44,7 @@ from .run import RunResult
 from .scenario import Scenario
 from .units import format_duration
 from .verdict import tenant_table, verdict_table
+from .why import explain
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
            "top_tenants", "tenant_table"]
@@ -89,6 +93,7 @@ def build_summary(
         "top_tenants": top_tenants(estimates, list(results[0].tenants)),
         "resilience": resilience_report(scenario, per_run),
         "release": release_report(scenario, per_run, results),
+        "why": explain(results[0]),
     }
 
 

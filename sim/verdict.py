@@ -55,7 +55,8 @@ def describe_observed(check: dict[str, Any], summary: dict[str, Any]) -> str:
 
 
 def _scope(check: dict[str, Any]) -> str:
-    return "" if check["over"] == "run" else f" ({check['over'].replace('_', ' ')})"
+    words = check["over"].replace("_", " ")
+    return "" if check["over"] == "run" or words in check["name"].lower() else f" ({words})"
 
 
 def verdict_table(summary: dict[str, Any]) -> Any:
