@@ -56,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--profile")
     validate.add_argument("--set", dest="overrides", action="append", default=[])
 
+    compare = sub.add_parser("compare", help="two run folders side by side: CIs, difference, "
+                             "Welch t test, overlay plot")
+    compare.add_argument("run_a", type=Path, help="run folder A (from python -m sim run)")
+    compare.add_argument("run_b", type=Path, help="run folder B")
+    compare.add_argument("--out", type=Path,
+                         help="folder for compare.json and compare.png "
+                         "(default: runs/compare-<A>-vs-<B>)")
+
+    new = sub.add_parser("new", help="a new scenario file, copied from a shipped one "
+                         "with comments, validated")
+    new.add_argument("name", help="scenario name (the file is NAME.yaml)")
+    new.add_argument("--from", dest="source", default="baseline",
+                     help="shipped scenario name or path to start from (default: baseline)")
+    new.add_argument("--dir", type=Path, default=Path("."),
+                     help="folder to write NAME.yaml in (default: the current folder)")
+
     bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
     bench.add_argument("--duration", default="3m", help="simulated time per measurement")
@@ -87,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .sweep import run_command
 
             return run_command(args, console)
+        if args.command == "compare":
+            from .compare import run_compare
+
+            return run_compare(args.run_a, args.run_b, args.out, console)
+        if args.command == "new":
+            return _new(args, console)
         if args.command == "validate-model":
             from .validation import run_command as validate_model
 
@@ -103,6 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a crash must not look like a failed check (1)
         console.print_exception()
         return EXIT_INTERNAL
+
+
+def _new(args: argparse.Namespace, console: Console) -> int:
+    from .scaffold import new_scenario
+
+    path = new_scenario(args.name, args.source, args.dir)
+    console.print(f"{path}: written from {args.source}, valid; edit it, then "
+                  f"python -m sim run {path}", highlight=False)
+    return EXIT_OK
 
 
 def _print_error(console: Console, exc: Exception) -> None:
@@ -150,7 +181,7 @@ def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .report import build_summary, write_run
+    from .report import build_summary, per_run_metrics, write_run
     from .run import run_replications
 
     source, replications, seed, jobs, out = _plan_run(args, console)
@@ -159,8 +190,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     with _Progress(console, replications) as progress:
         results = run_replications(scenario, seed, replications, jobs, progress.done,
                                    progress.partial)
+    per_run = per_run_metrics(scenario, results)
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
-                            tuple(args.overrides))
+                            tuple(args.overrides), per_run)
     for index, check in enumerate(summary["checks"]):
         key = check["metric"] if check["over"] == "run" else f"{check['metric']}@{check['over']}"
         if key not in summary["metrics"]:
@@ -168,7 +200,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             raise source.error(("checks", index, "metric"),
                                f"this run has no metric {check['metric']!r}; it has: {known}")
     data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
-    write_run(out, summary, results, data, plots=not args.no_plots)
+    write_run(out, summary, results, data, plots=not args.no_plots, per_run=per_run)
     _print_verdict(summary, console)
     elapsed = time.perf_counter() - started
     requests = sum(r.requests for r in results)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["human", "human_duration", "is_duration", "is_fraction", "unit_of"]
+__all__ = ["human", "human_duration", "human_interval", "is_duration", "is_fraction",
+           "unit_of"]
 
 _FRACTIONS = ("availability", "slo_window_compliance", "cache.hit_ratio")
 
@@ -62,7 +63,7 @@ def unit_of(metric: str) -> str:
     if last in ("throughput", "request_rate"):
         return "/s"
     if last == "retry_amplification":
-        return "attempts/request"
+        return "x"
     return ""
 
 
@@ -75,10 +76,23 @@ def human(value: float | None, metric: str) -> str:
     if is_fraction(metric):
         return _percent(value)
     unit = unit_of(metric)
+    if unit == "x":
+        return f"{value:.2f}x"
     if float(value).is_integer() and abs(value) >= 1 and not unit:
         return f"{value:,.0f}"
     text = f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return f"{text} {unit}".strip() if unit != "/s" else f"{text}/s"
+
+
+def human_interval(low: float | None, high: float | None, metric: str) -> str:
+    """``1.5–1.9 fetches/key``: both bounds in ``metric``'s units, the unit word once."""
+    if low is None or high is None:
+        return ""
+    unit = unit_of(metric)
+    first = human(low, metric)
+    if unit and unit != "/s" and first.endswith(unit):
+        first = first.removesuffix(unit).strip()
+    return f"{first}–{human(high, metric)}"
 
 
 def _percent(value: float) -> str:

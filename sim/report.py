@@ -20,6 +20,12 @@ A run folder holds:
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
     one row per window and replication (see :func:`sim.metrics.window_table`).
+``replications.csv``
+    one row per replication: its seed and every metric (what ``python -m sim compare``
+    tests differences on).
+``report.html``
+    one self-contained page to share: the verdict, why, the plots (embedded), every
+    replication and the effective scenario (see :mod:`sim.html_report`).
 ``overview.png``
     latency percentiles, error rate by cause, tier utilisation, and connector calls,
     429s and retries over time, SLO thresholds drawn, fault windows shaded, mitigations
@@ -47,7 +53,12 @@ from .verdict import tenant_table, verdict_table
 from .why import explain
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
-           "top_tenants", "tenant_table"]
+           "top_tenants", "tenant_table", "per_run_metrics", "replication_table"]
+
+
+def per_run_metrics(scenario: Scenario, results: list[RunResult]) -> list[dict[str, float | None]]:
+    """Every metric of every replication, with ``metric@scope`` for the checks' scopes."""
+    return [_scoped_metrics(r, scenario) for r in results]
 
 
 def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | None]:
@@ -63,9 +74,10 @@ def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | 
 def build_summary(
     scenario: Scenario, results: list[RunResult], source: str | None = None,
     profile: str | None = None, overrides: tuple[str, ...] = (),
+    per_run: list[dict[str, float | None]] | None = None,
 ) -> dict[str, Any]:
     """The content of ``summary.json`` for the replications of one scenario."""
-    per_run = [_scoped_metrics(r, scenario) for r in results]
+    per_run = per_run_metrics(scenario, results) if per_run is None else per_run
     estimates: dict[str, dict[str, Any]] = {
         name: est.as_dict() for name, est in aggregate(per_run).items()}
     bound_estimates(estimates, per_run)  # no interval outside the metric's domain
@@ -135,16 +147,34 @@ def timeseries(results: list[RunResult]) -> pd.DataFrame:
 
 def write_run(
     out: Path, summary: dict[str, Any], results: list[RunResult], data: dict[str, Any],
-    plots: bool = True,
+    plots: bool = True, per_run: list[dict[str, float | None]] | None = None,
 ) -> None:
     """Write the run folder (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_json_safe(summary), indent=2, sort_keys=True, allow_nan=False)
     (out / "summary.json").write_text(text + "\n")
-    (out / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    scenario_text = yaml.safe_dump(data, sort_keys=False)
+    (out / "scenario.yaml").write_text(scenario_text)
     timeseries(results).to_csv(out / "timeseries.csv", index=False)
+    if per_run is None:
+        per_run = per_run_metrics(results[0].scenario, results)
+    replications = replication_table(summary, per_run)
+    replications.to_csv(out / "replications.csv", index=False)
     if plots:
         plot_overview(results[0], out / "overview.png")
+    from .html_report import write_html
+
+    write_html(out / "report.html", summary, replications, scenario_text,
+               [out / "overview.png"] if plots else [])
+
+
+def replication_table(summary: dict[str, Any],
+                      per_run: list[dict[str, float | None]]) -> pd.DataFrame:
+    """One row per replication (its seed, then every metric): ``replications.csv``."""
+    frame = pd.DataFrame(per_run)
+    frame.insert(0, "seed", summary["seeds"])
+    frame.insert(0, "replication", range(len(per_run)))
+    return frame
 
 
 def plot_overview(result: RunResult, path: Path) -> None:

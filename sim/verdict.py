@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .humanize import human, human_duration, unit_of
+from .humanize import human, human_duration, human_interval
 
 __all__ = ["describe_observed", "failure_lines", "overall_line", "tenant_table",
            "verdict_table"]
@@ -32,7 +32,7 @@ def overall_line(summary: dict[str, Any]) -> str:
     if not checks:
         return "no checks: nothing to pass or fail"
     if passed == len(checks):
-        return f"all {len(checks)} check{'s' if len(checks) > 1 else ''} passed"
+        return f"all {len(checks)} checks passed" if len(checks) > 1 else "1 of 1 check passed"
     return f"{passed} of {len(checks)} checks passed"
 
 
@@ -72,23 +72,12 @@ def verdict_table(summary: dict[str, Any]) -> Any:
     table.add_column("verdict", no_wrap=True, min_width=4)
     for check in summary["checks"]:
         metric = check["metric"]
-        ci = _interval(check["ci_low"], check["ci_high"], metric)
+        ci = human_interval(check["ci_low"], check["ci_high"], metric)
         verdict = "[green]pass[/green]" if check["passed"] else "[bold red]FAIL[/bold red]"
         table.add_row(check["name"] + _scope(check),
                       f"{check['op']} {human(check['threshold'], metric)}",
                       describe_observed(check, summary), ci, verdict)
     return table
-
-
-def _interval(low: float | None, high: float | None, metric: str) -> str:
-    """``1.5 – 1.9 fetches/key``: the unit once, after the upper bound."""
-    if low is None or high is None:
-        return ""
-    unit = unit_of(metric)
-    first = human(low, metric)
-    if unit and first.endswith(unit):
-        first = first.removesuffix(unit).strip()
-    return f"{first} – {human(high, metric)}"
 
 
 def failure_lines(summary: dict[str, Any]) -> list[str]:
