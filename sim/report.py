@@ -27,9 +27,10 @@ A run folder holds:
     one self-contained page to share: the verdict, why, the plots (embedded), every
     replication and the effective scenario (see :mod:`sim.html_report`).
 ``overview.png``
-    latency percentiles, error rate by cause, tier utilisation, and connector calls,
-    429s and retries over time, SLO thresholds drawn, fault windows shaded, mitigations
-    and recovery (RTO) marked.
+    latency percentiles, error rate by cause (in %), tier utilisation, and connector calls,
+    429s and retries over time, SLO thresholds drawn, the warm-up band and fault windows
+    shaded (in the legend; simultaneous faults share one band and one label),
+    mitigations and recovery (RTO) marked.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from .units import format_duration
 from .verdict import tenant_table, verdict_table
 from .why import explain
 
-__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
+__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "overview_figure",
+           "timeseries",
            "top_tenants", "tenant_table", "per_run_metrics", "replication_table"]
 
 
@@ -179,6 +181,15 @@ def replication_table(summary: dict[str, Any],
 
 def plot_overview(result: RunResult, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
+    import matplotlib.pyplot as plt
+
+    fig = overview_figure(result)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def overview_figure(result: RunResult) -> Any:
+    """The figure of :func:`plot_overview` (open: the caller saves and closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,12 +206,14 @@ def plot_overview(result: RunResult, path: Path) -> None:
     lat.set_yscale("log")
     lat.set_ylabel("latency (s)")
     causes = [c for c in df.columns if c.startswith("errors.") and df[c].sum() > 0]
-    if causes:
+    if causes:  # percentages: an error rate reads as "2%", not "0.02"
         shares = df[causes].div(df["requests"].where(df["requests"] > 0), axis=0).fillna(0)
-        err.stackplot(minutes, shares.T.to_numpy(), labels=[c[7:] for c in causes], alpha=0.8)
-    err.plot(minutes, df["error_rate"].fillna(0), color="black", lw=1, label="error rate")
-    err.axhline(scenario.slo.error_rate, color="crimson", lw=1, label="error SLO")
-    err.set_ylabel("error rate")
+        err.stackplot(minutes, 100.0 * shares.T.to_numpy(), labels=[c[7:] for c in causes],
+                      alpha=0.8)
+    err.plot(minutes, 100.0 * df["error_rate"].fillna(0), color="black", lw=1,
+             label="error rate")
+    err.axhline(100.0 * scenario.slo.error_rate, color="crimson", lw=1, label="error SLO")
+    err.set_ylabel("error rate (%)")
     err.set_ylim(bottom=0)
     for col in [c for c in df.columns if c.endswith(".utilization")]:
         if df[col].notna().any():
@@ -222,26 +235,31 @@ def plot_overview(result: RunResult, path: Path) -> None:
         ax.legend(loc="upper left", fontsize=7, ncol=4)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{scenario.name} (seed {result.seed})")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _mark_timeline(axes: Any, result: RunResult) -> None:
     duration = result.scenario.run.duration
+    labelled: dict[tuple[float, float | None], list[str]] = {}
     for mark in result.marks:
         end = mark.end if mark.end is not None and mark.end > mark.start else None
-        for ax in axes:
+        labelled.setdefault((mark.start, end), []).append(mark.detail)
+    for n, ((start, end), details) in enumerate(sorted(labelled.items(), key=lambda i: i[0][0])):
+        for ax in axes:  # simultaneous faults: one band, one label naming them all
+            label = "fault" if n == 0 and ax is axes[0] else None
             if end is None:
-                ax.axvline(mark.start / 60.0, color="purple", lw=1.5, alpha=0.6)
+                ax.axvline(start / 60.0, color="purple", lw=1.5, alpha=0.6, label=label)
             else:
-                ax.axvspan(mark.start / 60.0, min(end, duration) / 60.0, color="purple",
-                           alpha=0.12)
-        axes[0].annotate(mark.detail, (mark.start / 60.0, 1.0), xycoords=("data", "axes fraction"),
-                         fontsize=7, va="bottom", color="purple")
+                ax.axvspan(start / 60.0, min(end, duration) / 60.0, color="purple",
+                           alpha=0.12, label=label)
+        axes[0].annotate(" + ".join(dict.fromkeys(details)), (start / 60.0, 1.0),
+                         xycoords=("data", "axes fraction"), fontsize=7, va="bottom",
+                         color="purple")
     rec = recovery(result)
     if result.scenario.run.warmup > 0:
         for ax in axes:
-            ax.axvspan(0, result.scenario.run.warmup / 60.0, color="gray", alpha=0.1)
+            ax.axvspan(0, result.scenario.run.warmup / 60.0, color="gray", alpha=0.1,
+                       label="warm-up (not measured)" if ax is axes[0] else None)
     if rec.fault_start is not None:
         label = (f"RTO {format_duration(rec.rto)}" if rec.rto is not None
                  else "not recovered by the end of the run")
