@@ -42,16 +42,27 @@ def describe_observed(check: dict[str, Any], summary: dict[str, Any]) -> str:
     if observed is not None:
         return human(observed, metric)
     some = " (in at least one replication)" if summary.get("replications", 1) > 1 else ""
-    end = human_duration(summary.get("duration_seconds"))
+    return _missing(metric, check["over"], human_duration(summary.get("duration_seconds"))) + some
+
+
+#: Whole-run facts whose null has a meaning of its own (see labcore's metric docs).
+_NULL_MEANS = {
+    "rpo_seconds": "metadata lost without bound",
+    "cutover.drain_seconds": "blue did not drain within its drain_timeout",
+    "canary.decision_seconds": "no canary decision before the end of the run ({end})",
+}
+
+
+def _missing(metric: str, over: str, end: str) -> str:
     if metric.endswith(_RECOVERY):
-        return f"did not recover before the end of the run ({end}){some}"
-    if metric == "rpo_seconds":
-        return f"metadata lost without bound{some}"
-    if check["over"] in ("after_recovery", "outside_recovery"):
-        return f"no windows after recovery: did not recover before the end ({end}){some}"
-    if metric.startswith("canary."):
-        return f"no canary decision before the end of the run ({end}){some}"
-    return f"not measured: no requests in the '{check['over']}' windows{some}"
+        return f"did not recover before the end of the run ({end})"
+    if metric in _NULL_MEANS:
+        return _NULL_MEANS[metric].format(end=end)
+    if over in ("after_recovery", "outside_recovery"):
+        return f"no windows after recovery: did not recover before the end ({end})"
+    if metric.startswith(("failover.", "cutover.", "canary.", "mitigation.")):
+        return f"did not happen before the end of the run ({end})"
+    return f"not measured: no requests in the '{over}' windows"
 
 
 def _scope(check: dict[str, Any]) -> str:

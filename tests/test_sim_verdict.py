@@ -86,6 +86,18 @@ def test_overall_line_and_never_observed_none():
     assert "rto_seconds <= 10m, observed did not recover" in lines[0]
 
 
+@pytest.mark.parametrize("metric, over, expected", [
+    ("cutover.drain_seconds", "run", "blue did not drain within its drain_timeout"),
+    ("rpo_seconds", "run", "metadata lost without bound"),
+    ("tenants_except.umbrella.rto_seconds", "run", "did not recover before the end of the run"),
+    ("error_rate", "after_recovery", "no windows after recovery"),
+    ("latency_p95", "before_fault", "not measured: no requests in the 'before_fault' windows"),
+])
+def test_a_missing_observation_says_what_it_means(metric, over, expected):
+    check = _check("c", metric, None, False, over)
+    assert describe_observed(check, dict(SUMMARY, replications=1)).startswith(expected)
+
+
 def test_tables_fit_80_columns_without_cutting():
     tenants = _render(tenant_table(SUMMARY))
     _fits(tenants)
