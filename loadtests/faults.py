@@ -21,16 +21,14 @@ is refused as a :class:`FaultPlanError` before any load is sent.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sim.scenario import (
+from labcore.sandbox_client import SandboxClient
+from labcore.scenario import (
     AzLoss,
     CacheFlush,
     LatencyInjection,
@@ -97,23 +95,16 @@ def fault_actions(scenario: Scenario, until: float | None = None) -> list[Action
     return sorted((a for a in actions if a.at < until), key=lambda a: a.at)
 
 
-def _call(base: str, action: Action, timeout: float = 10.0) -> int:
-    data = json.dumps(action.body).encode() if action.body is not None else None
-    req = urllib.request.Request(base + action.path, data=data, method=action.method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
 class FaultRunner:
     """Runs the actions on the clock; :meth:`reset` undoes everything (always call it)."""
 
     def __init__(self, admin_url: str, actions: list[Action],
-                 call: Callable[[str, Action], int] = _call,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 call: Callable[[str, Action], int] | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 admin_token: str | None = None) -> None:
+        if call is None:  # the shared sandbox client (it sends the admin token if any)
+            client = SandboxClient(admin_url, admin_token, timeout=10.0)
+            call = lambda _, a: client.status(a.method, a.path, a.body)  # noqa: E731
         self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
         self.done: list[tuple[float, Action, int]] = []
 

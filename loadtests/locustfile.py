@@ -24,6 +24,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from labcore.scenario_file import ScenarioError
 from loadtests import gates
 from loadtests.faults import FaultPlanError, FaultRunner
 from loadtests.queries import QueryError
@@ -32,7 +33,6 @@ from loadtests.session import LoadSession, OptionsError, build_session
 from loadtests.shapes import ArrivalStream, PlanError
 from loadtests.targets import TargetError
 from sim.kernel.streams import derive_seed
-from sim.scenario_file import ScenarioError
 
 log = logging.getLogger("loadtests")
 _BAD_INPUT = (ScenarioError, OptionsError, PlanError, QueryError, TargetError, FaultPlanError)
@@ -46,7 +46,8 @@ _user_numbers = itertools.count()
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("OmniSQL scenario (docs/loadtests.md)")
     group.add_argument("--scenario", default="", help="scenario file, e.g. scenarios/baseline.yaml")
-    group.add_argument("--scenario-profile", default="", help="a profile of the scenario, e.g. standin")
+    group.add_argument("--scenario-profile", default="",
+                       help="a profile of the scenario, e.g. standin")
     group.add_argument("--scenario-set", action="append", default=[], metavar="PATH=VALUE",
                        help="override a scenario field (repeatable), as `python -m sim run --set`")
     group.add_argument("--per-user-rate", type=float, default=None,
@@ -135,7 +136,8 @@ def _test_start(environment: Any, **_: Any) -> None:
         session.start()
         setattr(options, _STARTED_AT, time.time())
     if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
-        runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep)
+        runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep,
+                             admin_token=session.target.admin_token)
         session.info["fault_runner"] = (runner, gevent.spawn(runner.run, session.now))
 
 
@@ -152,12 +154,14 @@ def _gate(environment: Any, **_: Any) -> None:
         runner, greenlet = faults
         greenlet.kill()  # no fault call may land after the reset
         status = runner.reset()
-        session.info["faults_done"] = [[round(t, 2), a.method, a.path, s] for t, a, s in runner.done]
+        session.info["faults_done"] = [[round(t, 2), a.method, a.path, s]
+                                       for t, a, s in runner.done]
         log.info("faults reset -> %s", status)
         failed = [f"{a.method} {a.path}" for a in runner.failed]
     else:
         failed = []
-    result = session.recorder.run_result(session.scenario, session.now(), session.scenario.run.seed)
+    result = session.recorder.window_facts(session.scenario, session.now(),
+                                           session.scenario.run.seed)
     gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
     summary = gates.summary(session.scenario, gate, session.info)
     if failed:  # the scenario's fault timeline did not happen: the run proves nothing
@@ -238,7 +242,8 @@ class _TenantUser(FastHttpUser):
         outcome = classify(status, code)
         session.recorder.request(end, tenant, latency, outcome)
         if cache is not None:
-            session.recorder.count(end, "cache.hits" if cache in ("hit", "stale") else "cache.misses")
+            hit = cache in ("hit", "stale")
+            session.recorder.count(end, "cache.hits" if hit else "cache.misses")
         if status in (400, 403, 404, 413):
             session.recorder.count(end, "loadgen.bad_request")
             log.error("bad request %s %s: %s", status, code, q.sql)

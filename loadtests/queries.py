@@ -2,9 +2,9 @@
 
 Like the simulator, a tenant's request picks a ``connector.object`` target from the
 tenant's ``mix`` and then a cache key by Zipf popularity over ``topology.cache.keys``
-ranks with exponent ``zipf_s`` (``sim.model.workload.zipf_cdf``). Rank ``r`` of a target
-is one distinct query (so one distinct cache key in the sandbox, whose key is a digest of
-columns, filter and limit)::
+ranks with exponent ``zipf_s``, both drawn with :mod:`labcore.workload` as the simulator
+draws them. Rank ``r`` of a target is one distinct query (so one distinct cache key in the
+sandbox, whose key is a digest of columns, filter and limit)::
 
     SELECT * FROM crm.accounts WHERE id = <r mod rows + 1> LIMIT <r div rows + 1>
 
@@ -18,14 +18,13 @@ import bisect
 import random
 from dataclasses import dataclass
 
-from sim.model.workload import zipf_cdf
-from sim.scenario import Scenario
+from labcore.scenario import Scenario
+from labcore.workload import CATALOG_ROWS, MAX_LIMIT, key_sql, mix_cdf, pick, zipf_cdf
 
 __all__ = ["CATALOG", "Query", "QueryError", "QueryMix", "hot_ranks"]
 
 #: What the sandbox serves: ``connector.object`` → rows (see docs/sandbox.md).
-CATALOG: dict[str, int] = {"crm.accounts": 500, "crm.contacts": 1000, "tickets.tickets": 2000}
-MAX_LIMIT = 1000
+CATALOG: dict[str, int] = CATALOG_ROWS
 
 
 class QueryError(ValueError):
@@ -60,23 +59,19 @@ class QueryMix:
             targets = list(tenant.mix)
             for target in targets:
                 _check_target(target, catalog, cache.keys)
-            shares = list(tenant.mix.values())
-            cum = [sum(shares[: i + 1]) for i in range(len(shares))]
-            cum[-1] = 1.0
-            self.tenants[name] = (targets, cum, tenant.users)
+            self.tenants[name] = (targets, mix_cdf(tenant.mix.values()), tenant.users)
         self.rows = catalog
 
     def draw(self, tenant: str, rng: random.Random) -> Query:
         targets, cum, users = self.tenants[tenant]
-        target = targets[min(bisect.bisect_right(cum, rng.random()), len(targets) - 1)]
-        rank = min(bisect.bisect_right(self.cdf, rng.random()), len(self.cdf) - 1)
+        target = targets[pick(cum, rng.random())]
+        rank = pick(self.cdf, rng.random())
         user = f"u{int(rng.random() * users) + 1}"
         temperature = "hot" if rank < self.hot else "cold"
         return Query(tenant, user, self.sql(target, rank), f"{target} [{temperature}]")
 
     def sql(self, target: str, rank: int) -> str:
-        rows = self.rows[target]
-        return f"SELECT * FROM {target} WHERE id = {rank % rows + 1} LIMIT {rank // rows + 1}"
+        return key_sql(target, rank, self.rows[target])
 
 
 def _check_target(target: str, catalog: dict[str, int], keys: int) -> None:

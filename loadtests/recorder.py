@@ -4,9 +4,10 @@ Locust's statistics round percentiles to about two significant digits and keep o
 response-time dict per name; the SLO gate needs per-tenant, per-window latencies with
 a known error. So every request is also recorded here, at its completion time (as the
 simulator records it), in the simulator's log bins (2% wide: any percentile within ±1%),
-with its outcome mapped to the simulator's outcomes. :meth:`ClientRecorder.run_result`
-turns the windows into a :class:`sim.run.RunResult`, so that :mod:`sim.metrics` computes
-the load test's metrics with exactly the code that computes the simulator's.
+with its outcome mapped to the lab's outcomes. :meth:`ClientRecorder.window_facts` turns
+the windows into :class:`labcore.facts.RunFacts` (the window-facts format the simulator's
+recorder writes too), so that :mod:`labcore.metrics` computes the load test's metrics with
+exactly the code that computes the simulator's.
 
 Workers ship their windows to the master as plain dicts (:meth:`drain`, :meth:`merge`).
 """
@@ -18,16 +19,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from sim.kernel.recorder import BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS
-from sim.model import FaultMark
-from sim.run import RunResult
-from sim.scenario import Scenario
+from labcore.facts import OUTCOMES, FaultMark, RunFacts, bin_index, empty_arrays
+from labcore.scenario import Scenario
 
 __all__ = ["OBSERVED_COUNTERS", "ClientRecorder", "classify", "fault_marks"]
 
-_INV_LOG_GROWTH = 1.0 / math.log(1.02)
 _OUTCOME = {name: i for i, name in enumerate(OUTCOMES)}
 #: Counters the recorder keeps besides outcomes: cache results from the response body,
 #: late sends (the client fell behind its schedule) and malformed requests (a bug here).
@@ -65,12 +61,6 @@ def classify(status: int, code: str | None = None) -> str:
     return "unavailable"
 
 
-def _bin(latency: float) -> int:
-    if latency <= BIN_MIN:
-        return 0
-    return min(int(math.log(latency / BIN_MIN) * _INV_LOG_GROWTH), N_BINS - 1)
-
-
 class _Window:
     __slots__ = ("counters", "hist", "latency_sum", "outcomes")
 
@@ -99,7 +89,7 @@ class ClientRecorder:
     def request(self, t: float, tenant: str, latency: float, outcome: str) -> None:
         """A request completed at run time ``t`` after ``latency`` seconds."""
         w, i = self._at(t), self.index[tenant]
-        w.hist[i][_bin(latency)] += 1
+        w.hist[i][bin_index(latency)] += 1
         w.outcomes[i][_OUTCOME[outcome]] += 1
         w.latency_sum[i] += latency
 
@@ -134,48 +124,31 @@ class ClientRecorder:
             for name, n in src["counters"].items():
                 w.counters[name] += n
 
-    # -- into the simulator's metrics ---------------------------------------------------
+    # -- into the lab's metrics --------------------------------------------------------
 
     def arrays(self, n_windows: int) -> dict[str, Any]:
-        """The first ``n_windows`` windows as :meth:`sim.kernel.Recorder.arrays` gives them."""
-        n_t = len(self.tenants)
-        hist = np.zeros((n_windows, n_t, N_BINS), dtype=np.int64)
-        outcomes = np.zeros((n_windows, n_t, len(OUTCOMES)), dtype=np.int64)
-        latency_sum = np.zeros((n_windows, n_t), dtype=float)
-        names = sorted(set(OBSERVED_COUNTERS) | {c for w in self.windows.values() for c in w.counters})
-        counters = np.zeros((n_windows, len(names)), dtype=np.int64)
+        """The first ``n_windows`` windows as :mod:`labcore.facts` arrays (no tiers: a
+        client sees none)."""
+        names = sorted(set(OBSERVED_COUNTERS)
+                       | {c for w in self.windows.values() for c in w.counters})
+        out = empty_arrays(n_windows, len(self.tenants), names, self.window)
         for k, w in self.windows.items():
             if k >= n_windows:
                 continue  # completed after the scenario's end (stragglers)
-            for i in range(n_t):
+            for i in range(len(self.tenants)):
                 for b, n in w.hist[i].items():
-                    hist[k, i, b] += n
-                outcomes[k, i] = w.outcomes[i]
-                latency_sum[k, i] = w.latency_sum[i]
-            counters[k] = [w.counters.get(c, 0) for c in names]
-        return {
-            "start": np.arange(n_windows, dtype=float) * self.window,
-            "hist": hist,
-            "outcomes": outcomes,
-            "latency_sum": latency_sum,
-            "counter_names": names,
-            "counters": counters,
-            "tier_names": [],
-            "tiers": np.zeros((n_windows, 0, len(TIER_FIELDS))),
-        }
+                    out["hist"][k, i, b] += n
+                out["outcomes"][k, i] = w.outcomes[i]
+                out["latency_sum"][k, i] = w.latency_sum[i]
+            out["counters"][k] = [w.counters.get(c, 0) for c in names]
+        return out
 
-    def run_result(self, scenario: Scenario, elapsed: float, seed: int = 0) -> RunResult:
-        """A :class:`RunResult` over the windows that fit in ``elapsed`` seconds of run."""
+    def window_facts(self, scenario: Scenario, elapsed: float, seed: int = 0) -> RunFacts:
+        """The window facts of the windows that fit in ``elapsed`` seconds of run."""
         span = min(elapsed, scenario.run.duration)
         n_windows = max(0, math.floor(span / self.window + 1e-9))
-        return RunResult(
-            scenario=scenario,
-            seed=seed,
-            arrays=self.arrays(n_windows),
-            marks=fault_marks(scenario, span),
-            rpo_losses=(),
-            tenants=self.tenants,
-        )
+        return RunFacts(scenario=scenario, seed=seed, arrays=self.arrays(n_windows),
+                        marks=fault_marks(scenario, span), tenants=self.tenants)
 
 
 def fault_marks(scenario: Scenario, until: float) -> tuple[FaultMark, ...]:

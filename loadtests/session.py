@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.scenario import Scenario, TrafficSurge
-from sim.scenario_file import ScenarioFile, read_scenario
+from labcore.preflight import check_checks
+from labcore.scenario import Scenario, TrafficSurge
+from labcore.scenario_file import ScenarioFile, read_scenario
 
 from .faults import Action, fault_actions
 from .queries import QueryMix
@@ -79,6 +80,7 @@ def build_session(options: Any, host: str | None) -> LoadSession:
     if options.inject_faults and options.faults_external:
         raise OptionsError("--inject-faults and --faults-external exclude each other")
     file = read_scenario(path, options.scenario_profile or None, options.scenario_set or ())
+    check_checks(file, "locust")  # an unknown metric or scope: refused before the load
     scenario = file.scenario
     run_time = getattr(options, "run_time", None)
     plan = build_plan(scenario, options.per_user_rate, float(run_time) if run_time else None)

@@ -2,7 +2,7 @@
 
 The scenario's workload is open-loop Poisson: tenant ``i`` sends at
 ``rate_i × workload.scale × profile(t) × surge_i(t)``, the very
-:class:`sim.model.workload.RateFunction` the simulator draws from. Locust users are
+:class:`labcore.workload.RateFunction` the simulator draws from. Locust users are
 closed loops (one request in flight each), so the plan maps rate to users like this:
 
 * tenants are split into two kinds: ``noisy`` (a tenant with a ``traffic_surge`` fault)
@@ -33,8 +33,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from sim.model.workload import RateFunction
-from sim.scenario import Scenario, TrafficSurge
+from labcore.scenario import Scenario, TrafficSurge
+from labcore.workload import RateFunction
 
 __all__ = [
     "KINDS",

@@ -4,21 +4,28 @@ A load test is a weapon pointed at a system, so the target is explicit and check
 
 * the default host is the sandbox's ``gateway_url`` from its state file
   (``--sandbox-dir``, else ``$OMNISQL_SANDBOX_DIR``, else ``./.sandbox``);
-* any host not on the allowlist (loopback names, plus ``$OMNISQL_LOADTEST_ALLOWED_HOSTS``
-  and ``--allow-host``) is refused;
+* any host not on the allowlist (loopback names, plus ``$OMNISQL_ALLOWED_HOSTS`` and
+  ``--allow-host``) is refused (:mod:`labcore.sandbox_client`, shared with the chaos
+  extension; the old ``$OMNISQL_LOADTEST_ALLOWED_HOSTS`` still works, with a warning);
 * API keys come from ``$OMNISQL_API_KEY_<TENANT>`` or the state file, never from a
   committed file, and are never printed (:class:`Target`'s ``repr`` hides them).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from labcore.sandbox_client import (
+    LOOPBACK_HOSTS,
+    SandboxError,
+    allowed_hosts,
+    check_url,
+    read_state,
+    sandbox_dir,
+)
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -31,63 +38,29 @@ __all__ = [
     "sandbox_dir",
 ]
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-ALLOW_ENV = "OMNISQL_LOADTEST_ALLOWED_HOSTS"
 KEY_ENV_PREFIX = "OMNISQL_API_KEY_"
-
-
-class TargetError(Exception):
-    """The load cannot be aimed: unknown or refused host, missing keys or state file."""
+#: The load's name for the shared client's error: unknown or refused host, missing keys
+#: or state file.
+TargetError = SandboxError
 
 
 @dataclass(frozen=True)
 class Target:
-    """A checked target: base URL, admin URL (sandbox only) and one API key per tenant."""
+    """A checked target: base URL, admin URL and token (sandbox only), one API key per tenant."""
 
     host: str
     admin_url: str | None
     api_keys: Mapping[str, str] = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        return f"Target(host={self.host!r}, admin_url={self.admin_url!r}, tenants={sorted(self.api_keys)})"
-
-
-def sandbox_dir(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:
-    """The sandbox directory, with the same precedence as ``python -m sandbox``."""
-    return Path(explicit or environ.get("OMNISQL_SANDBOX_DIR") or ".sandbox")
-
-
-def read_state(directory: Path) -> dict[str, Any] | None:
-    """The sandbox's ``state.json``, or None when no sandbox is up there."""
-    path = directory / "state.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise TargetError(f"{path}: cannot read the sandbox state file: {exc}") from None
-    if not isinstance(data, dict):
-        raise TargetError(f"{path}: not a sandbox state file")
-    return data
-
-
-def allowed_hosts(extra: Iterable[str] = (), environ: Mapping[str, str] = os.environ) -> frozenset[str]:
-    """Loopback, plus hosts from ``$OMNISQL_LOADTEST_ALLOWED_HOSTS`` and ``--allow-host``."""
-    from_env = [h.strip().lower() for h in environ.get(ALLOW_ENV, "").split(",") if h.strip()]
-    return LOOPBACK_HOSTS | {h.lower() for h in extra} | set(from_env)
+        return (f"Target(host={self.host!r}, admin_url={self.admin_url!r}, "
+                f"tenants={sorted(self.api_keys)})")
 
 
 def check_host(url: str, allowed: frozenset[str]) -> str:
     """Return ``url`` without a trailing slash if its host is allowed; raise otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"host {url!r} must be an http(s) URL, e.g. http://127.0.0.1:8080")
-    if parts.hostname.lower() not in allowed:
-        raise TargetError(
-            f"host {parts.hostname!r} is not on the allowlist ({', '.join(sorted(allowed))}); "
-            f"add it with --allow-host {parts.hostname} or ${ALLOW_ENV} if you mean it"
-        )
-    return url.rstrip("/")
+    return check_url(url, allowed, "--allow-host")
 
 
 def _api_keys(
@@ -97,7 +70,8 @@ def _api_keys(
     from_state = (state or {}).get("tenants", {})
     missing = []
     for tenant in tenants:
-        key = environ.get(KEY_ENV_PREFIX + tenant.upper()) or from_state.get(tenant, {}).get("api_key")
+        key = (environ.get(KEY_ENV_PREFIX + tenant.upper())
+               or from_state.get(tenant, {}).get("api_key"))
         if key:
             keys[tenant] = key
         else:
@@ -132,4 +106,5 @@ def resolve_target(
     admin = state.get("admin_url") if same and state else None
     if admin is not None:
         admin = check_host(str(admin), allowed)
-    return Target(host, admin, _api_keys(tenants, state, environ))
+    token = state.get("admin_token") if admin is not None and state else None
+    return Target(host, admin, _api_keys(tenants, state, environ), token or None)

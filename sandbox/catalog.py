@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from labcore.workload import CATALOG_ROWS
+
 __all__ = ["CATALOG", "ObjectSpec", "lookup", "make_row"]
 
 Row = dict[str, Any]
@@ -49,7 +51,7 @@ def _contact(tenant: str, i: int) -> Row:
     name = f"{_pick(s + 'f', _WORDS)} {_pick(s + 'l', _WORDS)}"
     return {
         "id": i,
-        "account_id": 1 + zlib.crc32(s.encode()) % 500,
+        "account_id": 1 + zlib.crc32(s.encode()) % CATALOG_ROWS["crm.accounts"],
         "name": name,
         "email": f"contact{i}@{tenant}.example",
         "title": _pick(s + "t", ("cto", "buyer", "engineer", "analyst")),
@@ -60,7 +62,7 @@ def _ticket(tenant: str, i: int) -> Row:
     s = f"{tenant}:tickets:{i}"
     return {
         "id": i,
-        "account_id": 1 + zlib.crc32(s.encode()) % 500,
+        "account_id": 1 + zlib.crc32(s.encode()) % CATALOG_ROWS["crm.accounts"],
         "subject": f"{_pick(s + 's', _WORDS)} issue {i}",
         "status": _pick(s + "st", _STATUSES),
         "priority": _pick(s + "p", _PRIORITIES),
@@ -83,16 +85,18 @@ CATALOG: dict[str, dict[str, ObjectSpec]] = {
     "crm": {
         "accounts": ObjectSpec(
             "crm", "accounts", ("id", "name", "industry", "region", "owner", "created_at"),
-            500, _account,
+            CATALOG_ROWS["crm.accounts"], _account,
         ),
         "contacts": ObjectSpec(
-            "crm", "contacts", ("id", "account_id", "name", "email", "title"), 1000, _contact
+            "crm", "contacts", ("id", "account_id", "name", "email", "title"),
+            CATALOG_ROWS["crm.contacts"], _contact,
         ),
     },
     "tickets": {
         "tickets": ObjectSpec(
             "tickets", "tickets",
-            ("id", "account_id", "subject", "status", "priority", "created_at"), 2000, _ticket,
+            ("id", "account_id", "subject", "status", "priority", "created_at"),
+            CATALOG_ROWS["tickets.tickets"], _ticket,
         ),
     },
 }

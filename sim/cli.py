@@ -16,6 +16,8 @@ from typing import Any, NoReturn, Sequence
 from rich.console import Console
 from rich.markup import escape
 
+from labcore.registry import metric_key
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -55,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("scenarios", type=Path, nargs="+")
     validate.add_argument("--profile")
     validate.add_argument("--set", dest="overrides", action="append", default=[])
+    validate.add_argument("--runner", choices=["sim", "chaos", "locust"], default="sim",
+                          help="also refuse checks this runner cannot observe (default: sim)")
 
     compare = sub.add_parser("compare", help="two run folders side by side: CIs, difference, "
                              "Welch t test, overlay plot")
@@ -92,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)
-    from .scenario_file import ScenarioError
+    from labcore.scenario_file import ScenarioError
 
     try:
         if args.command == "run":
@@ -144,27 +148,41 @@ def _print_error(console: Console, exc: Exception) -> None:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
+    from labcore.preflight import check_problems
+    from labcore.scenario_file import ScenarioError, read_scenario
+
     from .limits import check_duration
-    from .scenario_file import ScenarioError, read_scenario
 
     status = EXIT_OK
     for path in args.scenarios:
         try:
-            check_duration(read_scenario(path, args.profile, args.overrides))
-            console.print(f"{path}: ok", highlight=False)
+            source = read_scenario(path, args.profile, args.overrides)
+            check_duration(source)
+            errors = check_problems(source, args.runner)
         except ScenarioError as exc:
-            _print_error(console, exc)
+            errors = [exc]
+        for error in errors:
+            _print_error(console, error)
+        if errors:
             status = EXIT_BAD_INPUT
+        else:
+            console.print(f"{path}: ok", highlight=False)
     return status
 
 
 def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int, int, Path]:
     """Everything a run needs, refused before any simulation: (source, replications, seed,
     jobs, out)."""
+    from labcore.preflight import check_problems
+    from labcore.scenario_file import ScenarioError, read_scenario
+
     from .limits import check_duration, check_memory, check_out_folder, choose_jobs
-    from .scenario_file import ScenarioError, read_scenario
 
     source = read_scenario(args.scenario, args.profile, args.overrides)
+    problems = check_problems(source, "sim")  # before the run, not after it; all of them
+    if problems:
+        first, *more = problems
+        raise ScenarioError(first.file, first.message, first.path, first.line, more)
     scenario = source.scenario
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(str(args.scenario), "--replications must be at least 1")
@@ -194,8 +212,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
                             tuple(args.overrides), per_run)
     for index, check in enumerate(summary["checks"]):
-        key = check["metric"] if check["over"] == "run" else f"{check['metric']}@{check['over']}"
-        if key not in summary["metrics"]:
+        if metric_key(check["metric"], check["over"]) not in summary["metrics"]:
             known = ", ".join(sorted(k for k in summary["metrics"] if "@" not in k))
             raise source.error(("checks", index, "metric"),
                                f"this run has no metric {check['metric']!r}; it has: {known}")

@@ -24,8 +24,9 @@ from typing import Any
 
 import pandas as pd
 
+from labcore.scenario_file import ScenarioError
+
 from .humanize import human, human_interval
-from .scenario_file import ScenarioError
 
 __all__ = ["ALPHA", "HEADLINE", "compare_runs", "compare_table", "load_run", "plot_compare"]
 

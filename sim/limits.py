@@ -15,10 +15,11 @@ import importlib
 import os
 from pathlib import Path
 
+from labcore.facts import N_BINS, OUTCOMES
+from labcore.scenario import Scenario
+from labcore.scenario_file import ScenarioError, ScenarioFile
+
 from .humanize import human_duration
-from .kernel.recorder import N_BINS, OUTCOMES
-from .scenario import Scenario
-from .scenario_file import ScenarioError, ScenarioFile
 
 __all__ = [
     "EXTRAS",

@@ -19,7 +19,7 @@ A run folder holds:
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
-    one row per window and replication (see :func:`sim.metrics.window_table`).
+    one row per window and replication (see :func:`labcore.metrics.window_table`).
 ``replications.csv``
     one row per replication: its seed and every metric (what ``python -m sim compare``
     tests differences on).
@@ -38,18 +38,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import yaml
 
-from .checks import evaluate_checks
+from labcore.checks import evaluate_checks, scoped_metrics
+from labcore.facts import WindowFacts
+from labcore.metrics import aggregate, recovery, window_table
+from labcore.scenario import Scenario
+from labcore.units import format_duration
+
 from .intervals import bound_estimates
-from .metrics import aggregate, compute_metrics, recovery, window_table
 from .resilience import release_report, resilience_report
 from .run import RunResult
-from .scenario import Scenario
-from .units import format_duration
 from .verdict import tenant_table, verdict_table
 from .why import explain
 
@@ -58,19 +60,10 @@ __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "over
            "top_tenants", "tenant_table", "per_run_metrics", "replication_table"]
 
 
-def per_run_metrics(scenario: Scenario, results: list[RunResult]) -> list[dict[str, float | None]]:
+def per_run_metrics(scenario: Scenario, results: Sequence[WindowFacts],
+                    ) -> list[dict[str, float | None]]:
     """Every metric of every replication, with ``metric@scope`` for the checks' scopes."""
-    return [_scoped_metrics(r, scenario) for r in results]
-
-
-def _scoped_metrics(result: RunResult, scenario: Scenario) -> dict[str, float | None]:
-    metrics = compute_metrics(result)
-    for over in sorted({c.over for c in scenario.checks if c.over != "run"}):
-        scoped = compute_metrics(result, over)  # type: ignore[arg-type]
-        for check in scenario.checks:
-            if check.over == over and check.metric in scoped:
-                metrics[f"{check.metric}@{over}"] = scoped[check.metric]
-    return metrics
+    return [scoped_metrics(r, scenario.checks) for r in results]
 
 
 def build_summary(
@@ -143,12 +136,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def timeseries(results: list[RunResult]) -> pd.DataFrame:
+def timeseries(results: Sequence[WindowFacts]) -> pd.DataFrame:
     return pd.concat([window_table(r, i) for i, r in enumerate(results)], ignore_index=True)
 
 
 def write_run(
-    out: Path, summary: dict[str, Any], results: list[RunResult], data: dict[str, Any],
+    out: Path, summary: dict[str, Any], results: Sequence[WindowFacts], data: dict[str, Any],
     plots: bool = True, per_run: list[dict[str, float | None]] | None = None,
 ) -> None:
     """Write the run folder (see the module docstring)."""
@@ -179,7 +172,7 @@ def replication_table(summary: dict[str, Any],
     return frame
 
 
-def plot_overview(result: RunResult, path: Path) -> None:
+def plot_overview(result: WindowFacts, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
     import matplotlib.pyplot as plt
 
@@ -188,7 +181,7 @@ def plot_overview(result: RunResult, path: Path) -> None:
     plt.close(fig)
 
 
-def overview_figure(result: RunResult) -> Any:
+def overview_figure(result: WindowFacts) -> Any:
     """The figure of :func:`plot_overview` (open: the caller saves and closes it)."""
     import matplotlib
 
@@ -238,7 +231,7 @@ def overview_figure(result: RunResult) -> Any:
     return fig
 
 
-def _mark_timeline(axes: Any, result: RunResult) -> None:
+def _mark_timeline(axes: Any, result: WindowFacts) -> None:
     duration = result.scenario.run.duration
     labelled: dict[tuple[float, float | None], list[str]] = {}
     for mark in result.marks:
@@ -270,7 +263,7 @@ def _mark_timeline(axes: Any, result: RunResult) -> None:
                          color="green")
 
 
-def _mark_mitigations(axes: Any, result: RunResult) -> None:
+def _mark_mitigations(axes: Any, result: WindowFacts) -> None:
     """Each mitigation: a line when applied, a band until fully in effect."""
     for entry in result.logs.get("mitigations", []):
         start, end = entry["start"] / 60.0, entry["end"] / 60.0

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from labcore.scenario import AzLoss, Canary, RegionLoss, Scenario
+
 from .run import RunResult
-from .scenario import AzLoss, Canary, RegionLoss, Scenario
 
 __all__ = [
     "DISRUPTION_TYPES",

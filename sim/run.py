@@ -12,9 +12,11 @@ from typing import Any, Callable
 
 import simpy
 
+from labcore.facts import OUTCOMES
+from labcore.scenario import Scenario
+
 from .kernel import Environment, Recorder, Streams, derive_seed
 from .model import FaultMark, System
-from .scenario import Scenario
 
 __all__ = ["RunResult", "simulate", "replication_seeds", "run_replications"]
 
@@ -54,7 +56,8 @@ def simulate(
     seed = scenario.run.seed if seed is None else seed
     env = Environment(collect_every=scenario.run.window)
     streams = Streams(seed)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace)
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
+                        outcomes=OUTCOMES)
     system = System(env, scenario, streams, recorder)
     if progress is not None:
         env.process(_report_progress(env, scenario.run.duration, progress))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .scenario_file import ScenarioError, read_scenario
+from labcore.scenario_file import ScenarioError, read_scenario
 
 __all__ = ["HEADER", "new_scenario", "shipped_scenario"]
 

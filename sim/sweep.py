@@ -51,12 +51,14 @@ from typing import IO, TYPE_CHECKING, Any, Self, get_args
 import pandas as pd
 import yaml
 
-from .checks import evaluate_checks
+from labcore.checks import evaluate_checks
+from labcore.metrics import Scope, compute_metrics
+from labcore.registry import metric_key
+from labcore.scenario import Scenario
+from labcore.scenario_file import ScenarioError, read_scenario
+
 from .limits import choose_jobs, require_extra
-from .metrics import Scope, compute_metrics
 from .run import replication_seeds, simulate
-from .scenario import Scenario
-from .scenario_file import ScenarioError, read_scenario
 
 if TYPE_CHECKING:
     import argparse
@@ -234,9 +236,8 @@ def run_one(scenario: Scenario, seed: int, scopes: Sequence[str] = ("run",)) -> 
     result = simulate(scenario, seed)
     row: dict[str, Any] = {}
     for scope in scopes:
-        suffix = "" if scope == "run" else f"@{scope}"
         for name, value in compute_metrics(result, scope).items():  # type: ignore[arg-type]
-            row[name + suffix] = math.nan if value is None else float(value)
+            row[metric_key(name, scope)] = math.nan if value is None else float(value)
     estimates = {key: {"mean": None if math.isnan(v) else v} for key, v in row.items()}
     row["checks_passed"] = all(c.passed for c in evaluate_checks(scenario.checks, estimates))
     return row

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labcore.facts import WindowFacts
+from labcore.metrics import window_table
+
 from .humanize import human, human_duration
-from .metrics import window_table
-from .run import RunResult
 
 __all__ = ["SATURATED", "explain", "why_lines"]
 
@@ -43,7 +44,7 @@ _QUEUE_FLOOR = 0.010
 _QUEUE_RISE = 10.0
 
 
-def explain(result: RunResult) -> dict[str, Any] | None:
+def explain(result: WindowFacts) -> dict[str, Any] | None:
     """The ``why`` of ``summary.json`` for one run (see the module docstring)."""
     df = window_table(result)
     window = result.scenario.run.window
@@ -117,7 +118,7 @@ def _dominant(stretch: pd.DataFrame) -> dict[str, Any] | None:
             "share": causes[outcome] / failed}
 
 
-def _active(result: RunResult, begin: float, finish: float) -> list[dict[str, Any]]:
+def _active(result: WindowFacts, begin: float, finish: float) -> list[dict[str, Any]]:
     """Faults and mitigations overlapping [begin, finish)."""
     active = []
     for mark in result.marks:

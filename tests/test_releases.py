@@ -141,12 +141,14 @@ def test_low_traffic_noise_is_of_the_order_of_the_threshold() -> None:
 def test_no_release_costs_nothing_and_shifts_nothing() -> None:
     from simpy import Environment
 
+    from labcore.facts import OUTCOMES
     from sim.kernel import Recorder, Streams
     from sim.model import System
 
     s = scenario("baseline", "run.duration=3m")
     env = Environment()
-    system = System(env, s, Streams(1), Recorder(env, s.run.window, list(s.workload.tenants)))
+    recorder = Recorder(env, s.run.window, list(s.workload.tenants), outcomes=OUTCOMES)
+    system = System(env, s, Streams(1), recorder)
     assert system.release is None and system.client.observer is None
     assert system.gateway.forward == system.engine.submit
     # A release does not move the workload (common random numbers): before the canary

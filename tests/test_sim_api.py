@@ -7,10 +7,13 @@ import pytest
 
 import sim
 
-MODULES = ["sim", "sim.units", "sim.distributions", "sim.scenario", "sim.scenario_file",
-           "sim.run", "sim.metrics", "sim.checks", "sim.report", "sim.kernel",
-           "sim.kernel.streams", "sim.kernel.events", "sim.kernel.station",
-           "sim.kernel.recorder", "sim.model"]
+MODULES = ["sim", "labcore", "labcore.units", "labcore.distributions", "labcore.scenario",
+           "labcore.scenario_file", "labcore.facts", "sim.run", "labcore.metrics",
+           "labcore.checks", "sim.report", "sim.kernel", "sim.kernel.streams",
+           "sim.kernel.events", "sim.kernel.station", "sim.kernel.recorder", "sim.model",
+           *(f"labcore.scenario.{noun}" for noun in (
+               "base", "run", "topology", "workload", "faults", "mitigations", "releases",
+               "checks", "spec"))]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sim_helpers import SCENARIOS, textbook
 
+from labcore.scenario_file import read_scenario
 from sim.cli import main
-from sim.scenario_file import read_scenario
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from sim_helpers import ROOT, SCENARIOS, textbook
 
 import sim.run
 import sim.sweep
+from labcore.scenario_yaml import MAX_ALIASES, load_yaml
 from sim import ScenarioError, read_scenario
 from sim.cli import main
 from sim.limits import EXTRAS, choose_jobs, estimate_memory
-from sim.scenario_yaml import MAX_ALIASES, load_yaml
 
 BASELINE = str(SCENARIOS / "baseline.yaml")
 
@@ -120,7 +120,7 @@ def test_line_index_walks_an_aliased_node_once(tmp_path):
     text = "a: &a [" + ", ".join(["{k: 1}"] * 50) + "]\n" + "".join(
         f"b{i}: *a\n" for i in range(200))
     node, _ = load_yaml(text, "t")
-    from sim.scenario_file import _index_lines
+    from labcore.scenario_file import _index_lines
 
     lines: dict = {}
     _index_lines(node, (), lines, "t", set())

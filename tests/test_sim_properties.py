@@ -4,11 +4,10 @@ from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from sim import compute_metrics, simulate
-from sim.kernel.recorder import OUTCOMES
-
 from sim_helpers import load, textbook
+
+from labcore.facts import OUTCOMES
+from sim import compute_metrics, simulate
 
 FINAL = set(OUTCOMES[1:]) | {"ok"}
 

@@ -11,10 +11,10 @@ import pytest
 from rich.console import Console
 from sim_helpers import SCENARIOS
 
+from labcore.metrics import Estimate
 from sim.cli import main
 from sim.humanize import human, human_duration
 from sim.intervals import bound_estimates, domain
-from sim.metrics import Estimate
 from sim.resilience import release_table, resilience_table
 from sim.verdict import describe_observed, failure_lines, overall_line, tenant_table, verdict_table
 

@@ -70,7 +70,35 @@ def main(argv: list[str] | None = None) -> int:
     if not args.experiment.exists():
         print(f"no such experiment: {args.experiment}", file=sys.stderr)
         return 2
+    problem = _preflight(args.experiment)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     return _run(args)
+
+
+def _preflight(experiment: Path) -> str | None:
+    """Refuse the experiment's scenario before anything runs if a check names a metric or
+    scope the registry does not know (``labcore.preflight``); None if it is fine."""
+    import yaml
+
+    from labcore.preflight import check_checks
+    from labcore.scenario_file import ScenarioError
+
+    from .settings import resolve_path, scenario_file
+
+    config = (yaml.safe_load(experiment.read_text()) or {}).get("configuration") or {}
+    name = config.get("omnisql_scenario")
+    if not isinstance(name, str):
+        return None  # from the environment: the probes read and check it
+    profile = config.get("omnisql_profile")
+    settings = {"omnisql_scenario": str(resolve_path(name)),
+                "omnisql_profile": profile if isinstance(profile, str) else "standin"}
+    try:
+        check_checks(scenario_file(settings), "chaos")
+    except ScenarioError as exc:
+        return f"error: {exc}"
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:

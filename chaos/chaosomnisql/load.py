@@ -10,8 +10,6 @@ and only ever talks to an allowlisted gateway (checked by the caller).
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import random
 import threading
 import time
@@ -22,10 +20,9 @@ from typing import Any
 
 import httpx
 
-__all__ = ["BackgroundLoad", "LoadPlan", "TenantLoad", "plan_from_scenario", "sql_for"]
+from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 
-#: Rows per object in the sandbox's mock providers; ids beyond them return no rows.
-OBJECT_ROWS = {"crm.accounts": 500, "crm.contacts": 1000, "tickets.tickets": 2000}
+__all__ = ["BackgroundLoad", "LoadPlan", "TenantLoad", "plan_from_scenario"]
 
 
 @dataclass(frozen=True)
@@ -68,22 +65,6 @@ def plan_from_scenario(
     cache = scenario.topology.cache
     return LoadPlan(loads, float(seconds), int(max_requests), int(cache.keys),
                     float(cache.zipf_s), int(scenario.run.seed))
-
-
-def sql_for(target: str, key: int) -> str:
-    """The query for key ``key`` of ``connector.object`` (distinct keys cache apart)."""
-    rows = OBJECT_ROWS.get(target, 500)
-    return f"SELECT * FROM {target} WHERE id = {key % rows + 1} LIMIT {1 + key // rows % 100}"
-
-
-class _Zipf:
-    """Key ranks 0..n-1 with P(k) ∝ 1/(k+1)^s, by inverse CDF (bisect)."""
-
-    def __init__(self, n: int, s: float) -> None:
-        self.cdf = list(itertools.accumulate(1.0 / (k + 1) ** s for k in range(n)))
-
-    def draw(self, rng: random.Random) -> int:
-        return bisect.bisect_left(self.cdf, rng.random() * self.cdf[-1])
 
 
 @dataclass
@@ -140,7 +121,7 @@ class BackgroundLoad:
         return self.report
 
     def _schedule(self) -> None:
-        rng, zipf = random.Random(self.plan.seed), _Zipf(self.plan.keys, self.plan.zipf_s)
+        rng, zipf = random.Random(self.plan.seed), zipf_cdf(self.plan.keys, self.plan.zipf_s)
         arrivals = [(rng.expovariate(t.rate), t) for t in self.plan.tenants if t.rate > 0]
         start = time.monotonic()
         for _ in range(self.plan.max_requests):
@@ -151,14 +132,14 @@ class BackgroundLoad:
                 return
             arrivals.remove((at, tenant))
             arrivals.append((at + rng.expovariate(tenant.rate), tenant))
-            self._submit(tenant, zipf.draw(rng), rng)
+            self._submit(tenant, pick(zipf, rng.random()), rng)
 
     def _submit(self, tenant: TenantLoad, key: int, rng: random.Random) -> None:
         targets, weights = zip(*tenant.mix)
-        target = rng.choices(targets, weights)[0]
+        target = targets[pick(mix_cdf(weights), rng.random())]
         user = f"u{rng.randrange(tenant.users) % 5 + 1}"  # the sandbox knows users u1..u5
         try:
-            self._pool.submit(self._send, tenant.tenant, user, sql_for(target, key))
+            self._pool.submit(self._send, tenant.tenant, user, key_sql(target, key))
         except RuntimeError:  # stop() shut the pool down between our wait and this submit
             return
 

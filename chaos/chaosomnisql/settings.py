@@ -11,8 +11,9 @@ Everything comes from Chaos Toolkit's ``configuration`` (keys prefixed ``omnisql
 ``omnisql_gateway_url`` / ``omnisql_admin_url``
     Endpoints for the ``eks`` target (the sandbox's are read from its state file).
 ``omnisql_allowed_hosts``
-    Hosts an activity may talk to (list or comma-separated string). Default loopback only;
-    a staging host must be added here explicitly.
+    Hosts an activity may talk to besides loopback (list or comma-separated string), on top
+    of ``$OMNISQL_ALLOWED_HOSTS``: the rule of :mod:`labcore.sandbox_client`, shared with
+    the load tests. A staging host must be added explicitly.
 ``omnisql_scenario`` / ``omnisql_profile``
     The scenario file that holds the thresholds and the load (one source of truth with
     the simulator) and its profile (default ``standin``).
@@ -23,14 +24,14 @@ Secrets: ``omnisql.api_keys``, a JSON object ``{tenant: key}`` (from the environ
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
+
+from labcore import sandbox_client
 
 __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 TARGETS = ("sandbox", "eks")
-DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_ALLOWED_HOSTS = tuple(sorted(sandbox_client.LOOPBACK_HOSTS))
 #: The repository root, to find ``scenarios/...`` when the working directory is elsewhere.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,24 +65,23 @@ def target_name(configuration: Configuration) -> str:
     return target
 
 
-def allowed_hosts(configuration: Configuration) -> tuple[str, ...]:
-    raw = setting(configuration, "allowed_hosts", DEFAULT_ALLOWED_HOSTS)
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    return tuple(h.strip().lower() for h in items if h.strip())
+def allowed_hosts(configuration: Configuration) -> frozenset[str]:
+    """Loopback, ``$OMNISQL_ALLOWED_HOSTS`` and ``omnisql_allowed_hosts``."""
+    return sandbox_client.allowed_hosts(setting(configuration, "allowed_hosts", ()))
 
 
 def check_url(url: str, configuration: Configuration) -> str:
     """Return ``url`` if its host is on the allowlist; refuse it otherwise."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host not in allowed_hosts(configuration):
-        raise ActivityFailed(
-            f"refusing {host or url!r}: not in omnisql_allowed_hosts {list(allowed_hosts(configuration))}"
-        )
+    try:
+        sandbox_client.check_url(url, allowed_hosts(configuration), "omnisql_allowed_hosts")
+    except sandbox_client.SandboxError as exc:
+        raise ActivityFailed(f"refusing {url!r}: {exc}") from None
     return url
 
 
 def endpoints(configuration: Configuration) -> dict[str, Any]:
-    """``{gateway_url, admin_url, zones}`` of the target, each URL checked against the allowlist."""
+    """``{gateway_url, admin_url, zones}`` (and the sandbox's ``admin_token`` if it has
+    one) of the target, each URL checked against the allowlist."""
     if target_name(configuration) == "sandbox":
         state = _sandbox_state(str(Path(setting(configuration, "sandbox_dir", _default_dir()))))
     else:
@@ -98,17 +98,20 @@ def endpoints(configuration: Configuration) -> dict[str, Any]:
 
 
 def _default_dir() -> str:
-    return os.environ.get("OMNISQL_SANDBOX_DIR", ".sandbox")
+    return str(sandbox_client.sandbox_dir())
 
 
 def _sandbox_state(directory: str) -> dict[str, Any]:
-    path = Path(directory) / "state.json"
     try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ActivityFailed(f"no running sandbox: {path} not found") from None
-    # Only addresses: the keys in this file reach activities through `secrets`.
-    return {k: state[k] for k in ("gateway_url", "admin_url", "zones")}
+        state = sandbox_client.read_state(directory)
+    except sandbox_client.SandboxError as exc:
+        raise ActivityFailed(str(exc)) from None
+    if state is None:
+        raise ActivityFailed(f"no running sandbox: {Path(directory) / 'state.json'} not found")
+    # Addresses and the admin token only: the tenants' API keys in this file reach
+    # activities through `secrets`.
+    return {k: state[k] for k in ("gateway_url", "admin_url", "zones", "admin_token")
+            if k in state}
 
 
 def api_keys(secrets: Secrets) -> dict[str, str]:

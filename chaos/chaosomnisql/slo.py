@@ -1,15 +1,18 @@
 """The SLO judged on the gateway's stats, with the simulator's single check rule.
 
-Thresholds come from the scenario's ``slo`` block; :func:`sim.passes` decides, so a
-threshold means the same in the simulator, Locust and here. A window with too few
-requests is not judged good (a missing observation never passes).
+Thresholds come from the scenario's ``slo`` block; :func:`labcore.checks.passes` decides,
+so a threshold means the same in the simulator, Locust and here, and the RTO rule is the
+simulator's own (:func:`labcore.metrics.sustained_from`). A window with too few requests
+is not judged good (a missing observation never passes).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
+
+from labcore.checks import passes
+from labcore.metrics import sustain_windows, sustained_from
 
 __all__ = ["recovery_time", "slo_failures"]
 
@@ -17,8 +20,6 @@ __all__ = ["recovery_time", "slo_failures"]
 def slo_failures(stats: dict[str, Any], slo: Any, tenants: Iterable[str] | None = None,
                  min_requests: int = 1) -> list[str]:
     """Why ``stats`` misses the SLO (empty when it meets it), overall or for ``tenants``."""
-    from sim import passes
-
     scopes = ({"all": stats} if tenants is None
               else {t: stats.get("by_tenant", {}).get(t, {}) for t in tenants})
     reasons = []
@@ -37,13 +38,8 @@ def recovery_time(good: list[bool], window: float, sustain: float) -> float | No
     """RTO from consecutive windows since the fault (``good[i]`` covers ``[iW, (i+1)W)``).
 
     The start of the first window from which every window meets the SLO for ``sustain``
-    (at least one window), the simulator's definition (``sim.metrics``); ``None`` if the
-    windows end before such a stretch.
+    (at least one window): the simulator's rule, :func:`labcore.metrics.sustained_from`;
+    ``None`` if the windows end before such a stretch.
     """
-    need = max(1, math.ceil(sustain / window - 1e-9))
-    streak = 0
-    for i, ok in enumerate(good):
-        streak = streak + 1 if ok else 0
-        if streak == need:
-            return (i + 1 - need) * window
-    return None
+    index = sustained_from(good, sustain_windows(sustain, window))
+    return None if index is None else index * window

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .verdict import faults_injected, measured, verdict
+from labcore.registry import metric_key
+
+from .verdict import faults_injected, judge_checks, verdict
 
 __all__ = ["build_summary", "predict", "render"]
 
@@ -28,12 +30,8 @@ def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float |
         wanted = {c.metric for c in scenario.checks if c.over == scope}
         wanted |= set(PREDICTED) if scope == "run" else set()
         for metric in wanted & set(estimates):
-            out[metric if scope == "run" else f"{metric}@{scope}"] = estimates[metric].as_dict()
+            out[metric_key(metric, scope)] = estimates[metric].as_dict()
     return out
-
-
-def _key(check: Any) -> str:
-    return check.metric if check.over == "run" else f"{check.metric}@{check.over}"
 
 
 def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
@@ -49,11 +47,19 @@ def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
 def build_summary(journal: dict[str, Any], scenario_file: Any,
                   prediction: dict[str, dict[str, float | None]] | None) -> dict[str, Any]:
     checks = scenario_file.scenario.checks
-    values = measured(journal)
-    targets = [{"check": c.label, "metric": c.metric, "op": c.op, "target": c.value,
-                "over": c.over, "measured": values.get(c.metric), "is_measured": c.metric in values,
-                "simulator": (prediction or {}).get(_key(c))}
-               for c in checks]
+    judged = judge_checks(journal, checks)
+    results = {(r.name, r.metric, r.over): r for r in judged.results}
+    skipped = {(s["name"], s["metric"], s["over"]): s["reason"] for s in judged.not_measured}
+    targets = []
+    for c in checks:  # each check over its own scope, here and in the simulator
+        result = results.get((c.label, c.metric, c.over))
+        targets.append({
+            "check": c.label, "metric": c.metric, "op": c.op, "target": c.value,
+            "over": c.over, "key": metric_key(c.metric, c.over),
+            "measured": result.observed if result else None, "is_measured": result is not None,
+            "passed": result.passed if result else None,
+            "not_measured": skipped.get((c.label, c.metric, c.over)),
+            "simulator": (prediction or {}).get(metric_key(c.metric, c.over))})
     reasons = verdict(journal, checks)
     return {
         "experiment": journal.get("experiment", {}).get("title"),
@@ -78,7 +84,8 @@ def _hyp(h: dict[str, Any] | None) -> str:
     if h is None:
         return "not run"
     return ("met" if h["met"] else "NOT met") + "".join(
-        f"\n      {p['name']}: {p['status']}, tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
+        f"\n      {p['name']}: {p['status']}, "
+        f"tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
         for p in h["probes"])
 
 
@@ -96,12 +103,13 @@ def render(summary: dict[str, Any]) -> str:
               for f in summary["faults_injected"]]
     lines.append("   rollbacks: " + (", ".join(f"{r['name']} {r['status']}"
                                                for r in summary["rollbacks"]) or "none"))
-    lines.append("   scenario checks (measured here | simulator at this profile):")
+    lines.append("   scenario checks, each over its own scope "
+                 "(measured here | simulator at this profile, same scope):")
     for t in summary["targets"]:
         sim = t["simulator"] or {}
-        here = _fmt(t["measured"]) if t["is_measured"] else "not measured by this experiment"
-        over = "" if t["over"] == "run" else f" ({t['over']})"
-        lines.append(f"     {t['metric']}{over} {t['op']} {t['target']:g}: {here}  | simulator "
+        here = _fmt(t["measured"]) if t["is_measured"] else f"not measured ({t['not_measured']})"
+        lines.append(f"     {t['metric']} over {t['over']} {t['op']} {t['target']:g}: {here}"
+                     "  | simulator "
                      f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
                      f"{_fmt(sim.get('ci_high'))})")
     if summary.get("load"):

@@ -3,7 +3,13 @@
 ``chaos run`` exits 0 when an action raised and when the before-hypothesis failed (the
 method is then skipped). :func:`verdict` reads the journal and lists every reason the run
 must not count as a pass; an empty list means it passed. It is a pure function of the
-journal and the scenario's measured checks, used by the control and by the wrapper.
+journal and the scenario's checks, used by the control and by the wrapper.
+
+The measuring probes report stand-in values over the experiment's measurement window,
+which the metric registry (:mod:`labcore.registry`) counts as scope ``run``. Each check is
+judged by :func:`labcore.checks.judge` over its own scope: a check ``over:
+outside_recovery`` is "not measured" here (the registry says chaos cannot observe that
+scope), never judged on the whole window's value.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "measured", "verdict"]
+from labcore.checks import Judgement, judge
+from labcore.registry import metric_key
+
+__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "judge_checks", "measured", "verdict"]
 
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
@@ -33,8 +42,9 @@ def _last_line(text: Any) -> str:
 
 
 def measured(journal: dict[str, Any]) -> dict[str, float | None]:
-    """``{metric: value}`` for each scenario metric a probe of the method measured (a
-    probe that failed measured its metrics as None: a missing observation never passes)."""
+    """``{metric key: value}`` for each scenario metric a probe of the method measured (a
+    probe that failed measured its metrics as None: a missing observation never passes).
+    Probes measure over scope ``run``: the key is the bare metric name."""
     out: dict[str, float | None] = {}
     for entry in journal.get("run") or []:
         if _func(entry) not in MEASURES:
@@ -42,7 +52,7 @@ def measured(journal: dict[str, Any]) -> dict[str, float | None]:
         output = entry.get("output")
         if entry.get("status") == "succeeded" and isinstance(output, dict):
             for metric, value in (output.get("measured") or {}).items():
-                out[metric] = None if value is None else float(value)
+                out[metric_key(metric, "run")] = None if value is None else float(value)
         else:
             out.update(dict.fromkeys(_would_measure(entry)))
     return out
@@ -67,11 +77,15 @@ def faults_injected(journal: dict[str, Any]) -> list[dict[str, Any]]:
             for e in journal.get("run") or [] if _func(e) in FAULT_FUNCS]
 
 
+def judge_checks(journal: dict[str, Any], checks: Iterable[Any]) -> Judgement:
+    """The scenario's checks judged on what the experiment measured, each over its own
+    scope; those chaos cannot observe, or this experiment did not measure, not measured."""
+    return judge(checks, measured(journal), "chaos", unmeasured_fails=False)
+
+
 def verdict(journal: dict[str, Any], checks: Iterable[Any] = ()) -> list[str]:
     """Reasons the run failed (empty: passed). ``checks``: the scenario's ``CheckSpec``s;
-    those on a metric the experiment measured are evaluated with :func:`sim.passes`."""
-    from sim import passes
-
+    those measured over their own scope are judged by :func:`labcore.checks.judge`."""
     reasons = []
     if journal.get("status") != "completed":
         reasons.append(f"run status is {journal.get('status')!r}")
@@ -86,9 +100,8 @@ def verdict(journal: dict[str, Any], checks: Iterable[Any] = ()) -> list[str]:
                 name = entry.get("activity", {}).get("name", _func(entry))
                 reasons.append(f"{kind[:-1] if kind == 'rollbacks' else 'activity'} {name!r} "
                                f"{entry.get('status')}: {_last_line(entry.get('exception'))}")
-    values = measured(journal)
-    for check in checks:
-        if check.metric in values and not passes(check.op, values[check.metric], check.value):
-            reasons.append(f"check {check.label!r}: {check.metric} = {values[check.metric]} "
-                           f"is not {check.op} {check.value:g}")
+    for result in judge_checks(journal, checks).results:
+        if not result.passed:
+            reasons.append(f"check {result.name!r}: {metric_key(result.metric, result.over)} = "
+                           f"{result.observed} is not {result.op} {result.threshold:g}")
     return reasons

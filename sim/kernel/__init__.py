@@ -7,9 +7,9 @@ domain-free core that the model's components are built from.
 
 from .environment import Environment
 from .events import schedule
-from .recorder import OUTCOMES, Recorder, Window
+from .recorder import Recorder, Window
 from .station import Station
 from .streams import Streams, derive_seed
 
-__all__ = ["Environment", "OUTCOMES", "Recorder", "Station", "Streams", "Window", "derive_seed",
+__all__ = ["Environment", "Recorder", "Station", "Streams", "Window", "derive_seed",
            "schedule"]

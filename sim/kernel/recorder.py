@@ -6,6 +6,10 @@ outcome counts and the latency sum; plus named counters (cache hits, 429s, retri
 and, per tier, the queueing integrals of its stations. Memory grows with the number of
 windows only, never with the number of requests.
 
+The recorder knows no outcome names: the model hands it their number (``outcomes``, in
+the order of :data:`labcore.facts.OUTCOMES`) and reports outcomes by index. The arrays are
+:mod:`labcore.facts`' window-facts format (its bins and tier fields).
+
 An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tests.
 """
 
@@ -17,34 +21,15 @@ from typing import Any, Generator, Sequence
 import numpy as np
 import simpy
 
+from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, TIER_FIELDS
+
 from .station import Station
 
-__all__ = ["OUTCOMES", "Recorder", "Window", "BIN_MIN", "BIN_GROWTH", "N_BINS", "bin_value"]
+__all__ = ["Recorder", "Window"]
 
-#: Final outcomes of a client request; index 0 is success.
-OUTCOMES = (
-    "ok",
-    "timeout",
-    "rate_limited",
-    "unauthorized",
-    "unavailable",
-    "overload",
-    "provider_error",
-    "capped",
-)
-N_BINS = 1000
-BIN_MIN = 1e-4  # seconds: bin 0 holds everything faster than 100 µs
-BIN_GROWTH = 1.02
 _INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN = N_BINS - 1
 _log = math.log
-TIER_FIELDS = ("started", "waited", "wait_sum", "busy_area", "capacity_area", "rejected", "dropped")
-
-
-def bin_value(index: np.ndarray | int) -> np.ndarray | float:
-    """The representative latency of a bin: its geometric midpoint (0 for bin 0)."""
-    value = BIN_MIN * BIN_GROWTH ** (np.asarray(index) + 0.5)
-    return np.where(np.asarray(index) == 0, 0.5 * BIN_MIN, value)
 
 
 class Window:
@@ -52,10 +37,10 @@ class Window:
 
     __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers")
 
-    def __init__(self, start: float, n_tenants: int) -> None:
+    def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
         self.start = start
         self.hist = [[0] * N_BINS for _ in range(n_tenants)]
-        self.outcomes = [[0] * len(OUTCOMES) for _ in range(n_tenants)]
+        self.outcomes = [[0] * n_outcomes for _ in range(n_tenants)]
         self.latency_sum = [0.0] * n_tenants
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
@@ -70,10 +55,14 @@ class Recorder:
         window: float,
         tenants: Sequence[str],
         trace: bool = False,
+        *,
+        outcomes: Sequence[str],
     ) -> None:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
+        #: Names of the final outcomes, index 0 success: data from the model.
+        self.outcomes = tuple(outcomes)
         self.windows: list[Window] = []
-        self.current = Window(0.0, len(self.tenants))
+        self.current = Window(0.0, len(self.tenants), len(self.outcomes))
         self.tiers: dict[str, list[Station]] = {}
         self.sources: list[tuple[str, Any, tuple[str, ...]]] = []
         self.trace: list[tuple[float, int, str]] | None = [] if trace else None
@@ -133,10 +122,10 @@ class Recorder:
                     setattr(station, field, zero)
             w.tiers[name] = tuple(totals)
         self.windows.append(w)
-        self.current = Window(self.env.now, len(self.tenants))
+        self.current = Window(self.env.now, len(self.tenants), len(self.outcomes))
 
     def arrays(self) -> dict[str, Any]:
-        """The windows as numpy arrays (window, tenant, ...) for :mod:`sim.metrics`."""
+        """The windows as :mod:`labcore.facts` arrays (window, tenant, ...)."""
         windows = self.windows
         counter_names = sorted({k for w in windows for k in w.counters})
         tier_names = list(self.tiers)
@@ -146,7 +135,7 @@ class Recorder:
                 len(windows), len(self.tenants), N_BINS
             ),
             "outcomes": np.array([w.outcomes for w in windows], dtype=np.int64).reshape(
-                len(windows), len(self.tenants), len(OUTCOMES)
+                len(windows), len(self.tenants), len(self.outcomes)
             ),
             "latency_sum": np.array([w.latency_sum for w in windows], dtype=float).reshape(
                 len(windows), len(self.tenants)

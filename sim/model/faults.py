@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..scenario import (
+from labcore.scenario import (
     AzLoss,
     CacheFlush,
     LatencyInjection,
@@ -18,6 +18,7 @@ from ..scenario import (
     TokenRevocation,
     TrafficSurge,
 )
+
 from .region import region_loss
 
 if TYPE_CHECKING:

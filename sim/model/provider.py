@@ -11,8 +11,9 @@ refresh job (SOP-103) brings the fraction down token by token.
 
 from __future__ import annotations
 
+from labcore.scenario import Provider as ProviderSpec
+
 from ..kernel import Streams
-from ..scenario import Provider as ProviderSpec
 from .request import OK, PROVIDER_ERROR, RATE_LIMITED, UNAUTHORIZED
 
 __all__ = ["Provider", "TokenBucket"]

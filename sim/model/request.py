@@ -13,7 +13,7 @@ on the hot path.
 
 from __future__ import annotations
 
-from ..kernel.recorder import OUTCOMES
+from labcore.facts import OUTCOMES
 
 __all__ = ["Request", "Attempt", "OK", "TIMEOUT", "RATE_LIMITED", "UNAUTHORIZED",
            "UNAVAILABLE", "OVERLOAD", "PROVIDER_ERROR", "CAPPED", "OUTCOME_INDEX"]

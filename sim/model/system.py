@@ -7,13 +7,14 @@ started as processes. The run loop itself lives in :mod:`sim.run`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
+from labcore.facts import FaultMark
+from labcore.scenario import Scenario
+
 from ..kernel import Recorder, Streams
-from ..scenario import Scenario
 from .cache import ReadThrough, ResultCache
 from .client import Client
 from .connector import Connectors
@@ -28,16 +29,6 @@ from .workload import Workload
 from .zone import Zone
 
 __all__ = ["System", "FaultMark", "targets_of"]
-
-
-@dataclass(frozen=True)
-class FaultMark:
-    """A fault on the run's timeline: when it started and ended, and what it did."""
-
-    kind: str
-    start: float
-    end: float | None
-    detail: str
 
 
 def targets_of(scenario: Scenario) -> list[str]:

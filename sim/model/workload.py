@@ -9,91 +9,24 @@ faults see the same queries at the same times (common random numbers).
 
 from __future__ import annotations
 
-import math
 from heapq import heappush
-from itertools import accumulate
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from simpy.core import NORMAL
 
-from ..distributions import BLOCK
+from labcore.distributions import BLOCK
+from labcore.scenario import Scenario
+from labcore.workload import RateFunction, mix_cdf, zipf_cdf
+
 from ..kernel import Streams
 from ..kernel.events import schedule_job
-from ..scenario import Diurnal, Scenario, TrafficSurge
 from .request import Request
 
 if TYPE_CHECKING:
     import simpy
 
-__all__ = ["RateFunction", "Workload", "zipf_cdf"]
-
-
-def zipf_cdf(n: int, s: float) -> list[float]:
-    """Cumulative Zipf(s) popularity over ranks 1..n (s = 0 is uniform)."""
-    weights = [1.0 / (rank**s) for rank in range(1, n + 1)]
-    total = sum(weights)
-    cdf = [w / total for w in accumulate(weights)]
-    cdf[-1] = 1.0
-    return cdf
-
-
-class RateFunction:
-    """A tenant's arrival rate over time and a piecewise-constant upper bound for thinning."""
-
-    def __init__(self, base: float, scenario: Scenario, tenant: str) -> None:
-        self.base = base
-        self.profile = scenario.workload.profile
-        self.surges = [
-            f for f in scenario.faults if isinstance(f, TrafficSurge) and f.tenant == tenant
-        ]
-        self.segments = self._segments(scenario.run.duration)
-
-    def profile_scale(self, t: float) -> float:
-        profile = self.profile
-        if isinstance(profile, Diurnal):
-            phase = 2.0 * math.pi * (t - profile.peak_at) / profile.period
-            return profile.trough + (1.0 - profile.trough) * (1.0 + math.cos(phase)) / 2.0
-        points = profile
-        if t <= points[0].at:
-            return points[0].scale
-        for left, right in zip(points, points[1:]):
-            if t < right.at:
-                span = right.at - left.at
-                return left.scale + (right.scale - left.scale) * (t - left.at) / span
-        return points[-1].scale
-
-    def surge_factor(self, t: float) -> float:
-        factor = 1.0
-        for s in self.surges:
-            if s.at <= t < s.at + s.duration:
-                ramp = min(1.0, (t - s.at) / s.ramp) if s.ramp > 0 else 1.0
-                factor *= 1.0 + (s.factor - 1.0) * ramp
-        return factor
-
-    def __call__(self, t: float) -> float:
-        return self.base * self.profile_scale(t) * self.surge_factor(t)
-
-    def _segments(self, duration: float) -> list[tuple[float, float, float, bool]]:
-        """``(start, end, bound, constant)`` covering [0, duration]."""
-        cuts = {0.0, duration}
-        if not isinstance(self.profile, Diurnal):
-            cuts.update(p.at for p in self.profile)
-        for s in self.surges:
-            cuts.update((s.at, s.at + s.ramp, s.at + s.duration))
-        edges = sorted(c for c in cuts if 0.0 <= c <= duration)
-        segments = []
-        eps = 1e-9
-        for start, end in zip(edges, edges[1:]):
-            if isinstance(self.profile, Diurnal):
-                p_max, flat_p = 1.0, False
-            else:
-                a, b = self.profile_scale(start), self.profile_scale(end - eps)
-                p_max, flat_p = max(a, b), a == b
-            sa, sb = self.surge_factor(start), self.surge_factor(end - eps)
-            bound = self.base * p_max * max(sa, sb)
-            segments.append((start, end, bound, flat_p and sa == sb))
-        return segments
+__all__ = ["Workload"]
 
 
 class _TenantStream:
@@ -163,8 +96,7 @@ class Workload:
         self.streams: list[_TenantStream] = []
         for index, (name, tenant) in enumerate(wl.tenants.items()):
             mix = list(tenant.mix.items())
-            cdf = list(accumulate(share for _, share in mix))
-            cdf[-1] = 1.0
+            cdf = mix_cdf(share for _, share in mix)
             rate = RateFunction(tenant.rate * wl.scale, scenario, name)
             ts = _TenantStream(index, rate, streams, name, tenant.users, cdf,
                                [targets.index(t) for t, _ in mix], self.key_cdf, self.n_targets)

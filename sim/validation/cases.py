@@ -18,13 +18,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from ..distributions import Constant, Exponential
-from ..kernel.recorder import TIER_FIELDS
-from ..metrics import compute_metrics
+from labcore.distributions import Constant, Exponential
+from labcore.metrics import compute_metrics
+from labcore.scenario import AzLoss, Scenario
+from labcore.scenario_file import load_scenario
+
+from labcore.facts import TIER_FIELDS
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
-from ..scenario import AzLoss, Scenario
-from ..scenario_file import load_scenario
 from .queueing import StationTheory, md1, mmc, mmck
 
 __all__ = [

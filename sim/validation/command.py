@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from labcore.metrics import Estimate
+
 from ..limits import choose_jobs, require_extra
-from ..metrics import Estimate
 from .cases import CASES, QUICK
 from .ciw_runner import CIW_README_WAIT, ciw_readme_check
 from .compare import FAMILY_ALPHA, Row, validate

@@ -10,11 +10,12 @@ import httpx
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from chaosomnisql import discover
-from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario, sql_for
+from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario
 from chaosomnisql.settings import api_keys, check_url, endpoints
 from chaosomnisql.slo import recovery_time, slo_failures
 from chaosomnisql.verdict import measured, verdict
 
+from labcore.workload import key_sql
 from sim import read_scenario
 
 SLO = SimpleNamespace(error_rate=0.01, latency_p95=1.5)
@@ -91,12 +92,38 @@ def test_measured_checks_use_the_scenario_targets() -> None:
     assert any("rto_seconds = None" in r for r in verdict(never, CHECKS))
 
 
+def test_a_check_is_judged_over_its_own_scope_never_on_the_whole_window() -> None:
+    """The flood's victims' P95 ``over: outside_recovery`` cannot be judged on the whole
+    fault window's value the traffic probe measures: not measured, because the registry
+    says chaos observes it only over ``run``; the summary shows that scope and the
+    simulator's prediction for the same key."""
+    from chaosomnisql.summary import build_summary, render
+
+    source = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin")
+    checks = source.scenario.checks
+    scoped = [c for c in checks if c.metric == "tenants_except.umbrella.latency_p95"]
+    assert scoped and scoped[0].over == "outside_recovery"
+    bad = {"tenants_except.umbrella.latency_p95": 99.0, "tenants_except.umbrella.error_rate": 0.9}
+    journal = _journal(run=[_entry("measure_traffic", output={"measured": bad})])
+    assert not any("tenants_except.umbrella.latency_p95" in r for r in verdict(journal, checks))
+    prediction = {"tenants_except.umbrella.latency_p95@outside_recovery": {
+        "mean": 0.4, "ci_low": 0.3, "ci_high": 0.5}}
+    summary = build_summary(journal, source, prediction)
+    target = next(t for t in summary["targets"] if t["metric"] == scoped[0].metric)
+    assert target["over"] == "outside_recovery" and not target["is_measured"]
+    assert target["measured"] is None and "only over run" in target["not_measured"]
+    assert target["simulator"]["mean"] == 0.4
+    assert "tenants_except.umbrella.latency_p95 over outside_recovery" in render(summary)
+    run_scoped = _journal(run=[_entry("measure_traffic", output={"measured": {"error_rate": 0.5}})])
+    assert verdict(run_scoped, read_scenario("scenarios/baseline.yaml").scenario.checks)
+
+
 # ----------------------------------------------------------------- safety
 
 
 def test_allowlist_is_loopback_unless_extended() -> None:
     assert check_url("http://127.0.0.1:8080/x", {}) == "http://127.0.0.1:8080/x"
-    with pytest.raises(ActivityFailed, match="not in omnisql_allowed_hosts"):
+    with pytest.raises(ActivityFailed, match="not on the allowlist.*omnisql_allowed_hosts"):
         check_url("http://10.0.0.7/x", {})
     with pytest.raises(ActivityFailed):
         check_url("https://staging.omnisql.example/x", {})
@@ -130,7 +157,7 @@ def test_load_plan_takes_the_scenarios_scaled_rates() -> None:
     assert plan.total_rate == pytest.approx(20.0)
     flood = plan_from_scenario(scenario, 10, 50, factor=10, tenants=("umbrella",))
     assert flood.total_rate == pytest.approx(20.0)
-    assert sql_for("crm.accounts", 0) == "SELECT * FROM crm.accounts WHERE id = 1 LIMIT 1"
+    assert key_sql("crm.accounts", 0) == "SELECT * FROM crm.accounts WHERE id = 1 LIMIT 1"
 
 
 def _counting_transport(seen: list[httpx.Request]) -> httpx.MockTransport:

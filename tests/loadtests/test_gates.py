@@ -1,4 +1,4 @@
-"""The SLO gate: the scenario's checks, sim.checks.passes, observable metrics only."""
+"""The SLO gate: the scenario's checks, labcore.checks.passes, observable metrics only."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_observable_metrics() -> None:
 
 def test_baseline_passes_and_skips_what_a_client_cannot_see() -> None:
     scenario = baseline()
-    gate = evaluate_gate(scenario, _steady(scenario, 0.2).run_result(scenario, 60.0))
+    gate = evaluate_gate(scenario, _steady(scenario, 0.2).window_facts(scenario, 60.0))
     assert [c.metric for c in gate.checks] == ["latency_p95", "error_rate"]
     assert [s["metric"] for s in gate.skipped] == ["engine.utilization"]
     assert gate.passed and gate.exit_code == EXIT_PASS
@@ -45,9 +45,9 @@ def test_baseline_passes_and_skips_what_a_client_cannot_see() -> None:
 
 def test_latency_or_errors_over_the_slo_fail_the_gate() -> None:
     scenario = baseline()
-    slow = evaluate_gate(scenario, _steady(scenario, 1.6).run_result(scenario, 60.0))
+    slow = evaluate_gate(scenario, _steady(scenario, 1.6).window_facts(scenario, 60.0))
     assert [c.passed for c in slow.checks] == [False, True] and slow.exit_code == EXIT_FAIL
-    errors = evaluate_gate(scenario, _steady(scenario, 0.2, 50).run_result(scenario, 60.0))
+    errors = evaluate_gate(scenario, _steady(scenario, 0.2, 50).window_facts(scenario, 60.0))
     assert [c.passed for c in errors.checks] == [True, False]  # 2% > 1%
 
 
@@ -55,17 +55,17 @@ def test_the_gate_sees_what_locust_rounding_would_hide() -> None:
     """Locust shows a 1,549 ms P95 as 1,500 ms and would pass ``<= 1.5s``; the gate's
     P95 comes from 2% bins (within 1%) and fails it, as the simulator would."""
     scenario = baseline()
-    gate = evaluate_gate(scenario, _steady(scenario, 1.549).run_result(scenario, 60.0))
+    gate = evaluate_gate(scenario, _steady(scenario, 1.549).window_facts(scenario, 60.0))
     p95 = gate.checks[0]
     assert 1.549 * 0.99 <= p95.observed <= 1.549 * 1.01 and not p95.passed
 
 
 def test_no_traffic_or_no_observable_check_fails() -> None:
     scenario = baseline()
-    empty = ClientRecorder(TENANTS, scenario.run.window).run_result(scenario, 60.0)
+    empty = ClientRecorder(TENANTS, scenario.run.window).window_facts(scenario, 60.0)
     assert not evaluate_gate(scenario, empty).passed
     only_hidden = baseline("checks=[{metric: engine.utilization, op: '<', value: 66%}]")
-    gate = evaluate_gate(only_hidden, _steady(only_hidden, 0.1).run_result(only_hidden, 60.0))
+    gate = evaluate_gate(only_hidden, _steady(only_hidden, 0.1).window_facts(only_hidden, 60.0))
     assert gate.checks == [] and not gate.passed
 
 
@@ -73,7 +73,7 @@ def test_az_loss_checks_scope_out_the_recovery_and_judge_rto_only_with_faults() 
     scenario = load_scenario(AZ_LOSS, "standin", [
         "run.duration=60s", "run.warmup=5s", "run.window=5s", "faults.0.at=20s", "slo.sustain=10s"])
     rec = _steady(scenario, 0.1, bad_from=20.0)  # every request fails for 10 s after the loss
-    result = rec.run_result(scenario, 60.0)
+    result = rec.window_facts(scenario, 60.0)
     without = evaluate_gate(scenario, result, faults_applied=False)
     assert {s["metric"] for s in without.skipped} == {"rto_seconds", "rpo_seconds"}
     assert without.passed  # the failed windows are inside the recovery window
@@ -84,5 +84,5 @@ def test_az_loss_checks_scope_out_the_recovery_and_judge_rto_only_with_faults() 
     never = _steady(scenario, 0.1, bad_from=20.0)
     for t in range(30, 60):
         never.request(t + 0.5, "acme", 0.1, "unavailable")  # 1 error in 20 requests: 5%
-    gate = evaluate_gate(scenario, never.run_result(scenario, 60.0), faults_applied=True)
+    gate = evaluate_gate(scenario, never.window_facts(scenario, 60.0), faults_applied=True)
     assert not next(c for c in gate.checks if c.metric == "rto_seconds").passed

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from lt_helpers import baseline
 
+from labcore.workload import zipf_cdf
 from loadtests.queries import CATALOG, QueryError, QueryMix, hot_ranks
-from sim.model.workload import zipf_cdf
 
 
 def test_hot_ranks_draw_half_the_traffic() -> None:

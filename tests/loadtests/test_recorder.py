@@ -1,4 +1,4 @@
-"""The client recorder: outcomes, windows, worker merge, and metrics via sim.metrics."""
+"""The client recorder: outcomes, windows, worker merge, and metrics via labcore.metrics."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from lt_helpers import baseline
 
+from labcore.metrics import compute_metrics, window_table
 from loadtests.recorder import ClientRecorder, classify, fault_marks
-from sim.metrics import compute_metrics, window_table
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 
@@ -37,7 +37,7 @@ def test_percentiles_and_rates_match_the_raw_latencies() -> None:
     times = np.sort(rng.uniform(0.0, 30.0, 6000))
     for i, (t, lat) in enumerate(zip(times, latencies)):
         rec.request(float(t), TENANTS[i % 4], float(lat), "timeout" if i % 50 == 0 else "ok")
-    metrics = compute_metrics(rec.run_result(scenario, 30.0))
+    metrics = compute_metrics(rec.window_facts(scenario, 30.0))
     measured = latencies[times >= 10.0]
     assert metrics["requests"] == len(measured)
     for q in (50, 95, 99):  # 2% log bins: within 1% of the exact order statistic
@@ -64,8 +64,8 @@ def test_drained_windows_merge_to_the_same_table() -> None:
                 master.merge(w.drain())
     for w in workers:
         master.merge(w.drain())
-    a = window_table(direct.run_result(scenario, 20.0))
-    b = window_table(master.run_result(scenario, 20.0))
+    a = window_table(direct.window_facts(scenario, 20.0))
+    b = window_table(master.window_facts(scenario, 20.0))
     assert a.equals(b)
     assert a["requests"].tolist() == [100, 100, 100, 100]
     assert a["cache.hit_ratio"].tolist() == [1.0] * 4
@@ -76,8 +76,8 @@ def test_partial_and_late_windows_are_left_out() -> None:
     rec = ClientRecorder(TENANTS, 5.0)
     for t in (1.0, 6.0, 12.0, 19.0, 21.0):
         rec.request(t, "acme", 0.01, "ok")
-    assert rec.run_result(scenario, 60.0).arrays["outcomes"].sum() == 4  # 21 s is after the end
-    stopped = rec.run_result(scenario, 13.0)  # Ctrl-C at 13 s: windows [0,5) and [5,10)
+    assert rec.window_facts(scenario, 60.0).arrays["outcomes"].sum() == 4  # 21 s is after the end
+    stopped = rec.window_facts(scenario, 13.0)  # Ctrl-C at 13 s: windows [0,5) and [5,10)
     assert stopped.arrays["start"].tolist() == [0.0, 5.0]
 
 

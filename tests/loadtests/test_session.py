@@ -52,7 +52,7 @@ def test_bad_input_is_refused(sandbox_dir: str, options, error, match) -> None:
 
 
 def test_fault_injection_needs_the_sandbox_admin_api(sandbox_dir: str, monkeypatch) -> None:
-    monkeypatch.setenv("OMNISQL_LOADTEST_ALLOWED_HOSTS", "staging.example.com")
+    monkeypatch.setenv("OMNISQL_ALLOWED_HOSTS", "staging.example.com")
     with pytest.raises(OptionsError, match="admin API"):
         build_session(_options(scenario=str(AZ_LOSS), sandbox_dir=sandbox_dir,
                                inject_faults=True), "https://staging.example.com")

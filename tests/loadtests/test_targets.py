@@ -43,9 +43,13 @@ def test_hosts_off_the_allowlist_are_refused(tmp_path: Path) -> None:
     ok = resolve_target(TENANTS, host="https://staging.example.com", directory=sandbox,
                         allow=["staging.example.com"], environ={})
     assert ok.admin_url is None  # the sandbox's fault API never goes with another host
-    env = {"OMNISQL_LOADTEST_ALLOWED_HOSTS": "staging.example.com, other"}
+    env = {"OMNISQL_ALLOWED_HOSTS": "staging.example.com, other"}
     assert resolve_target(TENANTS, host="https://staging.example.com/", directory=sandbox,
                           environ=env).host == "https://staging.example.com"
+    legacy = {"OMNISQL_LOADTEST_ALLOWED_HOSTS": "staging.example.com, other"}
+    with pytest.warns(DeprecationWarning, match="OMNISQL_ALLOWED_HOSTS"):
+        assert resolve_target(TENANTS, host="https://staging.example.com/", directory=sandbox,
+                              environ=legacy).host == "https://staging.example.com"
     with pytest.raises(TargetError, match="http"):
         check_host("ftp://127.0.0.1", frozenset({"127.0.0.1"}))
 

@@ -119,13 +119,13 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .kernel.recorder import OUTCOMES, TIER_FIELDS, bin_value
-from .run import RunResult
+from .facts import OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
+from .scenario.checks import Scope
 
 __all__ = [
     "Estimate",
@@ -135,10 +135,11 @@ __all__ = [
     "compute_metrics",
     "percentile",
     "recovery",
+    "sustain_windows",
+    "sustained_from",
     "window_table",
 ]
 
-Scope = Literal["run", "before_fault", "outside_recovery", "after_recovery"]
 _F = {name: i for i, name in enumerate(TIER_FIELDS)}
 
 
@@ -164,7 +165,7 @@ class Recovery:
         return max(0.0, self.recovered_at - self.fault_start)
 
 
-def _window_slo(result: RunResult, tenants: list[int] | None = None,
+def _window_slo(result: WindowFacts, tenants: list[int] | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per window: error rate, P95, and whether the SLO held (for ``tenants``: all)."""
     a, slo = result.arrays, result.scenario.slo
@@ -181,7 +182,24 @@ def _window_slo(result: RunResult, tenants: list[int] | None = None,
     return error_rate, p95, meets
 
 
-def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
+def sustain_windows(sustain: float, window: float) -> int:
+    """How many consecutive windows make ``sustain`` seconds of SLO (at least one)."""
+    return max(1, math.ceil(sustain / window - 1e-9))
+
+
+def sustained_from(meets: Sequence[bool] | np.ndarray, need: int, first: int = 0) -> int | None:
+    """The RTO rule: the first window (from ``first`` on) that starts ``need`` consecutive
+    windows all meeting the SLO; None if the windows end before such a stretch. The one
+    implementation: the simulator's :func:`recovery` and the chaos extension's recovery
+    measurement both call it."""
+    meets = np.asarray(meets, dtype=bool)
+    for i in range(first, len(meets) - need + 1):
+        if meets[i : i + need].all():
+            return i
+    return None
+
+
+def recovery(result: WindowFacts, tenants: list[int] | None = None) -> Recovery:
     """Find the RTO of the first fault (see the module docstring), for ``tenants``' traffic
     only if given."""
     if not result.marks:
@@ -190,15 +208,13 @@ def recovery(result: RunResult, tenants: list[int] | None = None) -> Recovery:
     start = result.arrays["start"]
     window = result.scenario.run.window
     _, _, meets = _window_slo(result, tenants)
-    need = max(1, math.ceil(result.scenario.slo.sustain / window - 1e-9))
+    need = sustain_windows(result.scenario.slo.sustain, window)
     first = int(np.searchsorted(start + window, fault, side="right"))  # window holding fault
-    for i in range(first, len(start) - need + 1):
-        if meets[i : i + need].all():
-            return Recovery(fault, max(float(start[i]), fault))
-    return Recovery(fault, None)
+    index = sustained_from(meets, need, first)
+    return Recovery(fault, None if index is None else max(float(start[index]), fault))
 
 
-def _scope_mask(result: RunResult, scope: Scope, rec: Recovery) -> np.ndarray:
+def _scope_mask(result: WindowFacts, scope: Scope, rec: Recovery) -> np.ndarray:
     start = result.arrays["start"]
     end = start + result.scenario.run.window
     measured = start >= result.scenario.run.warmup - 1e-9
@@ -213,7 +229,7 @@ def _scope_mask(result: RunResult, scope: Scope, rec: Recovery) -> np.ndarray:
     return measured & (before | after)
 
 
-def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float | None]:
+def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, float | None]:
     """Every metric of one run over the windows of ``scope``."""
     a = result.arrays
     rec = recovery(result)
@@ -244,7 +260,7 @@ def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float 
     return metrics
 
 
-def _runbook_metrics(out: dict, result: RunResult, scope: Scope, mask: np.ndarray,
+def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndarray,
                      counters: dict[str, int], rec: Recovery) -> None:
     """Noisy tenants, stampedes and mitigations (see the module docstring)."""
     a, tenants = result.arrays, result.tenants
@@ -282,7 +298,7 @@ def _per_key(counters: dict[str, int], name: str = "connector.calls") -> float:
     return counters.get(name, 0) / keys if keys else math.nan
 
 
-def _incident_metrics(out: dict, result: RunResult) -> None:
+def _incident_metrics(out: dict, result: WindowFacts) -> None:
     if not result.marks:
         return
     start = result.arrays["start"]
@@ -308,7 +324,7 @@ def _incident_metrics(out: dict, result: RunResult) -> None:
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
 
 
-def _mitigation_metrics(out: dict, result: RunResult, rec: Recovery) -> None:
+def _mitigation_metrics(out: dict, result: WindowFacts, rec: Recovery) -> None:
     log = result.logs.get("mitigations") or []
     for entry in reversed(log):  # the first of a kind wins
         out[f"mitigation.{entry['kind']}.at"] = entry["start"]
@@ -370,7 +386,7 @@ def _tier_metrics(out: dict, names: list[str], tiers: np.ndarray, seconds: float
         out[f"{name}.dropped"] = float(row[_F["dropped"]])
 
 
-def window_table(result: RunResult, replication: int = 0) -> pd.DataFrame:
+def window_table(result: WindowFacts, replication: int = 0) -> pd.DataFrame:
     """One row per window: the time series behind the plots (``timeseries.csv``)."""
     a, window = result.arrays, result.scenario.run.window
     outcomes = a["outcomes"].sum(axis=1)

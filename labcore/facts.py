@@ -1,0 +1,121 @@
+"""The window-facts format shared by every runner: outcomes, latency bins, tier fields.
+
+A run (simulated, or measured by a load client) is summarised per window and tenant as a
+log-binned latency histogram, outcome counts and the latency sum, plus named counters and
+per-tier queueing integrals: the ``arrays`` of :class:`WindowFacts`. The metrics
+(:mod:`labcore.metrics`) read only this format, so the simulator's recorder and the Locust
+client's recorder both write it. The outcomes are data (:data:`OUTCOMES`, index 0 is
+success): the simulator's kernel recorder is handed them by the model and knows none.
+
+``arrays`` holds ``start`` (window, float), ``hist`` (window, tenant, :data:`N_BINS`),
+``outcomes`` (window, tenant, outcome), ``latency_sum`` (window, tenant),
+``counter_names`` and ``counters`` (window, counter), ``tier_names`` and ``tiers``
+(window, tier, :data:`TIER_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
+
+__all__ = [
+    "BIN_GROWTH", "BIN_MIN", "N_BINS", "OUTCOMES", "TIER_FIELDS", "FaultMark", "RunFacts",
+    "WindowFacts", "bin_index", "bin_value", "empty_arrays",
+]
+
+#: Final outcomes of a client request; index 0 is success.
+OUTCOMES = (
+    "ok",
+    "timeout",
+    "rate_limited",
+    "unauthorized",
+    "unavailable",
+    "overload",
+    "provider_error",
+    "capped",
+)
+N_BINS = 1000
+BIN_MIN = 1e-4  # seconds: bin 0 holds everything faster than 100 µs
+BIN_GROWTH = 1.02  # 2% bins: percentiles are exact to within ±1%
+_INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
+TIER_FIELDS = ("started", "waited", "wait_sum", "busy_area", "capacity_area", "rejected", "dropped")
+
+
+def bin_index(latency: float) -> int:
+    """The histogram bin of one latency (seconds), clamped to the last bin."""
+    index = int(math.log(latency / BIN_MIN) * _INV_LOG_GROWTH) if latency > BIN_MIN else 0
+    return min(index, N_BINS - 1)
+
+
+def bin_value(index: np.ndarray | int) -> np.ndarray | float:
+    """The representative latency of a bin: its geometric midpoint (0 for bin 0)."""
+    value = BIN_MIN * BIN_GROWTH ** (np.asarray(index) + 0.5)
+    return np.where(np.asarray(index) == 0, 0.5 * BIN_MIN, value)
+
+
+def empty_arrays(n_windows: int, n_tenants: int, counter_names: list[str],
+                 window: float) -> dict[str, Any]:
+    """Zeroed ``arrays`` for ``n_windows`` windows of ``window`` seconds and no tiers."""
+    return {
+        "start": np.arange(n_windows, dtype=float) * window,
+        "hist": np.zeros((n_windows, n_tenants, N_BINS), dtype=np.int64),
+        "outcomes": np.zeros((n_windows, n_tenants, len(OUTCOMES)), dtype=np.int64),
+        "latency_sum": np.zeros((n_windows, n_tenants), dtype=float),
+        "counter_names": list(counter_names),
+        "counters": np.zeros((n_windows, len(counter_names)), dtype=np.int64),
+        "tier_names": [],
+        "tiers": np.zeros((n_windows, 0, len(TIER_FIELDS))),
+    }
+
+
+@dataclass(frozen=True)
+class FaultMark:
+    """A fault on the run's timeline: when it started and ended, and what it did."""
+
+    kind: str
+    start: float
+    end: float | None
+    detail: str
+
+
+class WindowFacts(Protocol):
+    """What the metrics read: the scenario, the windows' ``arrays``, the fault timeline,
+    RPO losses, tenants, whole-run facts and logs. The simulator's ``RunResult`` and
+    :class:`RunFacts` both are window facts."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def arrays(self) -> dict[str, Any]: ...
+    @property
+    def marks(self) -> tuple[FaultMark, ...]: ...
+    @property
+    def rpo_losses(self) -> tuple[tuple[float, float], ...]: ...
+    @property
+    def tenants(self) -> tuple[str, ...]: ...
+    @property
+    def facts(self) -> dict[str, float | None]: ...
+    @property
+    def logs(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Window facts measured by a runner other than the simulator (the Locust client)."""
+
+    scenario: Scenario
+    seed: int
+    arrays: dict[str, Any]
+    marks: tuple[FaultMark, ...]
+    tenants: tuple[str, ...]
+    rpo_losses: tuple[tuple[float, float], ...] = ()
+    facts: dict[str, float | None] = field(default_factory=dict)
+    logs: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -1,0 +1,105 @@
+"""The fault timeline: one model per fault kind, discriminated by ``kind``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field
+
+from .base import Duration, Fraction, Strict
+
+__all__ = [
+    "AzLoss", "CacheFlush", "Fault", "LatencyInjection", "ProviderOutage", "RegionLoss",
+    "TokenRevocation", "TrafficSurge", "check_fault",
+]
+
+
+class _Fault(Strict):
+    at: Duration
+
+
+class AzLoss(_Fault):
+    """Every gateway, engine, connector and cache node of the zone fails at ``at``."""
+
+    kind: Literal["az_loss"]
+    zone: str
+    duration: Duration | None = None
+    #: Connections to the lost zone hang until the client times out instead of failing fast.
+    blackhole: bool = False
+
+
+class ProviderOutage(_Fault):
+    """The provider answers every call with an error for ``duration``."""
+
+    kind: Literal["provider_outage"]
+    provider: str
+    duration: Duration
+
+
+class LatencyInjection(_Fault):
+    """Multiply the service time of a tier (``engine``, ``cache``, ``provider:NAME``)."""
+
+    kind: Literal["latency_injection"]
+    target: str = Field(pattern=r"^(engine|cache|gateway|provider:[A-Za-z][A-Za-z0-9_-]*)$")
+    duration: Duration
+    factor: float = Field(gt=0)
+
+
+class TrafficSurge(_Fault):
+    """A tenant's rate multiplied by ``factor`` (a noisy tenant's flood)."""
+
+    kind: Literal["traffic_surge"]
+    tenant: str
+    duration: Duration
+    factor: float = Field(gt=0)
+    #: Optional ramp-up time to the full factor.
+    ramp: Duration = 0.0
+
+
+class CacheFlush(_Fault):
+    """An invalidation event: every cached key (or one tenant's) is dropped at ``at``."""
+
+    kind: Literal["cache_flush"]
+    tenant: str | None = None
+
+
+class TokenRevocation(_Fault):
+    """The provider revokes a fraction of the tenants' OAuth tokens: calls answer 401."""
+
+    kind: Literal["token_revocation"]
+    provider: str
+    fraction: Fraction = 1.0
+
+
+class RegionLoss(_Fault):
+    """The whole primary region is lost (every zone); the ``failover:`` block says how the
+    secondary region takes over. ``blackhole``: clients still resolving the old region
+    hang until they time out instead of failing fast."""
+
+    kind: Literal["region_loss"]
+    blackhole: bool = False
+
+
+Fault = Annotated[
+    Union[AzLoss, ProviderOutage, LatencyInjection, TrafficSurge, CacheFlush, TokenRevocation,
+          RegionLoss],
+    Field(discriminator="kind"),
+]
+
+
+def check_fault(fault: Any, scenario: Any) -> None:
+    """Cross-references of one fault: its start, zone, provider and tenant exist."""
+    topo = scenario.topology
+    if fault.at >= scenario.run.duration:
+        raise ValueError(f"{fault.kind} at {fault.at:g}s starts after the run ends")
+    zone = getattr(fault, "zone", None)
+    if zone is not None and zone not in topo.zones:
+        raise ValueError(f"{fault.kind}: unknown zone {zone!r}, zones are {list(topo.zones)}")
+    provider = getattr(fault, "provider", None)
+    if isinstance(fault, LatencyInjection) and fault.target.startswith("provider:"):
+        provider = fault.target.split(":", 1)[1]
+    if provider is not None and provider not in topo.providers:
+        raise ValueError(f"{fault.kind}: unknown provider {provider!r}")
+    tenant = getattr(fault, "tenant", None)
+    if tenant is not None and tenant not in scenario.workload.tenants:
+        raise ValueError(f"{fault.kind}: unknown tenant {tenant!r}")

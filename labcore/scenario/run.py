@@ -1,0 +1,36 @@
+"""Run settings and the SLO: how long to run, how to aggregate, what a good window is."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .base import Duration, Fraction, Strict
+
+__all__ = ["RunSpec", "SLO"]
+
+
+class RunSpec(Strict):
+    """How long to simulate and how to aggregate; ``warmup`` is excluded from metrics."""
+
+    duration: Duration = Field(gt=0)
+    warmup: Duration = 0.0
+    window: Duration = Field(default=10.0, gt=0)
+    seed: int = 1
+    replications: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "RunSpec":
+        if self.warmup >= self.duration:
+            raise ValueError("warmup must be shorter than duration")
+        if self.window > self.duration - self.warmup:
+            raise ValueError("window must fit in the measured part of the run")
+        return self
+
+
+class SLO(Strict):
+    """The service level a window must meet to count as recovered (see ``rto_seconds``)."""
+
+    latency_p95: Duration = 1.5
+    error_rate: Fraction = 0.01
+    #: RTO ends once windows have met the SLO for this long without a break.
+    sustain: Duration = 120.0

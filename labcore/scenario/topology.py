@@ -1,0 +1,162 @@
+"""The system's shape: zones, gateway, engine, cache, connectors, providers, metadata."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..distributions import Constant, Distribution
+from .base import RETRIABLE_OUTCOMES, Duration, Fraction, Name, Rate, RetryOutcome, Strict
+
+__all__ = [
+    "Cache", "ConnectorRetries", "Connectors", "Engine", "Gateway", "HealthCheck", "Metadata",
+    "Provider", "RateLimit", "Retries", "Topology", "UserCap",
+]
+
+
+class HealthCheck(Strict):
+    """The load balancer's view of a zone: detection takes interval × failure_threshold."""
+
+    interval: Duration = Field(default=10.0, gt=0)
+    failure_threshold: int = Field(default=3, ge=1)
+    success_threshold: int = Field(default=2, ge=1)
+
+
+class Retries(Strict):
+    """Client-side retries of a whole query, with backoff and an optional retry budget."""
+
+    max_attempts: int = Field(default=1, ge=1)
+    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter",
+                     "decorrelated_jitter"] = "exponential"
+    base: Duration = 0.1
+    cap: Duration = 10.0
+    #: At most this many retries per first attempt (e.g. 10%), as a token bucket.
+    budget: Fraction | None = None
+    on: tuple[RetryOutcome, ...] = RETRIABLE_OUTCOMES
+
+
+class UserCap(Strict):
+    """A per-user concurrency cap from the policy store (``user: "*"`` caps every user)."""
+
+    tenant: Name
+    user: str = "*"
+    max_concurrency: int = Field(ge=0)
+
+
+class Gateway(Strict):
+    """Admission, routing to healthy zones, request timeout and client retries.
+
+    ``workers_per_zone: 0`` with a zero service time makes the gateway a pure router.
+    """
+
+    workers_per_zone: int = Field(default=0, ge=0)
+    service_time: Distribution = Constant(value=0.0)
+    timeout: Duration = Field(default=30.0, gt=0)
+    health_check: HealthCheck = HealthCheck()
+    retries: Retries = Retries()
+    user_caps: tuple[UserCap, ...] = ()
+
+
+class Engine(Strict):
+    """The query engine: a worker pool per zone serving a version of the software."""
+
+    workers_per_zone: int = Field(default=8, ge=1)
+    service_time: Distribution
+    queue_limit: int | None = Field(default=None, ge=0)
+    #: Skip queued work whose client has already timed out (deadline propagation).
+    drop_expired: bool = False
+    version: str = "v1"
+    #: Extra engine (control-plane) CPU a cache miss costs before the connector fetch:
+    #: planning the pushdown and building the SaaS request. ``null``: none.
+    miss_service_time: Distribution | None = None
+
+
+class Cache(Strict):
+    """The regional Redis result cache, sharded over ``nodes_per_zone`` nodes in each zone."""
+
+    enabled: bool = True
+    ttl: Duration = Field(default=300.0, gt=0)
+    latency: Distribution = Constant.of("1ms")
+    #: Distinct result keys per tenant and connector object, drawn by Zipf popularity.
+    keys: int = Field(default=1000, ge=1)
+    zipf_s: float = Field(default=1.0, ge=0)
+    nodes_per_zone: int = Field(default=1, ge=1)
+    #: When a zone's nodes are lost, their shards fail over to nodes in other zones
+    #: after this long; with ``replicas`` the data survives, otherwise they come back cold.
+    failover_time: Duration = 30.0
+    replicas: bool = True
+    #: Keys one node holds (memory); when full, the key nearest expiry is evicted
+    #: (Redis ``volatile-ttl``). ``null``: every key fits.
+    max_keys_per_node: int | None = Field(default=None, ge=1)
+
+
+class ConnectorRetries(Strict):
+    """How a connector worker answers a 429: wait for Retry-After and try again."""
+
+    max_attempts: int = Field(default=1, ge=1)
+    honour_retry_after: bool = True
+    #: A worker never waits longer than this for one Retry-After.
+    max_wait: Duration = 5.0
+
+
+class Connectors(Strict):
+    """Stateless connector workers per zone; ``enabled: false`` makes SaaS calls instant."""
+
+    enabled: bool = True
+    workers_per_zone: int = Field(default=16, ge=1)
+    queue_limit: int | None = Field(default=None, ge=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    retries: ConnectorRetries = ConnectorRetries()
+
+
+class RateLimit(Strict):
+    """Provider-side token buckets: per tenant, and one for the whole OmniSQL app."""
+
+    per_tenant: Rate | None = None
+    per_tenant_burst: int | None = Field(default=None, ge=1)
+    app: Rate | None = None
+    app_burst: int | None = Field(default=None, ge=1)
+    retry_after: Duration = 1.0
+
+
+class Provider(Strict):
+    """A third-party SaaS API: its latency, rate limits, objects and background error rate."""
+
+    latency: Distribution
+    #: How fast the provider answers a call it refuses (429, 401, outage errors).
+    reject_latency: Distribution = Constant.of("20ms")
+    objects: tuple[Name, ...] = Field(min_length=1)
+    rate_limit: RateLimit = RateLimit()
+    error_rate: Fraction = 0.0
+
+
+class Metadata(Strict):
+    """PostgreSQL metadata: a primary and an asynchronous replica in another zone."""
+
+    primary_zone: str | None = None
+    replica_zone: str | None = None
+    replication_lag: Distribution = Constant.of("1s")
+    failover_time: Duration = 60.0
+
+
+class Topology(Strict):
+    zones: tuple[Name, ...] = Field(default=("az-a", "az-b", "az-c"), min_length=1)
+    gateway: Gateway = Gateway()
+    engine: Engine
+    cache: Cache = Cache()
+    connectors: Connectors = Connectors()
+    providers: dict[Name, Provider] = Field(min_length=1)
+    metadata: Metadata = Metadata()
+
+    @model_validator(mode="after")
+    def _zones(self) -> "Topology":
+        if len(set(self.zones)) != len(self.zones):
+            raise ValueError(f"zones must be unique: {list(self.zones)}")
+        for label, zone in (
+            ("metadata.primary_zone", self.metadata.primary_zone),
+            ("metadata.replica_zone", self.metadata.replica_zone),
+        ):
+            if zone is not None and zone not in self.zones:
+                raise ValueError(f"{label} {zone!r} is not one of the zones {list(self.zones)}")
+        return self
