@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", type=Path, default=Path("."),
                      help="folder to write NAME.yaml in (default: the current folder)")
 
+    docs = sub.add_parser("docs", help="regenerate the schema and metric reference in "
+                          "docs/scenarios.md")
+    docs.add_argument("--check", action="store_true",
+                      help="only check that the doc is up to date (exit 1 if not)")
+
     bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
     bench.add_argument("--duration", default="3m", help="simulated time per measurement")
@@ -113,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_compare(args.run_a, args.run_b, args.out, console)
         if args.command == "new":
             return _new(args, console)
+        if args.command == "docs":
+            return _docs(args, console)
         if args.command == "validate-model":
             from .validation import run_command as validate_model
 
@@ -138,6 +145,17 @@ def _new(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{path}: written from {args.source}, valid; edit it, then "
                   f"python -m sim run {path}", highlight=False)
     return EXIT_OK
+
+
+def _docs(args: argparse.Namespace, console: Console) -> int:
+    from .docs import DOC, update_doc
+
+    if update_doc(check=args.check):
+        console.print(f"{DOC}: {'up to date' if args.check else 'regenerated'}",
+                      highlight=False)
+        return EXIT_OK
+    console.print(f"{DOC}: out of date; run python -m sim docs", highlight=False)
+    return EXIT_FAILED
 
 
 def _print_error(console: Console, exc: Exception) -> None:

@@ -24,6 +24,8 @@ def human_duration(seconds: float | None) -> str:
     if math.isinf(seconds):
         return "∞"
     sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s == 0:
+        return "0s"
     if s < 1e-3:
         return f"{sign}{s * 1e6:.0f}µs"
     if s < 1.0:
@@ -40,15 +42,30 @@ def human_duration(seconds: float | None) -> str:
     return f"{sign}{days:,}d{rest}h" if rest else f"{sign}{days:,}d"
 
 
+def _registry_unit(metric: str) -> str | None:
+    """The unit the metric registry gives ``metric`` (``s``, ``fraction``...), if known."""
+    from labcore.registry import lookup
+
+    entry = lookup(metric.split("@")[0])
+    return None if entry is None else entry.unit
+
+
 def is_duration(metric: str) -> bool:
-    """Metrics in seconds: latencies, waits, RTO/RPO and every ``*_seconds``."""
+    """Metrics in seconds: the registry's unit ``s``; else latencies, waits, ``*_seconds``."""
+    unit = _registry_unit(metric)
+    if unit is not None:
+        return unit == "s"
     last = metric.rsplit(".", 1)[-1]
     return (last.startswith("latency_") or last.endswith("_seconds") or
             last.startswith("queue_wait") or last == "at")
 
 
 def is_fraction(metric: str) -> bool:
-    """Metrics between 0 and 1: rates of errors, ratios, utilisation, shares."""
+    """Metrics between 0 and 1: the registry's unit ``fraction``; else error rates, ratios,
+    utilisation, shares (names the registry does not know, e.g. table columns)."""
+    unit = _registry_unit(metric)
+    if unit is not None:
+        return unit in ("fraction", "bool")  # a bool's mean over replications is a rate
     last = metric.rsplit(".", 1)[-1]
     return (metric in _FRACTIONS or metric.startswith("errors.") or last in (
         "error_rate", "utilization", "wait_probability", "hit_ratio", "connector_share",
