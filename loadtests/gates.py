@@ -106,7 +106,7 @@ def summary(scenario: Scenario, gate: GateResult, info: dict[str, Any]) -> dict[
 def write_results(out: Path, summ: dict[str, Any], result: WindowFacts,
                   data: dict[str, Any]) -> None:
     """A run folder like the simulator's: summary.json, scenario.yaml, timeseries.csv, PNG."""
-    from sim.report import write_run
+    from sim import write_run
 
     write_run(out, summ, [result], data, plots=bool(result.arrays["start"].size))
     # The window table's model-side columns (provider 429s, retries, connector calls) are
@@ -121,7 +121,7 @@ def write_results(out: Path, summ: dict[str, Any], result: WindowFacts,
 
 def verdict_text(summ: dict[str, Any]) -> Any:
     """The simulator's verdict table, titled for a load test, plus the skipped checks."""
-    from sim.report import verdict_table
+    from sim import verdict_table
 
     table = verdict_table(summ)
     table.title = f"{summ['scenario']}: load test against {summ.get('host', '?')}"

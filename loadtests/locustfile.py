@@ -32,7 +32,7 @@ from loadtests.recorder import classify
 from loadtests.session import LoadSession, OptionsError, build_session
 from loadtests.shapes import ArrivalStream, PlanError
 from loadtests.targets import TargetError
-from sim.kernel.streams import derive_seed
+from sim import derive_seed
 
 log = logging.getLogger("loadtests")
 _BAD_INPUT = (ScenarioError, OptionsError, PlanError, QueryError, TargetError, FaultPlanError)

@@ -16,6 +16,8 @@ from labcore.metrics import Estimate, aggregate, compute_metrics, window_table
 from labcore.scenario import Scenario
 from labcore.scenario_file import ScenarioError, ScenarioFile, load_scenario, read_scenario
 
+from .kernel.streams import derive_seed
+from .report import verdict_table, write_run
 from .run import RunResult, replication_seeds, run_replications, simulate
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ScenarioFile",
     "aggregate",
     "compute_metrics",
+    "derive_seed",
     "evaluate_checks",
     "load_scenario",
     "passes",
@@ -34,5 +37,7 @@ __all__ = [
     "replication_seeds",
     "run_replications",
     "simulate",
+    "verdict_table",
     "window_table",
+    "write_run",
 ]

@@ -92,7 +92,7 @@ def _preflight(experiment: Path) -> str | None:
     if not isinstance(name, str):
         return None  # from the environment: the probes read and check it
     profile = config.get("omnisql_profile")
-    settings = {"omnisql_scenario": str(resolve_path(name)),
+    settings = {"omnisql_scenario": str(resolve_path(name, str(experiment.parent))),
                 "omnisql_profile": profile if isinstance(profile, str) else "standin"}
     try:
         check_checks(scenario_file(settings), "chaos")
@@ -102,14 +102,15 @@ def _preflight(experiment: Path) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    env = {**os.environ, **sandbox_env(args.dir)}
+    env = {**os.environ, **sandbox_env(args.dir),
+           "OMNISQL_EXPERIMENT_DIR": str(args.experiment.resolve().parent)}
     if args.short:
         env = {**SHORT_MODE, **env}
     journal = args.journal or Path(tempfile.mkdtemp(prefix="omnisql-chaos-")) / "journal.json"
     cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
            str(journal), str(args.experiment)]
     code = _supervise(subprocess.Popen(cmd, env=env, preexec_fn=interruptible), args.timeout)
-    return _judge(journal, code)
+    return _judge(journal, code, args.experiment.resolve().parent)
 
 
 def interruptible() -> None:
@@ -148,7 +149,7 @@ def _supervise(proc: subprocess.Popen[Any], timeout: float) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _judge(journal_path: Path, chaos_code: int) -> int:
+def _judge(journal_path: Path, chaos_code: int, experiment_dir: Path | None = None) -> int:
     from .settings import resolve_path
     from .summary import build_summary, render
     from .verdict import verdict
@@ -160,10 +161,11 @@ def _judge(journal_path: Path, chaos_code: int) -> int:
         return 1
     summary = journal.get("omnisql_summary")
     if summary is None:  # the experiment did not load the verdict control
-        from sim import read_scenario
+        from labcore.scenario_file import read_scenario
 
         config = journal["experiment"].get("configuration", {})
-        scenario = read_scenario(resolve_path(config["omnisql_scenario"]), profile="standin")
+        where = str(experiment_dir) if experiment_dir else None
+        scenario = read_scenario(resolve_path(config["omnisql_scenario"], where), profile="standin")
         summary = build_summary(journal, scenario, None)
         print(render(summary))
     reasons = summary["reasons"] or verdict(journal)

@@ -16,7 +16,9 @@ Everything comes from Chaos Toolkit's ``configuration`` (keys prefixed ``omnisql
     the load tests. A staging host must be added explicitly.
 ``omnisql_scenario`` / ``omnisql_profile``
     The scenario file that holds the thresholds and the load (one source of truth with
-    the simulator) and its profile (default ``standin``).
+    the simulator) and its profile (default ``standin``). A relative path is looked up in
+    the working directory, then beside the experiment file (``$OMNISQL_EXPERIMENT_DIR``,
+    set by ``python -m chaosomnisql run``): the extension needs no checkout around it.
 
 Secrets: ``omnisql.api_keys``, a JSON object ``{tenant: key}`` (from the environment).
 """
@@ -24,6 +26,7 @@ Secrets: ``omnisql.api_keys``, a JSON object ``{tenant: key}`` (from the environ
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,8 +50,6 @@ __all__ = [
 
 TARGETS = ("sandbox", "eks")
 DEFAULT_ALLOWED_HOSTS = tuple(sorted(sandbox_client.LOOPBACK_HOSTS))
-#: The repository root, to find ``scenarios/...`` when the working directory is elsewhere.
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def setting(configuration: Configuration, key: str, default: Any = None) -> Any:
@@ -138,15 +139,20 @@ def scenario_file(configuration: Configuration) -> Any:
     return _read(str(resolve_path(name)), str(setting(configuration, "profile", "standin")))
 
 
-def resolve_path(name: str) -> Path:
+def resolve_path(name: str, experiment_dir: str | None = None) -> Path:
+    """A scenario path: as given if absolute or found from the working directory, else
+    relative to the experiment's directory (``experiment_dir``, else
+    ``$OMNISQL_EXPERIMENT_DIR``); as given otherwise (reading it then says it is missing)."""
     path = Path(name)
     if path.is_absolute() or path.exists():
         return path
-    return REPO_ROOT / path
+    base = experiment_dir or os.environ.get("OMNISQL_EXPERIMENT_DIR")
+    beside = Path(base) / path if base else None
+    return beside if beside is not None and beside.exists() else path
 
 
 @lru_cache(maxsize=16)
 def _read(path: str, profile: str) -> Any:
-    from sim import read_scenario  # the lab's simulator package
+    from labcore.scenario_file import read_scenario
 
     return read_scenario(path, profile=profile or None)

@@ -21,7 +21,8 @@ def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float |
     """The simulator's estimate (mean and 95% CI over ``replications``) of the scenario's
     check metrics (keyed ``metric`` or ``metric@over`` like ``sim.evaluate_checks``) and
     a few headline metrics."""
-    from sim import aggregate, compute_metrics, run_replications
+    from labcore.metrics import aggregate, compute_metrics
+    from sim import run_replications
 
     runs = run_replications(scenario, replications=replications)
     out: dict[str, dict[str, float | None]] = {}

@@ -234,3 +234,27 @@ def test_chaos_is_started_interruptible_even_when_sigint_is_ignored() -> None:
         out = subprocess.run([sys.executable, "-c", code], preexec_fn=preexec,
                              capture_output=True, text=True, check=True).stdout.strip()
         assert out == expected
+
+
+# ----------------------------------------------------------------- installs on its own
+
+
+def test_the_extension_declares_the_lab_and_needs_no_checkout(tmp_path, monkeypatch) -> None:
+    import tomllib
+    from pathlib import Path
+
+    from chaosomnisql import settings
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "chaos" / "pyproject.toml").read_text())["project"]
+    assert "omnisql-reliability-lab" in project["dependencies"]
+    source = "".join(p.read_text() for p in (root / "chaos" / "chaosomnisql").rglob("*.py"))
+    assert "parents[" not in source
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "mine.yaml").write_text("name: x\n")
+    monkeypatch.chdir(tmp_path)
+    beside = tmp_path / "exp" / "mine.yaml"
+    assert settings.resolve_path("mine.yaml", str(tmp_path / "exp")) == beside
+    monkeypatch.setenv("OMNISQL_EXPERIMENT_DIR", str(tmp_path / "exp"))
+    assert settings.resolve_path("mine.yaml") == beside
+    assert settings.resolve_path("exp/mine.yaml") == Path("exp/mine.yaml")  # from the cwd
