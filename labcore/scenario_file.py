@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 from pydantic import ValidationError
 
 from .scenario import Scenario
+from .scenario_yaml import load_yaml as _load_yaml
+from .scenario_yaml import load_yaml_value
 
 __all__ = [
     "ScenarioError",
@@ -29,12 +31,27 @@ __all__ = [
 
 
 class ScenarioError(Exception):
-    """A scenario that cannot be used, with where the problem is."""
+    """A scenario that cannot be used, with where the problem is.
 
-    def __init__(self, file: str, message: str, path: str = "", line: int | None = None) -> None:
+    ``more`` holds the file's other problems, so that one run of ``validate`` lists them
+    all; ``str()`` gives one line per problem.
+    """
+
+    def __init__(self, file: str, message: str, path: str = "", line: int | None = None,
+                 more: Sequence["ScenarioError"] = ()) -> None:
         self.file, self.message, self.path, self.line = file, message, path, line
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {path + ': ' if path else ''}{message}")
+        self.more = tuple(more)
+        super().__init__("\n".join(e.where() for e in self.problems))
+
+    @property
+    def problems(self) -> tuple["ScenarioError", ...]:
+        """This problem and the others found with it, in file order."""
+        return (self, *self.more)
+
+    def where(self) -> str:
+        """``file:line: field.path: message`` for this problem alone."""
+        at = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{at}: {self.path + ': ' if self.path else ''}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ def read_scenario(
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise _first_error(exc, str(path), data, lines, origin) from None
+        raise _all_errors(exc, str(path), data, lines, origin) from None
     return ScenarioFile(path, data, scenario, profile, overrides, lines)
 
 
@@ -89,7 +106,7 @@ def parse_override(item: str, file: str = "--set") -> tuple[str, Any]:
     if not sep or not dotted.strip():
         raise ScenarioError(file, f"--set {item!r} must read dotted.path=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_value(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return dotted.strip(), value
@@ -109,8 +126,7 @@ def _read_text(path: Path) -> str:
 
 def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _load_yaml(text, file)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ScenarioError(file, f"invalid YAML: {exc.problem}", line=line) from None
@@ -120,13 +136,22 @@ def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[Any, .
         raise ScenarioError(file, "a scenario file must be a mapping (name:, run:, topology:, ...)")
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
-        _index_lines(node, (), lines, file)
+        _index_lines(node, (), lines, file, set())
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict, file: str) -> None:
-    """Record the line of every key and item; refuse duplicate keys, which YAML hides."""
+def _index_lines(
+    node: yaml.Node, path: tuple[Any, ...], lines: dict, file: str, seen_nodes: set[int]
+) -> None:
+    """Record the line of every key and item; refuse duplicate keys, which YAML hides.
+
+    An aliased node is indexed once, where it is defined: walking it again at every alias
+    is what let a "billion laughs" file take gigabytes here.
+    """
     lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -136,18 +161,19 @@ def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict, file: str)
                 raise ScenarioError(file, "duplicate key", where, key_node.start_mark.line + 1)
             seen.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), lines, file)
+            _index_lines(value_node, path + (key,), lines, file, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[path + (index,)] = item.start_mark.line + 1
-            _index_lines(item, path + (index,), lines, file)
+            _index_lines(item, path + (index,), lines, file, seen_nodes)
 
 
 def _profile(data: Mapping[str, Any], name: str, file: str) -> Mapping[str, Any]:
     profiles = data.get("profiles") or {}
     if name not in profiles:
         known = ", ".join(sorted(profiles)) or "none"
-        raise ScenarioError(file, f"unknown profile {name!r} (this scenario has: {known})", "profiles")
+        raise ScenarioError(file, f"unknown profile {name!r} (this scenario has: {known})",
+                            "profiles")
     chosen = profiles[name]
     if not isinstance(chosen, dict):
         raise ScenarioError(file, "a profile maps dotted paths to values", f"profiles.{name}")
@@ -163,24 +189,47 @@ def _apply(
         last = depth == len(keys) - 1
         if isinstance(node, list):
             if not key.isdigit() or int(key) >= len(node):
-                raise ScenarioError(file, f"{source}: no item {key} in {'.'.join(keys[:depth])}")
+                raise _no_item(file, source, keys[:depth], key, len(node))
             if last:
                 node[int(key)] = value
             node = node[int(key)]
         elif isinstance(node, dict):
             if last:
                 node[key] = value
+            elif key not in node and keys[depth + 1].isdigit():  # a list the file lacks
+                raise _no_item(file, source, keys[: depth + 1], keys[depth + 1], 0)
             else:
                 node = node.setdefault(key, {})
         else:
-            raise ScenarioError(file, f"{source}: {'.'.join(keys[:depth])} is a value, not a section")
+            raise ScenarioError(file, f"{source}: {'.'.join(keys[:depth])} is a value, "
+                                "not a section")
     origin[tuple(int(k) if k.isdigit() else k for k in keys)] = source
 
 
-def _first_error(
+def _no_item(file: str, source: str, keys: list[str], item: str, count: int) -> ScenarioError:
+    """The one message for a ``--set`` on a list item that is not there (or no list)."""
+    where = ".".join(keys)
+    has = f"items 0 to {count - 1}" if count > 1 else "item 0" if count else "no items"
+    return ScenarioError(file, f"{source}: there is no item {item} in {where} (the scenario "
+                         f"has {has}); --set changes an existing item, it cannot add one",
+                         where)
+
+
+def _all_errors(
     exc: ValidationError, file: str, data: Any, lines: dict, origin: dict
 ) -> ScenarioError:
-    error = exc.errors()[0]
+    """Every validation error, each with its path and line, the first in the file first."""
+    found: dict[tuple[Any, ...], ScenarioError] = {}
+    for error in exc.errors():
+        problem = _one_error(error, file, data, lines, origin)
+        found.setdefault((problem.line or 0, problem.path, problem.message), problem)
+    first, *more = [found[key] for key in sorted(found, key=lambda k: (k[0], k[1]))]
+    return ScenarioError(first.file, first.message, first.path, first.line, more)
+
+
+def _one_error(
+    error: Any, file: str, data: Any, lines: dict, origin: dict
+) -> ScenarioError:
     path = _data_path(error["loc"], data)
     message = _message(error)
     inner = _inner_path(message, data)
@@ -189,11 +238,7 @@ def _first_error(
     source = _nearest(origin, path)
     if source:
         message = f"{message} (from {source})"
-    line = _nearest(lines, path)
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more error{'s' if more > 1 else ''})"
-    return ScenarioError(file, message, ".".join(map(str, path)), line)
+    return ScenarioError(file, message, ".".join(map(str, path)), _nearest(lines, path))
 
 
 def _nearest(table: Mapping[tuple[Any, ...], Any], path: tuple[Any, ...]) -> Any:

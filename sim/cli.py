@@ -8,11 +8,10 @@ printed), kept apart from 1 so that a crash is never read as a failed check.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -43,9 +42,16 @@ def _parser() -> argparse.ArgumentParser:
                      "topology.engine.workers_per_zone=12 (repeatable)")
     run.add_argument("--profile", help="apply a target profile of the scenario (e.g. standin)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-s<seed>)")
-    run.add_argument("--jobs", "-j", type=int, default=0,
-                     help="worker processes for replications (default: one per core)")
+    run.add_argument("--jobs", "-j", type=int,
+                     help="worker processes for replications (default and most: one per core)")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the replications' estimated memory exceeds the machine's")
     run.add_argument("--no-plots", action="store_true", help="skip overview.png")
+    why = run.add_mutually_exclusive_group()
+    why.add_argument("--why", dest="why", action="store_true", default=None,
+                     help="print why the SLO was missed even if every check passed "
+                     "(default: printed when a check fails)")
+    why.add_argument("--no-why", dest="why", action="store_false", help="never print it")
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+")
@@ -53,6 +59,27 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--set", dest="overrides", action="append", default=[])
     validate.add_argument("--runner", choices=["sim", "chaos", "locust"], default="sim",
                           help="also refuse checks this runner cannot observe (default: sim)")
+
+    compare = sub.add_parser("compare", help="two run folders side by side: CIs, difference, "
+                             "Welch t test, overlay plot")
+    compare.add_argument("run_a", type=Path, help="run folder A (from python -m sim run)")
+    compare.add_argument("run_b", type=Path, help="run folder B")
+    compare.add_argument("--out", type=Path,
+                         help="folder for compare.json and compare.png "
+                         "(default: runs/compare-<A>-vs-<B>)")
+
+    new = sub.add_parser("new", help="a new scenario file, copied from a shipped one "
+                         "with comments, validated")
+    new.add_argument("name", help="scenario name (the file is NAME.yaml)")
+    new.add_argument("--from", dest="source", default="baseline",
+                     help="shipped scenario name or path to start from (default: baseline)")
+    new.add_argument("--dir", type=Path, default=Path("."),
+                     help="folder to write NAME.yaml in (default: the current folder)")
+
+    docs = sub.add_parser("docs", help="regenerate the schema and metric reference in "
+                          "docs/scenarios.md")
+    docs.add_argument("--check", action="store_true",
+                      help="only check that the doc is up to date (exit 1 if not)")
 
     bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
@@ -92,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .export import run_command as export
 
             return export(args, console)
+        if args.command == "compare":
+            from .compare import run_compare
+
+            return run_compare(args.run_a, args.run_b, args.out, console)
+        if args.command == "new":
+            return _new(args, console)
+        if args.command == "docs":
+            return _docs(args, console)
         if args.command == "validate-model":
             from .validation import run_command as validate_model
 
@@ -100,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_bench(args, Console())
     except ScenarioError as exc:
-        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        _print_error(console, exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("interrupted", highlight=False)
@@ -110,19 +145,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _new(args: argparse.Namespace, console: Console) -> int:
+    from .scaffold import new_scenario
+
+    path = new_scenario(args.name, args.source, args.dir)
+    console.print(f"{path}: written from {args.source}, valid; edit it, then "
+                  f"python -m sim run {path}", highlight=False)
+    return EXIT_OK
+
+
+def _docs(args: argparse.Namespace, console: Console) -> int:
+    from .docs import DOC, update_doc
+
+    if update_doc(check=args.check):
+        console.print(f"{DOC}: {'up to date' if args.check else 'regenerated'}",
+                      highlight=False)
+        return EXIT_OK
+    console.print(f"{DOC}: out of date; run python -m sim docs", highlight=False)
+    return EXIT_FAILED
+
+
+def _print_error(console: Console, exc: Exception) -> None:
+    """Every problem of a refused input, one ``error:`` line each."""
+    for problem in getattr(exc, "problems", (exc,)):
+        text = problem.where() if hasattr(problem, "where") else str(problem)
+        console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
+
+
 def _validate(args: argparse.Namespace, console: Console) -> int:
     from labcore.preflight import check_problems
     from labcore.scenario_file import ScenarioError, read_scenario
 
+    from .limits import check_duration
+
     status = EXIT_OK
     for path in args.scenarios:
         try:
-            errors = check_problems(read_scenario(path, args.profile, args.overrides),
-                                    args.runner)
+            source = read_scenario(path, args.profile, args.overrides)
+            check_duration(source)
+            errors = check_problems(source, args.runner)
         except ScenarioError as exc:
             errors = [exc]
         for error in errors:
-            console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
+            _print_error(console, error)
         if errors:
             status = EXIT_BAD_INPUT
         else:
@@ -130,51 +195,97 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
     return status
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    from labcore.preflight import check_checks
+def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int, int, Path]:
+    """Everything a run needs, refused before any simulation: (source, replications, seed,
+    jobs, out)."""
+    from labcore.preflight import check_problems
     from labcore.scenario_file import ScenarioError, read_scenario
 
-    from .report import build_summary, tenant_table, verdict_table, write_run
-    from .resilience import release_table, resilience_table
-    from .run import run_replications
+    from .limits import check_duration, check_memory, check_out_folder, choose_jobs
 
     source = read_scenario(args.scenario, args.profile, args.overrides)
-    check_checks(source, "sim", strict_runner=True)  # before the run, not after it
+    problems = check_problems(source, "sim")  # before the run, not after it; all of them
+    if problems:
+        first, *more = problems
+        raise ScenarioError(first.file, first.message, first.path, first.line, more)
     scenario = source.scenario
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(str(args.scenario), "--replications must be at least 1")
+    check_duration(source)
     replications = args.replications or scenario.run.replications
     seed = scenario.run.seed if args.seed is None else args.seed
-    jobs = args.jobs or min(replications, os.cpu_count() or 1)
+    jobs = choose_jobs(args.jobs, replications,
+                       lambda text: console.print(f"[yellow]{escape(text)}[/yellow]",
+                                                  highlight=False))
+    check_memory(scenario, replications, jobs, str(args.scenario), args.force)
     out = args.out or Path("runs") / f"{scenario.name}-s{seed}"
+    check_out_folder(out)
+    return source, replications, seed, jobs, out
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from .report import build_summary, per_run_metrics, write_run
+    from .run import run_replications
+
+    source, replications, seed, jobs, out = _plan_run(args, console)
+    scenario = source.scenario
     started = time.perf_counter()
     with _Progress(console, replications) as progress:
         results = run_replications(scenario, seed, replications, jobs, progress.done,
                                    progress.partial)
+    per_run = per_run_metrics(scenario, results)
     summary = build_summary(scenario, results, str(args.scenario), args.profile,
-                            tuple(args.overrides))
+                            tuple(args.overrides), per_run)
     for index, check in enumerate(summary["checks"]):
         if metric_key(check["metric"], check["over"]) not in summary["metrics"]:
             known = ", ".join(sorted(k for k in summary["metrics"] if "@" not in k))
             raise source.error(("checks", index, "metric"),
                                f"this run has no metric {check['metric']!r}; it has: {known}")
     data = dict(source.data, run=dict(source.data.get("run", {}), seed=seed))
-    write_run(out, summary, results, data, plots=not args.no_plots)
-    Console().print(tenant_table(summary))
-    Console().print(verdict_table(summary))
-    if summary["release"] is not None:
-        Console().print(release_table(summary["release"]))
-    Console().print(resilience_table(summary["resilience"]))
+    write_run(out, summary, results, data, plots=not args.no_plots, per_run=per_run)
+    _print_verdict(summary, console)
     elapsed = time.perf_counter() - started
     requests = sum(r.requests for r in results)
     console.print(f"{requests:,} simulated requests in {elapsed:.1f}s; results in {out}/",
                   highlight=False)
-    failed = [c for c in summary["checks"] if not c["passed"]]
-    for check in failed:
-        console.print(f"[bold red]FAILED[/bold red] {check['name']}: {check['metric']} "
-                      f"{check['op']} {check['threshold']:g}, observed {check['observed']}",
-                      highlight=False)
-    return EXIT_FAILED if failed else EXIT_OK
+    if args.why or (args.why is None and not summary["passed"]):
+        _print_why(summary)
+    return _print_outcome(summary, console)
+
+
+def _print_why(summary: dict[str, Any]) -> None:
+    from .why import why_lines
+
+    out = Console()
+    for line in why_lines(summary["why"]):
+        out.print(escape(line), highlight=False)
+
+
+def _print_verdict(summary: dict[str, Any], console: Console) -> None:
+    """The tables on stdout: tenants, checks, release and resilience (when they apply)."""
+    from .resilience import release_table, resilience_table
+    from .verdict import tenant_table, verdict_table
+
+    out = Console()
+    out.print(tenant_table(summary))
+    out.print(verdict_table(summary))
+    if summary["release"] is not None:
+        out.print(release_table(summary["release"]))
+    resilience = resilience_table(summary["resilience"])
+    if resilience is not None:
+        out.print(resilience)
+
+
+def _print_outcome(summary: dict[str, Any], console: Console) -> int:
+    """The failed checks, then the overall line; the exit code."""
+    from .verdict import failure_lines, overall_line
+
+    for line in failure_lines(summary):
+        console.print(f"[bold red]{escape(line)}[/bold red]", highlight=False)
+    passed = all(c["passed"] for c in summary["checks"])
+    colour = "green" if passed else "bold red"
+    console.print(f"[{colour}]{overall_line(summary)}[/{colour}]", highlight=False)
+    return EXIT_OK if passed else EXIT_FAILED
 
 
 class _Progress:

@@ -10,15 +10,27 @@ A run folder holds:
     then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
     (SOP-101), ``resilience`` (RTO/RPO targets, P95 estimates and statuses per disruption
     type) and ``release`` (a canary's decisions, error rates and analysis windows; null
-    without a canary): see :mod:`sim.resilience`. Same scenario and seed give the same bytes: no clock, no host, keys sorted.
+    without a canary): see :mod:`sim.resilience`. ``why``: when and where replication 0
+    missed the SLO (the breach, worst windows, the tier that rose first, the dominant error
+    outcome, the faults and mitigations then; null if it never did): see :mod:`sim.why`.
+    A metric whose Student-t interval left
+    its domain carries ``ci_method: bootstrap`` (see :mod:`sim.intervals`). Same scenario
+    and seed give the same bytes: no clock, no host, keys sorted.
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
     one row per window and replication (see :func:`labcore.metrics.window_table`).
+``replications.csv``
+    one row per replication: its seed and every metric (what ``python -m sim compare``
+    tests differences on).
+``report.html``
+    one self-contained page to share: the verdict, why, the plots (embedded), every
+    replication and the effective scenario (see :mod:`sim.html_report`).
 ``overview.png``
-    latency percentiles, error rate by cause, tier utilisation, and connector calls,
-    429s and retries over time, SLO thresholds drawn, fault windows shaded, mitigations
-    and recovery (RTO) marked.
+    latency percentiles, error rate by cause (in %), tier utilisation, and connector calls,
+    429s and retries over time, SLO thresholds drawn, the warm-up band and fault windows
+    shaded (in the legend; simultaneous faults share one band and one label),
+    mitigations and recovery (RTO) marked.
 """
 
 from __future__ import annotations
@@ -37,20 +49,33 @@ from labcore.metrics import aggregate, recovery, window_table
 from labcore.scenario import Scenario
 from labcore.units import format_duration
 
+from .intervals import bound_estimates
 from .resilience import release_report, resilience_report
 from .run import RunResult
+from .verdict import tenant_table, verdict_table
+from .why import explain
 
-__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
-           "top_tenants", "tenant_table"]
+__all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "overview_figure",
+           "timeseries",
+           "top_tenants", "tenant_table", "per_run_metrics", "replication_table"]
+
+
+def per_run_metrics(scenario: Scenario, results: Sequence[WindowFacts],
+                    ) -> list[dict[str, float | None]]:
+    """Every metric of every replication, with ``metric@scope`` for the checks' scopes."""
+    return [scoped_metrics(r, scenario.checks) for r in results]
 
 
 def build_summary(
     scenario: Scenario, results: list[RunResult], source: str | None = None,
     profile: str | None = None, overrides: tuple[str, ...] = (),
+    per_run: list[dict[str, float | None]] | None = None,
 ) -> dict[str, Any]:
     """The content of ``summary.json`` for the replications of one scenario."""
-    per_run = [scoped_metrics(r, scenario.checks) for r in results]
-    estimates = {name: est.as_dict() for name, est in aggregate(per_run).items()}
+    per_run = per_run_metrics(scenario, results) if per_run is None else per_run
+    estimates: dict[str, dict[str, Any]] = {
+        name: est.as_dict() for name, est in aggregate(per_run).items()}
+    bound_estimates(estimates, per_run)  # no interval outside the metric's domain
     checks = evaluate_checks(scenario.checks, estimates)
     return {
         "scenario": scenario.name,
@@ -75,6 +100,7 @@ def build_summary(
         "top_tenants": top_tenants(estimates, list(results[0].tenants)),
         "resilience": resilience_report(scenario, per_run),
         "release": release_report(scenario, per_run, results),
+        "why": explain(results[0]),
     }
 
 
@@ -100,21 +126,6 @@ def top_tenants(estimates: dict[str, dict[str, float | None]],
     return sorted(rows, key=lambda r: (-r["rate_limited"], -r["connector_seconds"], r["tenant"]))
 
 
-def tenant_table(summary: dict[str, Any]) -> Any:
-    """A rich table: the top tenants by 429s and connector time (SOP-101's dashboard)."""
-    from rich.table import Table
-
-    table = Table(title="top tenants by 429s and connector time")
-    for column in ("tenant", "429s", "connector time", "share", "requests", "error rate", "P95"):
-        table.add_column(column, justify="left" if column == "tenant" else "right")
-    for row in summary["top_tenants"]:
-        table.add_row(row["tenant"], f"{row['rate_limited']:,.0f}",
-                      f"{row['connector_seconds']:,.0f} s",
-                      f"{row['connector_share']:.1%}", f"{row['requests']:,.0f}",
-                      _fmt(row["error_rate"], "error_rate"), _fmt(row["latency_p95"], "latency_p95"))
-    return table
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
@@ -131,58 +142,47 @@ def timeseries(results: Sequence[WindowFacts]) -> pd.DataFrame:
 
 def write_run(
     out: Path, summary: dict[str, Any], results: Sequence[WindowFacts], data: dict[str, Any],
-    plots: bool = True,
+    plots: bool = True, per_run: list[dict[str, float | None]] | None = None,
 ) -> None:
     """Write the run folder (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_json_safe(summary), indent=2, sort_keys=True, allow_nan=False)
     (out / "summary.json").write_text(text + "\n")
-    (out / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    scenario_text = yaml.safe_dump(data, sort_keys=False)
+    (out / "scenario.yaml").write_text(scenario_text)
     timeseries(results).to_csv(out / "timeseries.csv", index=False)
+    if per_run is None:
+        per_run = per_run_metrics(results[0].scenario, results)
+    replications = replication_table(summary, per_run)
+    replications.to_csv(out / "replications.csv", index=False)
     if plots:
         plot_overview(results[0], out / "overview.png")
+    from .html_report import write_html
+
+    write_html(out / "report.html", summary, replications, scenario_text,
+               [out / "overview.png"] if plots else [])
 
 
-def _fmt(value: float | None, metric: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if metric.startswith("latency") or "latency_p" in metric or metric.endswith("_seconds") or (
-        "queue_wait" in metric
-    ):
-        return format_duration(value)
-    if "rate" in metric or "ratio" in metric or "utilization" in metric or metric in (
-        "availability",
-        "slo_window_compliance",
-    ):
-        return f"{value:.3%}" if value < 0.01 else f"{value:.2%}"
-    return f"{value:,.4g}"
-
-
-def verdict_table(summary: dict[str, Any]) -> Any:
-    """A rich table: check, threshold, observed (with CI over replications), verdict."""
-    from rich.table import Table
-
-    table = Table(title=f"{summary['scenario']}: {summary['replications']} replication(s), "
-                        f"seed {summary['seed']}")
-    table.add_column("check")
-    table.add_column("threshold", justify="right")
-    table.add_column("observed", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("verdict")
-    for check in summary["checks"]:
-        metric = check["metric"]
-        ci = (
-            f"{_fmt(check['ci_low'], metric)} – {_fmt(check['ci_high'], metric)}"
-            if check["ci_low"] is not None else ""
-        )
-        verdict = "[green]pass[/green]" if check["passed"] else "[bold red]FAIL[/bold red]"
-        table.add_row(check["name"], f"{check['op']} {_fmt(check['threshold'], metric)}",
-                      _fmt(check["observed"], metric), ci, verdict)
-    return table
+def replication_table(summary: dict[str, Any],
+                      per_run: list[dict[str, float | None]]) -> pd.DataFrame:
+    """One row per replication (its seed, then every metric): ``replications.csv``."""
+    frame = pd.DataFrame(per_run)
+    frame.insert(0, "seed", summary["seeds"])
+    frame.insert(0, "replication", range(len(per_run)))
+    return frame
 
 
 def plot_overview(result: WindowFacts, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
+    import matplotlib.pyplot as plt
+
+    fig = overview_figure(result)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def overview_figure(result: WindowFacts) -> Any:
+    """The figure of :func:`plot_overview` (open: the caller saves and closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,12 +199,14 @@ def plot_overview(result: WindowFacts, path: Path) -> None:
     lat.set_yscale("log")
     lat.set_ylabel("latency (s)")
     causes = [c for c in df.columns if c.startswith("errors.") and df[c].sum() > 0]
-    if causes:
+    if causes:  # percentages: an error rate reads as "2%", not "0.02"
         shares = df[causes].div(df["requests"].where(df["requests"] > 0), axis=0).fillna(0)
-        err.stackplot(minutes, shares.T.to_numpy(), labels=[c[7:] for c in causes], alpha=0.8)
-    err.plot(minutes, df["error_rate"].fillna(0), color="black", lw=1, label="error rate")
-    err.axhline(scenario.slo.error_rate, color="crimson", lw=1, label="error SLO")
-    err.set_ylabel("error rate")
+        err.stackplot(minutes, 100.0 * shares.T.to_numpy(), labels=[c[7:] for c in causes],
+                      alpha=0.8)
+    err.plot(minutes, 100.0 * df["error_rate"].fillna(0), color="black", lw=1,
+             label="error rate")
+    err.axhline(100.0 * scenario.slo.error_rate, color="crimson", lw=1, label="error SLO")
+    err.set_ylabel("error rate (%)")
     err.set_ylim(bottom=0)
     for col in [c for c in df.columns if c.endswith(".utilization")]:
         if df[col].notna().any():
@@ -226,26 +228,31 @@ def plot_overview(result: WindowFacts, path: Path) -> None:
         ax.legend(loc="upper left", fontsize=7, ncol=4)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{scenario.name} (seed {result.seed})")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _mark_timeline(axes: Any, result: WindowFacts) -> None:
     duration = result.scenario.run.duration
+    labelled: dict[tuple[float, float | None], list[str]] = {}
     for mark in result.marks:
         end = mark.end if mark.end is not None and mark.end > mark.start else None
-        for ax in axes:
+        labelled.setdefault((mark.start, end), []).append(mark.detail)
+    for n, ((start, end), details) in enumerate(sorted(labelled.items(), key=lambda i: i[0][0])):
+        for ax in axes:  # simultaneous faults: one band, one label naming them all
+            label = "fault" if n == 0 and ax is axes[0] else None
             if end is None:
-                ax.axvline(mark.start / 60.0, color="purple", lw=1.5, alpha=0.6)
+                ax.axvline(start / 60.0, color="purple", lw=1.5, alpha=0.6, label=label)
             else:
-                ax.axvspan(mark.start / 60.0, min(end, duration) / 60.0, color="purple",
-                           alpha=0.12)
-        axes[0].annotate(mark.detail, (mark.start / 60.0, 1.0), xycoords=("data", "axes fraction"),
-                         fontsize=7, va="bottom", color="purple")
+                ax.axvspan(start / 60.0, min(end, duration) / 60.0, color="purple",
+                           alpha=0.12, label=label)
+        axes[0].annotate(" + ".join(dict.fromkeys(details)), (start / 60.0, 1.0),
+                         xycoords=("data", "axes fraction"), fontsize=7, va="bottom",
+                         color="purple")
     rec = recovery(result)
     if result.scenario.run.warmup > 0:
         for ax in axes:
-            ax.axvspan(0, result.scenario.run.warmup / 60.0, color="gray", alpha=0.1)
+            ax.axvspan(0, result.scenario.run.warmup / 60.0, color="gray", alpha=0.1,
+                       label="warm-up (not measured)" if ax is axes[0] else None)
     if rec.fault_start is not None:
         label = (f"RTO {format_duration(rec.rto)}" if rec.rto is not None
                  else "not recovered by the end of the run")

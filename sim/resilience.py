@@ -140,35 +140,42 @@ def release_report(scenario: Scenario, per_run: list[dict[str, Any]],
 
 
 def _fmt(seconds: float | None) -> str:
-    from labcore.units import format_duration
+    from .humanize import human_duration
 
-    return "—" if seconds is None else format_duration(seconds)
+    return human_duration(seconds)
 
 
 def _share(within: dict[str, Any] | None) -> str:
     if not within or within["p"] is None:
         return ""
-    return f"{within['p']:.0%} [{within['ci_low']:.0%}–{within['ci_high'] * 100:.0f}]"
+    return f"{within['p']:.0%} [{within['ci_low']:.0%}–{within['ci_high']:.0%}]"
 
 
 def resilience_table(report: dict[str, Any]) -> Any:
-    """A rich table of the resilience report."""
+    """A rich table of the resilience report, or ``None`` if no disruption type applies.
+
+    Types the scenario does not exercise (``NotApplicable``) are named in the caption,
+    not given empty rows, so the table fits 80 columns and shows only what was measured.
+    """
     from rich.table import Table
 
-    table = Table(title=f"Resilience: estimate = {report['estimate']} "
-                        f"(n={report['replications']}), P(< target) with Wilson 95%")
-    for column in ("type", "RTO target", "RTO P95", "P(RTO<T)", "RPO target", "RPO P95",
-                   "P(RPO<T)", "status"):
-        table.add_column(column, no_wrap=True)
+    shown = [k for k in DISRUPTION_TYPES if report["types"][k]["status"] != "NotApplicable"]
+    if not shown:
+        return None
+    skipped = [k for k in DISRUPTION_TYPES if k not in shown]
+    table = Table(title=f"Resilience: P95 of {report['replications']} replication(s); "
+                        "P(< target) with Wilson 95%",
+                  caption=f"not exercised: {', '.join(skipped)}" if skipped else None)
+    for column in ("type", "RTO / target", "P(RTO<T)", "RPO / target", "P(RPO<T)", "status"):
+        table.add_column(column, overflow="fold")
     colours = {"PolicyMet": "green", "PolicyBreached": "bold red"}
-    for kind in DISRUPTION_TYPES:
+    for kind in shown:
         row = report["types"][kind]
-        status = row["status"]
-        colour = colours.get(status, "dim")
-        table.add_row(kind, _fmt(row["rto_target"]), _fmt(row.get("rto_estimate")),
-                      _share(row.get("rto_within")), _fmt(row["rpo_target"]),
-                      _fmt(row.get("rpo_estimate")), _share(row.get("rpo_within")),
-                      f"[{colour}]{status}[/{colour}]")
+        colour = colours.get(row["status"], "dim")
+        table.add_row(kind, f"{_fmt(row.get('rto_estimate'))} / {_fmt(row['rto_target'])}",
+                      _share(row.get("rto_within")),
+                      f"{_fmt(row.get('rpo_estimate'))} / {_fmt(row['rpo_target'])}",
+                      _share(row.get("rpo_within")), f"[{colour}]{row['status']}[/{colour}]")
     return table
 
 
@@ -187,9 +194,11 @@ def release_table(release: dict[str, Any]) -> Any:
              f"({reading}) or P95 > {_fmt(threshold['latency_p95'])}; SE = standard error "
              f"of diff" + ("; Argo Rollouts counting (python -m sim export)"
                            if threshold.get("counting") == "argo" else ""))
-    table = Table(title=title)
+    from rich import box
+
+    table = Table(title=title, box=box.SIMPLE_HEAD)  # ten columns: no side borders at 80
     for column in ("t", "share", "n", "canary", "base", "diff", "SE", "P95", "P99", "verdict"):
-        table.add_column(column, justify="right", no_wrap=True)
+        table.add_column(column, justify="right", overflow="fold")
     for w in release["windows"]:
         def pct(key: str, w: dict = w) -> str:
             return f"{w[key]:.2%}" if w.get(key) is not None else "—"

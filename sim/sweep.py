@@ -57,6 +57,7 @@ from labcore.registry import metric_key
 from labcore.scenario import Scenario
 from labcore.scenario_file import ScenarioError, read_scenario
 
+from .limits import choose_jobs, require_extra
 from .run import replication_seeds, simulate
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ SCOPES = get_args(Scope)
 
 @dataclass(frozen=True)
 class Factor:
-    """A scenario path and the values a sweep gives it, e.g. ``Factor("workload.scale", (0.5, 1))``."""
+    """A scenario path and the values a sweep gives it, e.g.
+    ``Factor("workload.scale", (0.5, 1))``."""
 
     path: str
     values: tuple[Any, ...]
@@ -315,7 +317,8 @@ def sweep(
     """Run every grid point × replication and return the tidy DataFrame (see module doc).
 
     ``factors``: ``{"path": [values]}``, :class:`Factor` objects or ``"path=v1,v2"``
-    strings. ``scopes``: extra metric scopes (``before_fault``...). ``jobs``: local worker processes (default one per core; 1 runs here);
+    strings. ``scopes``: extra metric scopes (``before_fault``...). ``jobs``: local worker
+    processes (default one per core; 1 runs here);
     ``dask``: a scheduler address (``"tcp://127.0.0.1:8786"``) or a Client instead.
     ``out``: a ``.parquet`` or ``.csv`` file. ``progress``: a progress bar (default: on
     a terminal). ``on_result`` sees each row as it arrives.
@@ -497,8 +500,8 @@ def add_parser(sub: Any) -> None:
                    help="replications per point (default: the scenario's run.replications)")
     p.add_argument("--seed", type=int, help="base seed (default: the scenario's run.seed)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--jobs", "-j", type=int, default=0,
-                       help="local worker processes (default: one per core)")
+    where.add_argument("--jobs", "-j", type=int,
+                       help="local worker processes (default: one per core; capped at the cores)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run on a Dask distributed scheduler, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--out", type=Path,
@@ -518,9 +521,11 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
                       args.profile, args.overrides, args.scopes)
     name = plan.tasks[0].scenario.name
     out = _check_out(args.out or Path("runs") / f"{name}-sweep.parquet")
+    _check_extras(out, args.dask)
+    jobs = None if args.dask else choose_jobs(args.jobs, len(plan.tasks), console.print)
     started = time.perf_counter()
     try:
-        frame = execute(plan, jobs=args.jobs or None, dask=args.dask, out=out,
+        frame = execute(plan, jobs=jobs, dask=args.dask, out=out,
                         progress=False if args.no_progress else None)
     except SweepInterrupted as stop:
         console.print(f"interrupted: {len(stop.frame)} of {stop.total} runs written to {out}",
@@ -532,6 +537,14 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
                   f"{len(plan.tasks) // max(1, len(plan.points))} replications) in "
                   f"{elapsed:.1f}s; results in {out}", highlight=False)
     return 0
+
+
+def _check_extras(out: Path | None, dask: str | None) -> None:
+    """Refuse before any run if the results file or the scheduler needs a missing extra."""
+    if out is not None and out.suffix == ".parquet":
+        require_extra("pyarrow", f"sweep --out {out} (Parquet; or write --out *.csv)")
+    if dask:
+        require_extra("dask", "sweep --dask")
 
 
 def _summary_table(plan: SweepPlan, frame: pd.DataFrame) -> Any:

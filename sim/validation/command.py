@@ -10,6 +10,7 @@ from typing import Any
 
 from labcore.metrics import Estimate
 
+from ..limits import choose_jobs, require_extra
 from .cases import CASES, QUICK
 from .ciw_runner import CIW_README_WAIT, ciw_readme_check
 from .compare import FAMILY_ALPHA, Row, validate
@@ -64,12 +65,13 @@ def add_parser(sub: Any) -> None:
                         help="only cases whose name contains TEXT, any case (repeatable)")
     parser.add_argument("--quick", action="store_true",
                         help="half-length runs (" + ", ".join(QUICK) + ")")
-    parser.add_argument("--jobs", "-j", type=int, default=0,
+    parser.add_argument("--jobs", "-j", type=int,
                         help="worker processes (default: one per core)")
 
 
 def run_command(args: Any, console: Any) -> int:
     """Run the cases, print the table; exit 0 if every row agrees and Ciw is driven right."""
+    require_extra("ciw", "validate-model")
     wanted = [t.lower() for t in args.cases]
     cases = [c for c in CASES if not wanted or any(t in c.name.lower() for t in wanted)]
     if not cases or args.replications < 2 or args.ciw_replications < 2:
@@ -79,8 +81,9 @@ def run_command(args: Any, console: Any) -> int:
     readme = ciw_readme_check()
     readme_ok = readme == CIW_README_WAIT
     started = time.perf_counter()
+    jobs = choose_jobs(args.jobs, os.cpu_count() or 1, console.print)
     rows = validate(cases, args.replications, args.ciw_replications,
-                    QUICK if args.quick else (), args.seed, args.jobs or os.cpu_count() or 1)
+                    QUICK if args.quick else (), args.seed, jobs)
     console.width = max(console.width, 128)  # the table needs it; pipes default to 80
     console.print(table(rows))
     tests = sum(r.tests for r in rows)

@@ -1,0 +1,121 @@
+"""The verdict as a person reads it: one overall line, checks in human units, 80 columns.
+
+``summary.json`` keeps raw numbers; this module turns a summary into what the terminal
+(and the HTML report) shows:
+
+* :func:`overall_line`: ``3 of 4 checks passed`` (or ``all 2 checks passed``);
+* :func:`verdict_table`: check, threshold, observed and 95% CI in human units
+  (``4m20s``, ``259,200``, ``1.68 fetches/key``, ``0.42%``), a missing observation
+  explained (``did not recover before the end of the run (20m)``), never ``None``;
+* :func:`tenant_table`: the top tenants by 429s and connector time (SOP-101);
+* :func:`failure_lines`: one line per failed check, for logs.
+
+Every table fits 80 columns: long cells wrap, none is cut with an ellipsis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .humanize import human, human_duration, human_interval
+
+__all__ = ["describe_observed", "failure_lines", "overall_line", "tenant_table",
+           "verdict_table"]
+
+_RECOVERY = ("rto_seconds", "recovery_seconds")
+
+
+def overall_line(summary: dict[str, Any]) -> str:
+    """``3 of 4 checks passed`` / ``all 2 checks passed`` / ``no checks``."""
+    checks = summary["checks"]
+    passed = sum(1 for c in checks if c["passed"])
+    if not checks:
+        return "no checks: nothing to pass or fail"
+    if passed == len(checks):
+        return f"all {len(checks)} checks passed" if len(checks) > 1 else "1 of 1 check passed"
+    return f"{passed} of {len(checks)} checks passed"
+
+
+def describe_observed(check: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The observed value in human units, or why there is none."""
+    metric, observed = check["metric"], check["observed"]
+    if observed is not None:
+        return human(observed, metric)
+    some = " (in at least one replication)" if summary.get("replications", 1) > 1 else ""
+    return _missing(metric, check["over"], human_duration(summary.get("duration_seconds"))) + some
+
+
+#: Whole-run facts whose null has a meaning of its own (see labcore's metric docs).
+_NULL_MEANS = {
+    "rpo_seconds": "metadata lost without bound",
+    "cutover.drain_seconds": "blue did not drain within its drain_timeout",
+    "canary.decision_seconds": "no canary decision before the end of the run ({end})",
+}
+
+
+def _missing(metric: str, over: str, end: str) -> str:
+    if metric.endswith(_RECOVERY):
+        return f"did not recover before the end of the run ({end})"
+    if metric in _NULL_MEANS:
+        return _NULL_MEANS[metric].format(end=end)
+    if over in ("after_recovery", "outside_recovery"):
+        return f"no windows after recovery: did not recover before the end ({end})"
+    if metric.startswith(("failover.", "cutover.", "canary.", "mitigation.")):
+        return f"did not happen before the end of the run ({end})"
+    return f"not measured: no requests in the '{over}' windows"
+
+
+def _scope(check: dict[str, Any]) -> str:
+    words = check["over"].replace("_", " ")
+    return "" if check["over"] == "run" or words in check["name"].lower() else f" ({words})"
+
+
+def verdict_table(summary: dict[str, Any]) -> Any:
+    """A rich table: check, threshold, observed (95% CI over replications), verdict."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary['scenario']}: {summary['replications']} replication(s), "
+                        f"seed {summary['seed']}; {overall_line(summary)}", expand=True)
+    table.add_column("check", overflow="fold", ratio=1)
+    table.add_column("threshold", justify="right", overflow="fold", ratio=1)
+    table.add_column("observed", justify="right", overflow="fold", ratio=1)
+    table.add_column("95% CI", justify="right", overflow="fold", ratio=1)
+    table.add_column("verdict", no_wrap=True, min_width=4)
+    for check in summary["checks"]:
+        metric = check["metric"]
+        ci = human_interval(check["ci_low"], check["ci_high"], metric)
+        verdict = "[green]pass[/green]" if check["passed"] else "[bold red]FAIL[/bold red]"
+        table.add_row(check["name"] + _scope(check),
+                      f"{check['op']} {human(check['threshold'], metric)}",
+                      describe_observed(check, summary), ci, verdict)
+    return table
+
+
+def failure_lines(summary: dict[str, Any]) -> list[str]:
+    """``FAILED name: metric <= 1s, observed 3.2s`` for every failed check."""
+    lines = []
+    for check in summary["checks"]:
+        if check["passed"]:
+            continue
+        metric = check["metric"] if check["over"] == "run" else f"{check['metric']}@{check['over']}"
+        lines.append(f"FAILED {check['name']}: {metric} {check['op']} "
+                     f"{human(check['threshold'], check['metric'])}, observed "
+                     f"{describe_observed(check, summary)}")
+    return lines
+
+
+def tenant_table(summary: dict[str, Any]) -> Any:
+    """A rich table: the top tenants by 429s and connector time (SOP-101's dashboard)."""
+    from rich.table import Table
+
+    table = Table(title="top tenants by 429s and connector time")
+    for column in ("tenant", "429s", "connector", "share", "requests", "errors", "P95"):
+        table.add_column(column, justify="left" if column == "tenant" else "right",
+                         overflow="fold")
+    for row in summary["top_tenants"]:
+        table.add_row(row["tenant"], human(row["rate_limited"], "rate_limited"),
+                      human_duration(row["connector_seconds"]),
+                      human(row["connector_share"], "connector_share"),
+                      human(row["requests"], "requests"), human(row["error_rate"], "error_rate"),
+                      human(row["latency_p95"], "latency_p95"))
+    return table
