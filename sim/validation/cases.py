@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from labcore.distributions import Constant, Exponential
+from labcore.facts import TIER_FIELDS
 from labcore.metrics import compute_metrics
 from labcore.scenario import AzLoss, Scenario
 from labcore.scenario_file import load_scenario
 
-from labcore.facts import TIER_FIELDS
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
 from .queueing import StationTheory, md1, mmc, mmck
