@@ -54,7 +54,8 @@ def simulate(
     seed = scenario.run.seed if seed is None else seed
     env = Environment(collect_every=scenario.run.window)
     streams = Streams(seed)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace)
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
+                        wait_histograms=scenario.run.wait_histograms)
     system = System(env, scenario, streams, recorder)
     if progress is not None:
         env.process(_report_progress(env, scenario.run.duration, progress))

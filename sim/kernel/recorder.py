@@ -6,6 +6,10 @@ outcome counts and the latency sum; plus named counters (cache hits, 429s, retri
 and, per tier, the queueing integrals of its stations. Memory grows with the number of
 windows only, never with the number of requests.
 
+Optionally (``wait_histograms``), per tier, the queue waits of jobs that waited, in the
+same 2% log bins (array ``tier_wait_hist``); jobs that did not wait are ``started -
+waited``.
+
 An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tests.
 """
 
@@ -50,7 +54,7 @@ def bin_value(index: np.ndarray | int) -> np.ndarray | float:
 class Window:
     """Aggregates of one window: ``[start, start + length)``."""
 
-    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers")
+    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int) -> None:
         self.start = start
@@ -59,6 +63,7 @@ class Window:
         self.latency_sum = [0.0] * n_tenants
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
+        self.wait_hists: dict[str, np.ndarray] = {}
 
 
 class Recorder:
@@ -70,6 +75,7 @@ class Recorder:
         window: float,
         tenants: Sequence[str],
         trace: bool = False,
+        wait_histograms: bool = False,
     ) -> None:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
         self.windows: list[Window] = []
@@ -77,10 +83,14 @@ class Recorder:
         self.tiers: dict[str, list[Station]] = {}
         self.sources: list[tuple[str, Any, tuple[str, ...]]] = []
         self.trace: list[tuple[float, int, str]] | None = [] if trace else None
+        self.wait_histograms = wait_histograms
         env.process(self._tick())
 
     def add_tier(self, name: str, stations: Sequence[Station]) -> None:
         self.tiers[name] = list(stations)
+        if self.wait_histograms:
+            for station in stations:
+                station.waits = []
 
     def add_counters(self, prefix: str, source: Any, names: Sequence[str]) -> None:
         """Integer attributes of ``source`` (or per-tenant lists of them), read and reset at
@@ -132,15 +142,28 @@ class Recorder:
                     zero = 0.0 if isinstance(getattr(station, field), float) else 0
                     setattr(station, field, zero)
             w.tiers[name] = tuple(totals)
+            if self.wait_histograms:
+                w.wait_hists[name] = self._bin_waits(stations)
         self.windows.append(w)
         self.current = Window(self.env.now, len(self.tenants))
+
+    @staticmethod
+    def _bin_waits(stations: Sequence[Station]) -> np.ndarray:
+        """The positive waits of the window's stations in the latency bins (then forgotten)."""
+        waits = np.array([x for s in stations if s.waits for x in s.waits], dtype=float)
+        for station in stations:
+            station.waits = []
+        index = np.zeros(len(waits), dtype=np.int64)
+        above = waits > BIN_MIN
+        index[above] = (np.log(waits[above] / BIN_MIN) * _INV_LOG_GROWTH).astype(np.int64)
+        return np.bincount(np.minimum(index, _LAST_BIN), minlength=N_BINS)
 
     def arrays(self) -> dict[str, Any]:
         """The windows as numpy arrays (window, tenant, ...) for :mod:`sim.metrics`."""
         windows = self.windows
         counter_names = sorted({k for w in windows for k in w.counters})
         tier_names = list(self.tiers)
-        return {
+        out = {
             "start": np.array([w.start for w in windows], dtype=float),
             "hist": np.array([w.hist for w in windows], dtype=np.int64).reshape(
                 len(windows), len(self.tenants), N_BINS
@@ -161,3 +184,9 @@ class Recorder:
                 dtype=float,
             ).reshape(len(windows), len(tier_names), len(TIER_FIELDS)),
         }
+        if self.wait_histograms:  # opt-in: absent otherwise, so default runs are unchanged
+            empty = np.zeros(N_BINS, dtype=np.int64)
+            out["tier_wait_hist"] = np.array(
+                [[w.wait_hists.get(t, empty) for t in tier_names] for w in windows],
+                dtype=np.int64).reshape(len(windows), len(tier_names), N_BINS)
+        return out

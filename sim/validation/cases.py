@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from ..distributions import Constant, Exponential
 from ..kernel.recorder import TIER_FIELDS
-from ..metrics import compute_metrics
+from ..metrics import compute_metrics, wait_label
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
 from ..scenario import AzLoss, Scenario
 from ..scenario_file import load_scenario
-from .queueing import StationTheory, md1, mmc, mmck
+from .queueing import StationTheory, md1, mmc, mmc_wait_quantile, mmc_wait_tail, mmck
 
 __all__ = [
     "CASES",
@@ -36,6 +36,7 @@ __all__ = [
     "az_spans",
     "detection_time",
     "lab_quantities",
+    "tail_quantities",
     "tandem_tiers",
     "the_loss",
     "theory",
@@ -73,6 +74,7 @@ CASES: tuple[Case, ...] = (
     Case("M/M/8, rho 0.8", "mmc.yaml"),
     Case("M/M/16, rho 0.9", "mmc.yaml", _mmc(16, "14.4/s")),
     Case("M/D/1, rho 0.8", "mmc.yaml", _mmc(1, "1/s", "topology.engine.service_time=800ms")),
+    Case("M/M/8 wait tail, rho 0.8", "mmc.yaml", ("run.wait_histograms=true",)),
     Case("M/M/4/10, a 4.5", "mmck.yaml"),
     Case("M/M/4+D, rho 1.1", "mmc.yaml", _mmc(4, "4.4/s", "topology.gateway.timeout=2s",
                                               "topology.engine.drop_expired=true")),
@@ -119,6 +121,8 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
         out = _station_values(st)
         if engine.queue_limit is None:
             out.pop("P(block)")
+        if scenario.run.wait_histograms:
+            out.update(_tail_theory(scenario, st is not None and engine.queue_limit is None))
         return out
     if kind == "tandem":
         tiers = tandem_tiers(scenario)
@@ -134,6 +138,29 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
     return {"Wq before loss (s)": before.wq, "Wq after loss (s)": None,
             "Wq 2 min after loss (s)": None, "P(wait) after loss": None,
             "requests failed by loss": lost}
+
+
+def tail_quantities(scenario: Scenario) -> dict[str, tuple[str, float]]:
+    """Wait-tail quantity → (its metric suffix, its parameter: a quantile or an ``x``)."""
+    out = {"Wq p95 (s)": ("wait_p95", 0.95), "Wq p99 (s)": ("wait_p99", 0.99)}
+    for x in scenario.run.wait_over:
+        out[f"P(wait > {wait_label(x)})"] = (f"p_wait_over_{wait_label(x)}", x)
+    return out
+
+
+def _tail_theory(scenario: Scenario, closed_form: bool) -> dict[str, float | None]:
+    """Erlang C's wait tail for an M/M/c engine pool (no closed form otherwise here)."""
+    engine, lam = scenario.topology.engine, scenario.workload.total_rate()
+    c = engine.workers_per_zone
+    out: dict[str, float | None] = {}
+    for quantity, (metric, value) in tail_quantities(scenario).items():
+        if not (closed_form and isinstance(engine.service_time, Exponential)):
+            out[quantity] = None
+        elif metric.startswith("wait_p"):
+            out[quantity] = mmc_wait_quantile(c, lam, 1.0 / engine.service_time.mean, value)
+        else:
+            out[quantity] = mmc_wait_tail(c, lam, 1.0 / engine.service_time.mean, value)
+    return out
 
 
 def _station_values(st: StationTheory | None) -> dict[str, float | None]:
@@ -172,6 +199,9 @@ def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[st
         if scenario.topology.engine.drop_expired:
             out["P(abandon in queue)"] = _abandoned(scenario, result)
             out["P(client timeout)"] = m["errors.timeout"]
+        if scenario.run.wait_histograms:
+            for quantity, (metric, _) in tail_quantities(scenario).items():
+                out[quantity] = m[f"engine.{metric}"]
         return {k: float(v) for k, v in out.items() if v is not None}
     if kind == "tandem":
         m = compute_metrics(result)
