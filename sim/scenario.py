@@ -183,6 +183,12 @@ class Gateway(Strict):
     health_check: HealthCheck = HealthCheck()
     retries: Retries = Retries()
     user_caps: tuple[UserCap, ...] = ()
+    # -- issue 14 (model): load-balancing policy across zones ----------------------------
+    #: How the load balancer picks a healthy zone for each attempt: ``random`` (uniform),
+    #: ``round_robin``, ``least_outstanding`` (fewest attempts in flight in the zone, ties
+    #: at random) or ``power_of_two`` (two distinct zones at random, the less loaded).
+    routing: Literal["random", "round_robin", "least_outstanding", "power_of_two"] = "random"
+    # -- end issue 14 ----------------------------------------------------------------------
 
 
 class Engine(Strict):

@@ -29,6 +29,7 @@ from .queueing import StationTheory, md1, mmc, mmc_wait_quantile, mmc_wait_tail,
 
 __all__ = [
     "CASES",
+    "balancing_bounds",
     "QUICK",
     "TEXTBOOK",
     "Case",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 TEXTBOOK = Path(__file__).resolve().parent.parent.parent / "scenarios" / "textbook"
-Kind = Literal["station", "tandem", "az_loss"]
+Kind = Literal["station", "tandem", "az_loss", "balancing"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ CASES: tuple[Case, ...] = (
                                               "topology.engine.drop_expired=true")),
     Case("tandem gw>eng>conn", "tandem.yaml", kind="tandem"),
     Case("AZ loss, 3x M/M/6", "az_loss.yaml", kind="az_loss"),
+    *(Case(f"LB {policy}, 3x M/M/8", "balancing.yaml", (f"topology.gateway.routing={policy}",),
+           kind="balancing")
+      for policy in ("random", "round_robin", "least_outstanding", "power_of_two")),
 )
 #: Shorter runs for the test suite: same cases, wider intervals, same rule.
 QUICK = ("run.duration=1000s", "run.warmup=100s")
@@ -124,6 +128,8 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
         if scenario.run.wait_histograms:
             out.update(_tail_theory(scenario, st is not None and engine.queue_limit is None))
         return out
+    if kind == "balancing":
+        return _balancing_theory(scenario)
     if kind == "tandem":
         tiers = tandem_tiers(scenario)
         values = [mmc(c, lam, 1.0 / d.mean) for _, c, d in tiers]
@@ -138,6 +144,31 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
     return {"Wq before loss (s)": before.wq, "Wq after loss (s)": None,
             "Wq 2 min after loss (s)": None, "P(wait) after loss": None,
             "requests failed by loss": lost}
+
+
+def balancing_bounds(scenario: Scenario) -> tuple[float, float]:
+    """Mean waits that bound every balancing policy here: one pooled M/M/(zones·c)
+    queue (no policy of per-zone queues does better with exponential service) and
+    independent M/M/c zones at λ/zones (uniform random routing, no information)."""
+    zones, c, lam, mu = _zoned(scenario)
+    return mmc(zones * c, lam, mu).wq, mmc(c, lam / zones, mu).wq
+
+
+def _zoned(scenario: Scenario) -> tuple[int, int, float, float]:
+    topo = scenario.topology
+    return (len(topo.zones), topo.engine.workers_per_zone, scenario.workload.total_rate(),
+            1.0 / topo.engine.service_time.mean)
+
+
+def _balancing_theory(scenario: Scenario) -> dict[str, float | None]:
+    """Random routing splits a Poisson stream into independent M/M/c zones (Erlang C);
+    the other policies have no closed form here (Ciw is the oracle, the bounds of
+    :func:`balancing_bounds` a sanity check)."""
+    if scenario.topology.gateway.routing != "random":
+        return {"P(wait)": None, "Wq (s)": None, "utilisation": None}
+    zones, c, lam, mu = _zoned(scenario)
+    st = mmc(c, lam / zones, mu)
+    return {"P(wait)": st.p_wait, "Wq (s)": st.wq, "utilisation": st.utilization}
 
 
 def tail_quantities(scenario: Scenario) -> dict[str, tuple[str, float]]:
@@ -190,6 +221,11 @@ def the_loss(scenario: Scenario) -> AzLoss:
 
 def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[str, float]:
     """The case's quantities measured on one lab run."""
+    if kind == "balancing":
+        m = compute_metrics(result)
+        return {"P(wait)": float(m["engine.wait_probability"]),  # type: ignore[arg-type]
+                "Wq (s)": float(m["engine.queue_wait_mean"]),  # type: ignore[arg-type]
+                "utilisation": float(m["engine.utilization"])}  # type: ignore[arg-type]
     if kind == "station":
         m = compute_metrics(result)
         out = {"P(wait)": m["engine.wait_probability"], "Wq (s)": m["engine.queue_wait_mean"],
