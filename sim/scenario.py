@@ -54,6 +54,8 @@ __all__ = [
     "CacheFlush",
     "TokenRevocation",
     "RegionLoss",
+    "GrayFailure",
+    "OutlierDetection",
     "Release",
     "Canary",
     "CanaryAnalysis",
@@ -171,6 +173,40 @@ class UserCap(Strict):
     max_concurrency: int = Field(ge=0)
 
 
+# -- issue 14 (model): outlier detection --------------------------------------------------
+
+
+class OutlierDetection(Strict):
+    """Passive outlier detection of zones from the attempts' own outcomes, as Envoy's.
+
+    An attempt *fails* for the detector when it ends ``unavailable``, ``overload`` or
+    ``timeout`` (what the balancer sees as a 5xx or a gateway timeout), or, with
+    ``slow_threshold``, takes longer than that. A zone is ejected (taken out of routing)
+    after ``consecutive_failures`` failed attempts in a row, or at the end of an
+    ``interval`` in which it had at least ``request_volume`` attempts and a failed share
+    of at least ``failure_percentage``, or (``success_rate_stdev_factor``) a success rate
+    below the mean of the zones minus that many standard deviations (needs
+    ``minimum_hosts`` zones with that volume). An ejected zone returns after
+    ``base_ejection_time`` × the number of times it has been ejected (at most
+    ``max_ejection_time``), checked every ``interval``; at most ``max_ejection_percent``
+    of the zones are ejected at once (at least one may always be).
+    """
+
+    interval: Duration = Field(default=10.0, gt=0)
+    consecutive_failures: int | None = Field(default=5, ge=1)
+    failure_percentage: Fraction | None = None
+    success_rate_stdev_factor: float | None = Field(default=None, gt=0)
+    request_volume: int = Field(default=100, ge=1)
+    minimum_hosts: int = Field(default=3, ge=2)
+    slow_threshold: Duration | None = Field(default=None, gt=0)
+    base_ejection_time: Duration = Field(default=30.0, gt=0)
+    max_ejection_time: Duration = Field(default=300.0, gt=0)
+    max_ejection_percent: Fraction = 0.1
+
+
+# -- end issue 14 --------------------------------------------------------------------------
+
+
 class Gateway(Strict):
     """Admission, routing to healthy zones, request timeout and client retries.
 
@@ -188,6 +224,9 @@ class Gateway(Strict):
     #: ``round_robin``, ``least_outstanding`` (fewest attempts in flight in the zone, ties
     #: at random) or ``power_of_two`` (two distinct zones at random, the less loaded).
     routing: Literal["random", "round_robin", "least_outstanding", "power_of_two"] = "random"
+    #: Passive outlier detection (as Envoy's): ``null`` = off, zones are judged by the
+    #: up/down probes of ``health_check`` only.
+    outlier_detection: OutlierDetection | None = None
     # -- end issue 14 ----------------------------------------------------------------------
 
 
@@ -424,9 +463,31 @@ class RegionLoss(_Fault):
     blackhole: bool = False
 
 
+# -- issue 14 (model): gray failures ---------------------------------------------------
+
+
+class GrayFailure(_Fault):
+    """One zone's tier degrades without going down: its service times are multiplied by
+    ``latency_factor``, a share ``error_rate`` of the attempts it serves fail
+    (``unavailable``) at the end of their service there, and only ``capacity`` of its
+    workers keep serving (rounded; work in service finishes). Up/down probes still see
+    the zone up. Ends after ``duration`` (or with the run)."""
+
+    kind: Literal["gray_failure"]
+    zone: str
+    tier: Literal["gateway", "engine", "connector"] = "engine"
+    duration: Duration | None = None
+    latency_factor: float = Field(default=1.0, gt=0)
+    error_rate: Fraction = 0.0
+    capacity: Fraction = 1.0
+
+
+# -- end issue 14 --------------------------------------------------------------------------
+
+
 Fault = Annotated[
     Union[AzLoss, ProviderOutage, LatencyInjection, TrafficSurge, CacheFlush, TokenRevocation,
-          RegionLoss],
+          RegionLoss, GrayFailure],
     Field(discriminator="kind"),
 ]
 
@@ -497,6 +558,7 @@ class Scenario(Strict):
                 _check_fault(fault, self)
             except ValueError as exc:
                 raise ValueError(f"faults.{i}: {exc}") from None
+        _check_outlier_detection(self)  # issue 14
         return self
 
     @model_validator(mode="after")
@@ -529,6 +591,25 @@ def _check_fault(fault: Any, scenario: Scenario) -> None:
     tenant = getattr(fault, "tenant", None)
     if tenant is not None and tenant not in scenario.workload.tenants:
         raise ValueError(f"{fault.kind}: unknown tenant {tenant!r}")
+    if isinstance(fault, GrayFailure):  # issue 14
+        _check_gray_failure(fault, scenario)
+
+
+def _check_gray_failure(fault: GrayFailure, scenario: Scenario) -> None:
+    topo = scenario.topology
+    if fault.tier == "gateway" and topo.gateway.workers_per_zone == 0:
+        raise ValueError("gray_failure: tier gateway has no workers (workers_per_zone: 0)")
+    if fault.tier == "connector" and not topo.connectors.enabled:
+        raise ValueError("gray_failure: tier connector is disabled")
+    if scenario.release is not None:
+        raise ValueError("gray_failure cannot be combined with a release (both wrap the "
+                         "engine's service)")
+
+
+def _check_outlier_detection(scenario: Scenario) -> None:
+    if scenario.topology.gateway.outlier_detection is not None and scenario.release is not None:
+        raise ValueError("topology.gateway.outlier_detection cannot be combined with a release "
+                         "(both watch the client's outcomes)")
 
 
 # --------------------------------------------------------------------------- releases, failover

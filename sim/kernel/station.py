@@ -131,6 +131,19 @@ class Station:
         self.capacity = 0
         return lost
 
+    def resize(self, capacity: int) -> None:
+        """Change the number of servers now: jobs in service finish (even above the new
+        capacity); queued jobs start at once if there is room."""
+        self.sample_areas()
+        self.capacity = capacity
+        now, queue = self.env._now, self.queue
+        while queue and self.busy < self.capacity:
+            nxt = queue.popleft()
+            if self.drop_expired and not nxt.alive:
+                self.dropped += 1
+                continue
+            self._start(nxt, now)
+
     def restore(self, capacity: int) -> None:
         self.sample_areas()
         self.capacity = capacity

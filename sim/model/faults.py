@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from ..scenario import (
     AzLoss,
     CacheFlush,
+    GrayFailure,
     LatencyInjection,
     ProviderOutage,
     RegionLoss,
     TokenRevocation,
     TrafficSurge,
 )
+from .gray import gray_failure
 from .region import region_loss
 
 if TYPE_CHECKING:
@@ -115,4 +117,5 @@ _FAULTS: dict[type, Callable[[Any, Any], Iterator[Any]]] = {
     CacheFlush: _cache_flush,
     TokenRevocation: _token_revocation,
     RegionLoss: region_loss,
+    GrayFailure: gray_failure,
 }

@@ -48,6 +48,7 @@ class Gateway:
             self.accept = self._accept_balanced  # type: ignore[method-assign]
         self.healthy = [True] * len(zones)
         self.routable = list(range(len(zones)))
+        self.ejected: set[int] = set()  # zones ejected by outlier detection (issue 14)
         self._fails = [0] * len(zones)
         self._passes = [0] * len(zones)
         self.forward: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
@@ -200,5 +201,13 @@ class Gateway:
                     self.unhealthy_marks += 1
                 elif not self.healthy[z] and self._passes[z] >= check.success_threshold:
                     self.healthy[z] = True
-            healthy = [z for z, ok in enumerate(self.healthy) if ok]
-            self.routable = healthy or list(range(len(self.zones)))  # fail open
+            self.update_routable()
+
+    def update_routable(self) -> None:
+        """Healthy zones not ejected by outlier detection; fail open to every zone if none
+        is healthy, and ignore the ejections if they would leave none."""
+        healthy = [z for z, ok in enumerate(self.healthy) if ok]
+        routable = healthy or list(range(len(self.zones)))  # fail open
+        if self.ejected:
+            routable = [z for z in routable if z not in self.ejected] or routable
+        self.routable = routable

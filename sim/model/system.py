@@ -20,6 +20,7 @@ from .connector import Connectors
 from .engine import Engine
 from .faults import start_faults
 from .gateway import Gateway
+from .gray import OutlierDetector
 from .metadata import MetadataStore
 from .mitigations import READ_THROUGH_KINDS, start_mitigations
 from .provider import Provider
@@ -75,7 +76,8 @@ class System:
         self.gateway = Gateway(env, topo.gateway, self.zones, self.client, self.tenant_names,
                                streams, recorder)
         cache_latency = (
-            topo.cache.latency.sampler(streams.numpy("cache.latency")) if topo.cache.enabled else None
+            topo.cache.latency.sampler(streams.numpy("cache.latency"))
+            if topo.cache.enabled else None
         )
         self.engine = Engine(env, topo.engine, self.zones, self.cache, cache_latency,
                              self.client, streams, recorder)
@@ -85,6 +87,7 @@ class System:
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
+        self.outlier = self._outlier_detection()
         start_faults(self)
         start_mitigations(self)
         self.release = start_release(self)
@@ -102,6 +105,15 @@ class System:
         self.recorder.add_tier("gateway", self.gateway.stations)
         self.recorder.add_tier("engine", self.engine.stations)
         self.recorder.add_tier("connector", self.connectors.stations)
+
+    def _outlier_detection(self) -> OutlierDetector | None:
+        """Issue 14: passive outlier ejection watches every attempt's outcome (opt-in)."""
+        spec = self.scenario.topology.gateway.outlier_detection
+        if spec is None:
+            return None
+        detector = OutlierDetector(self.env, spec, self.gateway, self.recorder)
+        self.client.observer = detector.observe
+        return detector
 
     def _read_through(self) -> ReadThrough | None:
         """The cache's read-through policy, if a mitigation will switch it on."""
