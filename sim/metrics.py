@@ -416,6 +416,7 @@ def window_table(result: RunResult, replication: int = 0) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             frame[f"{name}.utilization"] = row[:, _F["busy_area"]] / row[:, _F["capacity_area"]]
             frame[f"{name}.queue_wait_mean"] = row[:, _F["wait_sum"]] / row[:, _F["started"]]
+    _workers_columns(frame, result)  # issue 14: autoscaled pools only
     for t, name in enumerate(result.tenants):
         tenant_total = a["outcomes"][:, t].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -471,6 +472,17 @@ def aggregate(runs: list[dict[str, float | None]]) -> dict[str, Estimate]:
 
 
 # --------------------------------------------------------------------------- issue 14: wait tails
+
+
+def _workers_columns(frame: dict[str, Any], result: RunResult) -> None:
+    """``<tier>.workers``: mean workers serving (all zones) per window, for the tiers with
+    autoscaling (absent otherwise, so other scenarios' tables are unchanged)."""
+    a, topo = result.arrays, result.scenario.topology
+    scaled = {"engine": topo.engine.autoscaling, "connector": topo.connectors.autoscaling}
+    for t, name in enumerate(a["tier_names"]):
+        if scaled.get(name) is not None:
+            area = a["tiers"][:, t, _F["capacity_area"]]
+            frame[f"{name}.workers"] = area / result.scenario.run.window
 
 _LOG_GROWTH = math.log(BIN_GROWTH)
 

@@ -10,7 +10,8 @@ A run folder holds:
     then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
     (SOP-101), ``resilience`` (RTO/RPO targets, P95 estimates and statuses per disruption
     type) and ``release`` (a canary's decisions, error rates and analysis windows; null
-    without a canary): see :mod:`sim.resilience`. Same scenario and seed give the same bytes: no clock, no host, keys sorted.
+    without a canary): see :mod:`sim.resilience`. Same scenario and seed give the same
+    bytes: no clock, no host, keys sorted.
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
@@ -119,7 +120,8 @@ def tenant_table(summary: dict[str, Any]) -> Any:
         table.add_row(row["tenant"], f"{row['rate_limited']:,.0f}",
                       f"{row['connector_seconds']:,.0f} s",
                       f"{row['connector_share']:.1%}", f"{row['requests']:,.0f}",
-                      _fmt(row["error_rate"], "error_rate"), _fmt(row["latency_p95"], "latency_p95"))
+                      _fmt(row["error_rate"], "error_rate"),
+                      _fmt(row["latency_p95"], "latency_p95"))
     return table
 
 
@@ -189,6 +191,19 @@ def verdict_table(summary: dict[str, Any]) -> Any:
     return table
 
 
+def _plot_workers(ax: Any, minutes: Any, df: Any) -> None:
+    """Issue 14: workers of autoscaled pools on a second axis of the utilisation panel."""
+    columns = [c for c in df.columns if c.endswith(".workers")]
+    if not columns:
+        return
+    twin = ax.twinx()
+    for col in columns:
+        twin.plot(minutes, df[col], ls="-.", lw=1.2, label=col)
+    twin.set_ylabel("workers (all zones)")
+    twin.set_ylim(bottom=0)
+    twin.legend(loc="upper right", fontsize=7)
+
+
 def plot_overview(result: RunResult, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
     import matplotlib
@@ -221,6 +236,7 @@ def plot_overview(result: RunResult, path: Path) -> None:
     util.axhline(2 / 3, color="orange", lw=1, ls=":", label="static stability (2/3)")
     util.set_ylabel("fraction")
     util.set_ylim(0, 1.05)
+    _plot_workers(util, minutes, df)
     for col, label in (("connector.calls", "connector calls/s"),
                        ("connector.rate_limited", "provider 429s/s"),
                        ("client.retries", "client retries/s")):

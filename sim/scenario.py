@@ -56,6 +56,7 @@ __all__ = [
     "RegionLoss",
     "GrayFailure",
     "OutlierDetection",
+    "Autoscaling",
     "Release",
     "Canary",
     "CanaryAnalysis",
@@ -230,6 +231,41 @@ class Gateway(Strict):
     # -- end issue 14 ----------------------------------------------------------------------
 
 
+# -- issue 14 (model): autoscaling ---------------------------------------------------------
+
+
+class Autoscaling(Strict):
+    """Target tracking for a worker pool, per zone (as ECS/EKS target tracking does).
+
+    Every ``interval`` the zone's pool is judged on ``metric``: ``utilization`` (busy
+    workers over workers, averaged over the interval from one sample a second) or
+    ``queue_length`` (jobs in the station, queued and in service, per worker, same
+    sampling). The desired size is ``ceil(workers × metric / target)`` within
+    ``[min_per_zone, max_per_zone]``. A scale-out starts the missing workers at once;
+    each serves after its own ``scale_out_delay`` (e.g. a Fargate task's start), and
+    workers still starting count as workers for the next decision. A scale-in removes
+    workers at once (work in service finishes), only when nothing is starting and
+    ``scale_in_cooldown`` has passed since the last scaling action.
+    """
+
+    metric: Literal["utilization", "queue_length"] = "utilization"
+    target: Quantity = Field(gt=0)
+    interval: Duration = Field(default=60.0, gt=0)
+    scale_out_delay: Distribution = Constant.of("60s")
+    scale_in_cooldown: Duration = Field(default=300.0, ge=0)
+    min_per_zone: int = Field(default=1, ge=0)
+    max_per_zone: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.min_per_zone > self.max_per_zone:
+            raise ValueError("min_per_zone must not exceed max_per_zone")
+        return self
+
+
+# -- end issue 14 --------------------------------------------------------------------------
+
+
 class Engine(Strict):
     """The query engine: a worker pool per zone serving a version of the software."""
 
@@ -242,6 +278,8 @@ class Engine(Strict):
     #: Extra engine (control-plane) CPU a cache miss costs before the connector fetch:
     #: planning the pushdown and building the SaaS request. ``null``: none.
     miss_service_time: Distribution | None = None
+    #: Issue 14: target-tracking autoscaling of the pool (``null``: fixed size).
+    autoscaling: Autoscaling | None = None
 
 
 class Cache(Strict):
@@ -280,6 +318,8 @@ class Connectors(Strict):
     queue_limit: int | None = Field(default=None, ge=0)
     timeout: Duration = Field(default=10.0, gt=0)
     retries: ConnectorRetries = ConnectorRetries()
+    #: Issue 14: target-tracking autoscaling of the pool (``null``: fixed size).
+    autoscaling: Autoscaling | None = None
 
 
 class RateLimit(Strict):

@@ -14,6 +14,7 @@ import simpy
 
 from ..kernel import Recorder, Streams
 from ..scenario import Scenario
+from .autoscaling import Autoscaler
 from .cache import ReadThrough, ResultCache
 from .client import Client
 from .connector import Connectors
@@ -88,6 +89,7 @@ class System:
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
         self.outlier = self._outlier_detection()
+        self.autoscalers = self._autoscalers()
         start_faults(self)
         start_mitigations(self)
         self.release = start_release(self)
@@ -114,6 +116,16 @@ class System:
         detector = OutlierDetector(self.env, spec, self.gateway, self.recorder)
         self.client.observer = detector.observe
         return detector
+
+    def _autoscalers(self) -> list[Autoscaler]:
+        """Issue 14: target-tracking autoscaling of the engine and connector pools."""
+        topo, out = self.scenario.topology, []
+        for tier, spec, stations in (("engine", topo.engine.autoscaling, self.engine.stations),
+                                     ("connector", topo.connectors.autoscaling,
+                                      self.connectors.stations)):
+            if spec is not None and stations:
+                out.append(Autoscaler(self.env, spec, tier, stations, self.zones, self.streams))
+        return out
 
     def _read_through(self) -> ReadThrough | None:
         """The cache's read-through policy, if a mitigation will switch it on."""
