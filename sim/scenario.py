@@ -341,6 +341,11 @@ class Provider(Strict):
     objects: tuple[Name, ...] = Field(min_length=1)
     rate_limit: RateLimit = RateLimit()
     error_rate: Fraction = 0.0
+    # -- issue 14 (model): provider load -------------------------------------------------
+    #: Above this many admitted calls in flight, a new call's latency is multiplied by
+    #: (calls in flight + 1) / concurrency (``null``: latency independent of load).
+    concurrency: int | None = Field(default=None, ge=1)
+    # -- end issue 14 ----------------------------------------------------------------------
 
 
 class Metadata(Strict):
