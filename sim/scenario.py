@@ -57,6 +57,7 @@ __all__ = [
     "GrayFailure",
     "OutlierDetection",
     "Autoscaling",
+    "ClosedLoop",
     "Release",
     "Canary",
     "CanaryAnalysis",
@@ -382,6 +383,24 @@ class Topology(Strict):
 # --------------------------------------------------------------------------- workload
 
 
+# -- issue 14 (model): closed-loop users ---------------------------------------------------
+
+
+class ClosedLoop(Strict):
+    """The tenant's ``users`` wait for their answers: each of a user's ``in_flight``
+    sessions sends a query, waits for its final outcome (retries included), thinks for
+    ``think_time`` and sends the next. With ``patience`` a user gives up waiting after
+    that long and thinks, then sends the next query (the abandoned query still runs to its
+    end). The tenant's ``rate`` and ``arrivals`` are then ignored."""
+
+    think_time: Distribution
+    in_flight: int = Field(default=1, ge=1)
+    patience: Duration | None = Field(default=None, gt=0)
+
+
+# -- end issue 14 --------------------------------------------------------------------------
+
+
 class Tenant(Strict):
     """A tenant's open-loop query stream and its mix over ``connector.object`` targets."""
 
@@ -391,6 +410,8 @@ class Tenant(Strict):
     #: ``poisson`` (open loop, the default) or ``deterministic`` (evenly spaced: for
     #: exact-timeline tests and D/x/c textbook checks).
     arrivals: Literal["poisson", "deterministic"] = "poisson"
+    #: Issue 14: closed-loop users instead of the open-loop stream (``null``: open loop).
+    closed_loop: ClosedLoop | None = None
 
     @model_validator(mode="after")
     def _mix_sums_to_one(self) -> "Tenant":

@@ -26,6 +26,7 @@ from .metadata import MetadataStore
 from .mitigations import READ_THROUGH_KINDS, start_mitigations
 from .provider import Provider
 from .release import start_release
+from .users import ClosedLoopUsers, NotifyingClient
 from .workload import Workload
 from .zone import Zone
 
@@ -73,7 +74,10 @@ class System:
             for name, spec in topo.providers.items()
         ]
         self.metadata = MetadataStore(topo.metadata, self.zone_names, streams)
-        self.client = Client(env, topo.gateway.retries, topo.gateway.timeout, streams, recorder)
+        closed = any(t.closed_loop is not None for t in scenario.workload.tenants.values())
+        client_type = NotifyingClient if closed else Client  # issue 14: closed-loop users
+        self.client = client_type(env, topo.gateway.retries, topo.gateway.timeout, streams,
+                                  recorder)
         self.gateway = Gateway(env, topo.gateway, self.zones, self.client, self.tenant_names,
                                streams, recorder)
         cache_latency = (
@@ -88,6 +92,8 @@ class System:
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
+        self.users = (ClosedLoopUsers(env, scenario, streams, self.workload, self.client)
+                      if isinstance(self.client, NotifyingClient) else None)
         self.outlier = self._outlier_detection()
         self.autoscalers = self._autoscalers()
         start_faults(self)
