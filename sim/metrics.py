@@ -40,6 +40,9 @@ measured windows (those starting at or after ``run.warmup``):
     longer than each ``x`` of ``run.wait_over`` (``engine.p_wait_over_1s``,
     ``engine.p_wait_over_250ms``). From the 2% log bins, interpolated log-uniformly
     within a bin.
+``outlier.ejections`` / ``users.abandoned``
+    Only with outlier detection / closed-loop tenants: zones ejected, and queries whose
+    user stopped waiting (``patience``).
 ``cache.hit_ratio``, ``connector.calls``, ``connector.rate_limited`` (provider 429s),
 ``connector.unauthorized`` (provider 401s), ``connector.timeouts``, ``client.retries``...
     Counts over the measured windows (``cache.hit_ratio`` a fraction).
@@ -252,6 +255,9 @@ def compute_metrics(result: RunResult, scope: Scope = "run") -> dict[str, float 
     _runbook_metrics(metrics, result, scope, mask, counters, rec)
     if "tier_wait_hist" in a:  # issue 14: opt-in per-tier wait distributions
         _wait_tail_metrics(metrics, a, mask, result.scenario.run.wait_over)
+    for name in ("outlier.ejections", "users.abandoned"):  # issue 14: only when opted in
+        if name in a["counter_names"]:
+            metrics[name] = float(counters.get(name, 0))
     return metrics
 
 

@@ -40,6 +40,7 @@ def test_an_impatient_user_moves_on(tmp_path):
     sends, result = _sends(tmp_path, _data({"think_time": "1s", "patience": "1s"}, "3s"))
     assert sends == [1.0, 3.0, 5.0, 7.0, 9.0]
     assert result.requests == 2  # answered at 4 and 7 s; the third ends at 10 s, the end
+    assert compute_metrics(result)["users.abandoned"] == 4  # all but the one sent at 9 s
 
 
 def _mva(n: int, service: float, think: float) -> tuple[float, float]:

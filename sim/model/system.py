@@ -92,7 +92,8 @@ class System:
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
-        self.users = (ClosedLoopUsers(env, scenario, streams, self.workload, self.client)
+        self.users = (ClosedLoopUsers(env, scenario, streams, self.workload, self.client,
+                                      recorder)
                       if isinstance(self.client, NotifyingClient) else None)
         self.outlier = self._outlier_detection()
         self.autoscalers = self._autoscalers()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
-from ..kernel import Streams
+from ..kernel import Recorder, Streams
 from ..scenario import Scenario
 from .client import Client
 from .request import Attempt, Request
@@ -48,10 +48,11 @@ class ClosedLoopUsers:
     """The sessions of every closed-loop tenant of the scenario."""
 
     def __init__(self, env: "simpy.Environment", scenario: Scenario, streams: Streams,
-                 workload: "Workload", client: NotifyingClient) -> None:
+                 workload: "Workload", client: NotifyingClient, recorder: Recorder) -> None:
         self.env, self.workload = env, workload
         self.waiting: dict[int, "simpy.Event"] = {}  # request id → its session's wake-up
         self.abandoned = 0
+        recorder.add_counters("users", self, ("abandoned",))
         client.done = self._done  # type: ignore[method-assign]
         for index, (name, tenant) in enumerate(scenario.workload.tenants.items()):
             spec = tenant.closed_loop
