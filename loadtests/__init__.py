@@ -13,7 +13,7 @@ patching:
 :mod:`~loadtests.recorder`
     per-window facts of the client's requests, binned like the simulator's recorder.
 :mod:`~loadtests.gates`
-    the SLO gate: the scenario's checks evaluated with :func:`sim.checks.passes`.
+    the SLO gate: the scenario's checks evaluated with :func:`labcore.checks.passes`.
 :mod:`~loadtests.faults`
     the scenario's fault timeline replayed through the sandbox fault API (opt-in).
 :mod:`~loadtests.convert`

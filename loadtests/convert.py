@@ -1,6 +1,6 @@
 """Locust's results as the simulator's window table, and staging vs simulated on one figure.
 
-Two ways into the simulator's ``timeseries.csv`` columns (:func:`sim.metrics.window_table`):
+Two ways into the simulator's ``timeseries.csv`` columns (:func:`labcore.metrics.window_table`):
 
 * a load test run with ``--results-dir`` already writes ``timeseries.csv`` from its own
   recorder: exact counts, percentiles from the simulator's 2% bins (prefer this);

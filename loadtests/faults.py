@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sim.scenario import (
+from labcore.scenario import (
     AzLoss,
     CacheFlush,
     LatencyInjection,

@@ -1,9 +1,9 @@
 """The SLO gate: a load test's exit code from the scenario's checks.
 
 The checks are the scenario file's (``{metric, op, value, over}``) and are evaluated by
-:func:`sim.checks.evaluate_checks`, i.e. with :func:`sim.checks.passes`, the single rule
+:func:`labcore.checks.evaluate_checks`, i.e. with :func:`labcore.checks.passes`, the single rule
 the simulator's exit code and the Chaos Toolkit tolerances use. The metrics come from
-:mod:`sim.metrics` run over the client's windows (:mod:`loadtests.recorder`), so a
+:mod:`labcore.metrics` run over the client's windows (:mod:`loadtests.recorder`), so a
 ``latency_p95`` here is computed exactly as the simulator computes its own: from 2% log
 bins, within ±1% of the exact order statistic. Locust's rounded percentiles (two
 significant digits: 1,549 ms is shown as 1,500 ms) never decide a verdict.
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.checks import CheckResult, evaluate_checks
-from sim.metrics import compute_metrics
+from labcore.checks import CheckResult, evaluate_checks
+from labcore.metrics import compute_metrics
+from labcore.scenario import CheckSpec, Scenario
 from sim.run import RunResult
-from sim.scenario import CheckSpec, Scenario
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAIL", "EXIT_PASS", "GateResult", "evaluate_gate", "is_observable"]
 

@@ -24,6 +24,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from labcore.scenario_file import ScenarioError
 from loadtests import gates
 from loadtests.faults import FaultPlanError, FaultRunner
 from loadtests.queries import QueryError
@@ -32,7 +33,6 @@ from loadtests.session import LoadSession, OptionsError, build_session
 from loadtests.shapes import ArrivalStream, PlanError
 from loadtests.targets import TargetError
 from sim.kernel.streams import derive_seed
-from sim.scenario_file import ScenarioError
 
 log = logging.getLogger("loadtests")
 _BAD_INPUT = (ScenarioError, OptionsError, PlanError, QueryError, TargetError, FaultPlanError)

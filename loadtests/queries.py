@@ -18,8 +18,8 @@ import bisect
 import random
 from dataclasses import dataclass
 
+from labcore.scenario import Scenario
 from sim.model.workload import zipf_cdf
-from sim.scenario import Scenario
 
 __all__ = ["CATALOG", "Query", "QueryError", "QueryMix", "hot_ranks"]
 

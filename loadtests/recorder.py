@@ -5,7 +5,7 @@ response-time dict per name; the SLO gate needs per-tenant, per-window latencies
 a known error. So every request is also recorded here, at its completion time (as the
 simulator records it), in the simulator's log bins (2% wide: any percentile within ±1%),
 with its outcome mapped to the simulator's outcomes. :meth:`ClientRecorder.run_result`
-turns the windows into a :class:`sim.run.RunResult`, so that :mod:`sim.metrics` computes
+turns the windows into a :class:`sim.run.RunResult`, so that :mod:`labcore.metrics` computes
 the load test's metrics with exactly the code that computes the simulator's.
 
 Workers ship their windows to the master as plain dicts (:meth:`drain`, :meth:`merge`).
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from sim.kernel.recorder import BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS
+from labcore.facts import BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS
+from labcore.scenario import Scenario
 from sim.model import FaultMark
 from sim.run import RunResult
-from sim.scenario import Scenario
 
 __all__ = ["OBSERVED_COUNTERS", "ClientRecorder", "classify", "fault_marks"]
 

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.scenario import Scenario, TrafficSurge
-from sim.scenario_file import ScenarioFile, read_scenario
+from labcore.scenario import Scenario, TrafficSurge
+from labcore.scenario_file import ScenarioFile, read_scenario
 
 from .faults import Action, fault_actions
 from .queries import QueryMix

@@ -33,8 +33,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from labcore.scenario import Scenario, TrafficSurge
 from sim.model.workload import RateFunction
-from sim.scenario import Scenario, TrafficSurge
 
 __all__ = [
     "KINDS",

@@ -1,20 +1,22 @@
 """OmniSQL reliability lab: a discrete-event model of OmniSQL's data plane.
 
-Data flow, one module each: :mod:`~sim.scenario` (schema) and :mod:`~sim.scenario_file`
-(reading) → :mod:`~sim.model` (components) → :mod:`~sim.run` (one seed, one result) →
-:mod:`~sim.metrics` → :mod:`~sim.checks` → :mod:`~sim.report`. The kernel
-(:mod:`~sim.kernel`: streams, light events, stations, recorder) knows nothing of OmniSQL.
+Data flow, one module each: :mod:`~sim.kernel` (streams, light events, stations,
+recorder; knows nothing of OmniSQL) → :mod:`~sim.model` (components) → :mod:`~sim.run`
+(one seed, one result) → :mod:`~sim.report` / :mod:`~sim.cli`. The scenario schema and
+reader, the metrics and the checks come from the shared core :mod:`labcore`, which the
+chaos extension and the load tests import too; the names below are sim's public API.
 
     >>> from sim import load_scenario, simulate, compute_metrics
     >>> scenario = load_scenario("scenarios/baseline.yaml", overrides=["run.duration=2m"])
     >>> metrics = compute_metrics(simulate(scenario, seed=1))
 """
 
-from .checks import CheckResult, evaluate_checks, passes
-from .metrics import Estimate, aggregate, compute_metrics, window_table
+from labcore.checks import CheckResult, evaluate_checks, passes
+from labcore.metrics import Estimate, aggregate, compute_metrics, window_table
+from labcore.scenario import Scenario
+from labcore.scenario_file import ScenarioError, ScenarioFile, load_scenario, read_scenario
+
 from .run import RunResult, replication_seeds, run_replications, simulate
-from .scenario import Scenario
-from .scenario_file import ScenarioError, ScenarioFile, load_scenario, read_scenario
 
 __all__ = [
     "CheckResult",

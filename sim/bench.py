@@ -41,11 +41,12 @@ import simpy
 from rich.console import Console
 from rich.table import Table
 
+from labcore.scenario import Scenario
+from labcore.scenario_file import load_scenario
+
 from .kernel import Streams
 from .model.workload import zipf_cdf
 from .run import simulate
-from .scenario import Scenario
-from .scenario_file import load_scenario
 
 __all__ = ["BARS", "ciw_mmc", "plain_simpy", "plain_simpy_mmc", "run_bench"]
 

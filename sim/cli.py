@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)
-    from .scenario_file import ScenarioError
+    from labcore.scenario_file import ScenarioError
 
     try:
         if args.command == "run":
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
-    from .scenario_file import ScenarioError, read_scenario
+    from labcore.scenario_file import ScenarioError, read_scenario
 
     status = EXIT_OK
     for path in args.scenarios:
@@ -114,10 +114,11 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from labcore.scenario_file import ScenarioError, read_scenario
+
     from .report import build_summary, tenant_table, verdict_table, write_run
     from .resilience import release_table, resilience_table
     from .run import run_replications
-    from .scenario_file import ScenarioError, read_scenario
 
     source = read_scenario(args.scenario, args.profile, args.overrides)
     scenario = source.scenario

@@ -15,7 +15,7 @@ A run folder holds:
 ``scenario.yaml``
     the effective scenario (after ``--profile`` and ``--set``), units kept.
 ``timeseries.csv``
-    one row per window and replication (see :func:`sim.metrics.window_table`).
+    one row per window and replication (see :func:`labcore.metrics.window_table`).
 ``overview.png``
     latency percentiles, error rate by cause, tier utilisation, and connector calls,
     429s and retries over time, SLO thresholds drawn, fault windows shaded, mitigations
@@ -32,12 +32,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .checks import evaluate_checks
-from .metrics import aggregate, compute_metrics, recovery, window_table
+from labcore.checks import evaluate_checks
+from labcore.metrics import aggregate, compute_metrics, recovery, window_table
+from labcore.scenario import Scenario
+from labcore.units import format_duration
+
 from .resilience import release_report, resilience_report
 from .run import RunResult
-from .scenario import Scenario
-from .units import format_duration
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "timeseries",
            "top_tenants", "tenant_table"]

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from labcore.scenario import AzLoss, Canary, RegionLoss, Scenario
+
 from .run import RunResult
-from .scenario import AzLoss, Canary, RegionLoss, Scenario
 
 __all__ = [
     "DISRUPTION_TYPES",
@@ -136,7 +137,7 @@ def release_report(scenario: Scenario, per_run: list[dict[str, Any]],
 
 
 def _fmt(seconds: float | None) -> str:
-    from .units import format_duration
+    from labcore.units import format_duration
 
     return "—" if seconds is None else format_duration(seconds)
 

@@ -12,9 +12,10 @@ from typing import Any, Callable
 
 import simpy
 
+from labcore.scenario import Scenario
+
 from .kernel import Environment, Recorder, Streams, derive_seed
 from .model import FaultMark, System
-from .scenario import Scenario
 
 __all__ = ["RunResult", "simulate", "replication_seeds", "run_replications"]
 

@@ -51,11 +51,12 @@ from typing import IO, TYPE_CHECKING, Any, Self, get_args
 import pandas as pd
 import yaml
 
-from .checks import evaluate_checks
-from .metrics import Scope, compute_metrics
+from labcore.checks import evaluate_checks
+from labcore.metrics import Scope, compute_metrics
+from labcore.scenario import Scenario
+from labcore.scenario_file import ScenarioError, read_scenario
+
 from .run import replication_seeds, simulate
-from .scenario import Scenario
-from .scenario_file import ScenarioError, read_scenario
 
 if TYPE_CHECKING:
     import argparse

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from labcore.scenario_file import read_scenario
 from sim import Scenario
-from sim.scenario_file import read_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -7,10 +7,10 @@ import pytest
 
 import sim
 
-MODULES = ["sim", "sim.units", "sim.distributions", "sim.scenario", "sim.scenario_file",
-           "sim.run", "sim.metrics", "sim.checks", "sim.report", "sim.kernel",
-           "sim.kernel.streams", "sim.kernel.events", "sim.kernel.station",
-           "sim.kernel.recorder", "sim.model"]
+MODULES = ["sim", "labcore", "labcore.units", "labcore.distributions", "labcore.scenario",
+           "labcore.scenario_file", "labcore.facts", "sim.run", "labcore.metrics",
+           "labcore.checks", "sim.report", "sim.kernel", "sim.kernel.streams",
+           "sim.kernel.events", "sim.kernel.station", "sim.kernel.recorder", "sim.model"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -4,10 +4,10 @@ shipped scenario pair's verdicts."""
 import pytest
 from sim_helpers import SCENARIOS, load, textbook
 
+from labcore.metrics import window_table
 from sim import simulate
 from sim.cli import main
 from sim.kernel import Environment, Recorder, Streams
-from sim.metrics import window_table
 from sim.model import System
 
 

@@ -8,9 +8,9 @@ power-of-two router, Erlang C for random) is in ``python -m sim validate-model``
 import pytest
 from sim_helpers import load, textbook
 
+from labcore.metrics import compute_metrics
 from sim import simulate
 from sim.kernel import Environment, Recorder, Streams
-from sim.metrics import compute_metrics
 from sim.model import System
 from sim.validation import CASES, QUICK
 from sim.validation.cases import balancing_bounds
@@ -103,7 +103,7 @@ def test_policies_order_as_queueing_theory_says():
 
 
 def test_the_policy_is_set_on_az_loss_from_the_command_line(tmp_path):
-    from sim.scenario_file import read_scenario
+    from labcore.scenario_file import read_scenario
 
     for policy in POLICIES:
         loaded = read_scenario("scenarios/az_loss.yaml",

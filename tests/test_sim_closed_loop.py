@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 from sim_helpers import load, textbook
 
+from labcore.metrics import compute_metrics
 from sim import simulate
-from sim.metrics import compute_metrics
 
 
 def _data(closed, service, workers=1, duration="10s", users=1):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sim.distributions import Distribution
+from labcore.distributions import Distribution
 
 ADAPTER = TypeAdapter(Distribution)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from sim.units import (
+from labcore.units import (
     UnitError,
     format_duration,
     parse_duration,

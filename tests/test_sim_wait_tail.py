@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sim_helpers import load, textbook
 
+from labcore.metrics import compute_metrics, wait_label, wait_quantile, wait_tail
 from sim import simulate
 from sim.kernel.recorder import BIN_GROWTH
-from sim.metrics import compute_metrics, wait_label, wait_quantile, wait_tail
 from sim.validation.queueing import erlang_c, mmc_wait_quantile, mmc_wait_tail
 
 

@@ -37,7 +37,7 @@ def recovery_time(good: list[bool], window: float, sustain: float) -> float | No
     """RTO from consecutive windows since the fault (``good[i]`` covers ``[iW, (i+1)W)``).
 
     The start of the first window from which every window meets the SLO for ``sustain``
-    (at least one window), the simulator's definition (``sim.metrics``); ``None`` if the
+    (at least one window), the simulator's definition (``labcore.metrics``); ``None`` if the
     windows end before such a stretch.
     """
     need = max(1, math.ceil(sustain / window - 1e-9))

@@ -21,34 +21,15 @@ from typing import Any, Generator, Sequence
 import numpy as np
 import simpy
 
+from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS, bin_value
+
 from .station import Station
 
 __all__ = ["OUTCOMES", "Recorder", "Window", "BIN_MIN", "BIN_GROWTH", "N_BINS", "bin_value"]
 
-#: Final outcomes of a client request; index 0 is success.
-OUTCOMES = (
-    "ok",
-    "timeout",
-    "rate_limited",
-    "unauthorized",
-    "unavailable",
-    "overload",
-    "provider_error",
-    "capped",
-)
-N_BINS = 1000
-BIN_MIN = 1e-4  # seconds: bin 0 holds everything faster than 100 µs
-BIN_GROWTH = 1.02
 _INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN = N_BINS - 1
 _log = math.log
-TIER_FIELDS = ("started", "waited", "wait_sum", "busy_area", "capacity_area", "rejected", "dropped")
-
-
-def bin_value(index: np.ndarray | int) -> np.ndarray | float:
-    """The representative latency of a bin: its geometric midpoint (0 for bin 0)."""
-    value = BIN_MIN * BIN_GROWTH ** (np.asarray(index) + 0.5)
-    return np.where(np.asarray(index) == 0, 0.5 * BIN_MIN, value)
 
 
 class Window:
@@ -159,7 +140,7 @@ class Recorder:
         return np.bincount(np.minimum(index, _LAST_BIN), minlength=N_BINS)
 
     def arrays(self) -> dict[str, Any]:
-        """The windows as numpy arrays (window, tenant, ...) for :mod:`sim.metrics`."""
+        """The windows as numpy arrays (window, tenant, ...) for :mod:`labcore.metrics`."""
         windows = self.windows
         counter_names = sorted({k for w in windows for k in w.counters})
         tier_names = list(self.tiers)

@@ -2,7 +2,7 @@
 
 One process per autoscaled pool samples each zone's station once a second and, every
 ``interval``, sets the zone's desired size to ``ceil(workers × metric / target)``
-within its bounds (see :class:`sim.scenario.Autoscaling`). New workers serve after a
+within its bounds (see :class:`labcore.scenario.Autoscaling`). New workers serve after a
 drawn start-up delay (each its own draw, from the stream ``autoscaling.<tier>``);
 removed workers go at once, finishing the job in hand. A zone that is down is left
 alone (its capacity returns to its configured size when it recovers).
@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Generator
 
+from labcore.scenario import Autoscaling
+
 from ..kernel import Station, Streams
-from ..scenario import Autoscaling
 
 if TYPE_CHECKING:
     import simpy

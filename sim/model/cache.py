@@ -23,9 +23,10 @@ import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
+from labcore.scenario import Cache as CacheSpec
+
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call
-from ..scenario import Cache as CacheSpec
 from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
+from labcore.scenario import Retries
+
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call, schedule_job
 from ..kernel.recorder import OUTCOMES
-from ..scenario import Retries
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labcore.scenario import Connectors as ConnectorSpec
+
 from ..kernel import Recorder, Station
-from ..scenario import Connectors as ConnectorSpec
 from .cache import ResultCache
 from .provider import Provider
 from .request import OK, OVERLOAD, RATE_LIMITED, TIMEOUT, UNAUTHORIZED, Attempt

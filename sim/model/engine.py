@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..distributions import Constant
+from labcore.distributions import Constant
+from labcore.scenario import Engine as EngineSpec
+
 from ..kernel import Recorder, Station, Streams
-from ..scenario import Engine as EngineSpec
 from .cache import ResultCache
 from .request import OK, OVERLOAD, Attempt
 

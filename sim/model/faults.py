@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..scenario import (
+from labcore.scenario import (
     AzLoss,
     CacheFlush,
     GrayFailure,
@@ -19,6 +19,7 @@ from ..scenario import (
     TokenRevocation,
     TrafficSurge,
 )
+
 from .gray import gray_failure
 from .region import region_loss
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
+from labcore.scenario import Gateway as GatewaySpec
+
 from ..kernel import Recorder, Station, Streams
-from ..scenario import Gateway as GatewaySpec
 from .request import CAPPED, OVERLOAD, UNAVAILABLE, Attempt
 
 if TYPE_CHECKING:

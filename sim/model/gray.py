@@ -19,8 +19,9 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
+from labcore.scenario import GrayFailure, OutlierDetection
+
 from ..kernel import Recorder, Station
-from ..scenario import GrayFailure, OutlierDetection
 from .request import OVERLOAD, TIMEOUT, UNAVAILABLE, Attempt
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def gray_failure(system: "System", fault: GrayFailure) -> Iterator["simpy.Event"
 
 class OutlierDetector:
     """Watches every attempt's outcome per zone and ejects outlier zones (see
-    :class:`sim.scenario.OutlierDetection` for the rules)."""
+    :class:`labcore.scenario.OutlierDetection` for the rules)."""
 
     def __init__(self, env: "simpy.Environment", spec: OutlierDetection, gateway: "Gateway",
                  recorder: Recorder) -> None:

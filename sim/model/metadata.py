@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
+from labcore.scenario import Metadata as MetadataSpec
+
 from ..kernel import Streams
-from ..scenario import Metadata as MetadataSpec
 
 __all__ = ["MetadataStore"]
 

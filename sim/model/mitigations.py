@@ -10,7 +10,7 @@ Every mitigation is logged in ``system.logs["mitigations"]`` as ``{kind, start, 
 detail}``: ``start`` when it was applied, ``end`` when it was fully in effect (the new
 cache nodes in service, the last token refreshed), and ``lifted`` when a temporary
 action (a user cap with ``duration``) was undone; the report draws them on the
-incident's time axis and :mod:`sim.metrics` derives the ``mitigation.*`` metrics.
+incident's time axis and :mod:`labcore.metrics` derives the ``mitigation.*`` metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..scenario import (
+from labcore.scenario import (
     CacheScale,
     Coalescing,
     RetryPolicy,

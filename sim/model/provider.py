@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 
+from labcore.scenario import Provider as ProviderSpec
+
 from ..kernel import Streams
-from ..scenario import Provider as ProviderSpec
 from .request import OK, PROVIDER_ERROR, RATE_LIMITED, UNAUTHORIZED
 
 __all__ = ["Provider", "TokenBucket"]

@@ -33,7 +33,8 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..scenario import DEPENDENCIES, Failover, RegionLoss
+from labcore.scenario import DEPENDENCIES, Failover, RegionLoss
+
 from .request import UNAVAILABLE, Attempt
 
 if TYPE_CHECKING:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..scenario import BlueGreen, Canary
+from labcore.scenario import BlueGreen, Canary
+
 from .request import OK, UNAVAILABLE, Attempt
 
 if TYPE_CHECKING:

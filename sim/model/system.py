@@ -12,8 +12,9 @@ from typing import Any
 
 import simpy
 
+from labcore.scenario import Scenario
+
 from ..kernel import Recorder, Streams
-from ..scenario import Scenario
 from .autoscaling import Autoscaler
 from .cache import ReadThrough, ResultCache
 from .client import Client

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
+from labcore.scenario import Scenario
+
 from ..kernel import Recorder, Streams
-from ..scenario import Scenario
 from .client import Client
 from .request import Attempt, Request
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from simpy.core import NORMAL
 
-from ..distributions import BLOCK
+from labcore.distributions import BLOCK
+from labcore.scenario import Diurnal, Scenario, TrafficSurge
+
 from ..kernel import Streams
 from ..kernel.events import schedule_job
-from ..scenario import Diurnal, Scenario, TrafficSurge
 from .request import Request
 
 if TYPE_CHECKING:

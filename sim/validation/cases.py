@@ -18,13 +18,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from ..distributions import Constant, Exponential
+from labcore.distributions import Constant, Exponential
+from labcore.metrics import compute_metrics, wait_label
+from labcore.scenario import AzLoss, Scenario
+from labcore.scenario_file import load_scenario
+
 from ..kernel.recorder import TIER_FIELDS
-from ..metrics import compute_metrics, wait_label
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
-from ..scenario import AzLoss, Scenario
-from ..scenario_file import load_scenario
 from .queueing import StationTheory, md1, mmc, mmc_wait_quantile, mmc_wait_tail, mmck
 
 __all__ = [

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..distributions import Constant, Exponential
-from ..scenario import Scenario
-from ..scenario_file import load_scenario
+from labcore.distributions import Constant, Exponential
+from labcore.scenario import Scenario
+from labcore.scenario_file import load_scenario
+
 from .cases import (
     TEXTBOOK,
     Kind,

@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..metrics import Estimate
+from labcore.metrics import Estimate
+
 from .cases import CASES, QUICK
 from .ciw_runner import CIW_README_WAIT, ciw_readme_check
 from .compare import FAMILY_ALPHA, Row, validate

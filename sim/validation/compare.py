@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from labcore.metrics import Estimate
+
 from ..kernel import derive_seed
-from ..metrics import Estimate
 from ..run import replication_seeds, simulate
 from .cases import CASES, Case, lab_quantities, theory
 from .ciw_runner import ciw_quantities

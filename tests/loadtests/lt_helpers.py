@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labcore.scenario import Scenario
 from sim import load_scenario
-from sim.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "scenarios" / "baseline.yaml"

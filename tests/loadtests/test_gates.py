@@ -1,4 +1,4 @@
-"""The SLO gate: the scenario's checks, sim.checks.passes, observable metrics only."""
+"""The SLO gate: the scenario's checks, labcore.checks.passes, observable metrics only."""
 
 from __future__ import annotations
 

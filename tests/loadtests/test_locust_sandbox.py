@@ -18,9 +18,9 @@ import pytest
 from conftest import Standin, child_env, locust_command, run_locust
 from lt_helpers import AZ_LOSS, BASELINE, SURGE
 
+from labcore.metrics import window_table
 from loadtests.convert import history_windows, plot_comparison
 from sim import read_scenario, simulate
-from sim.metrics import window_table
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(300)]
 SHORT = ["--scenario-set", "run.duration=20s", "--scenario-set", "run.warmup=5s",

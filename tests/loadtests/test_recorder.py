@@ -1,4 +1,4 @@
-"""The client recorder: outcomes, windows, worker merge, and metrics via sim.metrics."""
+"""The client recorder: outcomes, windows, worker merge, and metrics via labcore.metrics."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from lt_helpers import baseline
 
+from labcore.metrics import compute_metrics, window_table
 from loadtests.recorder import ClientRecorder, classify, fault_marks
-from sim.metrics import compute_metrics, window_table
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 

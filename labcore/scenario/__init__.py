@@ -7,7 +7,7 @@ the system's shape and ``faults`` its timeline. Values carry units in YAML and a
 converted here, once, to seconds, requests per second and fractions.
 
 Loading (YAML with line numbers, profiles and ``--set`` overrides) lives in
-:mod:`sim.scenario_file`; this module only defines what a valid scenario is.
+:mod:`labcore.scenario_file`; this module only defines what a valid scenario is.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from .distributions import Constant, Distribution
-from .units import parse_duration, parse_fraction, parse_quantity, parse_rate
+from ..distributions import Constant, Distribution
+from ..units import parse_duration, parse_fraction, parse_quantity, parse_rate
 
 __all__ = [
     "Scenario",
@@ -562,7 +562,7 @@ Fault = Annotated[
 
 
 class CheckSpec(Strict):
-    """One check: ``{metric: latency_p95, op: "<=", value: 1.5s}`` (see :mod:`sim.checks`)."""
+    """One check: ``{metric: latency_p95, op: "<=", value: 1.5s}`` (see :mod:`labcore.checks`)."""
 
     name: str | None = None
     metric: str

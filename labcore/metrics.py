@@ -128,13 +128,15 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
 
-from .kernel.recorder import BIN_GROWTH, BIN_MIN, OUTCOMES, TIER_FIELDS, bin_value
-from .run import RunResult
+from .facts import BIN_GROWTH, BIN_MIN, OUTCOMES, TIER_FIELDS, bin_value
+
+if TYPE_CHECKING:  # the simulator's result type; any object with the same fields will do
+    from sim.run import RunResult
 
 __all__ = [
     "Estimate",
