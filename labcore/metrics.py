@@ -34,6 +34,15 @@ measured windows (those starting at or after ``run.warmup``):
     server-time, mean wait in queue over jobs started, fraction of jobs that waited,
     jobs started per second, jobs refused by a full queue, queued jobs skipped because
     their client had already timed out (``drop_expired``).
+``<tier>.wait_p95`` / ``<tier>.wait_p99`` / ``<tier>.p_wait_over_<x>``
+    Only with ``run.wait_histograms: true``: quantiles of the queue wait of jobs started
+    (jobs that did not wait count as 0), and the fraction of started jobs that waited
+    longer than each ``x`` of ``run.wait_over`` (``engine.p_wait_over_1s``,
+    ``engine.p_wait_over_250ms``). From the 2% log bins, interpolated log-uniformly
+    within a bin.
+``outlier.ejections`` / ``users.abandoned``
+    Only with outlier detection / closed-loop tenants: zones ejected, and queries whose
+    user stopped waiting (``patience``).
 ``cache.hit_ratio``, ``connector.calls``, ``connector.rate_limited`` (provider 429s),
 ``connector.unauthorized`` (provider 401s), ``connector.timeouts``, ``client.retries``...
     Counts over the measured windows (``cache.hit_ratio`` a fraction).
@@ -124,7 +133,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .facts import OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
+from .facts import BIN_GROWTH, BIN_MIN, OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
 from .scenario.checks import Scope
 
 __all__ = [
@@ -138,6 +147,9 @@ __all__ = [
     "sustain_windows",
     "sustained_from",
     "window_table",
+    "wait_quantile",
+    "wait_tail",
+    "wait_label",
 ]
 
 _F = {name: i for i, name in enumerate(TIER_FIELDS)}
@@ -257,6 +269,11 @@ def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, floa
         metrics["rpo_seconds"] = None if math.isinf(worst) else worst
     metrics.update(result.facts)  # releases and failovers: whole-run facts, not windowed
     _runbook_metrics(metrics, result, scope, mask, counters, rec)
+    if "tier_wait_hist" in a:  # issue 14: opt-in per-tier wait distributions
+        _wait_tail_metrics(metrics, a, mask, result.scenario.run.wait_over)
+    for name in ("outlier.ejections", "users.abandoned"):  # issue 14: only when opted in
+        if name in a["counter_names"]:
+            metrics[name] = float(counters.get(name, 0))
     return metrics
 
 
@@ -421,6 +438,7 @@ def window_table(result: WindowFacts, replication: int = 0) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             frame[f"{name}.utilization"] = row[:, _F["busy_area"]] / row[:, _F["capacity_area"]]
             frame[f"{name}.queue_wait_mean"] = row[:, _F["wait_sum"]] / row[:, _F["started"]]
+    _workers_columns(frame, result)  # issue 14: autoscaled pools only
     for t, name in enumerate(result.tenants):
         tenant_total = a["outcomes"][:, t].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -473,3 +491,80 @@ def aggregate(runs: list[dict[str, float | None]]) -> dict[str, Estimate]:
     """Per metric, the :class:`Estimate` over replications (metrics every run has)."""
     names = [name for name in runs[0] if all(name in run for run in runs)]
     return {name: Estimate([run[name] for run in runs]) for name in names}
+
+
+# --------------------------------------------------------------------------- issue 14: wait tails
+
+
+def _workers_columns(frame: dict[str, Any], result: WindowFacts) -> None:
+    """``<tier>.workers``: mean workers serving (all zones) per window, for the tiers with
+    autoscaling (absent otherwise, so other scenarios' tables are unchanged)."""
+    a, topo = result.arrays, result.scenario.topology
+    scaled = {"engine": topo.engine.autoscaling, "connector": topo.connectors.autoscaling}
+    for t, name in enumerate(a["tier_names"]):
+        if scaled.get(name) is not None:
+            area = a["tiers"][:, t, _F["capacity_area"]]
+            frame[f"{name}.workers"] = area / result.scenario.run.window
+
+_LOG_GROWTH = math.log(BIN_GROWTH)
+
+
+def wait_label(seconds: float) -> str:
+    """The ``x`` of ``p_wait_over_<x>``: ``1.0`` → ``1s``, ``0.25`` → ``250ms``."""
+    if seconds >= 1.0 and float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    ms = seconds * 1000.0
+    if abs(ms - round(ms)) < 1e-9:
+        return f"{int(round(ms))}ms"
+    return f"{seconds:g}s".replace(".", "_")
+
+
+def _bin_position(x: float) -> float:
+    """Where ``x`` (> 0) falls on the bin axis: bin ``k`` spans ``[k, k + 1)``."""
+    if x <= BIN_MIN * BIN_GROWTH:  # bin 0 holds (0, BIN_MIN·g): linear inside it
+        return x / (BIN_MIN * BIN_GROWTH)
+    return math.log(x / BIN_MIN) / _LOG_GROWTH
+
+
+def wait_tail(hist: np.ndarray, started: float, x: float) -> float:
+    """P(wait > ``x``) over ``started`` jobs, given the histogram of positive waits; a
+    bin's waits are taken as log-uniform within it (the bins are 2% wide)."""
+    if started <= 0:
+        return math.nan
+    position = _bin_position(x)
+    k = int(position)
+    if k >= len(hist):
+        return 0.0
+    above = float(hist[k + 1:].sum()) + float(hist[k]) * (k + 1 - position)
+    return above / started
+
+
+def wait_quantile(hist: np.ndarray, started: float, q: float) -> float:
+    """The ``q`` quantile of the wait of ``started`` jobs (those not in ``hist`` waited 0)."""
+    if started <= 0:
+        return math.nan
+    rank = q * started - (started - float(hist.sum()))  # rank among the positive waits
+    if rank <= 0:
+        return 0.0
+    cum = np.cumsum(hist)
+    k = int(np.searchsorted(cum, rank, side="left"))
+    if k >= len(hist):
+        k = len(hist) - 1
+    before = float(cum[k - 1]) if k else 0.0
+    position = k + (rank - before) / float(hist[k])
+    if position <= 1.0:
+        return position * BIN_MIN * BIN_GROWTH
+    return BIN_MIN * BIN_GROWTH ** position
+
+
+def _wait_tail_metrics(out: dict, a: dict[str, Any], mask: np.ndarray,
+                       thresholds: Iterable[float]) -> None:
+    hists = a["tier_wait_hist"][mask].sum(axis=0)
+    started = a["tiers"][mask].sum(axis=0)[:, _F["started"]]
+    for name, hist, n in zip(a["tier_names"], hists, started):
+        if f"{name}.utilization" not in out:
+            continue  # the tier is bypassed in this scenario
+        out[f"{name}.wait_p95"] = wait_quantile(hist, n, 0.95)
+        out[f"{name}.wait_p99"] = wait_quantile(hist, n, 0.99)
+        for x in thresholds:
+            out[f"{name}.p_wait_over_{wait_label(x)}"] = wait_tail(hist, n, x)

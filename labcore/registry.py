@@ -38,6 +38,7 @@ _PLACEHOLDERS = {
     "<tier>": r"gateway|engine|connector",
     "<cause>": "|".join(OUTCOMES[1:]),
     "<kind>": r"[a-z][a-z_]*",
+    "<x>": r"[0-9][0-9_]*(?:ms|s)",
 }
 _FACT: tuple[Scope, ...] = ("run",)  # whole-run facts: the same whatever the scope
 
@@ -140,6 +141,12 @@ _TIERS = [
     _m("<tier>.throughput", "1/s", "Jobs started per second."),
     _m("<tier>.rejected", "count", "Jobs refused by a full queue."),
     _m("<tier>.dropped", "count", "Queued jobs skipped because their client had timed out."),
+    _m("<tier>.wait_p95", "s", "95th percentile of the queue wait over jobs started "
+       "(with run.wait_histograms)."),
+    _m("<tier>.wait_p99", "s", "99th percentile of the queue wait over jobs started "
+       "(with run.wait_histograms)."),
+    _m("<tier>.p_wait_over_<x>", "fraction", "P(wait > x) over jobs started, x from "
+       "run.wait_over (with run.wait_histograms)."),
 ]
 _COUNTERS = [
     _m("cache.hit_ratio", "fraction", "Cache hits over lookups.", locust=True),
@@ -162,6 +169,10 @@ _COUNTERS = [
         ("client.wasted", "Attempts abandoned by their client."),
         ("engine.wasted", "Engine work whose client had gone."),
         ("gateway.capped", "Requests refused by a per-user concurrency cap."))],
+    _m("outlier.ejections", "count", "Zones ejected by outlier detection "
+       "(with topology.gateway.outlier_detection)."),
+    _m("users.abandoned", "count", "Queries closed-loop users gave up waiting for "
+       "(with a tenant's closed_loop.patience)."),
     _m("loadgen.late", "count", "Requests the load client sent behind schedule.", locust=True,
        sim=False),
     _m("loadgen.bad_request", "count", "Requests the target refused as malformed (a load "

@@ -172,6 +172,19 @@ def replication_table(summary: dict[str, Any],
     return frame
 
 
+def _plot_workers(ax: Any, minutes: Any, df: Any) -> None:
+    """Issue 14: workers of autoscaled pools on a second axis of the utilisation panel."""
+    columns = [c for c in df.columns if c.endswith(".workers")]
+    if not columns:
+        return
+    twin = ax.twinx()
+    for col in columns:
+        twin.plot(minutes, df[col], ls="-.", lw=1.2, label=col)
+    twin.set_ylabel("workers (all zones)")
+    twin.set_ylim(bottom=0)
+    twin.legend(loc="upper right", fontsize=7)
+
+
 def plot_overview(result: WindowFacts, path: Path) -> None:
     """Latency, errors and utilisation over time, with SLOs, faults and RTO marked."""
     import matplotlib.pyplot as plt
@@ -215,6 +228,7 @@ def overview_figure(result: WindowFacts) -> Any:
     util.axhline(2 / 3, color="orange", lw=1, ls=":", label="static stability (2/3)")
     util.set_ylabel("fraction")
     util.set_ylim(0, 1.05)
+    _plot_workers(util, minutes, df)
     for col, label in (("connector.calls", "connector calls/s"),
                        ("connector.rate_limited", "provider 429s/s"),
                        ("client.retries", "client retries/s")):

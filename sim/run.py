@@ -57,7 +57,7 @@ def simulate(
     env = Environment(collect_every=scenario.run.window)
     streams = Streams(seed)
     recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
-                        outcomes=OUTCOMES)
+                        outcomes=OUTCOMES, wait_histograms=scenario.run.wait_histograms)
     system = System(env, scenario, streams, recorder)
     if progress is not None:
         env.process(_report_progress(env, scenario.run.duration, progress))

@@ -105,7 +105,12 @@ def test_ciw_replications_do_not_share_random_numbers():
 # --------------------------------------------------------------------------- agreement
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+#: The load-balancing cases run Ciw on a 4-node network (about 20 s of CPU each): slow tier.
+_CASE_PARAMS = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.kind == "balancing"
+                             else []) for c in CASES]
+
+
+@pytest.mark.parametrize("case", _CASE_PARAMS)
 def test_case_agrees_with_theory_and_ciw(case):
     rows = validate([case], LAB_R, CIW_R, extra=QUICK, seed=7)
     rows = agreement(rows, CASE_ALPHA)

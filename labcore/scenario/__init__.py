@@ -26,6 +26,7 @@ from .faults import (
     AzLoss,
     CacheFlush,
     Fault,
+    GrayFailure,
     LatencyInjection,
     ProviderOutage,
     RegionLoss,
@@ -58,6 +59,7 @@ from .releases import (
 from .run import SLO, RunSpec
 from .spec import Scenario
 from .topology import (
+    Autoscaling,
     Cache,
     ConnectorRetries,
     Connectors,
@@ -65,13 +67,14 @@ from .topology import (
     Gateway,
     HealthCheck,
     Metadata,
+    OutlierDetection,
     Provider,
     RateLimit,
     Retries,
     Topology,
     UserCap,
 )
-from .workload import Diurnal, ProfilePoint, Tenant, Workload
+from .workload import ClosedLoop, Diurnal, ProfilePoint, Tenant, Workload
 
 __all__ = [
     "Scenario",
@@ -101,6 +104,10 @@ __all__ = [
     "CacheFlush",
     "TokenRevocation",
     "RegionLoss",
+    "GrayFailure",
+    "OutlierDetection",
+    "Autoscaling",
+    "ClosedLoop",
     "Release",
     "Canary",
     "CanaryAnalysis",

@@ -9,8 +9,8 @@ from pydantic import Field
 from .base import Duration, Fraction, Strict
 
 __all__ = [
-    "AzLoss", "CacheFlush", "Fault", "LatencyInjection", "ProviderOutage", "RegionLoss",
-    "TokenRevocation", "TrafficSurge", "check_fault",
+    "AzLoss", "CacheFlush", "Fault", "GrayFailure", "LatencyInjection", "ProviderOutage",
+    "RegionLoss", "TokenRevocation", "TrafficSurge", "check_fault", "check_outlier_detection",
 ]
 
 
@@ -80,9 +80,25 @@ class RegionLoss(_Fault):
     blackhole: bool = False
 
 
+class GrayFailure(_Fault):
+    """One zone's tier degrades without going down: its service times are multiplied by
+    ``latency_factor``, a share ``error_rate`` of the attempts it serves fail
+    (``unavailable``) at the end of their service there, and only ``capacity`` of its
+    workers keep serving (rounded; work in service finishes). Up/down probes still see
+    the zone up. Ends after ``duration`` (or with the run)."""
+
+    kind: Literal["gray_failure"]
+    zone: str
+    tier: Literal["gateway", "engine", "connector"] = "engine"
+    duration: Duration | None = None
+    latency_factor: float = Field(default=1.0, gt=0)
+    error_rate: Fraction = 0.0
+    capacity: Fraction = 1.0
+
+
 Fault = Annotated[
     Union[AzLoss, ProviderOutage, LatencyInjection, TrafficSurge, CacheFlush, TokenRevocation,
-          RegionLoss],
+          RegionLoss, GrayFailure],
     Field(discriminator="kind"),
 ]
 
@@ -103,3 +119,23 @@ def check_fault(fault: Any, scenario: Any) -> None:
     tenant = getattr(fault, "tenant", None)
     if tenant is not None and tenant not in scenario.workload.tenants:
         raise ValueError(f"{fault.kind}: unknown tenant {tenant!r}")
+    if isinstance(fault, GrayFailure):
+        _check_gray_failure(fault, scenario)
+
+
+def _check_gray_failure(fault: GrayFailure, scenario: Any) -> None:
+    topo = scenario.topology
+    if fault.tier == "gateway" and topo.gateway.workers_per_zone == 0:
+        raise ValueError("gray_failure: tier gateway has no workers (workers_per_zone: 0)")
+    if fault.tier == "connector" and not topo.connectors.enabled:
+        raise ValueError("gray_failure: tier connector is disabled")
+    if scenario.release is not None:
+        raise ValueError("gray_failure cannot be combined with a release (both wrap the "
+                         "engine's service)")
+
+
+def check_outlier_detection(scenario: Any) -> None:
+    """Outlier detection and a release both watch the client's outcomes: not both."""
+    if scenario.topology.gateway.outlier_detection is not None and scenario.release is not None:
+        raise ValueError("topology.gateway.outlier_detection cannot be combined with a release "
+                         "(both watch the client's outcomes)")

@@ -72,6 +72,9 @@ class XFetch(_Mitigation):
 
     kind: Literal["xfetch"]
     beta: float = Field(default=1.0, ge=0)
+    #: ``false`` drops the lock: every hit that draws an early refresh starts one, even
+    #: with one in flight for the key (duplicate recomputations).
+    single_flight: bool = True
 
 
 class CacheScale(_Mitigation):

@@ -17,6 +17,11 @@ class RunSpec(Strict):
     window: Duration = Field(default=10.0, gt=0)
     seed: int = 1
     replications: int = Field(default=1, ge=1)
+    #: Record a histogram of queue waits per tier (2% log bins) and report
+    #: ``<tier>.wait_p95``, ``<tier>.wait_p99`` and ``<tier>.p_wait_over_<x>`` (issue 14).
+    wait_histograms: bool = False
+    #: The ``x`` of ``<tier>.p_wait_over_<x>`` (``P(wait > x)``), when histograms are on.
+    wait_over: tuple[Duration, ...] = (1.0,)
 
     @model_validator(mode="after")
     def _fits(self) -> "RunSpec":

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from .base import Name, Strict
 from .checks import CheckSpec
-from .faults import Fault, check_fault
+from .faults import Fault, check_fault, check_outlier_detection
 from .mitigations import Mitigation, check_mitigation
 from .releases import Failover, Release, ResiliencePolicy, check_release_and_failover
 from .run import SLO, RunSpec
@@ -63,6 +63,7 @@ class Scenario(Strict):
                 check_fault(fault, self)
             except ValueError as exc:
                 raise ValueError(f"faults.{i}: {exc}") from None
+        check_outlier_detection(self)
         return self
 
     @model_validator(mode="after")

@@ -7,11 +7,20 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..distributions import Constant, Distribution
-from .base import RETRIABLE_OUTCOMES, Duration, Fraction, Name, Rate, RetryOutcome, Strict
+from .base import (
+    RETRIABLE_OUTCOMES,
+    Duration,
+    Fraction,
+    Name,
+    Quantity,
+    Rate,
+    RetryOutcome,
+    Strict,
+)
 
 __all__ = [
-    "Cache", "ConnectorRetries", "Connectors", "Engine", "Gateway", "HealthCheck", "Metadata",
-    "Provider", "RateLimit", "Retries", "Topology", "UserCap",
+    "Autoscaling", "Cache", "ConnectorRetries", "Connectors", "Engine", "Gateway", "HealthCheck",
+    "Metadata", "OutlierDetection", "Provider", "RateLimit", "Retries", "Topology", "UserCap",
 ]
 
 
@@ -44,6 +53,34 @@ class UserCap(Strict):
     max_concurrency: int = Field(ge=0)
 
 
+class OutlierDetection(Strict):
+    """Passive outlier detection of zones from the attempts' own outcomes, as Envoy's.
+
+    An attempt *fails* for the detector when it ends ``unavailable``, ``overload`` or
+    ``timeout`` (what the balancer sees as a 5xx or a gateway timeout), or, with
+    ``slow_threshold``, takes longer than that. A zone is ejected (taken out of routing)
+    after ``consecutive_failures`` failed attempts in a row, or at the end of an
+    ``interval`` in which it had at least ``request_volume`` attempts and a failed share
+    of at least ``failure_percentage``, or (``success_rate_stdev_factor``) a success rate
+    below the mean of the zones minus that many standard deviations (needs
+    ``minimum_hosts`` zones with that volume). An ejected zone returns after
+    ``base_ejection_time`` × the number of times it has been ejected (at most
+    ``max_ejection_time``), checked every ``interval``; at most ``max_ejection_percent``
+    of the zones are ejected at once (at least one may always be).
+    """
+
+    interval: Duration = Field(default=10.0, gt=0)
+    consecutive_failures: int | None = Field(default=5, ge=1)
+    failure_percentage: Fraction | None = None
+    success_rate_stdev_factor: float | None = Field(default=None, gt=0)
+    request_volume: int = Field(default=100, ge=1)
+    minimum_hosts: int = Field(default=3, ge=2)
+    slow_threshold: Duration | None = Field(default=None, gt=0)
+    base_ejection_time: Duration = Field(default=30.0, gt=0)
+    max_ejection_time: Duration = Field(default=300.0, gt=0)
+    max_ejection_percent: Fraction = 0.1
+
+
 class Gateway(Strict):
     """Admission, routing to healthy zones, request timeout and client retries.
 
@@ -56,6 +93,42 @@ class Gateway(Strict):
     health_check: HealthCheck = HealthCheck()
     retries: Retries = Retries()
     user_caps: tuple[UserCap, ...] = ()
+    #: How the load balancer picks a healthy zone for each attempt: ``random`` (uniform),
+    #: ``round_robin``, ``least_outstanding`` (fewest attempts in flight in the zone, ties
+    #: at random) or ``power_of_two`` (two distinct zones at random, the less loaded).
+    routing: Literal["random", "round_robin", "least_outstanding", "power_of_two"] = "random"
+    #: Passive outlier detection (as Envoy's): ``null`` = off, zones are judged by the
+    #: up/down probes of ``health_check`` only.
+    outlier_detection: OutlierDetection | None = None
+
+
+class Autoscaling(Strict):
+    """Target tracking for a worker pool, per zone (as ECS/EKS target tracking does).
+
+    Every ``interval`` the zone's pool is judged on ``metric``: ``utilization`` (busy
+    workers over workers, averaged over the interval from one sample a second) or
+    ``queue_length`` (jobs in the station, queued and in service, per worker, same
+    sampling). The desired size is ``ceil(workers × metric / target)`` within
+    ``[min_per_zone, max_per_zone]``. A scale-out starts the missing workers at once;
+    each serves after its own ``scale_out_delay`` (e.g. a Fargate task's start), and
+    workers still starting count as workers for the next decision. A scale-in removes
+    workers at once (work in service finishes), only when nothing is starting and
+    ``scale_in_cooldown`` has passed since the last scaling action.
+    """
+
+    metric: Literal["utilization", "queue_length"] = "utilization"
+    target: Quantity = Field(gt=0)
+    interval: Duration = Field(default=60.0, gt=0)
+    scale_out_delay: Distribution = Constant.of("60s")
+    scale_in_cooldown: Duration = Field(default=300.0, ge=0)
+    min_per_zone: int = Field(default=1, ge=0)
+    max_per_zone: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.min_per_zone > self.max_per_zone:
+            raise ValueError("min_per_zone must not exceed max_per_zone")
+        return self
 
 
 class Engine(Strict):
@@ -70,6 +143,8 @@ class Engine(Strict):
     #: Extra engine (control-plane) CPU a cache miss costs before the connector fetch:
     #: planning the pushdown and building the SaaS request. ``null``: none.
     miss_service_time: Distribution | None = None
+    #: Target-tracking autoscaling of the pool (``null``: fixed size).
+    autoscaling: Autoscaling | None = None
 
 
 class Cache(Strict):
@@ -108,6 +183,8 @@ class Connectors(Strict):
     queue_limit: int | None = Field(default=None, ge=0)
     timeout: Duration = Field(default=10.0, gt=0)
     retries: ConnectorRetries = ConnectorRetries()
+    #: Target-tracking autoscaling of the pool (``null``: fixed size).
+    autoscaling: Autoscaling | None = None
 
 
 class RateLimit(Strict):
@@ -129,6 +206,9 @@ class Provider(Strict):
     objects: tuple[Name, ...] = Field(min_length=1)
     rate_limit: RateLimit = RateLimit()
     error_rate: Fraction = 0.0
+    #: Above this many admitted calls in flight, a new call's latency is multiplied by
+    #: (calls in flight + 1) / concurrency (``null``: latency independent of load).
+    concurrency: int | None = Field(default=None, ge=1)
 
 
 class Metadata(Strict):

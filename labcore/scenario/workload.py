@@ -10,9 +10,22 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from ..distributions import Distribution
 from .base import Duration, Fraction, Name, Rate, Strict
 
-__all__ = ["Diurnal", "ProfilePoint", "Tenant", "Workload"]
+__all__ = ["ClosedLoop", "Diurnal", "ProfilePoint", "Tenant", "Workload"]
+
+
+class ClosedLoop(Strict):
+    """The tenant's ``users`` wait for their answers: each of a user's ``in_flight``
+    sessions sends a query, waits for its final outcome (retries included), thinks for
+    ``think_time`` and sends the next. With ``patience`` a user gives up waiting after
+    that long and thinks, then sends the next query (the abandoned query still runs to its
+    end). The tenant's ``rate`` and ``arrivals`` are then ignored."""
+
+    think_time: Distribution
+    in_flight: int = Field(default=1, ge=1)
+    patience: Duration | None = Field(default=None, gt=0)
 
 
 class Tenant(Strict):
@@ -24,6 +37,8 @@ class Tenant(Strict):
     #: ``poisson`` (open loop, the default) or ``deterministic`` (evenly spaced: for
     #: exact-timeline tests and D/x/c textbook checks).
     arrivals: Literal["poisson", "deterministic"] = "poisson"
+    #: Closed-loop users instead of the open-loop stream (``null``: open loop).
+    closed_loop: ClosedLoop | None = None
 
     @model_validator(mode="after")
     def _mix_sums_to_one(self) -> "Tenant":

@@ -10,6 +10,10 @@ The recorder knows no outcome names: the model hands it their number (``outcomes
 the order of :data:`labcore.facts.OUTCOMES`) and reports outcomes by index. The arrays are
 :mod:`labcore.facts`' window-facts format (its bins and tier fields).
 
+Optionally (``wait_histograms``), per tier, the queue waits of jobs that waited, in the
+same 2% log bins (array ``tier_wait_hist``); jobs that did not wait are ``started -
+waited``.
+
 An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tests.
 """
 
@@ -35,7 +39,7 @@ _log = math.log
 class Window:
     """Aggregates of one window: ``[start, start + length)``."""
 
-    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers")
+    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
         self.start = start
@@ -44,6 +48,7 @@ class Window:
         self.latency_sum = [0.0] * n_tenants
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
+        self.wait_hists: dict[str, np.ndarray] = {}
 
 
 class Recorder:
@@ -57,6 +62,7 @@ class Recorder:
         trace: bool = False,
         *,
         outcomes: Sequence[str],
+        wait_histograms: bool = False,
     ) -> None:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
         #: Names of the final outcomes, index 0 success: data from the model.
@@ -66,10 +72,14 @@ class Recorder:
         self.tiers: dict[str, list[Station]] = {}
         self.sources: list[tuple[str, Any, tuple[str, ...]]] = []
         self.trace: list[tuple[float, int, str]] | None = [] if trace else None
+        self.wait_histograms = wait_histograms
         env.process(self._tick())
 
     def add_tier(self, name: str, stations: Sequence[Station]) -> None:
         self.tiers[name] = list(stations)
+        if self.wait_histograms:
+            for station in stations:
+                station.waits = []
 
     def add_counters(self, prefix: str, source: Any, names: Sequence[str]) -> None:
         """Integer attributes of ``source`` (or per-tenant lists of them), read and reset at
@@ -121,15 +131,28 @@ class Recorder:
                     zero = 0.0 if isinstance(getattr(station, field), float) else 0
                     setattr(station, field, zero)
             w.tiers[name] = tuple(totals)
+            if self.wait_histograms:
+                w.wait_hists[name] = self._bin_waits(stations)
         self.windows.append(w)
         self.current = Window(self.env.now, len(self.tenants), len(self.outcomes))
+
+    @staticmethod
+    def _bin_waits(stations: Sequence[Station]) -> np.ndarray:
+        """The positive waits of the window's stations in the latency bins (then forgotten)."""
+        waits = np.array([x for s in stations if s.waits for x in s.waits], dtype=float)
+        for station in stations:
+            station.waits = []
+        index = np.zeros(len(waits), dtype=np.int64)
+        above = waits > BIN_MIN
+        index[above] = (np.log(waits[above] / BIN_MIN) * _INV_LOG_GROWTH).astype(np.int64)
+        return np.bincount(np.minimum(index, _LAST_BIN), minlength=N_BINS)
 
     def arrays(self) -> dict[str, Any]:
         """The windows as :mod:`labcore.facts` arrays (window, tenant, ...)."""
         windows = self.windows
         counter_names = sorted({k for w in windows for k in w.counters})
         tier_names = list(self.tiers)
-        return {
+        out = {
             "start": np.array([w.start for w in windows], dtype=float),
             "hist": np.array([w.hist for w in windows], dtype=np.int64).reshape(
                 len(windows), len(self.tenants), N_BINS
@@ -150,3 +173,9 @@ class Recorder:
                 dtype=float,
             ).reshape(len(windows), len(tier_names), len(TIER_FIELDS)),
         }
+        if self.wait_histograms:  # opt-in: absent otherwise, so default runs are unchanged
+            empty = np.zeros(N_BINS, dtype=np.int64)
+            out["tier_wait_hist"] = np.array(
+                [[w.wait_hists.get(t, empty) for t in tier_names] for w in windows],
+                dtype=np.int64).reshape(len(windows), len(tier_names), N_BINS)
+        return out

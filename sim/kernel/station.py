@@ -57,6 +57,8 @@ class Station:
         self.wait_sum = 0.0
         self.rejected = 0
         self.dropped = 0
+        #: Positive waits of this window (binned by the recorder), or ``None``: not kept.
+        self.waits: list[float] | None = None
 
     def __repr__(self) -> str:
         return f"Station({self.name!r}, busy={self.busy}/{self.capacity}, queued={len(self.queue)})"
@@ -91,6 +93,8 @@ class Station:
         if wait > 0.0:
             self.waited += 1
             self.wait_sum += wait
+            if self.waits is not None:  # opt-in: only jobs that waited pay for it
+                self.waits.append(wait)
         job.gen = self.gen
         # The job is its own completion event (kernel.events.schedule_job, inlined).
         job.callbacks = self._callbacks
@@ -126,6 +130,19 @@ class Station:
         self.busy = 0
         self.capacity = 0
         return lost
+
+    def resize(self, capacity: int) -> None:
+        """Change the number of servers now: jobs in service finish (even above the new
+        capacity); queued jobs start at once if there is room."""
+        self.sample_areas()
+        self.capacity = capacity
+        now, queue = self.env._now, self.queue
+        while queue and self.busy < self.capacity:
+            nxt = queue.popleft()
+            if self.drop_expired and not nxt.alive:
+                self.dropped += 1
+                continue
+            self._start(nxt, now)
 
     def restore(self, capacity: int) -> None:
         self.sample_areas()

@@ -152,6 +152,7 @@ class ReadThrough:
         self.max_stale: float | None = None  # soft caching
         self.coalesce = False
         self.beta: float | None = None  # XFetch
+        self.single_flight = True  # XFetch: no early refresh of a key already being fetched
         self.inflight: dict[int, list[Attempt]] = {}  # key → attempts waiting for its fetch
         self.started: dict[int, float] = {}  # key → when its fetch started
         self.delta: dict[int, float] = {}  # key → how long its last fetch took
@@ -209,6 +210,8 @@ class ReadThrough:
         """A fetch ended: its waiters get the same outcome (a result, or its error)."""
         key, now = attempt.request.key, self.env._now
         started = self.started.pop(key, None)
+        if not self.single_flight and attempt.request.id < 0:
+            started = attempt.start  # without the lock each refresh times itself
         waiters = self.inflight.pop(key, ())
         if started is not None and outcome == OK:
             self.delta[key] = now - started
@@ -225,11 +228,13 @@ class ReadThrough:
         return started is not None and now - started <= self.lost_after
 
     def _xfetch(self, key: int, now: float, expiry: float, beta: float) -> bool:
-        if key in self.started:
+        if self.single_flight and key in self.started:
             return False
         delta = self.delta.get(key)
         # Vattani et al.: refresh early when now - delta * beta * ln(U) >= expiry.
-        return delta is not None and now - delta * beta * math.log(1.0 - self.rng.random()) >= expiry
+        if delta is None:
+            return False
+        return now - delta * beta * math.log(1.0 - self.rng.random()) >= expiry
 
     def _refresh(self, key: int, now: float) -> None:
         """Start a fetch for ``key`` that no client waits for."""
@@ -239,8 +244,11 @@ class ReadThrough:
         request = Request(-1, tenant, 0, target, key, now)
         zones = self.zones()
         attempt = Attempt(request, zones[key % len(zones)], now)
-        self.inflight[key] = []
-        self.started[key] = now
+        if self.single_flight or key not in self.started:
+            self.inflight[key] = []
+            self.started[key] = now
+        # else: without the lock, a duplicate refresh leaves the fetch in flight its
+        # waiters and its start (the first to end answers them and measures delta)
         self.submit(attempt)
 
     # -- narrow methods for mitigations ----------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from labcore.scenario import (
     AzLoss,
     CacheFlush,
+    GrayFailure,
     LatencyInjection,
     ProviderOutage,
     RegionLoss,
@@ -19,6 +20,7 @@ from labcore.scenario import (
     TrafficSurge,
 )
 
+from .gray import gray_failure
 from .region import region_loss
 
 if TYPE_CHECKING:
@@ -116,4 +118,5 @@ _FAULTS: dict[type, Callable[[Any, Any], Iterator[Any]]] = {
     CacheFlush: _cache_flush,
     TokenRevocation: _token_revocation,
     RegionLoss: region_loss,
+    GrayFailure: gray_failure,
 }

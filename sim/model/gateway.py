@@ -1,6 +1,11 @@
 """The gateway: the load balancer's health checks, routing, and per-user admission.
 
-The load balancer spreads attempts evenly over the zones it believes healthy. It learns
+The load balancer spreads attempts over the zones it believes healthy: uniformly at
+random by default, or by round robin, least outstanding requests or the power of two
+choices (``routing``; outstanding = attempts routed to the zone and not yet ended, as
+the balancer itself counts them: an attempt ends for it when the client gets an answer
+or gives up). Within a zone each tier is one FIFO queue in front of all its workers, so
+there is no per-worker choice to make there. It learns
 of a zone's loss only through health checks (``failure_threshold`` failed probes at
 ``interval``), so detection takes real time, during which attempts routed to the lost
 zone fail (or hang, for a black-holed zone). With no healthy zone it fails open.
@@ -36,8 +41,15 @@ class Gateway:
         self.recorder = recorder
         self.tenants = tenants
         self.rng = streams.get("gateway.routing")
+        if spec.routing != "random":  # opt-in policies draw from streams of their own
+            self._policy_rng = streams.get(f"gateway.routing.{spec.routing}")
+            self.outstanding = [0] * len(zones)
+            self._next = -1  # round robin: the last zone picked (an index into routable)
+            self._pick = getattr(self, f"_pick_{spec.routing}")
+            self.accept = self._accept_balanced  # type: ignore[method-assign]
         self.healthy = [True] * len(zones)
         self.routable = list(range(len(zones)))
+        self.ejected: set[int] = set()  # zones ejected by outlier detection (issue 14)
         self._fails = [0] * len(zones)
         self._passes = [0] * len(zones)
         self.forward: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
@@ -83,8 +95,50 @@ class Gateway:
     # -- data path ----------------------------------------------------------------------
 
     def accept(self, attempt: Attempt) -> None:
+        """Route to a zone uniformly at random (the default policy). The hot path: this
+        is :meth:`_route` inlined (the other policies call it)."""
         routable = self.routable
         z = routable[int(self.rng.random() * len(routable))]
+        attempt.zone = z
+        zone = self.zones[z]
+        if not zone.up:
+            if not zone.blackhole:
+                self.client.finish(attempt, UNAVAILABLE)
+            return  # a black hole: the client's timeout will end it
+        request = attempt.request
+        if request.tenant in self.caps and not self._admit(attempt):
+            self.capped += 1
+            self.client.finish(attempt, CAPPED)
+            return
+        if self.stations:
+            if not self.stations[z].submit(attempt):
+                self.client.finish(attempt, OVERLOAD)
+        else:
+            self.forward(attempt)
+
+    def _accept_balanced(self, attempt: Attempt) -> None:
+        z = self._pick(self.routable)
+        self.outstanding[z] += 1
+        attempt.slot |= 2
+        self._route(attempt, z)
+
+    def _pick_round_robin(self, routable: list[int]) -> int:
+        self._next = (self._next + 1) % len(routable)
+        return routable[self._next]
+
+    def _pick_least_outstanding(self, routable: list[int]) -> int:
+        load = self.outstanding
+        fewest = min(load[z] for z in routable)
+        ties = [z for z in routable if load[z] == fewest]
+        return ties[0] if len(ties) == 1 else ties[int(self._policy_rng.random() * len(ties))]
+
+    def _pick_power_of_two(self, routable: list[int]) -> int:
+        if len(routable) == 1:
+            return routable[0]
+        a, b = self._policy_rng.sample(routable, 2)
+        return a if self.outstanding[a] <= self.outstanding[b] else b
+
+    def _route(self, attempt: Attempt, z: int) -> None:
         attempt.zone = z
         zone = self.zones[z]
         if not zone.up:
@@ -118,14 +172,17 @@ class Gateway:
         if used >= cap:
             return False
         self.inflight[key] = used + 1
-        attempt.slot = True
+        attempt.slot |= 1
         return True
 
     def release(self, attempt: Attempt) -> None:
-        """An attempt that held a concurrency slot ended: free the slot."""
-        key = (attempt.request.tenant, attempt.request.user)
-        self.inflight[key] -= 1
-        attempt.slot = False
+        """An attempt that held a concurrency slot (or was counted as outstanding in its
+        zone) ended: free the slot (and the count)."""
+        if attempt.slot & 1:
+            self.inflight[(attempt.request.tenant, attempt.request.user)] -= 1
+        if attempt.slot & 2:
+            self.outstanding[attempt.zone] -= 1
+        attempt.slot = 0
 
     # -- health checks ------------------------------------------------------------------
 
@@ -145,5 +202,13 @@ class Gateway:
                     self.unhealthy_marks += 1
                 elif not self.healthy[z] and self._passes[z] >= check.success_threshold:
                     self.healthy[z] = True
-            healthy = [z for z, ok in enumerate(self.healthy) if ok]
-            self.routable = healthy or list(range(len(self.zones)))  # fail open
+            self.update_routable()
+
+    def update_routable(self) -> None:
+        """Healthy zones not ejected by outlier detection; fail open to every zone if none
+        is healthy, and ignore the ejections if they would leave none."""
+        healthy = [z for z, ok in enumerate(self.healthy) if ok]
+        routable = healthy or list(range(len(self.zones)))  # fail open
+        if self.ejected:
+            routable = [z for z in routable if z not in self.ejected] or routable
+        self.routable = routable

@@ -82,7 +82,8 @@ def _read_through(system: System, m: SoftCache | Coalescing | XFetch) -> Iterato
         detail = "request coalescing on"
     else:
         policy.beta = m.beta
-        detail = f"XFetch on (beta {m.beta:g})"
+        policy.single_flight = m.single_flight
+        detail = f"XFetch on (beta {m.beta:g})" + ("" if m.single_flight else ", no lock")
     _log(system, m, detail)
 
 

@@ -7,9 +7,16 @@ token from each; otherwise it is answered 429 with the provider's Retry-After.
 OAuth tokens: ``revoked[tenant]`` is the fraction of the tenant's tokens that are no
 longer valid; a call is answered 401 with that probability (1.0: every call). A bulk
 refresh job (SOP-103) brings the fraction down token by token.
+
+With ``concurrency`` (issue 14, opt-in) the provider slows down under OmniSQL's own load:
+a call admitted while ``n`` others are in flight takes ``max(1, (n + 1) / concurrency)``
+times its drawn latency, fixed when it starts (like processor sharing frozen at the
+call's start). Calls a connector gave up on still load the provider until they end.
 """
 
 from __future__ import annotations
+
+from heapq import heappop, heappush
 
 from labcore.scenario import Provider as ProviderSpec
 
@@ -62,6 +69,10 @@ class Provider:
         self.app_bucket: TokenBucket | None = None
         if limit.app is not None:
             self.app_bucket = TokenBucket(limit.app, limit.app_burst or max(1.0, limit.app))
+        self.concurrency = spec.concurrency
+        self.ends: list[float] = []  # when the admitted calls in flight end (a heap)
+        if spec.concurrency is not None:
+            self.call = self._call_loaded  # type: ignore[method-assign]
 
     def call(self, tenant: int, now: float) -> tuple[int, float]:
         """The outcome of one API call made now, and how long it takes to answer."""
@@ -76,6 +87,18 @@ class Provider:
         if self.error_rate and self.errors.random() < self.error_rate:
             return PROVIDER_ERROR, latency
         return OK, latency
+
+    def _call_loaded(self, tenant: int, now: float) -> tuple[int, float]:
+        """:meth:`call`, slowed by the calls in flight (see the module docstring)."""
+        outcome, latency = Provider.call(self, tenant, now)
+        if self.outage or outcome not in (OK, PROVIDER_ERROR):
+            return outcome, latency  # refused at once: no load
+        ends = self.ends
+        while ends and ends[0] <= now:
+            heappop(ends)
+        latency *= max(1.0, (len(ends) + 1) / self.concurrency)  # type: ignore[operator]
+        heappush(ends, now + latency)
+        return outcome, latency
 
     def _admit(self, tenant: int, now: float) -> bool:
         tenant_bucket = self.tenant_buckets[tenant] if self.tenant_buckets else None

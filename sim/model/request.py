@@ -68,4 +68,6 @@ class Attempt:
         self.phase = 0  # connector state machine
         self.calls = 0  # provider calls made by the connector for this attempt
         self.outcome = OK
-        self.slot = False  # holds one of its user's concurrency slots at the gateway
+        #: Gateway bookkeeping to undo when it ends: 1 = holds one of its user's concurrency
+        #: slots, 2 = counted in its zone's outstanding attempts (balancing policies).
+        self.slot = 0

@@ -15,16 +15,19 @@ from labcore.facts import FaultMark
 from labcore.scenario import Scenario
 
 from ..kernel import Recorder, Streams
+from .autoscaling import Autoscaler
 from .cache import ReadThrough, ResultCache
 from .client import Client
 from .connector import Connectors
 from .engine import Engine
 from .faults import start_faults
 from .gateway import Gateway
+from .gray import OutlierDetector
 from .metadata import MetadataStore
 from .mitigations import READ_THROUGH_KINDS, start_mitigations
 from .provider import Provider
 from .release import start_release
+from .users import ClosedLoopUsers, NotifyingClient
 from .workload import Workload
 from .zone import Zone
 
@@ -62,11 +65,15 @@ class System:
             for name, spec in topo.providers.items()
         ]
         self.metadata = MetadataStore(topo.metadata, self.zone_names, streams)
-        self.client = Client(env, topo.gateway.retries, topo.gateway.timeout, streams, recorder)
+        closed = any(t.closed_loop is not None for t in scenario.workload.tenants.values())
+        client_type = NotifyingClient if closed else Client  # issue 14: closed-loop users
+        self.client = client_type(env, topo.gateway.retries, topo.gateway.timeout, streams,
+                                  recorder)
         self.gateway = Gateway(env, topo.gateway, self.zones, self.client, self.tenant_names,
                                streams, recorder)
         cache_latency = (
-            topo.cache.latency.sampler(streams.numpy("cache.latency")) if topo.cache.enabled else None
+            topo.cache.latency.sampler(streams.numpy("cache.latency"))
+            if topo.cache.enabled else None
         )
         self.engine = Engine(env, topo.engine, self.zones, self.cache, cache_latency,
                              self.client, streams, recorder)
@@ -76,6 +83,11 @@ class System:
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
+        self.users = (ClosedLoopUsers(env, scenario, streams, self.workload, self.client,
+                                      recorder)
+                      if isinstance(self.client, NotifyingClient) else None)
+        self.outlier = self._outlier_detection()
+        self.autoscalers = self._autoscalers()
         start_faults(self)
         start_mitigations(self)
         self.release = start_release(self)
@@ -93,6 +105,25 @@ class System:
         self.recorder.add_tier("gateway", self.gateway.stations)
         self.recorder.add_tier("engine", self.engine.stations)
         self.recorder.add_tier("connector", self.connectors.stations)
+
+    def _outlier_detection(self) -> OutlierDetector | None:
+        """Issue 14: passive outlier ejection watches every attempt's outcome (opt-in)."""
+        spec = self.scenario.topology.gateway.outlier_detection
+        if spec is None:
+            return None
+        detector = OutlierDetector(self.env, spec, self.gateway, self.recorder)
+        self.client.observer = detector.observe
+        return detector
+
+    def _autoscalers(self) -> list[Autoscaler]:
+        """Issue 14: target-tracking autoscaling of the engine and connector pools."""
+        topo, out = self.scenario.topology, []
+        for tier, spec, stations in (("engine", topo.engine.autoscaling, self.engine.stations),
+                                     ("connector", topo.connectors.autoscaling,
+                                      self.connectors.stations)):
+            if spec is not None and stations:
+                out.append(Autoscaler(self.env, spec, tier, stations, self.zones, self.streams))
+        return out
 
     def _read_through(self) -> ReadThrough | None:
         """The cache's read-through policy, if a mitigation will switch it on."""

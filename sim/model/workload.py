@@ -103,7 +103,8 @@ class Workload:
             ts.deterministic = tenant.arrivals == "deterministic"
             ts.callbacks = self._callbacks
             self.streams.append(ts)
-            self._next(ts, env.now)
+            if tenant.closed_loop is None:  # closed-loop users send on their own (users.py)
+                self._next(ts, env.now)
 
     def _next(self, ts: _TenantStream, now: float) -> None:
         """Schedule the tenant's next candidate arrival after ``now``."""

@@ -20,16 +20,17 @@ from typing import Any, Literal
 
 from labcore.distributions import Constant, Exponential
 from labcore.facts import TIER_FIELDS
-from labcore.metrics import compute_metrics
+from labcore.metrics import compute_metrics, wait_label
 from labcore.scenario import AzLoss, Scenario
 from labcore.scenario_file import load_scenario
 
 from ..model.request import UNAVAILABLE
 from ..run import RunResult
-from .queueing import StationTheory, md1, mmc, mmck
+from .queueing import StationTheory, md1, mmc, mmc_wait_quantile, mmc_wait_tail, mmck
 
 __all__ = [
     "CASES",
+    "balancing_bounds",
     "QUICK",
     "TEXTBOOK",
     "Case",
@@ -37,13 +38,14 @@ __all__ = [
     "az_spans",
     "detection_time",
     "lab_quantities",
+    "tail_quantities",
     "tandem_tiers",
     "the_loss",
     "theory",
 ]
 
 TEXTBOOK = Path(__file__).resolve().parent.parent.parent / "scenarios" / "textbook"
-Kind = Literal["station", "tandem", "az_loss"]
+Kind = Literal["station", "tandem", "az_loss", "balancing"]
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,15 @@ CASES: tuple[Case, ...] = (
     Case("M/M/8, rho 0.8", "mmc.yaml"),
     Case("M/M/16, rho 0.9", "mmc.yaml", _mmc(16, "14.4/s")),
     Case("M/D/1, rho 0.8", "mmc.yaml", _mmc(1, "1/s", "topology.engine.service_time=800ms")),
+    Case("M/M/8 wait tail, rho 0.8", "mmc.yaml", ("run.wait_histograms=true",)),
     Case("M/M/4/10, a 4.5", "mmck.yaml"),
     Case("M/M/4+D, rho 1.1", "mmc.yaml", _mmc(4, "4.4/s", "topology.gateway.timeout=2s",
                                               "topology.engine.drop_expired=true")),
     Case("tandem gw>eng>conn", "tandem.yaml", kind="tandem"),
     Case("AZ loss, 3x M/M/6", "az_loss.yaml", kind="az_loss"),
+    *(Case(f"LB {policy}, 3x M/M/8", "balancing.yaml", (f"topology.gateway.routing={policy}",),
+           kind="balancing")
+      for policy in ("random", "round_robin", "least_outstanding", "power_of_two")),
 )
 #: Shorter runs for the test suite: same cases, wider intervals, same rule.
 QUICK = ("run.duration=1000s", "run.warmup=100s")
@@ -120,7 +126,11 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
         out = _station_values(st)
         if engine.queue_limit is None:
             out.pop("P(block)")
+        if scenario.run.wait_histograms:
+            out.update(_tail_theory(scenario, st is not None and engine.queue_limit is None))
         return out
+    if kind == "balancing":
+        return _balancing_theory(scenario)
     if kind == "tandem":
         tiers = tandem_tiers(scenario)
         values = [mmc(c, lam, 1.0 / d.mean) for _, c, d in tiers]
@@ -135,6 +145,54 @@ def theory(kind: Kind, scenario: Scenario) -> dict[str, float | None]:
     return {"Wq before loss (s)": before.wq, "Wq after loss (s)": None,
             "Wq 2 min after loss (s)": None, "P(wait) after loss": None,
             "requests failed by loss": lost}
+
+
+def balancing_bounds(scenario: Scenario) -> tuple[float, float]:
+    """Mean waits that bound every balancing policy here: one pooled M/M/(zones·c)
+    queue (no policy of per-zone queues does better with exponential service) and
+    independent M/M/c zones at λ/zones (uniform random routing, no information)."""
+    zones, c, lam, mu = _zoned(scenario)
+    return mmc(zones * c, lam, mu).wq, mmc(c, lam / zones, mu).wq
+
+
+def _zoned(scenario: Scenario) -> tuple[int, int, float, float]:
+    topo = scenario.topology
+    return (len(topo.zones), topo.engine.workers_per_zone, scenario.workload.total_rate(),
+            1.0 / topo.engine.service_time.mean)
+
+
+def _balancing_theory(scenario: Scenario) -> dict[str, float | None]:
+    """Random routing splits a Poisson stream into independent M/M/c zones (Erlang C);
+    the other policies have no closed form here (Ciw is the oracle, the bounds of
+    :func:`balancing_bounds` a sanity check)."""
+    if scenario.topology.gateway.routing != "random":
+        return {"P(wait)": None, "Wq (s)": None, "utilisation": None}
+    zones, c, lam, mu = _zoned(scenario)
+    st = mmc(c, lam / zones, mu)
+    return {"P(wait)": st.p_wait, "Wq (s)": st.wq, "utilisation": st.utilization}
+
+
+def tail_quantities(scenario: Scenario) -> dict[str, tuple[str, float]]:
+    """Wait-tail quantity → (its metric suffix, its parameter: a quantile or an ``x``)."""
+    out = {"Wq p95 (s)": ("wait_p95", 0.95), "Wq p99 (s)": ("wait_p99", 0.99)}
+    for x in scenario.run.wait_over:
+        out[f"P(wait > {wait_label(x)})"] = (f"p_wait_over_{wait_label(x)}", x)
+    return out
+
+
+def _tail_theory(scenario: Scenario, closed_form: bool) -> dict[str, float | None]:
+    """Erlang C's wait tail for an M/M/c engine pool (no closed form otherwise here)."""
+    engine, lam = scenario.topology.engine, scenario.workload.total_rate()
+    c = engine.workers_per_zone
+    out: dict[str, float | None] = {}
+    for quantity, (metric, value) in tail_quantities(scenario).items():
+        if not (closed_form and isinstance(engine.service_time, Exponential)):
+            out[quantity] = None
+        elif metric.startswith("wait_p"):
+            out[quantity] = mmc_wait_quantile(c, lam, 1.0 / engine.service_time.mean, value)
+        else:
+            out[quantity] = mmc_wait_tail(c, lam, 1.0 / engine.service_time.mean, value)
+    return out
 
 
 def _station_values(st: StationTheory | None) -> dict[str, float | None]:
@@ -164,6 +222,11 @@ def the_loss(scenario: Scenario) -> AzLoss:
 
 def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[str, float]:
     """The case's quantities measured on one lab run."""
+    if kind == "balancing":
+        m = compute_metrics(result)
+        return {"P(wait)": float(m["engine.wait_probability"]),  # type: ignore[arg-type]
+                "Wq (s)": float(m["engine.queue_wait_mean"]),  # type: ignore[arg-type]
+                "utilisation": float(m["engine.utilization"])}  # type: ignore[arg-type]
     if kind == "station":
         m = compute_metrics(result)
         out = {"P(wait)": m["engine.wait_probability"], "Wq (s)": m["engine.queue_wait_mean"],
@@ -173,6 +236,9 @@ def lab_quantities(kind: Kind, scenario: Scenario, result: RunResult) -> dict[st
         if scenario.topology.engine.drop_expired:
             out["P(abandon in queue)"] = _abandoned(scenario, result)
             out["P(client timeout)"] = m["errors.timeout"]
+        if scenario.run.wait_histograms:
+            for quantity, (metric, _) in tail_quantities(scenario).items():
+                out[quantity] = m[f"engine.{metric}"]
         return {k: float(v) for k, v in out.items() if v is not None}
     if kind == "tandem":
         m = compute_metrics(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["StationTheory", "erlang_c", "md1", "mmc", "mmck"]
+__all__ = ["StationTheory", "erlang_c", "md1", "mmc", "mmc_wait_quantile", "mmc_wait_tail", "mmck"]
 
 
 def erlang_c(c: int, lam: float, mu: float) -> float:
@@ -40,6 +40,20 @@ def mmc(c: int, lam: float, mu: float) -> StationTheory:
     """M/M/c: Erlang C, Wq = P(wait) / (cμ − λ), utilisation λ / cμ."""
     p_wait = erlang_c(c, lam, mu)
     return StationTheory(p_wait, p_wait / (c * mu - lam), lam / (c * mu))
+
+
+def mmc_wait_tail(c: int, lam: float, mu: float, t: float) -> float:
+    """M/M/c, FIFO: P(W > t) = C(c, a)·exp(−(cμ − λ)·t) for t ≥ 0 (Erlang C times the
+    tail of the exponential wait of a job that waits)."""
+    return erlang_c(c, lam, mu) * math.exp(-(c * mu - lam) * t)
+
+
+def mmc_wait_quantile(c: int, lam: float, mu: float, q: float) -> float:
+    """M/M/c, FIFO: the ``q`` quantile of the wait, 0 when 1 − q ≥ P(wait)."""
+    p_wait = erlang_c(c, lam, mu)
+    if 1.0 - q >= p_wait:
+        return 0.0
+    return math.log(p_wait / (1.0 - q)) / (c * mu - lam)
 
 
 def mmck(c: int, k: int, lam: float, mu: float) -> StationTheory:
