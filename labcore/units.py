@@ -114,7 +114,8 @@ def parse_quantity(value: object) -> float:
                 return float(text)
             except ValueError:
                 pass
-    raise UnitError(f"expected a number, duration (1.5s), rate (10/s) or percentage (1%), got {value!r}")
+    raise UnitError("expected a number, duration (1.5s), rate (10/s) or percentage (1%), "
+                    f"got {value!r}")
 
 
 def format_duration(seconds: float) -> str:

@@ -26,4 +26,10 @@ if [ -f chaos/pyproject.toml ]; then
     python -m pip install -q --disable-pip-version-check -e chaos/
 fi
 
+# The whole suite (no arguments, as CI runs it) starts with the linters CI enforces.
+if (($# == 0)); then
+    python -m ruff check .
+    python -m mypy
+fi
+
 exec python -m pytest "$@"

@@ -49,7 +49,8 @@ def test_judge_reads_points_and_relative_increase() -> None:
     row = judge_window(spec, canary, baseline)
     assert row["verdict"] == PASS
     assert row["difference"] == pytest.approx(0.002)
-    assert row["difference_se"] == pytest.approx(math.sqrt(0.012 * 0.988 / 1000 + 0.01 * 0.99 / 1e4))
+    se = math.sqrt(0.012 * 0.988 / 1000 + 0.01 * 0.99 / 1e4)
+    assert row["difference_se"] == pytest.approx(se)
     relative = spec.model_copy(update={"analysis": spec.analysis.model_copy(
         update={"error_reading": "relative"})})
     assert judge_window(relative, canary, baseline)["verdict"] == FAIL

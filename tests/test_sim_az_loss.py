@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sim_helpers import ROOT, SCENARIOS
 
 

@@ -27,7 +27,8 @@ def scenarios(draw):
         topology__connectors={"enabled": True, "workers_per_zone": draw(st.integers(1, 6))},
         topology__providers={"crm": {"latency": {"dist": "exponential", "mean": "50ms"},
                                      "objects": ["accounts"],
-                                     "rate_limit": {"per_tenant": f"{draw(st.integers(1, 50))}/s"}}},
+                                     "rate_limit": {
+                                         "per_tenant": f"{draw(st.integers(1, 50))}/s"}}},
         topology__gateway={"timeout": f"{draw(st.integers(1, 5))}s",
                            "health_check": {"interval": "2s"},
                            "retries": {"max_attempts": draw(st.integers(1, 3)),
@@ -44,7 +45,8 @@ def scenarios(draw):
     return data, draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenarios())
 def test_request_lifecycles_are_well_formed(tmp_path, case):
     data, seed = case
@@ -55,7 +57,7 @@ def test_request_lifecycles_are_well_formed(tmp_path, case):
         events[rid].append((t, event))
     max_attempts = scenario.topology.gateway.retries.max_attempts
     finished = 0
-    for rid, timeline in events.items():
+    for timeline in events.values():
         times = [t for t, _ in timeline]
         assert times == sorted(times), "a request finished before it started"
         finals = [e for _, e in timeline if e in FINAL]
@@ -68,7 +70,8 @@ def test_request_lifecycles_are_well_formed(tmp_path, case):
     assert finished == result.requests  # every recorded outcome is one finished request
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rate=st.integers(1, 30), workers=st.integers(4, 8), seed=st.integers(0, 1000))
 def test_no_faults_no_overload_means_full_availability(tmp_path, rate, workers, seed):
     # Utilisation at most 30 × 20 ms / 4 = 15%, no rate limit, timeouts far away.

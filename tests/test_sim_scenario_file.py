@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
+from sim_helpers import ROOT, SCENARIOS, textbook, write
 
 from sim import ScenarioError, load_scenario, read_scenario
-
-from sim_helpers import ROOT, SCENARIOS, textbook, write
 
 SHIPPED = sorted(SCENARIOS.glob("**/*.yaml"))
 
@@ -94,7 +94,7 @@ def test_profiles(tmp_path):
 
 def test_scenario_is_immutable(tmp_path):
     scenario = load_scenario(write(tmp_path, textbook()))
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         scenario.name = "changed"  # type: ignore[misc]
 
 

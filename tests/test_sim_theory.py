@@ -9,10 +9,9 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import t as student_t
+from sim_helpers import load, textbook
 
 from sim import compute_metrics, replication_seeds, simulate
-
-from sim_helpers import load, textbook
 
 
 def erlang_c(c: int, lam: float, mu: float) -> tuple[float, float]:

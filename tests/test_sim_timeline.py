@@ -1,10 +1,9 @@
 """Level 1: exact timelines with constant distributions and evenly spaced arrivals."""
 
 import pytest
+from sim_helpers import load, textbook
 
 from sim import simulate
-
-from sim_helpers import load, textbook
 
 
 def _timeline(tmp_path, *overrides, **changes):

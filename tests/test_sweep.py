@@ -22,7 +22,8 @@ BASELINE = ROOT / "scenarios" / "baseline.yaml"
 AZ_LOSS = ROOT / "scenarios" / "az_loss.yaml"
 # A minute at 5% of peak: about 3,000 requests, a fraction of a second per run.
 TINY = ["run.duration=1m", "run.warmup=10s", "workload.scale=0.05"]
-FACTORS = {"topology.engine.workers_per_zone": [1, 4], "workload.tenants.acme.rate": ["200/s", "400/s"]}
+FACTORS = {"topology.engine.workers_per_zone": [1, 4],
+           "workload.tenants.acme.rate": ["200/s", "400/s"]}
 
 
 def test_factor_parse_reads_yaml_values_and_keeps_brackets_together() -> None:

@@ -46,7 +46,8 @@ def gateway_stats(window: int | None = None, configuration: Configuration = None
 
 def _window(window: int | None, configuration: Configuration) -> int:
     if window is None:
-        window = setting(configuration, "window") or scenario_file(configuration).scenario.run.window
+        window = (setting(configuration, "window")
+                  or scenario_file(configuration).scenario.run.window)
     return max(1, int(float(window)))
 
 

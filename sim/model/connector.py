@@ -9,7 +9,8 @@ instant, which turns the tier off for textbook checks.
 Every fetch ends through ``finish`` (the client's, or a read-through policy's when
 coalescing or soft caching is on: see :mod:`sim.model.cache`). Per window the fleet
 counts fetches (jobs), provider calls (a fetch re-calls after a 429), the distinct
-keys they were for (fetches or calls per key show a stampede), and per tenant the worker-seconds held (calls and Retry-After waits):
+keys they were for (fetches or calls per key show a stampede), and per tenant the
+worker-seconds held (calls and Retry-After waits):
 what the runbook's dashboard ranks tenants by.
 """
 

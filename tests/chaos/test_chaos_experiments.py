@@ -106,7 +106,8 @@ def test_auth_failure_revokes_the_scenarios_provider_and_fraction() -> None:
     exp = _experiment("auth_failure")
     (call,) = _calls(exp, "expire_tokens")
     assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
-    assert {"provider": fault.provider} in [r["provider"].get("arguments") for r in exp["rollbacks"]]
+    rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
+    assert {"provider": fault.provider} in rollback_arguments
 
 
 def test_canary_deploys_the_scenarios_release_at_its_first_step() -> None:

@@ -14,7 +14,8 @@ from lt_helpers import AZ_LOSS, BASELINE
 def fake_sandbox(tmp_path: Path) -> str:
     tenants = {t: {"api_key": f"k-{t}"} for t in ("acme", "globex", "initech", "umbrella")}
     (tmp_path / "state.json").write_text(json.dumps(
-        {"gateway_url": "http://127.0.0.1:9", "admin_url": "http://127.0.0.1:9", "tenants": tenants}))
+        {"gateway_url": "http://127.0.0.1:9", "admin_url": "http://127.0.0.1:9",
+         "tenants": tenants}))
     return str(tmp_path)
 
 

@@ -40,7 +40,8 @@ def _metric(summary: dict[str, Any], name: str) -> float:
     return float(summary["metrics"][name]["mean"])
 
 
-def test_baseline_holds_its_slo_and_writes_comparable_results(standin: Standin, tmp_path: Path) -> None:
+def test_baseline_holds_its_slo_and_writes_comparable_results(standin: Standin,
+                                                              tmp_path: Path) -> None:
     code, summary = _run(standin, tmp_path, BASELINE, *SHORT)
     assert code == 0, summary["checks"]
     assert summary["passed"] and [c["metric"] for c in summary["checks"]] == [
@@ -51,7 +52,8 @@ def test_baseline_holds_its_slo_and_writes_comparable_results(standin: Standin, 
     requests = _metric(summary, "requests")
     assert abs(requests - 300) < 5 * 300 ** 0.5, (requests, _metric(summary, "loadgen.late"))
     assert _metric(summary, "loadgen.bad_request") == 0
-    assert _metric(summary, "tenant.acme.requests") > 2 * _metric(summary, "tenant.umbrella.requests")
+    assert (_metric(summary, "tenant.acme.requests")
+            > 2 * _metric(summary, "tenant.umbrella.requests"))
     table = pd.read_csv(tmp_path / "timeseries.csv")
     assert table["time"].tolist() == [0.0, 5.0, 10.0, 15.0]
     assert {"latency_p95", "error_rate", "throughput", "cache.hit_ratio"} <= set(table.columns)
@@ -106,7 +108,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_distributed_master_and_worker_with_a_noisy_tenant(standin: Standin, tmp_path: Path) -> None:
+def test_distributed_master_and_worker_with_a_noisy_tenant(standin: Standin,
+                                                           tmp_path: Path) -> None:
     """Master + one worker on loopback; umbrella floods at 10x from 10 s to 30 s."""
     port = _free_port()
     worker = subprocess.Popen(

@@ -19,7 +19,8 @@ def test_standin_baseline_is_20_per_second_from_20_normal_users() -> None:
     assert normal.tenants == ("acme", "globex", "initech", "umbrella")
     # 1,000/s x 2%: acme 8, globex 6, initech 4, umbrella 2
     assert normal.tenant_rates(0.0) == pytest.approx([8.0, 6.0, 4.0, 2.0])
-    assert (normal.peak, normal.users, normal.bound) == (pytest.approx(20.0), 20, pytest.approx(1.0))
+    assert (normal.peak, normal.users, normal.bound) == (pytest.approx(20.0), 20,
+                                                         pytest.approx(1.0))
     assert plan.tick(0.0) == (20, 20.0, ("normal",))
     assert plan.tick(59.9) is not None and plan.tick(60.0) is None
 

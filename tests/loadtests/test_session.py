@@ -26,7 +26,8 @@ def _options(**kw) -> Namespace:
 def sandbox_dir(tmp_path: Path) -> str:
     tenants = {t: {"api_key": f"k-{t}"} for t in ("acme", "globex", "initech", "umbrella")}
     (tmp_path / "state.json").write_text(json.dumps(
-        {"gateway_url": "http://127.0.0.1:5", "admin_url": "http://127.0.0.1:6", "tenants": tenants}))
+        {"gateway_url": "http://127.0.0.1:5", "admin_url": "http://127.0.0.1:6",
+         "tenants": tenants}))
     return str(tmp_path)
 
 
