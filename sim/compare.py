@@ -18,7 +18,6 @@ change.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import pandas as pd
 from labcore.scenario_file import ScenarioError
 
 from .humanize import human, human_interval
+from .report import json_safe
 
 __all__ = ["ALPHA", "HEADLINE", "compare_runs", "compare_table", "load_run", "plot_compare"]
 
@@ -151,16 +151,6 @@ def plot_compare(a: dict[str, Any], b: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def run_compare(run_a: Path, run_b: Path, out: Path | None, console: Any) -> int:
     """``python -m sim compare``: print the table, write compare.json and compare.png."""
     from rich.console import Console
@@ -171,7 +161,7 @@ def run_compare(run_a: Path, run_b: Path, out: Path | None, console: Any) -> int
     out = out or Path("runs") / f"compare-{run_a.name}-vs-{run_b.name}"
     check_out_folder(out)
     result = compare_runs(a, b)
-    (out / "compare.json").write_text(json.dumps(_json_safe(result), indent=2, sort_keys=True)
+    (out / "compare.json").write_text(json.dumps(json_safe(result), indent=2, sort_keys=True)
                                       + "\n")
     plotted = plot_compare(a, b, out / "compare.png")
     Console().print(compare_table(result, run_a.name, run_b.name))

@@ -56,7 +56,7 @@ from .verdict import tenant_table, verdict_table
 from .why import explain
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "overview_figure",
-           "timeseries",
+           "timeseries", "json_safe",
            "top_tenants", "tenant_table", "per_run_metrics", "replication_table"]
 
 
@@ -126,13 +126,13 @@ def top_tenants(estimates: dict[str, dict[str, float | None]],
     return sorted(rows, key=lambda r: (-r["rate_limited"], -r["connector_seconds"], r["tenant"]))
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -146,7 +146,7 @@ def write_run(
 ) -> None:
     """Write the run folder (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(summary), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(json_safe(summary), indent=2, sort_keys=True, allow_nan=False)
     (out / "summary.json").write_text(text + "\n")
     scenario_text = yaml.safe_dump(data, sort_keys=False)
     (out / "scenario.yaml").write_text(scenario_text)
