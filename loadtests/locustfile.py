@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 import sys
 import time
@@ -25,7 +26,7 @@ from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from labcore.scenario_file import ScenarioError
-from loadtests import gates
+from loadtests import gates, promslis
 from loadtests.faults import FaultPlanError, FaultRunner
 from loadtests.queries import QueryError
 from loadtests.recorder import classify
@@ -61,6 +62,9 @@ def _options(parser: Any) -> None:
                        help="run the scenario's fault timeline through the sandbox fault API")
     group.add_argument("--faults-external", action="store_true", default=False,
                        help="someone else runs the fault timeline on schedule (RTO is judged)")
+    group.add_argument("--slis-from", choices=promslis.SOURCES, default="client",
+                       help="judge error_rate and latency_p95 on the client's windows (default) "
+                       "or on the sandbox's Prometheus over the same seconds (both reported)")
     group.add_argument("--results-dir", default="",
                        help="write summary.json, timeseries.csv, scenario.yaml, overview.png")
 
@@ -110,6 +114,10 @@ def _init(environment: Any, **_: Any) -> None:
         return  # workers receive the master's options with the first spawn message
     try:
         session = _build(environment)
+        options = environment.parsed_options
+        if options.slis_from == "prometheus":  # refused now, not after the run
+            session.info["prometheus_url"] = promslis.prometheus_url(
+                options.sandbox_dir or None, options.allow_host or ())
     except _BAD_INPUT as exc:
         log.error("bad input: %s", exc)
         sys.exit(gates.EXIT_BAD_INPUT)
@@ -163,6 +171,8 @@ def _gate(environment: Any, **_: Any) -> None:
     result = session.recorder.window_facts(session.scenario, session.now(),
                                            session.scenario.run.seed)
     gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
+    if "prometheus_url" in session.info:
+        gate = _prometheus_gate(session, gate)
     summary = gates.summary(session.scenario, gate, session.info)
     if failed:  # the scenario's fault timeline did not happen: the run proves nothing
         log.error("fault calls failed: %s", failed)
@@ -176,6 +186,22 @@ def _gate(environment: Any, **_: Any) -> None:
         from pathlib import Path
 
         gates.write_results(Path(out), summary, result, session.file.data)
+
+
+def _prometheus_gate(session: LoadSession, gate: gates.GateResult) -> gates.GateResult:
+    """``--slis-from prometheus``: re-judge on Prometheus's SLIs over the measured seconds."""
+    time.sleep(promslis.SETTLE_SECONDS)  # the run's last requests reach a scrape
+    seconds = max(1, math.ceil(session.now() - session.scenario.run.warmup))
+    try:
+        query = promslis.http_query(session.info["prometheus_url"])
+        readings = promslis.read_slis(query, seconds)
+    except (OSError, ValueError, KeyError) as exc:  # no reading: the checks fail, not pass
+        log.error("prometheus SLIs not read: %s", exc)
+        readings = {}
+    gate, both = promslis.regate(session.scenario, gate, readings, session.faults_applied)
+    session.info["slis_from"] = {"source": "prometheus", "seconds": seconds, "readings": both}
+    log.info("SLIs over the last %d s, client vs prometheus: %s", seconds, both)
+    return gate
 
 
 class _TenantUser(FastHttpUser):

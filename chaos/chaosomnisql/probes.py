@@ -185,14 +185,16 @@ def measure_traffic(window: int | None = None, tenants: list[str] | None = None,
         raise ActivityFailed("since_fault: no fault was injected")
     if since_fault:
         window = math.ceil(time.monotonic() - start)  # type: ignore[operator]
-    data = stats(_window(window, configuration), configuration)
+    seconds = _window(window, configuration)
+    data = stats(seconds, configuration)
     scopes = [data] if tenants is None else [data.get("by_tenant", {}).get(t, {}) for t in tenants]
     requests = sum(s.get("requests", 0) for s in scopes)
     errors = sum(s.get("errors", 0) for s in scopes)
     p95s = [s["latency_p95"] for s in scopes if s.get("latency_p95") is not None]
     measured = {f"{prefix}error_rate": errors / requests if requests else None,
                 f"{prefix}latency_p95": max(p95s) if p95s else None}
-    return {"requests": requests, "errors": errors, "measured": measured}
+    # The window lets the summary read Prometheus over the same seconds.
+    return {"requests": requests, "errors": errors, "window": seconds, "measured": measured}
 
 
 def blast_radius_ok(max_zones_lost: int = 1, max_error_rate: float = 0.5, window: int = 5,

@@ -50,11 +50,13 @@ def prometheus_url(configuration: Configuration = None, secrets: Secrets = None)
 
 
 def prometheus_query(query: str, configuration: Configuration = None,
-                     secrets: Secrets = None) -> list[dict[str, Any]]:
-    """An instant query; the result vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
+                     secrets: Secrets = None, at: float | None = None) -> list[dict[str, Any]]:
+    """An instant query (now, or at unix time ``at``); the result vector
+    (``[{"metric": {...}, "value": [t, "v"]}]``)."""
     url = prometheus_url(configuration).rstrip("/") + "/api/v1/query"
+    params: dict[str, Any] = {"query": query} if at is None else {"query": query, "time": at}
     try:
-        resp = httpx.get(url, params={"query": query}, timeout=TIMEOUT_SECONDS)
+        resp = httpx.get(url, params=params, timeout=TIMEOUT_SECONDS)
         body = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise ActivityFailed(f"prometheus query failed: {type(exc).__name__}") from None

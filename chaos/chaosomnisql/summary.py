@@ -68,7 +68,10 @@ def _lost_text(lost: dict[str, Any]) -> str:
 
 
 def build_summary(journal: dict[str, Any], scenario_file: Any,
-                  prediction: dict[str, dict[str, float | None]] | None) -> dict[str, Any]:
+                  prediction: dict[str, dict[str, float | None]] | None,
+                  prometheus: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``prometheus``: :func:`chaosomnisql.readings.prometheus_readings` of the journal
+    (None: the target has no Prometheus), shown beside each check it read."""
     checks = scenario_file.scenario.checks
     judged = judge_checks(journal, checks)
     results = {(r.name, r.metric, r.over): r for r in judged.results}
@@ -82,7 +85,8 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
             "measured": result.observed if result else None, "is_measured": result is not None,
             "passed": result.passed if result else None,
             "not_measured": skipped.get((c.label, c.metric, c.over)),
-            "simulator": (prediction or {}).get(metric_key(c.metric, c.over))})
+            "simulator": (prediction or {}).get(metric_key(c.metric, c.over)),
+            "prometheus": (prometheus or {}).get(metric_key(c.metric, c.over))})
     reasons = verdict(journal, checks)
     return {
         "experiment": journal.get("experiment", {}).get("title"),
@@ -113,6 +117,15 @@ def _hyp(h: dict[str, Any] | None) -> str:
         for p in h["probes"])
 
 
+def _prom_text(reading: dict[str, Any] | None) -> str:
+    """Prometheus's reading beside /v1/stats', over the same seconds (empty: none taken)."""
+    if reading is None:
+        return ""
+    if reading["query"] is None:
+        return " (stats) | prometheus n/a (no per-tenant latency histogram)"
+    return f" (stats) | prometheus {_fmt(reading['value'])} (same {reading['window_seconds']} s)"
+
+
 def render(summary: dict[str, Any]) -> str:
     """The summary as the text printed at the end of a run."""
     verdict = "PASS" if summary["passed"] else "FAIL"
@@ -134,7 +147,7 @@ def render(summary: dict[str, Any]) -> str:
         sim = t["simulator"] or {}
         here = _fmt(t["measured"]) if t["is_measured"] else f"not measured ({t['not_measured']})"
         lines.append(f"     {t['metric']} over {t['over']} {t['op']} {t['target']:g}: {here}"
-                     "  | simulator "
+                     f"{_prom_text(t.get('prometheus'))}  | simulator "
                      f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
                      f"{_fmt(sim.get('ci_high'))})")
         if lost is not None and t["metric"] == "rpo_seconds":

@@ -27,6 +27,7 @@ def fake_sandbox(tmp_path: Path) -> str:
       "faults=[{kind: latency_injection, target: engine, at: 1s, duration: 1s, factor: 2}]",
       "--inject-faults"], "no sandbox fault"),
     (["--scenario", str(AZ_LOSS), "--host", "http://192.0.2.7:8080"], "not on the allowlist"),
+    (["--scenario", str(BASELINE), "--slis-from", "prometheus"], "--no-prometheus"),
 ])
 def test_bad_input_exits_2_with_a_message(args: list[str], message: str, fake_sandbox: str) -> None:
     proc = run_locust(*args, "--sandbox-dir", fake_sandbox, timeout=60)

@@ -137,3 +137,22 @@ def test_distributed_master_and_worker_with_a_noisy_tenant(standin: Standin,
     expected = 2 * 5 + (2 + 20) / 2 * 4 + 20 * 16
     assert abs(_metric(summary, "tenant.umbrella.requests") - expected) < 5 * expected ** 0.5
     assert abs(_metric(summary, "tenant.acme.requests") - 8 * 25) < 5 * (8 * 25) ** 0.5
+
+
+def test_gate_reads_its_slis_from_prometheus(standin: Standin, tmp_path: Path) -> None:
+    """``--slis-from prometheus``: the same short baseline judged on the sandbox's
+    Prometheus; both readings in the summary, and they agree within the histogram's
+    resolution (the P95 is interpolated inside a bucket, <= 0.25 s near the baseline's)."""
+    assert standin.state.get("prometheus_url"), "the sandbox runs Prometheus by default"
+    code, summary = _run(standin, tmp_path, BASELINE, *SHORT, "--slis-from", "prometheus")
+    readings = summary["slis_from"]["readings"]
+    assert summary["slis_from"]["source"] == "prometheus", summary["slis_from"]
+    assert 15 <= summary["slis_from"]["seconds"] <= 30
+    assert all(r["prometheus"] is not None for r in readings.values()), readings
+    judged = {c["metric"]: c["observed"] for c in summary["checks"]}
+    assert judged["error_rate"] == readings["error_rate"]["prometheus"]
+    assert judged["latency_p95"] == readings["latency_p95"]["prometheus"]
+    assert abs(readings["error_rate"]["prometheus"] - readings["error_rate"]["client"]) < 0.01
+    assert abs(readings["latency_p95"]["prometheus"]
+               - readings["latency_p95"]["client"]) <= 0.25, readings
+    assert code == 0 and summary["passed"], summary["checks"]

@@ -4,7 +4,8 @@ At the end of the experiment it reads the journal (:func:`chaosomnisql.verdict.v
 an activity that raised, a skipped method (before-hypothesis failed), a failed rollback
 or a measured check (RTO, RPO) outside the scenario's target sets the journal's status to
 ``failed``, so ``chaos run`` exits 1. It then prints the summary beside the simulator's
-prediction for the same scenario and profile, and stores it in the journal
+prediction for the same scenario and profile (and, where the target has a Prometheus,
+Prometheus's reading of each measured check over the same seconds), and stores it in the journal
 (``omnisql_summary``) and, if ``summary_path`` is given, in that file.
 
     controls:
@@ -19,13 +20,26 @@ import json
 import logging
 from typing import Any
 
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
+from ..prometheus import prometheus_query, prometheus_url
+from ..readings import prometheus_readings
 from ..settings import scenario_file
 from ..summary import build_summary, predict, render
 
 __all__ = ["after_experiment_control"]
 logger = logging.getLogger("chaostoolkit")
+
+
+def _prometheus(state: Journal, configuration: Configuration) -> dict[str, Any] | None:
+    """Prometheus's readings of the measured metrics, when the target has a Prometheus."""
+    try:
+        prometheus_url(configuration)
+    except ActivityFailed:  # no Prometheus (--no-prometheus, none configured): stats only
+        return None
+    return prometheus_readings(
+        state, lambda q, at: prometheus_query(q, configuration, at=at))
 
 
 def after_experiment_control(context: Experiment, state: Journal = None,
@@ -36,7 +50,7 @@ def after_experiment_control(context: Experiment, state: Journal = None,
         return
     scenario = scenario_file(configuration)
     prediction = predict(scenario.scenario, int(replications)) if int(replications) > 0 else None
-    summary = build_summary(state, scenario, prediction)
+    summary = build_summary(state, scenario, prediction, _prometheus(state, configuration))
     if not summary["passed"] and state.get("status") == "completed":
         # Chaos Toolkit would exit 0 here; the journal says otherwise.
         state["status"] = "failed"
