@@ -70,19 +70,20 @@ class Connector:
     async def stored_token(self, provider: str, tenant: str) -> str | None:
         """The shared store's token; with Redis down, the one this connector fetched."""
         if self.breaker.closed:
+            started = time.monotonic()
             try:
                 token = await load_token(self.store, self.cipher, provider, tenant)
                 self.breaker.success()
                 return token
             except RedisError:
-                self.breaker.failure()
+                self.breaker.failure(started)
         return self._local.get((provider, tenant))
 
     async def token(self, provider: str, tenant: str) -> str:
         token = await self.stored_token(provider, tenant)
         if token is not None:
             return token
-        store_up = self.breaker.failures == 0 and self.breaker.closed
+        store_up = not self.breaker.last_failed and self.breaker.closed
         # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
         async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
             # Re-read (another request may have refreshed it), unless the store just failed.
