@@ -5,7 +5,8 @@ Three secrets are generated at `up` and kept in the sandbox's state (mode 0600):
   the admin service's `/admin/*` and `/faults*` routes;
 - `internal.service_token`: `X-OmniSQL-Internal: <token>` on service-to-service calls (gateway
   → engine, engine → connector, admin → gateway internals, engine and provider `_control`);
-- `internal.redis_password` and `internal.pg_password` for the stores.
+- `internal.redis_password` and `internal.pg_password` for the stores, and
+  `internal.token_key`, which seals the OAuth tokens kept in Redis (`sandbox.tokens`).
 
 The guards are plain ASGI middleware, so the hot path pays one header comparison, and a
 refused call gets the one error shape (`401 UNAUTHORIZED`) without reaching any route.

@@ -6,10 +6,11 @@ exactly one refresh runs (a Redis `SET NX` lock shared by every engine in every 
 off, a stale entry is a miss. Coalescing makes concurrent misses on one key within an engine
 share a single fetch.
 
-When Redis fails (error or socket timeout), a circuit breaker opens and the engine serves
-from the provider directly ("bypass"), at most `BYPASS_SLOTS` fetches at a time per engine so
-a cache outage cannot turn into a provider flood; beyond that it answers
-`503 CACHE_UNAVAILABLE`. Nothing is stored while the cache is down.
+When Redis keeps failing (errors or socket timeouts judged over a window, `sandbox.breaker`),
+a circuit breaker opens and the engine serves from the provider directly ("bypass"), at most
+`BYPASS_SLOTS` fetches at a time per engine so a cache outage cannot turn into a provider
+flood; beyond that it answers `503 CACHE_UNAVAILABLE`. Nothing is stored while the cache is
+down.
 """
 
 from __future__ import annotations
@@ -107,10 +108,11 @@ class ResultCache:
         """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down)."""
         if not self.breaker.closed:
             return await self._bypassing(fetch), "bypass"
+        started = time.monotonic()
         try:
             raw = await self.store.get(key)
         except RedisError:
-            self.breaker.failure()
+            self.breaker.failure(started)
             return await self._bypassing(fetch), "bypass"
         self.breaker.success()
         if raw is not None:
@@ -152,19 +154,21 @@ class ResultCache:
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()
         entry = json.dumps({"rows": rows, "fresh_until": time.time() + self.options.ttl})
+        started = time.monotonic()
         try:
             await self.store.set(key, entry, ex=int(self.options.ttl + self.options.stale_grace))
         except RedisError:  # the rows are good; only caching them failed
-            self.breaker.failure()
+            self.breaker.failure(started)
         return rows
 
     async def _refresh_in_background(self, key: str, fetch: Fetch) -> None:
         # One refresher across all engines; the lock expires if its holder dies.
+        started = time.monotonic()
         try:
             if not await self.store.set(f"{key}:refresh", "1", nx=True, px=10_000):
                 return
         except RedisError:
-            self.breaker.failure()
+            self.breaker.failure(started)
             return
         task = asyncio.create_task(self._refresh(key, fetch))
         self._background.add(task)

@@ -29,7 +29,7 @@ from sandbox.cache import hot_path_redis
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
-from sandbox.tokens import fetch_token, load_token, token_key
+from sandbox.tokens import TokenCipher, fetch_token, load_token, store_token
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
 
@@ -44,6 +44,7 @@ class ConnectorConfig:
     redis_port: int
     redis_password: str
     service_token: str
+    token_key: str  # seals tokens in Redis (sandbox.tokens); lives only in the 0600 config
     max_retry_wait: float = 1.0  # total seconds a request may spend obeying Retry-After
     timeout: float = 8.0
 
@@ -55,6 +56,7 @@ class Connector:
         self.config = config
         self.scope = f"{config.zone}.connector"
         self.store = hot_path_redis(config.redis_port, config.redis_password)
+        self.cipher = TokenCipher(config.token_key)
         # Tokens this connector fetched itself, used while the shared store (Redis) is down.
         self._local: dict[tuple[str, str], str] = {}
         self.breaker = Breaker("redis")
@@ -68,19 +70,20 @@ class Connector:
     async def stored_token(self, provider: str, tenant: str) -> str | None:
         """The shared store's token; with Redis down, the one this connector fetched."""
         if self.breaker.closed:
+            started = time.monotonic()
             try:
-                token = await load_token(self.store, provider, tenant)
+                token = await load_token(self.store, self.cipher, provider, tenant)
                 self.breaker.success()
                 return token
             except RedisError:
-                self.breaker.failure()
+                self.breaker.failure(started)
         return self._local.get((provider, tenant))
 
     async def token(self, provider: str, tenant: str) -> str:
         token = await self.stored_token(provider, tenant)
         if token is not None:
             return token
-        store_up = self.breaker.failures == 0 and self.breaker.closed
+        store_up = not self.breaker.last_failed and self.breaker.closed
         # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
         async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
             # Re-read (another request may have refreshed it), unless the store just failed.
@@ -92,7 +95,7 @@ class Connector:
                 self._local[(provider, tenant)] = token
                 if self.breaker.closed:
                     with contextlib.suppress(RedisError):
-                        await self.store.set(token_key(provider, tenant), token, ex=ttl)
+                        await store_token(self.store, self.cipher, provider, tenant, token, ttl)
             return token
 
     async def fetch(self, tenant: str, provider: str, obj: str,

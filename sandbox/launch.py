@@ -44,6 +44,7 @@ from sandbox.supervise import (
     start_supervisord,
     write_redis_conf,
 )
+from sandbox.tokens import new_token_key
 
 __all__ = [
     "SandboxError",
@@ -115,7 +116,8 @@ def build_state(root: Path) -> dict[str, Any]:
                      "gateway_internal_url": _url(free_port()),
                      "service_token": secrets.token_urlsafe(32),
                      "redis_password": secrets.token_urlsafe(32),
-                     "pg_password": secrets.token_urlsafe(32)},
+                     "pg_password": secrets.token_urlsafe(32),
+                     "token_key": new_token_key()},
     }
 
 

@@ -41,7 +41,7 @@ def _connector(state: dict[str, Any], args: argparse.Namespace) -> None:
     internal = state["internal"]
     config = ConnectorConfig(args.zone, dict(state["providers"]), dict(internal["oauth_clients"]),
                              state["redis"]["port"], internal["redis_password"],
-                             internal["service_token"])
+                             internal["service_token"], internal["token_key"])
     run_app(_internal_only(build_app(config), state),
             _port(state["services"][f"connector-{args.zone}"]))
 

@@ -121,10 +121,10 @@ async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str,
     if not isinstance(provider, str) or provider not in plane.state["providers"]:
         raise ApiError(404, "NOT_FOUND", "unknown provider")
     started = time.perf_counter()
-    secrets = plane.state["internal"]["oauth_clients"]
+    secrets, url = plane.state["internal"]["oauth_clients"], plane.state["providers"][provider]
     await asyncio.gather(*(
-        refresh_token(plane.store, plane.http, plane.state["providers"][provider], provider,
-                      tenant, secrets[tenant]) for tenant in plane.state["tenants"]))
+        refresh_token(plane.store, plane.cipher, plane.http, url, provider, tenant,
+                      secrets[tenant]) for tenant in plane.state["tenants"]))
     plane.faults.tokens_expired.pop(provider, None)
     plane.leases.end(f"tokens:{provider}")
     return {"provider": provider, "refreshed": len(plane.state["tenants"]),

@@ -24,6 +24,7 @@ from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
 from sandbox.state import Layout, write_state
 from sandbox.supervise import rpc
+from sandbox.tokens import TokenCipher
 
 __all__ = ["ControlPlane", "FaultLog", "PgNode"]
 
@@ -62,6 +63,7 @@ class ControlPlane:
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"],
                                     socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.cipher = TokenCipher(state["internal"]["token_key"])
         self.http = httpx.AsyncClient(
             timeout=10.0, headers=internal_headers(state["internal"]["service_token"]))
 
