@@ -3,9 +3,10 @@ its mean wait against Erlang C over replications (level 3)."""
 
 import pytest
 from scipy import stats
-from sim_helpers import load, textbook
+from sim_helpers import SCENARIOS, load, textbook
 
-from labcore.metrics import Estimate, compute_metrics
+from labcore.metrics import Estimate, compute_metrics, window_table
+from labcore.scenario_file import load_scenario
 from sim import simulate
 from sim.validation import FAMILY_ALPHA
 from sim.validation.queueing import mmc
@@ -91,3 +92,29 @@ def test_control_plane_mean_wait_agrees_with_erlang_c(tmp_path):
         values = [m[f"control_plane.{name}"] for m in runs]
         assert stats.ttest_1samp(values, expected).pvalue >= FAMILY_ALPHA / 3, name
     assert wq.ci_high - wq.ci_low < 0.2 * theory.wq  # the interval is tight enough to mean it
+
+
+
+def _before_and_during(name, duration):
+    """The control plane's utilisation per measured window before and after the fault
+    (full scale: the stand-in profiles' 2% traffic cannot load a pool of 1 per zone)."""
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml", overrides=[f"run.duration={duration}"])
+    table = window_table(simulate(scenario, seed=1))
+    util, start, fault = table["control_plane.utilization"], table["time"], scenario.faults[0].at
+    return util[table["measured"].astype(bool) & (start < fault)], util[start >= fault]
+
+
+@pytest.mark.slow
+def test_the_stampede_saturates_the_control_plane():
+    """SOP-102's variant: sized with headroom, saturated by the herd."""
+    before, during = _before_and_during("cache_stampede_control_plane", "8m")
+    assert before.max() < 0.5
+    assert during.max() > 0.95
+
+
+@pytest.mark.slow
+def test_bulk_401s_load_the_token_lookups():
+    """SOP-103's variant: every crm query misses and looks its revoked token up."""
+    before, during = _before_and_during("auth_failure_control_plane", "7m")
+    assert before.mean() < 0.1
+    assert during.mean() > 0.4
