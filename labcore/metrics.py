@@ -30,7 +30,8 @@ measured windows (those starting at or after ``run.warmup``):
     lag at that moment (the worst loss if several). ``None`` if unbounded.
 ``<tier>.utilization`` / ``<tier>.queue_wait_mean`` / ``<tier>.wait_probability`` /
 ``<tier>.throughput`` / ``<tier>.rejected`` / ``<tier>.dropped``
-    For tier ``gateway``, ``engine``, ``connector``: busy server-time over available
+    For tier ``gateway``, ``engine``, ``connector`` (and ``control_plane`` when the
+    topology has one): busy server-time over available
     server-time, mean wait in queue over jobs started, fraction of jobs that waited,
     jobs started per second, jobs refused by a full queue, queued jobs skipped because
     their client had already timed out (``drop_expired``).

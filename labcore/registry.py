@@ -26,16 +26,19 @@ from .scenario.checks import SCOPES, Scope
 
 __all__ = [
     "METRICS", "RUNNERS", "Metric", "Runner", "lookup", "markdown_table", "metric_key",
-    "not_observed_reason", "problem", "split_key", "suggest",
+    "not_observed_reason", "problem", "split_key", "suggest", "TIERS",
 ]
 
 Runner = Literal["sim", "chaos", "locust"]
 RUNNERS: tuple[Runner, ...] = ("sim", "chaos", "locust")
 
+#: The queueing tiers a ``<tier>`` stands for (``control_plane`` only when it is modelled).
+TIERS = ("gateway", "engine", "connector", "control_plane")
+
 #: What a placeholder in a metric pattern stands for.
 _PLACEHOLDERS = {
     "<tenant>": r"[A-Za-z][A-Za-z0-9_-]*",
-    "<tier>": r"gateway|engine|connector",
+    "<tier>": "|".join(TIERS),
     "<cause>": "|".join(OUTCOMES[1:]),
     "<kind>": r"[a-z][a-z_]*",
     "<x>": r"[0-9][0-9_]*(?:ms|s)",
@@ -257,7 +260,7 @@ def _concrete(tenants: Iterable[str]) -> list[str]:
         elif "<cause>" in m.name:
             names += [m.name.replace("<cause>", c) for c in OUTCOMES[1:]]
         elif "<tier>" in m.name:
-            names += [m.name.replace("<tier>", t) for t in ("gateway", "engine", "connector")]
+            names += [m.name.replace("<tier>", t) for t in TIERS]
         else:
             names.append(m.name)
     return names

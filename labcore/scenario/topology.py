@@ -19,8 +19,9 @@ from .base import (
 )
 
 __all__ = [
-    "Autoscaling", "Cache", "ConnectorRetries", "Connectors", "Engine", "Gateway", "HealthCheck",
-    "Metadata", "OutlierDetection", "Provider", "RateLimit", "Retries", "Topology", "UserCap",
+    "Autoscaling", "Cache", "ConnectorRetries", "Connectors", "ControlPlane", "Engine",
+    "Gateway", "HealthCheck", "Metadata", "OutlierDetection", "Provider", "RateLimit", "Retries",
+    "Topology", "UserCap",
 ]
 
 
@@ -187,6 +188,21 @@ class Connectors(Strict):
     autoscaling: Autoscaling | None = None
 
 
+class ControlPlane(Strict):
+    """Policy evaluation and token lookups on the connector path, a worker pool per zone.
+
+    Every fetch (a cache miss, or a background refresh) holds one control-plane worker
+    for ``policy_time`` + ``token_lookup_time`` (OPA-style per-user policy checks, then
+    the tenant's SaaS token from the secret store) before it queues for a connector.
+    ``null`` in the topology: no such tier (misses go straight to the connectors).
+    """
+
+    workers_per_zone: int = Field(default=4, ge=1)
+    policy_time: Distribution = Constant.of("2ms")
+    token_lookup_time: Distribution = Constant.of("1ms")
+    queue_limit: int | None = Field(default=None, ge=0)
+
+
 class RateLimit(Strict):
     """Provider-side token buckets: per tenant, and one for the whole OmniSQL app."""
 
@@ -226,6 +242,8 @@ class Topology(Strict):
     engine: Engine
     cache: Cache = Cache()
     connectors: Connectors = Connectors()
+    #: The control-plane tier in front of the connectors (``null``: not modelled).
+    control_plane: ControlPlane | None = None
     providers: dict[Name, Provider] = Field(min_length=1)
     metadata: Metadata = Metadata()
 

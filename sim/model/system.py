@@ -19,6 +19,7 @@ from .autoscaling import Autoscaler
 from .cache import ReadThrough, ResultCache
 from .client import Client
 from .connector import Connectors
+from .control_plane import ControlPlane
 from .engine import Engine
 from .faults import start_faults
 from .gateway import Gateway
@@ -80,6 +81,9 @@ class System:
         target_provider = [self.provider_names.index(t.split(".")[0]) for t in self.targets]
         self.connectors = Connectors(env, topo.connectors, self.zones, self.providers,
                                      target_provider, self.cache, self.client, recorder)
+        self.control_plane = (  # issue 14: opt-in; it takes over connectors.submit
+            ControlPlane(env, topo.control_plane, self.zones, self.connectors, streams)
+            if topo.control_plane is not None else None)
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
@@ -105,6 +109,8 @@ class System:
         self.recorder.add_tier("gateway", self.gateway.stations)
         self.recorder.add_tier("engine", self.engine.stations)
         self.recorder.add_tier("connector", self.connectors.stations)
+        if self.control_plane is not None:  # absent otherwise: other results unchanged
+            self.recorder.add_tier("control_plane", self.control_plane.stations)
 
     def _outlier_detection(self) -> OutlierDetector | None:
         """Issue 14: passive outlier ejection watches every attempt's outcome (opt-in)."""
