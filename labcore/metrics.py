@@ -110,9 +110,16 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 ``incident.<metric>``
     ``error_rate``, ``latency_p95``, ``connector.calls``, ``connector.rate_limited``,
     ``connector.calls_per_key``, ``connector.fetches_per_key``, ``cache.hit_ratio`` over
-    the incident: the windows
-    overlapping the faults, from the first fault's start to the last one's end (a fault
-    without duration, such as a cache flush, counts as one window). Independent of scope.
+    the incident, independent of scope and of how the load is written: the windows
+    overlapping the faults (from the first fault's start to the last one's end; a fault
+    without duration, such as a cache flush, covers one window) united with the windows
+    after warm-up that breach the SLO, from the first fault on (without faults: from the
+    first breach), each breach run extended until the SLO is met again; a breach run
+    that starts after the SLO was met again outside the faults is not part of it.
+    ``run.incident: {start: 4m, end: 14m}`` sets it explicitly. A run with no fault, no
+    breach and no ``run.incident`` has no incident and no ``incident.*`` metrics.
+``incident.start`` / ``incident.seconds``
+    When the incident's first window starts, and how long its windows last in all.
 ``mitigation.<kind>.at`` / ``mitigation.<kind>.in_effect_seconds``
     When a mitigation was applied, and how long it took to be fully in effect (cache
     nodes provisioned, every token refreshed); 0 for immediate actions. The first of a
@@ -143,6 +150,7 @@ __all__ = [
     "Scope",
     "aggregate",
     "compute_metrics",
+    "incident_windows",
     "percentile",
     "recovery",
     "sustain_windows",
@@ -316,17 +324,49 @@ def _per_key(counters: dict[str, int], name: str = "connector.calls") -> float:
     return counters.get(name, 0) / keys if keys else math.nan
 
 
-def _incident_metrics(out: dict, result: WindowFacts) -> None:
+def _fault_windows(result: WindowFacts) -> np.ndarray:
+    """The windows overlapping a fault (a fault without duration covers one window)."""
+    start, window = result.arrays["start"], result.scenario.run.window
     if not result.marks:
-        return
-    start = result.arrays["start"]
-    window = result.scenario.run.window
+        return np.zeros(len(start), dtype=bool)
     first = min(m.start for m in result.marks)
     last = max(m.start + window if m.end is None or m.end <= m.start else m.end
                for m in result.marks)
     if any(m.end is None and m.kind != "cache_flush" for m in result.marks):
         last = math.inf  # a fault that never ends: the incident lasts the run
-    mask = (start + window > first + 1e-9) & (start < last - 1e-9)
+    return np.asarray((start + window > first + 1e-9) & (start < last - 1e-9))
+
+
+def incident_windows(result: WindowFacts) -> np.ndarray | None:
+    """The incident's windows (see ``incident.<metric>`` above); ``None`` if there is none.
+
+    The fault windows united with the SLO-breaching measured windows from the first
+    fault (or, without faults, the first breach) on that follow a window already in the
+    incident, so each breach run lasts until the SLO is met again: so a surge
+    written as a fault or as a profile step, or a flush whose damage outlasts its
+    window, gives the same incident. ``run.incident`` overrides it.
+    """
+    start, run = result.arrays["start"], result.scenario.run
+    if run.incident is not None:
+        return np.asarray((start + run.window > run.incident.start + 1e-9)
+                          & (start < run.incident.end - 1e-9))
+    faults = _fault_windows(result)
+    _, _, meets = _window_slo(result)
+    breach = ~meets & (start >= run.warmup - 1e-9)
+    seeds = faults if faults.any() else breach
+    if not seeds.any():
+        return None
+    first = int(np.argmax(seeds))
+    inside = faults.copy()
+    for i in range(first, len(start)):  # a breach run joins the incident it touches
+        inside[i] |= bool(breach[i]) and (i == first or bool(inside[i - 1]))
+    return inside
+
+
+def _incident_metrics(out: dict, result: WindowFacts) -> None:
+    mask = incident_windows(result)
+    if mask is None:
+        return
     a = result.arrays
     outcomes = a["outcomes"][mask].sum(axis=(0, 1))
     total = int(outcomes.sum())
@@ -340,6 +380,9 @@ def _incident_metrics(out: dict, result: WindowFacts) -> None:
     out["incident.connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
     hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
+    start = a["start"][mask]
+    out["incident.start"] = float(start.min())
+    out["incident.seconds"] = float(mask.sum()) * result.scenario.run.window
 
 
 def _mitigation_metrics(out: dict, result: WindowFacts, rec: Recovery) -> None:

@@ -182,11 +182,15 @@ _COUNTERS = [
        "generator bug).", locust=True, sim=False),
 ]
 _INCIDENT = [
-    _m(f"incident.{n}", unit, f"{n} over the windows overlapping the faults.", fact=True)
+    _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
+       "breach runs from the first fault (or breach) on, or run.incident.", fact=True)
     for n, unit in (("error_rate", "fraction"), ("latency_p95", "s"),
                     ("connector.calls", "count"), ("connector.rate_limited", "count"),
                     ("connector.calls_per_key", "ratio"),
                     ("connector.fetches_per_key", "ratio"), ("cache.hit_ratio", "fraction"))
+] + [
+    _m("incident.start", "s", "When the incident's first window starts.", fact=True),
+    _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]
 _MITIGATIONS = [
     _m("mitigation.<kind>.at", "s", "When the first mitigation of that kind was applied.",

@@ -23,7 +23,10 @@ from sim.report import build_summary
 #: (unmitigated, mitigated, the check the unmitigated run fails), at full size
 PAIRS = [
     ("rate_limit_flood", "rate_limit_flood_mitigated", "other tenants recover within 5 min"),
-    ("cache_stampede", "cache_stampede_mitigated", "one fetch per key during the event"),
+    # errors after the flush's window count since the incident takes in the breach run
+    # (issue 13); the herd check, a peak diluted over that run, is judged in
+    # test_stampede_mitigations_cut_calls_and_429s
+    ("cache_stampede", "cache_stampede_mitigated", "errors within SLO during the event"),
     ("cache_stampede_short_ttl", "cache_stampede_short_ttl_mitigated", "p95 within SLO"),
     ("auth_failure", "auth_failure_mitigated", "recovers within 10 min"),
     ("retry_storm", "retry_storm_mitigated", "recovers within 10 min of the trigger"),
@@ -32,7 +35,8 @@ PAIRS = [
 
 #: Pairs whose standin profile keeps both verdicts. cache_stampede's standin does not:
 #: with 2% of the keys and rate limits, failed refreshes behind 429s give about 1.4
-#: fetches per key during the event even with soft caching (1.1 at full size).
+#: fetches per key during the event even with soft caching (1.1 at full size; both
+#: measured over the flush's window, the incident before issue 13's definition).
 STANDIN_PAIRS = [p for p in PAIRS if p[0] != "cache_stampede"]
 
 
@@ -102,9 +106,14 @@ def test_tenants_except_is_the_other_tenants_traffic() -> None:
 
 def test_stampede_mitigations_cut_calls_and_429s() -> None:
     bad, good = _run("cache_stampede"), _run("cache_stampede_mitigated")
-    assert bad["incident.connector.fetches_per_key"] > 2.0  # the herd on hot keys
-    bad_fetches = bad["incident.connector.fetches_per_key"]
-    assert good["incident.connector.fetches_per_key"] < 0.6 * bad_fetches
+    # The herd is a peak: judged in the flush's window (3m to 3m10s in the standin), as the
+    # incident was before it took in the breach run after the flush (issue 13).
+    flush = "run.incident={start: 180s, end: 190s}"
+    bad_herd = _run("cache_stampede", "standin", flush)
+    good_herd = _run("cache_stampede_mitigated", "standin", flush)
+    assert bad_herd["incident.connector.fetches_per_key"] > 2.0  # the herd on hot keys
+    bad_fetches = bad_herd["incident.connector.fetches_per_key"]
+    assert good_herd["incident.connector.fetches_per_key"] < 0.6 * bad_fetches
     # Over the run (the herd's extra calls and 429s last about a minute after the flush):
     assert good["connector.calls"] < 0.9 * bad["connector.calls"]
     assert good["connector.rate_limited"] < 0.75 * bad["connector.rate_limited"]

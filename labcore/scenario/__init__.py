@@ -56,7 +56,7 @@ from .releases import (
     Release,
     ResiliencePolicy,
 )
-from .run import SLO, RunSpec
+from .run import SLO, IncidentSpan, RunSpec
 from .spec import Scenario
 from .topology import (
     Autoscaling,
@@ -79,6 +79,7 @@ from .workload import ClosedLoop, Diurnal, ProfilePoint, Tenant, Workload
 
 __all__ = [
     "Scenario",
+    "IncidentSpan",
     "RunSpec",
     "SLO",
     "Topology",

@@ -6,7 +6,20 @@ from pydantic import Field, model_validator
 
 from .base import Duration, Fraction, Strict
 
-__all__ = ["RunSpec", "SLO"]
+__all__ = ["IncidentSpan", "RunSpec", "SLO"]
+
+
+class IncidentSpan(Strict):
+    """An explicit incident for the ``incident.*`` metrics, instead of the derived one."""
+
+    start: Duration = Field(ge=0)
+    end: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IncidentSpan":
+        if self.end <= self.start:
+            raise ValueError("incident end must be after its start")
+        return self
 
 
 class RunSpec(Strict):
@@ -22,6 +35,9 @@ class RunSpec(Strict):
     wait_histograms: bool = False
     #: The ``x`` of ``<tier>.p_wait_over_<x>`` (``P(wait > x)``), when histograms are on.
     wait_over: tuple[Duration, ...] = (1.0,)
+    #: The ``incident.*`` metrics' windows, when the derived incident (fault windows and
+    #: the SLO breach runs they start) is not the span to judge.
+    incident: IncidentSpan | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> "RunSpec":
@@ -29,6 +45,8 @@ class RunSpec(Strict):
             raise ValueError("warmup must be shorter than duration")
         if self.window > self.duration - self.warmup:
             raise ValueError("window must fit in the measured part of the run")
+        if self.incident is not None and self.incident.start >= self.duration:
+            raise ValueError("incident must start before the end of the run")
         return self
 
 
