@@ -4,6 +4,7 @@ shipped scenario pair's verdicts."""
 import pytest
 from sim_helpers import SCENARIOS, load, textbook
 
+from labcore.facts import OUTCOMES
 from labcore.metrics import window_table
 from sim import simulate
 from sim.cli import main
@@ -26,7 +27,8 @@ def _data(workers, rate, **autoscaling):
 def _system(tmp_path, data):
     scenario = load(tmp_path, data)
     env = Environment(collect_every=scenario.run.window)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants))
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants),
+                        outcomes=OUTCOMES)
     return env, System(env, scenario, Streams(1), recorder)
 
 

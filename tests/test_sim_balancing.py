@@ -8,6 +8,7 @@ power-of-two router, Erlang C for random) is in ``python -m sim validate-model``
 import pytest
 from sim_helpers import load, textbook
 
+from labcore.facts import OUTCOMES
 from labcore.metrics import compute_metrics
 from sim import simulate
 from sim.kernel import Environment, Recorder, Streams
@@ -29,7 +30,8 @@ def _three_zones(tmp_path, policy, *overrides, rate="3/s", service="900ms"):
     )
     scenario = load(tmp_path, data, *overrides)
     env = Environment(collect_every=scenario.run.window)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants))
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants),
+                        outcomes=OUTCOMES)
     system = System(env, scenario, Streams(1), recorder)
     env.run(until=scenario.run.duration - 1e-9)  # before the window closes: counters intact
     return system

@@ -4,6 +4,7 @@ service and deterministic arrivals, and the shipped scenario pair's verdicts."""
 import pytest
 from sim_helpers import SCENARIOS, load, textbook
 
+from labcore.facts import OUTCOMES
 from sim import simulate
 from sim.cli import main
 from sim.kernel import Environment, Recorder, Streams
@@ -66,7 +67,8 @@ def test_partial_capacity_queues_and_restores(tmp_path):
 def _system(tmp_path, data, *overrides):
     scenario = load(tmp_path, data, *overrides)
     env = Environment(collect_every=scenario.run.window)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants))
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants),
+                        outcomes=OUTCOMES)
     return env, System(env, scenario, Streams(1), recorder)
 
 
