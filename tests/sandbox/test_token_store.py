@@ -9,17 +9,39 @@ would, and checks that what it finds is refused by the provider, while queries s
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
+from sandbox.testing import detached_sandbox
 from sandbox.tokens import TokenCipher, new_token_key
 
-Sandbox = Any
-
 pytestmark = pytest.mark.sandbox
+
+
+class Sandbox:
+    """The state and a query helper of a stand-in of this module's own."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def query(self, tenant: str, sql: str) -> httpx.Response:
+        key = self.state["tenants"][tenant]["api_key"]
+        return httpx.post(f"{self.state['gateway_url']}/v1/query", json={"sql": sql},
+                          headers={"Authorization": f"Bearer {key}", "X-OmniSQL-User": "u1"},
+                          timeout=30.0)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    """Not the session's stand-in: test_sandbox.py's last test takes that one down, and this
+    file runs after it."""
+    with detached_sandbox("omnisql-tokens-") as box:
+        yield Sandbox(json.loads((box / "state.json").read_text()))
 
 # One object per provider, to call the provider's records endpoint directly.
 OBJECTS = {"crm": "accounts", "tickets": "tickets"}
