@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sandbox.supervise import survivors
 
-__all__ = ["REPO", "detached_sandbox"]
+__all__ = ["REPO", "detached_sandbox", "wait_for"]
 
 #: The checkout the sandbox package lives in (its processes run from there).
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +56,14 @@ def detached_sandbox(prefix: str, env: dict[str, str] | None = None,
         left = survivors(box)
         shutil.rmtree(root, ignore_errors=True)
         assert left == [], f"processes survived `sandbox down`: {left}"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+    """Poll ``predicate`` every ``step`` seconds until it is true (True) or ``timeout``
+    seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False

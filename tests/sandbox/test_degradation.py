@@ -9,10 +9,10 @@ options (a TTL set by a chaos control) and the token store.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,19 +22,15 @@ import redis
 from sandbox.auth import INTERNAL_HEADER
 from sandbox.state import Layout
 from sandbox.supervise import rpc
+from sandbox.testing import wait_for as _wait_for
 
 Sandbox = Any
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(240)]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+#: This file polls faster than the default step.
+wait_for = functools.partial(_wait_for, step=0.05)
 
 
 def _pid(sb: Sandbox, program: str) -> int:

@@ -31,7 +31,7 @@ import httpx
 import psycopg
 import pytest
 
-from sandbox.testing import detached_sandbox
+from sandbox.testing import detached_sandbox, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -72,13 +72,6 @@ def box() -> Iterator[Box]:
         sb.http.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _writer(box: Box, port: int, writer: int, history: History, stop: threading.Event) -> None:
@@ -125,13 +118,13 @@ def _streaming(box: Box) -> bool:
 
 
 def trial(box: Box, rng: random.Random) -> dict[str, int]:
-    assert wait_for(lambda: _streaming(box))
+    assert wait_for(lambda: _streaming(box), 60.0)
     port = box.admin("GET", "/admin/metadata/status")["primary"]["port"]
     with box.connect(port) as conn:
         conn.execute("DROP TABLE IF EXISTS jepsen_history")
         conn.execute("CREATE TABLE jepsen_history (id bigserial PRIMARY KEY, writer int, "
                      "seq int)")
-    assert wait_for(lambda: _streaming(box))
+    assert wait_for(lambda: _streaming(box), 60.0)
     history, stop = History(), threading.Event()
     threads = [threading.Thread(target=_writer, args=(box, port, w, history, stop))
                for w in range(WRITERS)]

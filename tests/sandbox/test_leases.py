@@ -8,27 +8,19 @@ set on the gateway's internal route did not show in `GET /faults`; no record of 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from sandbox.auth import INTERNAL_HEADER
+from sandbox.testing import wait_for
 
 Sandbox = Any
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(180)]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def faults(sb: Sandbox) -> dict[str, Any]:

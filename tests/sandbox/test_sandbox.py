@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.catalog import CATALOG, make_row
 from sandbox.supervise import survivors
+from sandbox.testing import wait_for
 
 Sandbox = Any  # the conftest's handle (test dirs are not packages, so no import of it)
 REPO = Path(__file__).resolve().parents[2]
@@ -37,13 +37,6 @@ def run_cli(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[st
                           timeout=timeout, env=env, cwd=REPO)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def admin_cli(sb: Sandbox, *args: str) -> dict[str, Any]:
