@@ -15,7 +15,9 @@ success): the simulator's kernel recorder is handed them by the model and knows 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BIN_GROWTH", "BIN_MIN", "N_BINS", "OUTCOMES", "TIER_FIELDS", "FaultMark", "RunFacts",
-    "WindowFacts", "bin_index", "bin_value", "empty_arrays",
+    "WindowFacts", "bin_index", "bin_value", "empty_arrays", "load_facts", "save_facts",
 ]
 
 #: Final outcomes of a client request; index 0 is success.
@@ -119,3 +121,44 @@ class RunFacts:
     rpo_losses: tuple[tuple[float, float], ...] = ()
     facts: dict[str, float | None] = field(default_factory=dict)
     logs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+# -- on disk: one runner's measured windows, read back by another (``sim conform``) -------
+
+_LIST_KEYS = ("counter_names", "tier_names")
+
+
+def save_facts(path: str | os.PathLike[str], facts: WindowFacts) -> None:
+    """Write ``facts`` (arrays, fault marks, RPO losses, tenants, whole-run facts) as one
+    ``.npz`` file: what a real runner leaves in its results folder (``facts.npz``)."""
+    a = facts.arrays
+    arrays = {f"a.{k}": (np.asarray(v, dtype=str) if k in _LIST_KEYS else np.asarray(v))
+              for k, v in a.items()}
+    meta = {
+        "seed": facts.seed,
+        "tenants": list(facts.tenants),
+        "marks": [[m.kind, m.start, m.end, m.detail] for m in facts.marks],
+        "rpo_losses": [list(x) for x in facts.rpo_losses],
+        "facts": dict(facts.facts),
+    }
+    np.savez_compressed(path, meta=np.asarray(json.dumps(meta)), **arrays)
+
+
+def load_facts(path: str | os.PathLike[str], scenario: Scenario) -> RunFacts:
+    """Read a file written by :func:`save_facts` as :class:`RunFacts` of ``scenario``."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays: dict[str, Any] = {}
+        for key in data.files:
+            if key.startswith("a."):
+                name = key[2:]
+                arrays[name] = ([str(x) for x in data[key]] if name in _LIST_KEYS
+                                else data[key].copy())
+    return RunFacts(
+        scenario=scenario, seed=int(meta["seed"]), arrays=arrays,
+        marks=tuple(FaultMark(k, float(s), None if e is None else float(e), d)
+                    for k, s, e, d in meta["marks"]),
+        tenants=tuple(meta["tenants"]),
+        rpo_losses=tuple((float(a), float(b)) for a, b in meta["rpo_losses"]),
+        facts=dict(meta["facts"]),
+    )
