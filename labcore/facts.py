@@ -132,8 +132,9 @@ def save_facts(path: str | os.PathLike[str], facts: WindowFacts) -> None:
     """Write ``facts`` (arrays, fault marks, RPO losses, tenants, whole-run facts) as one
     ``.npz`` file: what a real runner leaves in its results folder (``facts.npz``)."""
     a = facts.arrays
-    arrays = {f"a.{k}": (np.asarray(v, dtype=str) if k in _LIST_KEYS else np.asarray(v))
-              for k, v in a.items()}
+    arrays: dict[str, Any] = {
+        f"a.{k}": (np.asarray(v, dtype=str) if k in _LIST_KEYS else np.asarray(v))
+        for k, v in a.items()}
     meta = {
         "seed": facts.seed,
         "tenants": list(facts.tenants),
