@@ -13,7 +13,10 @@ host is allowed by one rule and every admin or fault call is made one way:
   is refused before a byte is sent;
 * :class:`SandboxClient`: JSON calls to the admin URL, with ``Authorization: Bearer
   <admin_token>`` whenever the state has one. Errors name the status and the API's error
-  code, never a header. Standard library only, so every runner can use it.
+  code, never a header. Standard library and labcore only, so every runner can use it;
+* :func:`apply_scenario` and :func:`scenario_body`: configure the stand-in from a scenario
+  file (profile and ``--set`` applied) through ``POST /admin/scenario``, and get back the
+  configuration it runs and the fields it cannot honour (``not_honoured``).
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .scenario_file import ScenarioFile, read_scenario
+
 __all__ = [
     "ALLOW_ENV", "LEGACY_ALLOW_ENV", "LOOPBACK_HOSTS", "ApiError", "SandboxClient",
-    "SandboxError", "allowed_hosts", "check_url", "read_state", "sandbox_dir",
+    "SandboxError", "allowed_hosts", "apply_scenario", "check_url", "read_state",
+    "sandbox_dir", "scenario_body", "scenario_label",
 ]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -46,9 +52,12 @@ class SandboxError(Exception):
 class ApiError(SandboxError):
     """The admin API answered with an error status (and, usually, an error code)."""
 
-    def __init__(self, method: str, path: str, status: int, code: str = "") -> None:
-        self.status, self.code = status, code
-        super().__init__(f"{method} {path}: HTTP {status} {code}".rstrip())
+    def __init__(self, method: str, path: str, status: int, code: str = "",
+                 message: str = "") -> None:
+        self.status, self.code, self.message = status, code, message
+        # The API writes its messages itself (never echoing a secret): worth showing.
+        tail = f": {message}" if message else ""
+        super().__init__(f"{method} {path}: HTTP {status} {code}".rstrip() + tail)
 
 
 def sandbox_dir(explicit: str | os.PathLike[str] | None = None,
@@ -141,7 +150,7 @@ class SandboxClient:
                                         timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
-            raise ApiError(method, path, exc.code, _code(exc.read())) from None
+            raise ApiError(method, path, exc.code, *_error(exc.read())) from None
         except (OSError, ValueError) as exc:
             raise SandboxError(f"{method} {path}: {type(exc).__name__}") from None
 
@@ -151,8 +160,38 @@ class SandboxClient:
         return data
 
 
-def _code(raw: bytes) -> str:
+def scenario_label(source: ScenarioFile) -> str:
+    """``rate_limit_flood.yaml --profile standin --set a=b``: how the stand-in names it."""
+    parts = [source.path.name] + ([f"--profile {source.profile}"] if source.profile else [])
+    return " ".join(parts + [f"--set {item}" for item in source.overrides])[:300]
+
+
+def scenario_body(source: ScenarioFile) -> dict[str, Any]:
+    """The body of ``POST /admin/scenario``: the effective mapping and its label. The
+    mapping goes through JSON as YAML gave it (units kept; a date or another YAML-only value
+    becomes its text, which the schema then judges)."""
+    data = json.loads(json.dumps(source.data, default=str))
+    return {"name": scenario_label(source), "scenario": data}
+
+
+def apply_scenario(client: SandboxClient, source: str | os.PathLike[str] | ScenarioFile,
+                   profile: str | None = None, overrides: Iterable[str] = ()
+                   ) -> dict[str, Any]:
+    """Read the scenario (a path, with ``profile`` and ``overrides``; or a file already read)
+    and configure the stand-in from it. Returns the applied configuration with
+    ``not_honoured`` (dotted paths) and ``reasons`` (path → why). Raises
+    :class:`~labcore.scenario_file.ScenarioError` for a bad file, :class:`ApiError` when the
+    stand-in refuses it, :class:`SandboxError` when nothing answers."""
+    if not isinstance(source, ScenarioFile):
+        source = read_scenario(Path(source), profile, overrides)
+    answer: dict[str, Any] = client.call("POST", "/admin/scenario", scenario_body(source))
+    return answer
+
+
+def _error(raw: bytes) -> tuple[str, str]:
+    """The API's error code and message (empty when the answer has none)."""
     try:
-        return str(json.loads(raw)["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return ""
+        error = json.loads(raw)["error"]
+        return str(error["code"]), str(error.get("message", ""))[:2000]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", ""

@@ -77,6 +77,8 @@ class CacheOptions:
     stale_grace: float = 300.0
     soft_cache: bool = False
     coalesce: bool = True
+    #: ``false`` (a scenario's ``cache.enabled: false``): every query is fetched, none stored.
+    enabled: bool = True
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any]) -> CacheOptions:
@@ -86,6 +88,7 @@ class CacheOptions:
             stale_grace=float(get.get("stale_grace_seconds", 300.0)),
             soft_cache=get.get("soft_cache", "0") == "1",
             coalesce=get.get("coalesce", "1") == "1",
+            enabled=get.get("enabled", "1") == "1",
         )
 
 
@@ -106,6 +109,8 @@ class ResultCache:
 
     async def get(self, key: str, fetch: Fetch) -> tuple[Rows, str]:
         """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down)."""
+        if not self.options.enabled:
+            return await fetch(), "miss"
         if not self.breaker.closed:
             return await self._bypassing(fetch), "bypass"
         started = time.monotonic()

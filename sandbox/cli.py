@@ -11,7 +11,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from labcore.sandbox_client import LOOPBACK_HOSTS, SandboxClient, apply_scenario
+from labcore.sandbox_client import SandboxError as ClientError
+from labcore.scenario_file import ScenarioError, ScenarioFile, read_scenario
 from sandbox import ownership
+from sandbox.admin.cli import print_not_honoured
 from sandbox.launch import SandboxError, process_table, running_pid, start, stop
 from sandbox.state import default_dir
 from sandbox.supervise import pid_alive
@@ -33,7 +37,21 @@ def _summary(state: dict[str, object]) -> str:
     return json.dumps({k: state[k] for k in keep if k in state}, indent=2)
 
 
-def cmd_up(root: Path, detach: bool, prometheus: bool = True) -> int:
+def _configure(state: dict[str, object], scenario: ScenarioFile | None) -> None:
+    """`up --scenario`: the stand-in from the scenario, through the admin API (the same
+    path as `python -m sandbox.admin apply-scenario`); what it cannot honour is printed."""
+    if scenario is None:
+        return
+    try:
+        answer = apply_scenario(SandboxClient.from_state(state, LOOPBACK_HOSTS), scenario)
+    except ClientError as exc:
+        raise SandboxError(f"the stand-in refused the scenario: {exc}") from None
+    print(f"configured from {answer['scenario']['label']}", flush=True)
+    print_not_honoured(answer)
+
+
+def cmd_up(root: Path, detach: bool, prometheus: bool = True,
+           scenario: ScenarioFile | None = None) -> int:
     if running_pid(root) is not None:  # checked before any cleanup could touch it
         print(f"error: a sandbox is already running in {root}", file=sys.stderr)
         return 2
@@ -44,6 +62,7 @@ def cmd_up(root: Path, detach: bool, prometheus: bool = True) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         state = start(root, prometheus)
+        _configure(state, scenario)
         print(_summary(state))
         print(f"state file: {root / 'state.json'}", flush=True)
         if detach:
@@ -104,17 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--detach", action="store_true", help="return once it is up")
             p.add_argument("--no-prometheus", dest="prometheus", action="store_false",
                            help="do not run Prometheus over the services (issue 17)")
+            p.add_argument("--scenario", type=Path, default=None,
+                           help="configure the stand-in from this scenario file (issue 18)")
+            p.add_argument("--profile", default=None, help="the scenario's profile")
+            p.add_argument("--set", dest="overrides", action="append", default=[],
+                           metavar="K=V", help="a scenario override (repeatable)")
         if name == "bench":
             p.add_argument("--seconds", type=float, default=10.0)
             p.add_argument("--concurrency", type=int, default=32)
     return parser
 
 
+def _up(root: Path, args: argparse.Namespace) -> int:
+    """Read and validate the scenario before anything starts: exit 2 naming file, field
+    and line, as `python -m sim validate` does."""
+    if args.scenario is None:
+        if args.profile or args.overrides:
+            print("error: --profile and --set need --scenario", file=sys.stderr)
+            return 2
+        return cmd_up(root, args.detach, args.prometheus)
+    try:
+        scenario = read_scenario(args.scenario, args.profile, args.overrides)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return cmd_up(root, args.detach, args.prometheus, scenario)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # argparse exits 2 on bad input
     root = (args.dir or default_dir()).absolute()
     if args.command == "up":
-        return cmd_up(root, args.detach, args.prometheus)
+        return _up(root, args)
     if args.command == "down":
         return cmd_down(root)
     if args.command == "status":

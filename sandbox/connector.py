@@ -28,7 +28,9 @@ from sandbox.breaker import Breaker
 from sandbox.cache import hot_path_redis
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
+from sandbox.sections import connector_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
+from sandbox.slots import Slots
 from sandbox.tokens import TokenCipher, fetch_token, load_token, store_token
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
@@ -47,6 +49,8 @@ class ConnectorConfig:
     token_key: str  # seals tokens in Redis (sandbox.tokens); lives only in the 0600 config
     max_retry_wait: float = 1.0  # total seconds a request may spend obeying Retry-After
     timeout: float = 8.0
+    #: The ``connector`` section of ``sandbox.standin`` (worker slots, retries); None: today's.
+    settings: dict[str, Any] | None = None
 
 
 class Connector:
@@ -62,6 +66,20 @@ class Connector:
         self.breaker = Breaker("redis")
         self.http = httpx.AsyncClient(timeout=config.timeout)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.slots = Slots(f"connector-{config.zone}")
+        self.settings: dict[str, Any] = {}
+        self.apply(config.settings or {
+            "workers": None, "queue_limit": None, "timeout_seconds": config.timeout,
+            "retries": {"max_attempts": None, "honour_retry_after": True,
+                        "max_wait_seconds": 60.0,
+                        "total_wait_seconds": config.max_retry_wait}})
+
+    def apply(self, body: Any) -> dict[str, Any]:
+        """Take a new ``connector`` section (400 on a bad one); requests in flight keep
+        the slot they hold."""
+        self.settings = connector_section(body)
+        self.slots.resize(self.settings["workers"], self.settings["queue_limit"])
+        return self.settings
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -100,6 +118,13 @@ class Connector:
 
     async def fetch(self, tenant: str, provider: str, obj: str,
                     where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
+        """All pages of one fetch, holding one worker slot throughout (Retry-After waits
+        included, as the simulator's connector worker holds its slot)."""
+        async with self.slots.hold():
+            return await self._fetch_pages(tenant, provider, obj, where, limit)
+
+    async def _fetch_pages(self, tenant: str, provider: str, obj: str,
+                           where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"page_size": min(limit, PAGE_SIZE)}
         if where:
             params[str(where[0])] = str(where[1])
@@ -114,10 +139,11 @@ class Connector:
     async def _get_page(self, tenant: str, provider: str, obj: str,
                         params: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.config.providers[provider]}/v1/{obj}"
-        waited, retried_auth = 0.0, False
+        waited, retried_auth, calls = 0.0, False, 0
         while True:
             token = await self.token(provider, tenant)
             resp = await self._call(url, params, token, provider)
+            calls += 1
             if resp.status_code == 200:
                 try:
                     page: dict[str, Any] = resp.json()
@@ -131,20 +157,36 @@ class Connector:
                 raise ApiError(502, "PROVIDER_UNAUTHORIZED",
                                f"{provider} rejected the tenant's access token")
             if resp.status_code == 429:
-                wait = _retry_after(resp)
-                if waited + wait > self.config.max_retry_wait:
-                    raise ApiError(429, "RATE_LIMIT_EXHAUSTED",
-                                   f"{provider} rate limit exhausted", retry_after=wait)
+                wait = self._retry_wait(_retry_after(resp), waited, calls)
+                if wait is None:
+                    raise ApiError(429, "RATE_LIMIT_EXHAUSTED", f"{provider} rate limit "
+                                   "exhausted", retry_after=_retry_after(resp))
                 waited += wait
                 await asyncio.sleep(wait)
                 continue
             raise _provider_error(provider, resp.status_code)
 
+    def _retry_wait(self, asked: float, waited: float, calls: int) -> float | None:
+        """How long to wait before calling again after a 429, or None to give up: the
+        scenario's rule (at most ``max_attempts`` calls, each wait capped at ``max_wait``)
+        or, without a scenario, waits adding up to at most ``total_wait_seconds``."""
+        rule = self.settings["retries"]
+        if not rule["honour_retry_after"]:
+            return None
+        if rule["max_attempts"] is not None and calls >= rule["max_attempts"]:
+            return None
+        wait = min(asked, rule["max_wait_seconds"])
+        total = rule["total_wait_seconds"]
+        if total is not None and waited + wait > total:
+            return None
+        return float(wait)
+
     async def _call(self, url: str, params: dict[str, Any], token: str,
                     provider: str) -> httpx.Response:
         try:
             resp = await self.http.get(url, params=params,
-                                       headers={"Authorization": f"Bearer {token}"})
+                                       headers={"Authorization": f"Bearer {token}"},
+                                       timeout=self.settings["timeout_seconds"])
         except httpx.TimeoutException:
             raise ApiError(504, "UPSTREAM_TIMEOUT", f"{provider} did not answer in time") from None
         except httpx.HTTPError:
@@ -203,7 +245,14 @@ def build_app(config: ConnectorConfig) -> Starlette:
         args = _fetch_args(body, config.providers)
         return JSONResponse({"rows": await connector.fetch(*args)})
 
+    @handle_errors
+    async def settings(request: Request) -> Response:
+        if request.method == "POST":
+            connector.apply(await read_json(request))
+        return JSONResponse({**connector.settings, "slots": connector.slots.snapshot()})
+
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/fetch", fetch, methods=["POST"]),
+        Route("/_control/config", settings, methods=["GET", "POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

@@ -47,7 +47,9 @@ class Directory:
         return self.keys.get(hashlib.sha256(api_key.encode()).hexdigest())
 
     def cap_for(self, tenant: str, user: str) -> int | None:
-        return self.caps.get((tenant, user))
+        """The user's own cap, else the tenant's ``*`` cap (a scenario's ``user: "*"``)."""
+        cap = self.caps.get((tenant, user))
+        return self.caps.get((tenant, "*")) if cap is None else cap
 
     def log(self, row: LogRow) -> None:
         if len(self.pending_log) < MAX_PENDING_LOG:  # shed, never block, when PG is away

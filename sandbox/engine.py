@@ -26,7 +26,9 @@ from sandbox.auth import internal_headers
 from sandbox.cache import ResultCache, cache_key, hot_path_redis
 from sandbox.errors import ApiError
 from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
+from sandbox.sections import engine_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
+from sandbox.slots import Slots
 from sandbox.sql import Query, connector_of, parse
 
 __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
@@ -46,6 +48,9 @@ class EngineConfig:
     redis_password: str
     service_token: str
     timeout: float = 9.0
+    #: Worker slots and queue (``sandbox.standin``'s ``engine`` section); None: no limit.
+    workers: int | None = None
+    queue_limit: int | None = None
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Engine:
         # Short socket timeouts: a paused Redis must trip the breaker, not stall requests.
         self.store = hot_path_redis(config.redis_port, config.redis_password)
         self.cache = ResultCache(self.store)
+        self.slots = Slots(config.name, config.workers, config.queue_limit)
+        self.timeout = config.timeout
         self.http = httpx.AsyncClient(timeout=config.timeout,
                                       headers=internal_headers(config.service_token))
 
@@ -76,14 +83,38 @@ class Engine:
         await self.store.aclose()
 
     async def run(self, tenant: str, sql: str) -> dict[str, Any]:
-        await self._inject_faults()
-        query = parse(sql)
-        rows, how = await self.cache.get(
-            cache_key(tenant, query.fingerprint()), lambda: self._fetch(tenant, query)
-        )
+        """Serve one query holding an engine slot for parsing and the cache lookup; a miss
+        frees the slot before the connector fetch, as the simulator's engine worker does."""
+        await self.slots.acquire()
+        held = True
+
+        async def fetch() -> list[dict[str, Any]]:
+            nonlocal held
+            if held:
+                held = False
+                self.slots.release()
+            return await self._fetch(tenant, query)
+
+        try:
+            await self._inject_faults()
+            query = parse(sql)
+            rows, how = await self.cache.get(cache_key(tenant, query.fingerprint()), fetch)
+        finally:
+            if held:
+                self.slots.release()
         CACHE_RESULTS.labels(self.scope, tenant, how).inc()
         return {"rows": rows, "cache": how, "zone": self.config.zone,
                 "version": self.release.version}
+
+    def settings(self) -> dict[str, Any]:
+        return {"workers": self.slots.workers, "queue_limit": self.slots.queue_limit,
+                "timeout_seconds": self.timeout}
+
+    def apply(self, body: Any) -> dict[str, Any]:
+        section = engine_section(body)
+        self.slots.resize(section["workers"], section["queue_limit"])
+        self.timeout = section["timeout_seconds"]
+        return self.settings()
 
     async def _inject_faults(self) -> None:
         rel = self.release
@@ -96,7 +127,8 @@ class Engine:
         body = {"tenant": tenant, "provider": query.connector, "object": query.obj,
                 "where": list(query.where) if query.where else None, "limit": query.limit}
         try:
-            resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body)
+            resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body,
+                                        timeout=self.timeout)
         except httpx.TimeoutException:
             raise ApiError(504, "UPSTREAM_TIMEOUT",
                            f"connector-{self.config.zone} did not answer in time") from None
@@ -189,7 +221,14 @@ def build_app(config: EngineConfig) -> Starlette:
     async def control(request: Request) -> Response:
         return JSONResponse(engine.configure(await read_json(request)))
 
+    @handle_errors
+    async def settings(request: Request) -> Response:
+        if request.method == "POST":
+            engine.apply(await read_json(request))
+        return JSONResponse({**engine.settings(), "slots": engine.slots.snapshot()})
+
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
+        Route("/_control/config", settings, methods=["GET", "POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

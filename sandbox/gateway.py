@@ -30,6 +30,7 @@ from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
 from sandbox.routing import Backend, Router
+from sandbox.sections import gateway_section
 from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_json
 from sandbox.sql import connector_of, parse
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
@@ -59,6 +60,8 @@ class GatewayConfig:
     pg_ports: list[int]
     service_token: str = ""
     timeout: float = 10.0
+    #: The ``gateway`` section of ``sandbox.standin`` (None: today's defaults).
+    settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -81,6 +84,25 @@ class Gateway:
     # httpx for health checks; aiohttp on the hot path, where it costs about half the CPU.
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
     session: aiohttp.ClientSession | None = None
+    timeout: float = 10.0
+    #: Today's stand-in retries a dead or refusing zone at once elsewhere; a scenario turns
+    #: it off (the simulator's balancer learns only from health checks; clients retry).
+    zone_retry: bool = True
+
+    def __post_init__(self) -> None:
+        self.timeout = self.config.timeout
+        if self.config.settings is not None:
+            self.apply(self.config.settings)
+
+    def apply(self, body: Any) -> dict[str, Any]:
+        section = gateway_section(body)
+        self.timeout, self.zone_retry = section["timeout_seconds"], section["zone_retry"]
+        self.router.configure(section["health_check"])
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        return {"timeout_seconds": self.timeout, "zone_retry": self.zone_retry,
+                "health_check": self.router.health_settings()}
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -120,15 +142,20 @@ class Gateway:
         the cache down), try the other zones while the client's budget allows."""
         tried: set[str] = set()
         started, last = time.monotonic(), None
-        while time.monotonic() - started < self.config.timeout - _RETRY_MARGIN:
+        while not tried or time.monotonic() - started < self.timeout - _RETRY_MARGIN:
             backend = self.router.choose(tried)
             if backend is None:
                 break
             try:
                 return await self._send(backend, info)
             except _RETRYABLE:
+                if not self.zone_retry:
+                    raise ApiError(502, "ENGINE_UNAVAILABLE",
+                                   f"{backend.name} is unreachable") from None
                 self.router.failed(backend)
             except _ZoneCannotServe as refused:
+                if not self.zone_retry:
+                    return refused.response
                 last = refused.response
             tried.add(backend.name)
         if last is not None:  # every zone tried answered why it could not: say that
@@ -139,7 +166,9 @@ class Gateway:
         assert self.session is not None
         try:
             async with self.session.post(f"{backend.url}/query",
-                                         json={"tenant": info.tenant, "sql": info.sql}) as resp:
+                                         json={"tenant": info.tenant, "sql": info.sql},
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)
+                                         ) as resp:
                 content = await resp.read()
                 status, headers = resp.status, resp.headers
         except TimeoutError:
@@ -236,6 +265,12 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         gw.router.canary_weight = float(weight)
         return JSONResponse({"weight": gw.router.canary_weight})
 
+    @handle_errors
+    async def settings(request: Request) -> Response:
+        if request.method == "POST":
+            gw.apply(await read_json(request))
+        return JSONResponse(gw.settings())
+
     async def zones(request: Request) -> Response:
         canary = gw.router.canary
         return JSONResponse({"zones": gw.router.zones(),
@@ -246,6 +281,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         Route("/internal/stats", stats), Route("/internal/zones", zones),
         Route("/internal/reload", reload, methods=["POST"]),
         Route("/internal/canary", canary, methods=["POST"]),
+        Route("/internal/config", settings, methods=["GET", "POST"]),
     ]
 
 

@@ -1,8 +1,10 @@
 """A mock SaaS provider (CRM, ticketing): OAuth tokens, paginated records, rate limits, faults.
 
-Behaviour a real connector must survive: per-tenant token buckets answering 429 with
-Retry-After, tokens that expire or get revoked (401), outages (503 and a status page that
-says so) and added latency. The `/_control/*` endpoints are the fault API's levers.
+Behaviour a real connector must survive: per-tenant and app-wide token buckets answering
+429 with Retry-After, tokens that expire or get revoked (401), outages (503 and a status page
+that says so), latency drawn from a distribution and a background error rate (configured
+from the scenario, `sandbox.provider_config`), and injected faults on top. The
+`/_control/*` endpoints are the fault API's and the configuration's levers.
 """
 
 from __future__ import annotations
@@ -22,14 +24,12 @@ from starlette.routing import Route
 from sandbox.catalog import CATALOG, ObjectSpec, make_row
 from sandbox.errors import ApiError
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
-from sandbox.ratelimit import TokenBucket
+from sandbox.provider_config import ProviderSettings, parse_provider_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
+from sandbox.standin import default_config
 
 __all__ = ["Provider", "ProviderFaults", "build_app"]
 
-DEFAULT_RATE = 200.0
-DEFAULT_BURST = 400.0
-BASE_LATENCY = 0.005
 TOKEN_TTL = 3600.0
 MAX_PAGE = 200
 
@@ -54,8 +54,17 @@ class Provider:
     name: str
     clients: dict[str, str]  # tenant -> client secret
     tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> tenant, expiry
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     faults: ProviderFaults = field(default_factory=ProviderFaults)
+    section: dict[str, Any] | None = None  # this provider's `sandbox.standin` section
+    settings: ProviderSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configure(self.section or default_config()["providers"][self.name])
+
+    def configure(self, section: Any) -> dict[str, Any]:
+        """A new configuration (400 on a bad one): fresh buckets and streams."""
+        self.settings = ProviderSettings(self.name, parse_provider_section(section))
+        return self.settings.section
 
     @property
     def scope(self) -> str:
@@ -75,13 +84,6 @@ class Provider:
             raise ApiError(401, "INVALID_TOKEN", "access token expired or revoked")
         return entry[0]
 
-    def bucket(self, tenant: str) -> TokenBucket:
-        if tenant not in self.buckets:
-            rate = self.faults.rate_limit_per_s or DEFAULT_RATE
-            burst = max(1.0, rate) if self.faults.rate_limit_per_s else DEFAULT_BURST
-            self.buckets[tenant] = TokenBucket(rate, burst)
-        return self.buckets[tenant]
-
     def revoke(self, fraction: float) -> int:
         # Sorted, so which tokens go is deterministic for a given token set.
         victims = sorted(self.tokens)[: math.ceil(len(self.tokens) * fraction)]
@@ -91,7 +93,7 @@ class Provider:
 
     def set_faults(self, faults: ProviderFaults) -> None:
         self.faults = faults
-        self.buckets.clear()  # new limits apply to fresh buckets
+        self.settings.tenant_buckets.clear()  # new limits apply to fresh buckets
 
 
 def _matches(row: dict[str, Any], filters: dict[str, str]) -> bool:
@@ -150,19 +152,20 @@ def build_app(provider: Provider) -> Starlette:
 
     @handle_errors
     async def _records(request: Request, seen: dict[str, str]) -> Response:
-        await asyncio.sleep(BASE_LATENCY + provider.faults.latency_ms / 1000.0)
-        if provider.faults.outage:
-            raise ApiError(503, "OUTAGE", f"{provider.name} is having an outage")
-        tenant = provider.authenticate(request.headers.get("authorization", ""))
-        seen["tenant"] = tenant
-        wait = provider.bucket(tenant).take()
-        if wait > 0:
-            raise ApiError(429, "RATE_LIMITED", "tenant rate limit exceeded", retry_after=wait)
+        extra, settings = provider.faults.latency_ms / 1000.0, provider.settings
+        try:
+            _admit(provider, request, seen)
+        except ApiError:  # a refusal answers after the (short) reject latency
+            await asyncio.sleep(settings.reject() + extra)
+            raise
+        await asyncio.sleep(settings.latency() + extra)
+        if settings.failed():
+            raise ApiError(500, "PROVIDER_FAILURE", f"{provider.name} failed (its error rate)")
         spec = CATALOG[provider.name].get(request.path_params["object"])
         if spec is None:
             raise ApiError(404, "NOT_FOUND", "unknown object")
         filters, start, size = _query_args(request, spec)
-        rows, nxt = _page(spec, tenant, filters, start, size)
+        rows, nxt = _page(spec, seen["tenant"], filters, start, size)
         return JSONResponse({"records": rows, "next_cursor": nxt})
 
     async def status(request: Request) -> Response:
@@ -174,6 +177,17 @@ def build_app(provider: Provider) -> Starlette:
         Route("/status", status), Route("/health", health), Route("/metrics", metrics_endpoint),
         *_control_routes(provider),
     ])
+
+
+def _admit(provider: Provider, request: Request, seen: dict[str, str]) -> None:
+    """Outage, token and rate limits, in that order; raises the refusal."""
+    if provider.faults.outage:
+        raise ApiError(503, "OUTAGE", f"{provider.name} is having an outage")
+    tenant = provider.authenticate(request.headers.get("authorization", ""))
+    seen["tenant"] = tenant
+    wait = provider.settings.admit(tenant, provider.faults.rate_limit_per_s)
+    if wait > 0:
+        raise ApiError(429, "RATE_LIMITED", "rate limit exceeded", retry_after=wait)
 
 
 def _control_routes(provider: Provider) -> list[Route]:
@@ -192,8 +206,15 @@ def _control_routes(provider: Provider) -> list[Route]:
         body = await read_json(request)
         return JSONResponse({"revoked": provider.revoke(parse_fraction(body))})
 
+    @handle_errors
+    async def config(request: Request) -> Response:
+        if request.method == "POST":
+            provider.configure(await read_json(request))
+        return JSONResponse(provider.settings.section)
+
     return [
         Route("/_control/faults", set_faults, methods=["POST", "DELETE"]),
+        Route("/_control/config", config, methods=["GET", "POST"]),
         Route("/_control/revoke", revoke, methods=["POST"]),
     ]
 

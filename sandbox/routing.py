@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -28,12 +29,17 @@ class Backend:
     url: str
     healthy: bool = True
     failures: int = 0
+    successes: int = 0
 
-    def observe(self, ok: bool, threshold: int) -> None:
+    def observe(self, ok: bool, threshold: int, heal: int = 1) -> None:
+        """``threshold`` failures in a row take it out, ``heal`` successes in a row bring
+        it back (a scenario's ``failure_threshold`` and ``success_threshold``)."""
         if ok:
-            self.failures, self.healthy = 0, True
+            self.failures, self.successes = 0, self.successes + 1
+            if self.successes >= heal:
+                self.healthy = True
         else:
-            self.failures += 1
+            self.failures, self.successes = self.failures + 1, 0
             if self.failures >= threshold:
                 self.healthy = False
 
@@ -45,6 +51,7 @@ class Router:
     interval: float = 0.5
     probe_timeout: float = 1.0
     threshold: int = 2
+    heal: int = 1
     canary_weight: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     _turn: itertools.count = field(default_factory=itertools.count)
@@ -65,6 +72,16 @@ class Router:
             return None
         return pool[next(self._turn) % len(pool)]
 
+    def configure(self, health: dict[str, Any]) -> None:
+        """A ``gateway.health_check`` section (``sandbox.sections``): the next probe round
+        uses it."""
+        self.interval, self.probe_timeout = health["interval_seconds"], health["timeout_seconds"]
+        self.threshold, self.heal = health["failure_threshold"], health["success_threshold"]
+
+    def health_settings(self) -> dict[str, Any]:
+        return {"interval_seconds": self.interval, "failure_threshold": self.threshold,
+                "success_threshold": self.heal, "timeout_seconds": self.probe_timeout}
+
     def export_gauges(self) -> None:
         """Copy the routing view into gauges; called at scrape time, so never stale."""
         for backend in self.engines:
@@ -80,7 +97,7 @@ class Router:
         while True:
             results = await asyncio.gather(*(self._probe(http, b) for b in backends))
             for backend, ok in zip(backends, results):
-                backend.observe(ok, self.threshold)
+                backend.observe(ok, self.threshold, self.heal)
             await asyncio.sleep(self.interval)
 
     async def _probe(self, http: httpx.AsyncClient, backend: Backend) -> bool:

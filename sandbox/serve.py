@@ -12,13 +12,21 @@ from typing import Any
 
 from sandbox.auth import OPEN_PATHS, TokenGuard
 from sandbox.service import run_app
-from sandbox.state import load_state
+from sandbox.standin import STANDIN_FILE
+from sandbox.state import load_state, read_json_file
 
 __all__ = ["main"]
 
 
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
+
+
+def _standin(args: argparse.Namespace, section: str) -> Any:
+    """This service's section of the applied scenario's configuration (None: defaults), so
+    that a restarted service (a restored zone) comes back configured."""
+    config = read_json_file(Path(args.dir) / STANDIN_FILE)
+    return None if config is None else config.get(section)
 
 
 def _internal_only(app: Any, state: dict[str, Any]) -> TokenGuard:
@@ -30,7 +38,8 @@ def _internal_only(app: Any, state: dict[str, Any]) -> TokenGuard:
 def _mock(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.mock_saas import Provider, build_app
     clients = state["internal"]["oauth_clients"]
-    app = TokenGuard(build_app(Provider(args.name, dict(clients))),
+    section = (_standin(args, "providers") or {}).get(args.name)
+    app = TokenGuard(build_app(Provider(args.name, dict(clients), section=section)),
                      lambda path: path.startswith("/_control"),
                      internal=state["internal"]["service_token"])
     run_app(app, _port(state["providers"][args.name]))
@@ -41,7 +50,8 @@ def _connector(state: dict[str, Any], args: argparse.Namespace) -> None:
     internal = state["internal"]
     config = ConnectorConfig(args.zone, dict(state["providers"]), dict(internal["oauth_clients"]),
                              state["redis"]["port"], internal["redis_password"],
-                             internal["service_token"], internal["token_key"])
+                             internal["service_token"], internal["token_key"],
+                             settings=_standin(args, "connector"))
     run_app(_internal_only(build_app(config), state),
             _port(state["services"][f"connector-{args.zone}"]))
 
@@ -49,9 +59,11 @@ def _connector(state: dict[str, Any], args: argparse.Namespace) -> None:
 def _engine(state: dict[str, Any], args: argparse.Namespace) -> None:
     from sandbox.engine import EngineConfig, build_app
     services, internal = state["services"], state["internal"]
+    section = _standin(args, "engine") or {}
     config = EngineConfig(args.zone, args.name, "v1", services[f"connector-{args.zone}"],
                           state["redis"]["port"], internal["redis_password"],
-                          internal["service_token"])
+                          internal["service_token"], section.get("timeout_seconds", 9.0),
+                          section.get("workers"), section.get("queue_limit"))
     run_app(_internal_only(build_app(config), state), _port(services[args.name]))
 
 
@@ -65,7 +77,8 @@ def _gateway(state: dict[str, Any], args: argparse.Namespace) -> None:
     internal = state["internal"]
     config = GatewayConfig({z: services[f"engine-{z}"] for z in state["zones"]},
                            services["engine-canary"], internal["canary_zone"],
-                           _pg_ports(state), internal["service_token"])
+                           _pg_ports(state), internal["service_token"],
+                           settings=_standin(args, "gateway"))
     inside = _port(internal["gateway_internal_url"])
 
     def elsewhere(scope: dict[str, Any]) -> bool:

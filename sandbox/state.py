@@ -23,6 +23,7 @@ __all__ = [
     "default_dir",
     "free_port",
     "load_state",
+    "read_json_file",
     "write_state",
 ]
 
@@ -123,3 +124,14 @@ def load_state(root: Path, internal: bool = False) -> dict[str, Any]:
     with open(layout.config if internal else layout.state) as fh:
         data: dict[str, Any] = json.load(fh)
     return data
+
+
+def read_json_file(path: Path) -> dict[str, Any] | None:
+    """A JSON object written by :func:`write_state`, or None when it is absent or unreadable
+    (a service then starts with its defaults rather than not at all)."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

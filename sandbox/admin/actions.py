@@ -96,11 +96,11 @@ async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any
 
 
 async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(body) - {"soft_cache", "coalesce", "ttl_seconds"}
+    unknown = set(body) - {"soft_cache", "coalesce", "ttl_seconds", "enabled"}
     if unknown:
         raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
     updates: dict[Any, Any] = {}
-    for key in ("soft_cache", "coalesce"):
+    for key in ("soft_cache", "coalesce", "enabled"):
         if key in body:
             if not isinstance(body[key], bool):
                 raise ApiError(400, "BAD_REQUEST", f"{key} must be a boolean")
@@ -113,7 +113,7 @@ async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
     raw = await plane.store.hgetall(CONFIG_KEY)
     options = CacheOptions.from_hash(raw)
     return {"soft_cache": options.soft_cache, "coalesce": options.coalesce,
-            "ttl_seconds": options.ttl}
+            "ttl_seconds": options.ttl, "enabled": options.enabled}
 
 
 async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:

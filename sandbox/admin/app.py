@@ -20,6 +20,7 @@ from sandbox.admin.faults import fault_routes
 from sandbox.admin.leases import AuditLog
 from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.scenario import scenario_routes
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
@@ -77,7 +78,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
 
     app = Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
-        *admin_routes(plane), *fault_routes(plane),
+        *admin_routes(plane), *fault_routes(plane), *scenario_routes(plane),
     ])
     return Audited(TokenGuard(app, _privileged, bearer=state["admin_token"]), plane.audit)
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 
+from labcore.sandbox_client import scenario_body
+from labcore.scenario_file import ScenarioError, read_scenario
 from sandbox.state import default_dir, load_state
 
-__all__ = ["build_parser", "main", "to_call"]
+__all__ = ["build_parser", "main", "print_not_honoured", "to_call"]
 
 Call = tuple[str, str, dict[str, Any] | None]
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(meta, "write", ("n", {"type": int}))
     meta.add_parser("writes")
     _fault_parsers(top.add_parser("faults").add_subparsers(dest="action", required=True))
+    _scenario_parsers(top)
     return parser
 
 
@@ -74,6 +77,14 @@ def _fault_parsers(faults: Any) -> None:
     _add(faults, "provider-clear", ("name", {}))
     _add(faults, "expire-tokens", ("provider", {}), ("--fraction", {"type": float}))
     faults.add_parser("kill-primary")
+
+
+def _scenario_parsers(top: Any) -> None:
+    top.add_parser("config")
+    p = top.add_parser("apply-scenario", help="configure the stand-in from a scenario file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--profile", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
 
 
 def _some(**kw: Any) -> dict[str, Any]:
@@ -102,6 +113,10 @@ def to_call(a: argparse.Namespace) -> Call:
     g, act = a.group, getattr(a, "action", None)
     table: dict[tuple[str, str | None], Any] = {
         ("status", None): lambda: ("GET", "/admin/status", None),
+        ("config", None): lambda: ("GET", "/admin/config", None),
+        ("apply-scenario", None): lambda: ("POST", "/admin/scenario",
+                                           scenario_body(read_scenario(a.file, a.profile,
+                                                                       a.overrides))),
         ("stats", None): lambda: ("GET", f"/v1/stats?window={a.window:g}", None),
         ("caps", "set"): lambda: ("POST", "/admin/caps",
                                   {"tenant": a.tenant, "user": a.user, "max_concurrency": a.n}),
@@ -141,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError):
         print(f"error: no running sandbox in {root} (python -m sandbox up)", file=sys.stderr)
         return 2
-    method, path, body = to_call(args)
+    try:
+        method, path, body = to_call(args)
+    except ScenarioError as exc:  # file:line: field: message, one line per problem
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         resp = httpx.request(method, admin_url + path, json=body, timeout=60.0,
                              headers={"Authorization": f"Bearer {token}"})
@@ -149,7 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: admin API unreachable: {type(exc).__name__}", file=sys.stderr)
         return 1
     try:
-        print(json.dumps(resp.json(), indent=2))
+        answer = resp.json()
+        print(json.dumps(answer, indent=2))
     except ValueError:
         print(resp.text)
+        answer = None
+    if args.group == "apply-scenario" and isinstance(answer, dict) and resp.status_code < 400:
+        print_not_honoured(answer)
     return 0 if resp.status_code < 400 else 1
+
+
+def print_not_honoured(answer: dict[str, Any]) -> None:
+    """The fields the stand-in cannot act out, by name, on stderr (never silently)."""
+    reasons = answer.get("reasons") or {}
+    gaps = answer.get("not_honoured") or []
+    print(f"the stand-in cannot honour {len(gaps)} field(s) of this scenario"
+          + (":" if gaps else ""), file=sys.stderr)
+    for path in gaps:
+        print(f"  {path}: {reasons.get(path, '')}", file=sys.stderr)

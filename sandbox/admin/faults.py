@@ -14,9 +14,11 @@ from starlette.routing import Route
 from sandbox.admin.actions import refresh_tokens, rollback_canary
 from sandbox.admin.leases import DEFAULT_LEASE, parse_lease
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.scenario import applied, apply_config
 from sandbox.errors import ApiError
 from sandbox.mock_saas import parse_faults, parse_fraction
 from sandbox.service import handle_errors, read_json
+from sandbox.standin import STANDIN_FILE
 
 __all__ = ["fault_routes", "lose_zone", "reset", "restore_zone"]
 
@@ -132,7 +134,8 @@ async def active(plane: ControlPlane) -> dict[str, Any]:
 
 
 async def reset(plane: ControlPlane) -> dict[str, Any]:
-    """Undo every fault that can be undone; calling it twice is harmless."""
+    """Undo every fault that can be undone and restore the tokens and the applied
+    scenario's settings; calling it twice is harmless."""
     for zone in plane.state["zones"]:
         await restore_zone(plane, zone)
     for name in plane.state["providers"]:
@@ -144,7 +147,19 @@ async def reset(plane: ControlPlane) -> dict[str, Any]:
             await plane.supervisor("startProcess", f"shared:{node.name}", True)
             await plane.wait_back(node)
     plane.faults.metadata_primary_killed = False
+    await _restore_settings(plane)
     return await active(plane)
+
+
+async def _restore_settings(plane: ControlPlane) -> None:
+    """What a run changed besides faults: every provider's tokens are refreshed (a revocation
+    must not outlive the run that made it: the next run would start with 401s), and the
+    applied scenario's settings are pushed again (cache options, caps, pools, limits a run or
+    an operator changed). Without an applied scenario the settings are left as they are."""
+    for name in plane.state["providers"]:
+        await refresh_tokens(plane, {"provider": name})
+    if (plane.layout.root / STANDIN_FILE).exists():
+        await apply_config(plane, applied(plane))
 
 
 def fault_routes(plane: ControlPlane) -> list[Route]:
