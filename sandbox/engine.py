@@ -225,6 +225,10 @@ def build_app(config: EngineConfig) -> Starlette:
     async def settings(request: Request) -> Response:
         if request.method == "POST":
             engine.apply(await read_json(request))
+            # The admin service wrote the cache options first: take them now, not at the
+            # next 1 s poll, so a query after `POST /admin/scenario` meets them.
+            with contextlib.suppress(Exception):
+                await engine.cache.reload_options()
         return JSONResponse({**engine.settings(), "slots": engine.slots.snapshot()})
 
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[

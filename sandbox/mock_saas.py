@@ -158,7 +158,8 @@ def build_app(provider: Provider) -> Starlette:
         except ApiError:  # a refusal answers after the (short) reject latency
             await asyncio.sleep(settings.reject() + extra)
             raise
-        await asyncio.sleep(settings.latency() + extra)
+        drawn = settings.latency()
+        await asyncio.sleep(drawn + extra)
         if settings.failed():
             raise ApiError(500, "PROVIDER_FAILURE", f"{provider.name} failed (its error rate)")
         spec = CATALOG[provider.name].get(request.path_params["object"])
@@ -166,7 +167,9 @@ def build_app(provider: Provider) -> Starlette:
             raise ApiError(404, "NOT_FOUND", "unknown object")
         filters, start, size = _query_args(request, spec)
         rows, nxt = _page(spec, seen["tenant"], filters, start, size)
-        return JSONResponse({"records": rows, "next_cursor": nxt})
+        # The draw it slept, so a test can tell the distribution from the HTTP overhead.
+        return JSONResponse({"records": rows, "next_cursor": nxt},
+                            headers={"x-mock-latency": repr(drawn)})
 
     async def status(request: Request) -> Response:
         return JSONResponse({"status": "outage" if provider.faults.outage else "operational"})

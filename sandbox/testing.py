@@ -30,13 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @contextmanager
 def detached_sandbox(prefix: str, env: dict[str, str] | None = None,
-                     up_timeout: float = 150.0) -> Iterator[Path]:
+                     up_timeout: float = 150.0, up_args: tuple[str, ...] = ()) -> Iterator[Path]:
     """``python -m sandbox up --detach`` in a new temporary directory; yields the sandbox
     directory (its ``state.json`` holds the URLs and keys). On exit, whatever happened:
     ``down``, the directory removed, and an AssertionError if a process survived.
 
     ``env`` is the environment of the ``up``/``down`` commands (default: this process's),
-    with ``PYTHONPATH`` pointing at the checkout."""
+    with ``PYTHONPATH`` pointing at the checkout; ``up_args`` are more ``up`` arguments
+    (``--no-prometheus``, ``--scenario FILE``...)."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o711)  # PostgreSQL runs as `postgres` and must traverse it
     box = root / "sb"
@@ -48,7 +49,7 @@ def detached_sandbox(prefix: str, env: dict[str, str] | None = None,
                               env=child_env, cwd=REPO)
 
     try:
-        up = cli("up", "--detach", timeout=up_timeout)
+        up = cli("up", "--detach", *up_args, timeout=up_timeout)
         assert up.returncode == 0, up.stderr[-3000:]
         yield box
     finally:

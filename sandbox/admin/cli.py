@@ -150,16 +150,16 @@ def to_call(a: argparse.Namespace) -> Call:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = (args.dir or default_dir()).absolute()
+    try:  # a bad scenario is reported first, with or without a sandbox
+        method, path, body = to_call(args)
+    except ScenarioError as exc:  # file:line: field: message, one line per problem
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         state = load_state(root)
         admin_url, token = state["admin_url"], state.get("admin_token", "")
     except (FileNotFoundError, ValueError, KeyError):
         print(f"error: no running sandbox in {root} (python -m sandbox up)", file=sys.stderr)
-        return 2
-    try:
-        method, path, body = to_call(args)
-    except ScenarioError as exc:  # file:line: field: message, one line per problem
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         resp = httpx.request(method, admin_url + path, json=body, timeout=60.0,

@@ -109,11 +109,11 @@ def _replace_caps(ports: list[int], caps: list[dict[str, Any]]) -> None:
 async def apply_config(plane: ControlPlane, config: dict[str, Any]) -> list[str]:
     """Write, then push, every section; the names of services that were not running."""
     write_state(plane.layout.root / STANDIN_FILE, config)
+    await _set_cache(plane, config["cache"])  # first: engines re-read it when pushed to
     missed = []
     for name, url, body in _targets(plane, config):
         if not await _push(plane, url, body):
             missed.append(name)
-    await _set_cache(plane, config["cache"])
     try:
         await asyncio.to_thread(_replace_caps, [n.port for n in plane.nodes], config["user_caps"])
     except psycopg.Error:
