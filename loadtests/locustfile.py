@@ -25,6 +25,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from labcore.sandbox_client import SandboxError
 from labcore.scenario_file import ScenarioError
 from loadtests import gates, promslis
 from loadtests.faults import FaultPlanError, FaultRunner
@@ -121,9 +122,24 @@ def _init(environment: Any, **_: Any) -> None:
     except _BAD_INPUT as exc:
         log.error("bad input: %s", exc)
         sys.exit(gates.EXIT_BAD_INPUT)
+    _configure_standin(session)
     log.info("%s: %d users %s, %.1f req/s at t=0, %.0fs", session.scenario.name,
              session.plan.users, {k: p.users for k, p in session.plan.kinds.items()},
              session.plan.rate(0.0), session.plan.duration)
+
+
+def _configure_standin(session: LoadSession) -> None:
+    """Issue 18: the stand-in from the scenario, once (master or local runner), before
+    any user starts; what it cannot honour is logged by name."""
+    try:
+        answer = session.configure_target()
+    except SandboxError as exc:
+        log.error("the stand-in refused the scenario: %s", exc)
+        sys.exit(gates.EXIT_BAD_INPUT)
+    if answer is not None:
+        reasons = answer.get("reasons") or {}
+        for path in answer.get("not_honoured") or []:
+            log.warning("the stand-in cannot honour %s: %s", path, reasons.get(path, ""))
 
 
 @events.test_start.add_listener

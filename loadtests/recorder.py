@@ -37,6 +37,8 @@ _CODES = {
     "PROVIDER_UNAUTHORIZED": "unauthorized",
     "PROVIDER_ERROR": "provider_error",
     "NO_HEALTHY_AZ": "unavailable",
+    "ENGINE_UNAVAILABLE": "unavailable",  # issue 18: a scenario's stand-in, a dead zone
+    "OVERLOADED": "overload",  # issue 18: a full worker-slot queue
     "UPSTREAM_TIMEOUT": "timeout",
     "INTERNAL": "unavailable",
 }

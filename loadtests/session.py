@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labcore.preflight import check_checks
+from labcore.sandbox_client import SandboxClient, apply_scenario
 from labcore.scenario import Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioFile, read_scenario
 
@@ -58,6 +59,18 @@ class LoadSession:
     def now(self) -> float:
         """Run time in seconds (0 before :meth:`start`)."""
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
+
+    def configure_target(self) -> dict[str, Any] | None:
+        """Issue 18: configure the stand-in from the scenario before the load starts (a
+        target with the sandbox's admin API only; a staging host is configured by its own
+        deployment). The answer's ``not_honoured`` is kept in ``info``. Raises
+        ``labcore.sandbox_client.SandboxError`` when the stand-in refuses or is away."""
+        if self.target.admin_url is None:
+            return None
+        client = SandboxClient(self.target.admin_url, self.target.admin_token, 60.0)
+        answer: dict[str, Any] = apply_scenario(client, self.file)
+        self.info["standin_not_honoured"] = answer.get("not_honoured", [])
+        return answer
 
     @property
     def faults_applied(self) -> bool:

@@ -25,6 +25,7 @@ from .. import ledger
 from ..api import admin_call
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
+from ..standin import configure_standin
 
 __all__ = ["after_experiment_control", "before_experiment_control"]
 logger = logging.getLogger("chaostoolkit")
@@ -38,10 +39,14 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     """Start the load; ``seconds`` (``omnisql_load_seconds``, default 600) bounds it, and
     ``warmup`` (``omnisql_warmup``, default the scenario's ``run.warmup``) lets the cache
     fill before the hypothesis judges the steady state, as the simulator's warm-up does.
-    The target's result-cache TTL is set to the scenario's ``topology.cache.ttl`` for the
+    On the sandbox the stand-in is first configured from the scenario (issue 18,
+    :mod:`chaosomnisql.standin`; what it cannot honour is logged and kept in the journal);
+    the target's result-cache TTL is set to the scenario's ``topology.cache.ttl`` for the
     run (and put back afterwards)."""
     ledger.reset()
     scenario = scenario_file(configuration).scenario
+    standin = configure_standin(configuration)  # issue 18: the stand-in from the scenario
+    ledger.LEDGER.running["standin_not_honoured"] = (standin or {}).get("not_honoured")
     seconds = float(seconds or setting(configuration, "load_seconds", 600))
     if warmup is None:
         warmup = float(setting(configuration, "warmup") or scenario.run.warmup)
@@ -66,6 +71,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
 def after_experiment_control(context: Experiment, state: Journal = None,
                              configuration: Configuration = None, secrets: Secrets = None,
                              **kwargs: Any) -> None:
+    not_honoured = ledger.LEDGER.running.pop("standin_not_honoured", None)
+    if state is not None and not_honoured is not None:
+        state["omnisql_standin_not_honoured"] = not_honoured  # issue 18
     ttl = ledger.LEDGER.running.pop("cache_ttl_before", None)
     if ttl is not None:
         admin_call("POST", "/admin/cache/options", configuration, {"ttl_seconds": ttl})
