@@ -27,6 +27,7 @@ from starlette.routing import Route
 from sandbox.breaker import Breaker
 from sandbox.cache import hot_path_redis
 from sandbox.errors import ApiError
+from sandbox.fetchstats import FetchStats
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
 from sandbox.sections import connector_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
@@ -67,6 +68,7 @@ class Connector:
         self.http = httpx.AsyncClient(timeout=config.timeout)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.slots = Slots(f"connector-{config.zone}")
+        self.stats = FetchStats()  # fetches, calls and keys per second (GET /_control/stats)
         self.settings: dict[str, Any] = {}
         self.apply(config.settings or {
             "workers": None, "queue_limit": None, "timeout_seconds": config.timeout,
@@ -120,6 +122,7 @@ class Connector:
                     where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
         """All pages of one fetch, holding one worker slot throughout (Retry-After waits
         included, as the simulator's connector worker holds its slot)."""
+        self.stats.fetch(f"{tenant}|{provider}|{obj}|{where}|{limit}")
         async with self.slots.hold():
             return await self._fetch_pages(tenant, provider, obj, where, limit)
 
@@ -142,7 +145,7 @@ class Connector:
         waited, retried_auth, calls = 0.0, False, 0
         while True:
             token = await self.token(provider, tenant)
-            resp = await self._call(url, params, token, provider)
+            resp = await self._call(url, params, token, provider, tenant)
             calls += 1
             if resp.status_code == 200:
                 try:
@@ -182,15 +185,17 @@ class Connector:
         return float(wait)
 
     async def _call(self, url: str, params: dict[str, Any], token: str,
-                    provider: str) -> httpx.Response:
+                    provider: str, tenant: str) -> httpx.Response:
         try:
             resp = await self.http.get(url, params=params,
                                        headers={"Authorization": f"Bearer {token}"},
                                        timeout=self.settings["timeout_seconds"])
         except httpx.TimeoutException:
+            self.stats.call(tenant, None)
             raise ApiError(504, "UPSTREAM_TIMEOUT", f"{provider} did not answer in time") from None
         except httpx.HTTPError:
             raise ApiError(502, "PROVIDER_ERROR", f"{provider} unreachable") from None
+        self.stats.call(tenant, resp.status_code)
         PROVIDER_REQUESTS.labels(self.scope, provider, str(resp.status_code)).inc()
         return resp
 
@@ -251,8 +256,18 @@ def build_app(config: ConnectorConfig) -> Starlette:
             connector.apply(await read_json(request))
         return JSONResponse({**connector.settings, "slots": connector.slots.snapshot()})
 
+    async def stats(request: Request) -> Response:
+        try:
+            window = float(request.query_params.get("window", "30"))
+        except ValueError:
+            window = 30.0
+        window = min(3600.0, max(1.0, window)) if window == window else 30.0
+        return JSONResponse({**connector.stats.window(window),
+                             "slots": connector.slots.snapshot()})
+
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/fetch", fetch, methods=["POST"]),
+        Route("/_control/stats", stats),
         Route("/_control/config", settings, methods=["GET", "POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

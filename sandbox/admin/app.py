@@ -20,7 +20,7 @@ from sandbox.admin.faults import fault_routes
 from sandbox.admin.leases import AuditLog
 from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
-from sandbox.admin.scenario import scenario_routes
+from sandbox.admin.scenario import connector_stats, scenario_routes
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
@@ -66,7 +66,11 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
         except httpx.HTTPError:
             return JSONResponse({"error": {"code": "UPSTREAM_ERROR",
                                            "message": "gateway unreachable"}}, 502)
-        return Response(resp.content, resp.status_code, media_type="application/json")
+        if resp.status_code != 200:
+            return Response(resp.content, resp.status_code, media_type="application/json")
+        data = resp.json()  # the gateway checked the window; the connectors add theirs
+        data.update(await connector_stats(plane, data["window_seconds"]))
+        return JSONResponse(data)
 
     async def metrics(request: Request) -> Response:
         services = {k: v for k, v in state["services"].items() if k != "admin"}

@@ -27,11 +27,12 @@ from sandbox import metadata
 from sandbox.admin.plane import ControlPlane
 from sandbox.cache import CONFIG_KEY, CacheOptions
 from sandbox.errors import ApiError
+from sandbox.fetchstats import merge_windows
 from sandbox.service import handle_errors, read_json
 from sandbox.standin import STANDIN_FILE, config_from_scenario, default_config, not_honoured
 from sandbox.state import read_json_file, write_state
 
-__all__ = ["apply_config", "applied", "live_config", "scenario_routes"]
+__all__ = ["apply_config", "applied", "connector_stats", "live_config", "scenario_routes"]
 
 MAX_SCENARIO_BODY = 256 * 1024  # a scenario with its profiles; far above any shipped one
 
@@ -183,6 +184,26 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
         "user_caps": await _caps(plane),
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
+
+
+async def _window(plane: ControlPlane, name: str, seconds: float) -> dict[str, Any] | None:
+    try:
+        resp = await plane.http.get(f"{plane.service_url(name)}/_control/stats",
+                                    params={"window": seconds}, timeout=2.0)
+    except httpx.HTTPError:
+        return None  # a lost zone's connector: its fetches are gone with it
+    data: dict[str, Any] | None = resp.json() if resp.status_code == 200 else None
+    return data
+
+
+async def connector_stats(plane: ControlPlane, seconds: float) -> dict[str, Any]:
+    """``connector`` (the connectors' fetches, calls and distinct keys over the window,
+    added up) and ``pools`` (each connector's worker slots now) for ``/v1/stats``."""
+    names = _service_names(plane, "connector")
+    found = await asyncio.gather(*(_window(plane, n, seconds) for n in names))
+    windows = {n: w for n, w in zip(names, found) if w is not None}
+    return {"connector": merge_windows(list(windows.values())),
+            "pools": {n: w["slots"] for n, w in windows.items()}}
 
 
 def scenario_routes(plane: ControlPlane) -> list[Route]:

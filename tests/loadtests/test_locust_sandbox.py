@@ -92,6 +92,9 @@ def test_az_loss_injected_through_the_fault_api_recovers(standin: Standin, tmp_p
     code, summary = _run(standin, tmp_path, AZ_LOSS, "--scenario-set", "run.duration=35s",
                          "--scenario-set", "run.warmup=5s", "--scenario-set", "run.window=5s",
                          "--scenario-set", "faults.0.at=12s", "--scenario-set", "slo.sustain=10s",
+                         # The stand-in now detects the loss at the scenario's health-check
+                         # timing (issue 18): 5 s x 3 failures would not fit a 35 s run.
+                         "--scenario-set", "topology.gateway.health_check.interval=1s",
                          "--inject-faults")
     assert summary["faults_done"][0][1:] == ["POST", "/faults/az/az-a/lose", 200]
     assert 11.9 <= summary["faults_done"][0][0] <= 13.0  # fired on time (run time, s)

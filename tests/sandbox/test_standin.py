@@ -340,3 +340,25 @@ def test_the_scenario_api_needs_the_admin_token(box: Box) -> None:
     for method, path in (("GET", "/admin/config"), ("POST", "/admin/scenario")):
         resp = httpx.request(method, f"{box.state['admin_url']}{path}", json={}, timeout=10.0)
         assert resp.status_code == 401
+
+
+def _herd(box: Box, path: str, key: int) -> dict[str, Any]:
+    """Six concurrent misses on one new key; the stand-in's counters over those seconds."""
+    box.apply(str(REPO / path), *FAST[:2], "topology.providers.crm.latency=300ms")
+    time.sleep(3.0)  # nothing else in the 3 s window read below
+    with ThreadPoolExecutor(6) as pool:
+        assert all(r.status_code == 200 for r in pool.map(
+            lambda _: box.query(SQL.format(key), tenant="initech"), range(6)))
+    stats: dict[str, Any] = box.admin.call("GET", "/v1/stats?window=3")
+    return stats
+
+
+def test_stats_count_fetches_and_distinct_keys(box: Box) -> None:
+    herd = _herd(box, "scenarios/cache_stampede.yaml", 41)["connector"]  # no coalescing
+    assert (herd["fetches"], herd["keys"], herd["fetches_per_key"]) == (6, 1, 6.0)
+    assert herd["calls"] == 6 and herd["calls_per_key"] == 6.0
+    coalesced = _herd(box, "scenarios/cache_stampede_mitigated.yaml", 42)
+    # Coalescing is per engine: at most one fetch in each of the three zones.
+    assert 1 <= coalesced["connector"]["fetches"] <= 3 and coalesced["connector"]["keys"] == 1
+    assert set(coalesced["pools"]) == {"connector-az-a", "connector-az-b", "connector-az-c"}
+    assert all(p["busy"] == 0 and p["workers"] == 4 for p in coalesced["pools"].values())
