@@ -86,7 +86,9 @@ class Box:
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[Box]:
-    with detached_sandbox("omnisql-standin-", up_args=("--no-prometheus",)) as root:
+    up_args = ("--no-prometheus", "--scenario", str(REPO / "scenarios/baseline.yaml"),
+               "--profile", "standin")
+    with detached_sandbox("omnisql-standin-", up_args=up_args) as root:
         handles = Box(root)
         yield handles
         handles.http.close()
@@ -153,6 +155,15 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
         "cache": {"enabled": topo.cache.enabled, "ttl_seconds": topo.cache.ttl,
                   "soft_cache": "soft_cache" in on, "coalesce": "coalescing" in on},
     }
+
+
+def test_up_with_a_scenario_starts_configured(box: Box) -> None:
+    # The first test of the module: the stand-in as `up --scenario` left it.
+    config = box.admin.call("GET", "/admin/config")
+    assert config["scenario"]["label"] == "baseline.yaml --profile standin"
+    assert {e["workers"] for e in config["engine"].values()} == {2}
+    assert {c["workers"] for c in config["connector"].values()} == {4}
+    assert config["cache"]["coalesce"] is False and config["gateway"]["zone_retry"] is False
 
 
 def test_admin_config_equals_every_standin_profile(box: Box) -> None:
