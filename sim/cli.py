@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     from .export import add_parser as add_export_parser  # issue 17: canary analysis export
 
     add_export_parser(sub)
+    from .conform_run import add_parser as add_conform_parser  # issue 18
+
+    add_conform_parser(sub)
     return parser
 
 
@@ -119,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .export import run_command as export
 
             return export(args, console)
+        if args.command == "conform":  # issue 18
+            return _conform(args, console)
         if args.command == "compare":
             from .compare import run_compare
 
@@ -143,6 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a crash must not look like a failed check (1)
         console.print_exception()
         return EXIT_INTERNAL
+
+
+def _conform(args: argparse.Namespace, console: Console) -> int:
+    from .conform_run import ConformError, run_command
+
+    try:
+        return run_command(args, console)
+    except ConformError as exc:
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        return EXIT_BAD_INPUT
 
 
 def _new(args: argparse.Namespace, console: Console) -> int:
