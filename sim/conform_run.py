@@ -50,7 +50,8 @@ def add_parser(sub: Any) -> None:
         "OMNISQL_SANDBOX_DIR", ".sandbox")), help="the stand-in's directory (state.json)")
     conform.add_argument("--replications", "-R", type=int, default=10,
                          help="simulator replications (default 10)")
-    conform.add_argument("--profile", default="standin", help="scenario profile (standin)")
+    conform.add_argument("--profile", default="standin",
+                         help="scenario profile of both runs (default standin; '' for none)")
     conform.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="PATH=VALUE", help="override a scenario value in both runs")
     conform.add_argument("--out", type=Path, default=Path("runs") / "conform",
@@ -66,7 +67,8 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     if not (args.dir / "state.json").exists():
         raise ConformError(f"{args.dir}: no running stand-in (python -m sandbox up "
                            f"--detach --dir {args.dir})")
-    sources = [read_scenario(path, args.profile, args.overrides) for path in args.scenarios]
+    sources = [read_scenario(path, args.profile or None, args.overrides)
+               for path in args.scenarios]
     for source in sources:
         _check_runnable(source, args.runner)
     report: dict[str, Any] = {"runner": args.runner, "profile": args.profile,
@@ -151,8 +153,10 @@ def runner_command(source: ScenarioFile, runner: str, sandbox: Path, profile: st
                 "--dir", str(sandbox), "--results", str(out)]
     command = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
                "--headless", "--only-summary", "--loglevel", "WARNING",
-               "--scenario", str(source.path), "--scenario-profile", profile,
-               "--sandbox-dir", str(sandbox), "--results-dir", str(out)]
+               "--scenario", str(source.path), "--sandbox-dir", str(sandbox),
+               "--results-dir", str(out)]
+    if profile:
+        command += ["--scenario-profile", profile]
     for item in overrides:
         command += ["--scenario-set", item]
     if _needs_injection(source.scenario):
@@ -220,7 +224,8 @@ def _as_measured(source: ScenarioFile, args: argparse.Namespace,
              if windows.get(key) is not None]
     if not extra:
         return source.scenario
-    return read_scenario(source.path, args.profile, [*args.overrides, *extra]).scenario
+    return read_scenario(source.path, args.profile or None,
+                         [*args.overrides, *extra]).scenario
 
 
 def conformance_table(name: str, rows: Sequence[CheckComparison], note: str | None) -> Any:
