@@ -54,6 +54,9 @@ def add_parser(sub: Any) -> None:
                          help="scenario profile of both runs (default standin; '' for none)")
     conform.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="PATH=VALUE", help="override a scenario value in both runs")
+    conform.add_argument("--calibration", type=Path, metavar="FILE",
+                         help="a calibration overlay for the simulator's side (python -m sim "
+                         "calibrate)")
     conform.add_argument("--out", type=Path, default=Path("runs") / "conform",
                          help="results folder (default runs/conform)")
     conform.add_argument("--jobs", "-j", type=int, default=1,
@@ -67,16 +70,14 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     if not (args.dir / "state.json").exists():
         raise ConformError(f"{args.dir}: no running stand-in (python -m sandbox up "
                            f"--detach --dir {args.dir})")
-    sources = [read_scenario(path, args.profile or None, args.overrides)
-               for path in args.scenarios]
-    for source in sources:
-        _check_runnable(source, args.runner)
+    pairs = _sources(args)
     report: dict[str, Any] = {"runner": args.runner, "profile": args.profile,
                               "overrides": list(args.overrides),
+                              "calibration": str(args.calibration) if args.calibration else None,
                               "replications": args.replications, "scenarios": []}
     agree = True
-    for source in sources:
-        entry = _one(source, args, console)
+    for source, sim_source in pairs:
+        entry = _one(source, sim_source, args, console)
         report["scenarios"].append(entry)
         agree = agree and entry["agree"]
     report["agree"] = agree
@@ -87,6 +88,21 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[{colour}]{'every verdict agrees' if agree else 'verdicts disagree'}"
                   f"[/{colour}]; {args.out / 'conformance.json'}", highlight=False)
     return 0 if agree else 1
+
+
+def _sources(args: argparse.Namespace) -> list[tuple[ScenarioFile, ScenarioFile]]:
+    """Each scenario as the runner runs it and as the simulator predicts it (with
+    ``--calibration``: the stand-in is what it is, the model is calibrated), checked."""
+    from .cli import with_calibration
+
+    pairs = []
+    for path in args.scenarios:
+        source = read_scenario(path, args.profile or None, args.overrides)
+        _check_runnable(source, args.runner)
+        calibrated = with_calibration(args) if args.calibration else None
+        pairs.append((source, read_scenario(path, args.profile or None, calibrated)
+                      if calibrated is not None else source))
+    return pairs
 
 
 def _check_runnable(source: ScenarioFile, runner: str) -> None:
@@ -110,12 +126,13 @@ def experiment(scenario: Scenario) -> Path:
     return path
 
 
-def _one(source: ScenarioFile, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+def _one(source: ScenarioFile, sim_source: ScenarioFile, args: argparse.Namespace,
+         console: Console) -> dict[str, Any]:
     scenario = source.scenario
     folder = args.out / scenario.name
     console.print(f"{scenario.name}: {args.replications} simulated replications",
                   highlight=False)
-    results, per_run = _simulate(source, args, folder / "sim")
+    results, per_run = _simulate(sim_source, args, folder / "sim")
     console.print(f"{scenario.name}: the {args.runner} runner on {args.dir}", highlight=False)
     measured_dir = folder / args.runner
     code, stderr = _run_runner(source, args, measured_dir)
