@@ -8,7 +8,8 @@ band of single runs beside the measured windows, one panel per check), the simul
 run folder ``OUT/<scenario>/sim`` and the runner's ``OUT/<scenario>/<runner>``.
 
 Exit 0 when every compared verdict agrees, 1 otherwise, 2 for bad input (unknown runner,
-no stand-in in ``--dir``, a scenario error with file/field/line, a runner refusing it).
+no stand-in in ``--dir``, a scenario error with file/field/line, checked before anything
+runs; or a runner refusing a scenario: the others are still compared and written).
 """
 
 from __future__ import annotations
@@ -81,12 +82,17 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
         report["scenarios"].append(entry)
         agree = agree and entry["agree"]
     report["agree"] = agree
+    refused = [e["scenario"] for e in report["scenarios"] if e["runner_exit"] == 2]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conformance.json").write_text(
         json.dumps(_json_safe(report), indent=2, sort_keys=True) + "\n")
     colour = "green" if agree else "bold red"
     console.print(f"[{colour}]{'every verdict agrees' if agree else 'verdicts disagree'}"
                   f"[/{colour}]; {args.out / 'conformance.json'}", highlight=False)
+    if refused:  # bad input for the runner: the others were still compared and written
+        console.print(f"[bold red]error:[/bold red] the {args.runner} runner refused "
+                      f"{', '.join(refused)} (exit 2)", highlight=False)
+        return 2
     return 0 if agree else 1
 
 
@@ -188,6 +194,8 @@ def _needs_injection(scenario: Scenario) -> bool:
 
 def _run_runner(source: ScenarioFile, args: argparse.Namespace, out: Path) -> tuple[int, str]:
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("facts.npz", "summary.json"):  # a previous run's must not be read as this one's
+        (out / stale).unlink(missing_ok=True)
     command = runner_command(source, args.runner, args.dir, args.profile, args.overrides, out)
     env = {**os.environ, "OMNISQL_PROFILE": args.profile}
     timeout = source.scenario.run.duration + RUNNER_MARGIN
@@ -197,9 +205,6 @@ def _run_runner(source: ScenarioFile, args: argparse.Namespace, out: Path) -> tu
     except subprocess.TimeoutExpired:
         return -1, f"the {args.runner} runner ran over {timeout:g} s"
     (out / "runner.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode == 2:
-        raise ConformError(f"{source.path}: the {args.runner} runner refused it (exit 2): "
-                           f"{proc.stderr.strip()[-600:]}")
     return proc.returncode, proc.stderr
 
 
@@ -209,9 +214,9 @@ def _measure(source: ScenarioFile, args: argparse.Namespace, out: Path,
     """The rows; the runner's facts (None if it wrote none); why nothing was compared."""
     scenario = source.scenario
     predicted = predict(scenario, per_run)
-    if not (out / "facts.npz").exists() or not (out / "summary.json").exists():
-        note = (f"the {args.runner} runner (exit {code}) wrote no facts.npz/summary.json in "
-                f"{out}: {stderr.strip()[-300:]}")
+    if code == 2 or not (out / "facts.npz").exists() or not (out / "summary.json").exists():
+        what = "refused the scenario" if code == 2 else "wrote no facts.npz/summary.json"
+        note = f"the {args.runner} runner (exit {code}) {what}: {stderr.strip()[-300:]}"
         blank = {k: _blank(note) for k in predicted}
         return compare(scenario, predicted, blank), None, note
     summary = json.loads((out / "summary.json").read_text())

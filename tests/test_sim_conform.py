@@ -151,6 +151,16 @@ def test_disagreeing_run_exits_1(tmp_path, sandbox_dir, monkeypatch):
     assert p95["agree"] is False and p95["inside"] is False and p95["measured"]["passed"] is False
 
 
+def test_a_runner_refusing_a_scenario_exits_2_after_writing_the_report(
+        tmp_path, sandbox_dir, monkeypatch):
+    monkeypatch.setattr(sim.conform_run, "_run_runner",
+                        lambda source, args, out: (2, "bad input: cannot express region_loss"))
+    assert _conform(tmp_path, sandbox_dir) == 2
+    entry = json.loads((tmp_path / "out" / "conformance.json").read_text())["scenarios"][0]
+    assert entry["runner_exit"] == 2 and "refused" in entry["note"] and not entry["agree"]
+    assert all(row["agree"] is None for row in entry["checks"])
+
+
 def test_bad_input_exits_2_without_traceback(tmp_path, sandbox_dir, capsys):
     bad = write(tmp_path, textbook(checks=[{"metric": "latency_p95", "op": "~", "value": 1}]),
                 "bad.yaml")
