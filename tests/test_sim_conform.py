@@ -179,3 +179,23 @@ def test_bad_input_exits_2_without_traceback(tmp_path, sandbox_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["conform", str(good), "--runner", "gatling", "--dir", str(sandbox_dir)])
     assert exit_info.value.code == 2
+
+
+def test_overlay_series_follow_the_checks_tenants(tmp_path):
+    from labcore.metrics import window_table
+    from sim.conform_plot import series_of, window_series
+
+    assert series_of("tenants_except.umbrella.latency_p95") == (
+        "latency_p95", "tenants_except.umbrella")
+    assert series_of("tenant.acme.error_rate") == ("error_rate", "tenant.acme")
+    assert series_of("incident.latency_p95") == ("latency_p95", "")
+    assert series_of("engine.utilization") == ("engine.utilization", "")
+    assert series_of("rto_seconds") == ("latency_p95", "")
+    facts = simulate(_scenario(tmp_path), seed=3)
+    table = window_table(facts)
+    assert window_series(facts, "latency_p95", "tenant.acme").tolist() == pytest.approx(
+        table["latency_p95"].tolist(), nan_ok=True)  # the only tenant: all the traffic
+    assert window_series(facts, "error_rate", "").tolist() == pytest.approx(
+        table["error_rate"].tolist(), nan_ok=True)
+    nobody = window_series(facts, "latency_p95", "tenants_except.acme")
+    assert len(nobody) == len(table) and all(v != v for v in nobody)  # NaN: no other tenant
