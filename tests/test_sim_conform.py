@@ -199,3 +199,22 @@ def test_overlay_series_follow_the_checks_tenants(tmp_path):
         table["error_rate"].tolist(), nan_ok=True)
     nobody = window_series(facts, "latency_p95", "tenants_except.acme")
     assert len(nobody) == len(table) and all(v != v for v in nobody)  # NaN: no other tenant
+
+
+def test_runner_commands(tmp_path):
+    from sim.conform_run import REPO, runner_command
+
+    flood = read_scenario(REPO / "scenarios" / "rate_limit_flood.yaml", "standin")
+    locust = runner_command(flood, "locust", tmp_path / "sb", "standin", ["run.window=5s"],
+                            tmp_path / "out")
+    assert locust[1:5] == ["-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py")]
+    assert "--inject-faults" not in locust  # the load sends the surge itself
+    assert ["--scenario-set", "run.window=5s"] == locust[locust.index("--scenario-set"):][:2]
+    assert locust[locust.index("--results-dir") + 1] == str(tmp_path / "out")
+    stampede = read_scenario(REPO / "scenarios" / "cache_stampede.yaml", "standin")
+    assert "--inject-faults" in runner_command(stampede, "locust", tmp_path, "standin", [],
+                                               tmp_path)
+    chaos = runner_command(stampede, "chaos", tmp_path / "sb", "standin", [], tmp_path / "out")
+    assert chaos[1:4] == ["-m", "chaosomnisql", "run"]
+    assert chaos[4] == str(REPO / "chaos" / "experiments" / "cache_stampede.yaml")
+    assert chaos[5:] == ["--dir", str(tmp_path / "sb"), "--results", str(tmp_path / "out")]
