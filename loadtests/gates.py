@@ -105,10 +105,13 @@ def summary(scenario: Scenario, gate: GateResult, info: dict[str, Any]) -> dict[
 
 def write_results(out: Path, summ: dict[str, Any], result: WindowFacts,
                   data: dict[str, Any]) -> None:
-    """A run folder like the simulator's: summary.json, scenario.yaml, timeseries.csv, PNG."""
+    """A run folder like the simulator's: summary.json, scenario.yaml, timeseries.csv, PNG,
+    and ``facts.npz``: the client's windows for ``python -m sim conform``."""
+    from labcore.facts import save_facts
     from sim import write_run
 
     write_run(out, summ, [result], data, plots=bool(result.arrays["start"].size))
+    save_facts(out / "facts.npz", result)
     # The window table's model-side columns (provider 429s, retries, connector calls) are
     # zeros here, not observations: drop them rather than publish them.
     import pandas as pd

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="PATH=VALUE", help="override a scenario value, e.g. "
                      "topology.engine.workers_per_zone=12 (repeatable)")
     run.add_argument("--profile", help="apply a target profile of the scenario (e.g. standin)")
+    run.add_argument("--calibration", type=Path, metavar="FILE",
+                     help="apply a calibration overlay after the profile (python -m sim "
+                     "calibrate writes one); --set still wins")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<scenario>-s<seed>)")
     run.add_argument("--jobs", "-j", type=int,
                      help="worker processes for replications (default and most: one per core)")
@@ -98,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     from .export import add_parser as add_export_parser  # issue 17: canary analysis export
 
     add_export_parser(sub)
+    from .conform_run import add_parser as add_conform_parser  # issue 18
+
+    add_conform_parser(sub)
+    from .calibrate_io import add_parser as add_calibrate_parser  # issue 18
+
+    add_calibrate_parser(sub)
     return parser
 
 
@@ -119,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .export import run_command as export
 
             return export(args, console)
+        if args.command == "conform":  # issue 18
+            return _conform(args, console)
+        if args.command == "calibrate":  # issue 18
+            return _calibrate(args, console)
         if args.command == "compare":
             from .compare import run_compare
 
@@ -143,6 +156,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a crash must not look like a failed check (1)
         console.print_exception()
         return EXIT_INTERNAL
+
+
+def _conform(args: argparse.Namespace, console: Console) -> int:
+    from .conform_run import ConformError, run_command
+
+    try:
+        return run_command(args, console)
+    except ConformError as exc:
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        return EXIT_BAD_INPUT
+
+
+def _calibrate(args: argparse.Namespace, console: Console) -> int:
+    from .calibrate import run_command
+    from .calibrate_io import CalibrationError
+
+    try:
+        return run_command(args, console)
+    except CalibrationError as exc:
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        return EXIT_BAD_INPUT
+
+
+def with_calibration(args: argparse.Namespace) -> list[str]:
+    """``--calibration FILE``'s overrides, then ``--set``'s (which win)."""
+    from .calibrate import calibration_overrides
+
+    extra = calibration_overrides(args.calibration) if args.calibration else []
+    return [*extra, *args.overrides]
 
 
 def _new(args: argparse.Namespace, console: Console) -> int:
@@ -203,6 +245,7 @@ def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int
 
     from .limits import check_duration, check_memory, check_out_folder, choose_jobs
 
+    args.overrides = with_calibration(args)
     source = read_scenario(args.scenario, args.profile, args.overrides)
     problems = check_problems(source, "sim")  # before the run, not after it; all of them
     if problems:

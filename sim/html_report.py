@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .humanize import human, human_interval
-from .verdict import describe_observed, overall_line
+from .verdict import describe_observed, overall_line, p_pass_text
 from .why import why_lines
 
 __all__ = ["render_html", "write_html"]
@@ -70,7 +70,7 @@ def render_html(summary: dict[str, Any], replications: pd.DataFrame, scenario_ya
 def _checks(summary: dict[str, Any]) -> str:
     e = html.escape
     rows = ["<table><tr><th>check</th><th>scope</th><th>threshold</th><th>observed</th>"
-            "<th>95% CI</th><th>verdict</th></tr>"]
+            "<th>95% CI</th><th>P(pass)</th><th>verdict</th></tr>"]
     for c in summary["checks"]:
         metric = c["metric"]
         ci = human_interval(c["ci_low"], c["ci_high"], metric)
@@ -78,7 +78,7 @@ def _checks(summary: dict[str, Any]) -> str:
         rows.append(f"<tr><td>{e(c['name'])}<br><small>{e(metric)}</small></td>"
                     f"<td>{e(c['over'])}</td><td>{e(c['op'])} {e(human(c['threshold'], metric))}"
                     f"</td><td>{e(describe_observed(c, summary))}</td><td>{e(ci)}</td>"
-                    f"<td class='{cls}'>{word}</td></tr>")
+                    f"<td>{e(p_pass_text(c))}</td><td class='{cls}'>{word}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 

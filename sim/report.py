@@ -4,7 +4,12 @@ A run folder holds:
 
 ``summary.json``
     scenario, seed, seeds, replications, passed, checks (name, metric, op, threshold,
-    observed, ci_low, ci_high, passed, over), metrics (name → mean, ci_low, ci_high),
+    observed, ci_low, ci_high, passed, over; ``p_pass``: the share of replications that
+    pass on their own, ``rule``: ``mean`` or ``p_pass >= 0.9`` (the check's ``require``),
+    ``measured``/``missing``: replications with and without a value, ``measured_mean``,
+    ``missing_means``: what a missing value means, e.g. ``did not recover before the end
+    of the run (20m)``, so a run that never recovered is never read as an RTO),
+    metrics (name → mean, ci_low, ci_high),
     faults (kind, start, end, detail) of replication 0, mitigations (kind, start, end,
     detail) of replication 0, and ``top_tenants``: every tenant ranked by provider 429s
     then connector worker-seconds, as the runbook's dashboard would name a noisy tenant
@@ -52,7 +57,7 @@ from labcore.units import format_duration
 from .intervals import bound_estimates
 from .resilience import release_report, resilience_report
 from .run import RunResult
-from .verdict import tenant_table, verdict_table
+from .verdict import missing_means, tenant_table, verdict_table
 from .why import explain
 
 __all__ = ["build_summary", "write_run", "verdict_table", "plot_overview", "overview_figure",
@@ -76,7 +81,8 @@ def build_summary(
     estimates: dict[str, dict[str, Any]] = {
         name: est.as_dict() for name, est in aggregate(per_run).items()}
     bound_estimates(estimates, per_run)  # no interval outside the metric's domain
-    checks = evaluate_checks(scenario.checks, estimates)
+    checks = [_with_missing(c.as_dict(), scenario.run.duration)
+              for c in evaluate_checks(scenario.checks, estimates, per_run)]
     return {
         "scenario": scenario.name,
         "description": scenario.description.strip(),
@@ -89,8 +95,8 @@ def build_summary(
         "duration_seconds": scenario.run.duration,
         "warmup_seconds": scenario.run.warmup,
         "window_seconds": scenario.run.window,
-        "passed": all(c.passed for c in checks),
-        "checks": [c.as_dict() for c in checks],
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
         "metrics": estimates,
         "faults": [
             {"kind": m.kind, "start": m.start, "end": m.end, "detail": m.detail}
@@ -102,6 +108,13 @@ def build_summary(
         "release": release_report(scenario, per_run, results),
         "why": explain(results[0]),
     }
+
+
+def _with_missing(check: dict[str, Any], duration: float) -> dict[str, Any]:
+    """A check's entry, with what its replications without a value mean (``did not
+    recover before the end of the run (20m)``), told apart from a measured value."""
+    check["missing_means"] = missing_means(check, duration) if check["missing"] else None
+    return check
 
 
 def top_tenants(estimates: dict[str, dict[str, float | None]],

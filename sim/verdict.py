@@ -4,7 +4,7 @@
 (and the HTML report) shows:
 
 * :func:`overall_line`: ``3 of 4 checks passed`` (or ``all 2 checks passed``);
-* :func:`verdict_table`: check, threshold, observed and 95% CI in human units
+* :func:`verdict_table`: check, threshold, observed, 95% CI and P(pass) in human units
   (``4m20s``, ``259,200``, ``1.68 fetches/key``, ``0.42%``), a missing observation
   explained (``did not recover before the end of the run (20m)``), never ``None``;
 * :func:`tenant_table`: the top tenants by 429s and connector time (SOP-101);
@@ -19,8 +19,8 @@ from typing import Any
 
 from .humanize import human, human_duration, human_interval
 
-__all__ = ["describe_observed", "failure_lines", "overall_line", "tenant_table",
-           "verdict_table"]
+__all__ = ["describe_observed", "failure_lines", "missing_means", "overall_line", "p_pass_text",
+           "tenant_table", "verdict_table"]
 
 _RECOVERY = ("rto_seconds", "recovery_seconds")
 
@@ -37,12 +37,28 @@ def overall_line(summary: dict[str, Any]) -> str:
 
 
 def describe_observed(check: dict[str, Any], summary: dict[str, Any]) -> str:
-    """The observed value in human units, or why there is none."""
+    """The observed value in human units, or why there is none: a replication that did
+    not recover is told apart from a measured RTO (``4m20s (mean of 9); 1 of 10 did not
+    recover before the end of the run (20m)``)."""
     metric, observed = check["metric"], check["observed"]
     if observed is not None:
         return human(observed, metric)
-    some = " (in at least one replication)" if summary.get("replications", 1) > 1 else ""
-    return _missing(metric, check["over"], human_duration(summary.get("duration_seconds"))) + some
+    why = missing_means(check, summary.get("duration_seconds"))
+    runs = summary.get("replications", 1)
+    missing, measured_mean = check.get("missing"), check.get("measured_mean")
+    if runs > 1 and measured_mean is not None and missing:
+        return (f"{human(measured_mean, metric)} (mean of {check['measured']}); "
+                f"{missing} of {runs}: {why}")
+    if runs > 1:
+        return why + (f" (in {missing} of {runs} replications)" if missing
+                      else " (in at least one replication)")
+    return why
+
+
+def missing_means(check: dict[str, Any], duration: float | None) -> str:
+    """What a replication without a value of ``check``'s metric means (``did not recover
+    before the end of the run (20m)``): written beside ``missing`` in summary.json."""
+    return _missing(check["metric"], check["over"], human_duration(duration))
 
 
 #: Whole-run facts whose null has a meaning of its own (see labcore's metric docs).
@@ -76,19 +92,34 @@ def verdict_table(summary: dict[str, Any]) -> Any:
 
     table = Table(title=f"{summary['scenario']}: {summary['replications']} replication(s), "
                         f"seed {summary['seed']}; {overall_line(summary)}", expand=True)
-    table.add_column("check", overflow="fold", ratio=1)
-    table.add_column("threshold", justify="right", overflow="fold", ratio=1)
-    table.add_column("observed", justify="right", overflow="fold", ratio=1)
+    table.add_column("check", overflow="fold", ratio=2)
+    table.add_column("threshold", justify="right", overflow="fold", ratio=1, min_width=9)
+    table.add_column("observed", justify="right", overflow="fold", ratio=2)
     table.add_column("95% CI", justify="right", overflow="fold", ratio=1)
+    table.add_column("P(pass)", justify="right", no_wrap=True, min_width=5)
     table.add_column("verdict", no_wrap=True, min_width=4)
     for check in summary["checks"]:
         metric = check["metric"]
         ci = human_interval(check["ci_low"], check["ci_high"], metric)
         verdict = "[green]pass[/green]" if check["passed"] else "[bold red]FAIL[/bold red]"
         table.add_row(check["name"] + _scope(check),
-                      f"{check['op']} {human(check['threshold'], metric)}",
-                      describe_observed(check, summary), ci, verdict)
+                      f"{check['op']} {human(check['threshold'], metric)}{_need(check)}",
+                      describe_observed(check, summary), ci, p_pass_text(check), verdict)
     return table
+
+
+def p_pass_text(check: dict[str, Any]) -> str:
+    """P(pass) over the replications: ``90%`` (``—`` when a runner did not say)."""
+    p_pass = check.get("p_pass")
+    return "—" if p_pass is None else f"{100 * p_pass:.0f}%"
+
+
+def _need(check: dict[str, Any]) -> str:
+    """The verdict rule beside the threshold when it is not the mean's: `` in ≥90% of runs``."""
+    rule = check.get("rule", "mean")
+    if rule == "mean":
+        return ""
+    return f" in ≥{100 * float(rule.split('>=')[1]):.0f}% of runs"
 
 
 def failure_lines(summary: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ from .base import (
     Quantity,
     Rate,
 )
-from .checks import SCOPES, CheckSpec, Scope
+from .checks import SCOPES, CheckSpec, RequireSpec, Scope
 from .faults import (
     AzLoss,
     CacheFlush,
@@ -131,6 +131,7 @@ __all__ = [
     "TokenRefresh",
     "RetryPolicy",
     "CheckSpec",
+    "RequireSpec",
     "SCOPES",
     "Scope",
     "Duration",

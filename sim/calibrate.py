@@ -1,0 +1,230 @@
+"""``python -m sim calibrate --from-sandbox DIR``: fit what the stand-in measures.
+
+The stand-in's services export one Prometheus latency histogram each
+(``omnisql_request_latency_seconds``, ``sandbox/metrics.py``), merged on the admin's
+``/metrics``: per provider mock (``mock.<name>``), per zone's connector (by provider) and
+engine, and the gateway. This reads them and fits a lognormal (the schema's
+``{dist: lognormal, median, p99}``) by maximum likelihood on the binned counts. The fit
+is reported with its quantiles beside the histogram's (linear within a bucket, as
+PromQL's ``histogram_quantile``) and a Kolmogorov-Smirnov distance, the largest CDF gap
+at the bucket edges (a lower bound of the true one: buckets hide what lies between edges).
+
+Only what maps onto one model parameter, and is resolved by the buckets (at least two
+edges inside the data: a lognormal has two parameters), is written to the overlay: the
+provider mocks' latency (``topology.providers.<name>.latency``). The engine's histogram
+times the whole request (cache lookup, and on a miss the connector fetch), and the
+connector's the whole fetch (provider call, token, queueing), so neither is the
+simulator's own service time: they are reported, listed under ``not_fitted`` with what
+the stand-in would have to expose. The overlay is a YAML file ``{overrides: {dotted.path:
+value}, fit: [...], not_fitted: [...]}``; ``python -m sim run|conform --calibration FILE``
+applies its ``overrides`` after the profile, as ``--set`` would (``--set`` still wins).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Fit", "Histogram", "calibration_overrides", "fit_lognormal", "histogram_quantile",
+           "informative_edges", "overlay", "read_histograms", "run_command"]
+
+FAMILY = "omnisql_request_latency_seconds"
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+#: Histograms with fewer observations are reported, not fitted.
+MIN_COUNT = 50
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One service's cumulative latency histogram: finite bucket edges, counts ``<= edge``."""
+
+    scope: str
+    connector: str
+    edges: tuple[float, ...]
+    cumulative: tuple[float, ...]
+    count: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope}/{self.connector}" if self.connector else self.scope
+
+
+def read_histograms(text: str) -> list[Histogram]:
+    """Every ``omnisql_request_latency_seconds`` series of a Prometheus exposition, summed
+    over ``instance`` (the merge labels each service's series with it)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[tuple[str, str], dict[float, float]] = {}
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != FAMILY:
+            continue
+        for sample in family.samples:
+            key = (sample.labels.get("scope", ""), sample.labels.get("connector", ""))
+            if sample.name.endswith("_bucket") and sample.labels.get("le") != "+Inf":
+                edge = float(sample.labels["le"])
+                slot = buckets.setdefault(key, {})
+                slot[edge] = slot.get(edge, 0.0) + sample.value
+            elif sample.name.endswith("_count"):
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return [Histogram(scope, conn, tuple(sorted(b)), tuple(b[e] for e in sorted(b)),
+                      counts.get((scope, conn), 0.0))
+            for (scope, conn), b in sorted(buckets.items())]
+
+
+def histogram_quantile(h: Histogram, q: float) -> float | None:
+    """The q-quantile, linear within its bucket (PromQL's rule); None above the last edge."""
+    rank = q * h.count
+    lower_edge, lower_count = 0.0, 0.0
+    for edge, cum in zip(h.edges, h.cumulative):
+        if cum >= rank and cum > lower_count:
+            return lower_edge + (edge - lower_edge) * (rank - lower_count) / (cum - lower_count)
+        lower_edge, lower_count = edge, cum
+    return None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A lognormal fitted to one histogram, and how well it fits."""
+
+    median: float
+    sigma: float
+    ks: float
+
+    @property
+    def p99(self) -> float:
+        from scipy.stats import norm
+
+        return self.median * math.exp(self.sigma * float(norm.ppf(0.99)))
+
+    def quantile(self, q: float) -> float:
+        from scipy.stats import norm
+
+        return self.median * math.exp(self.sigma * float(norm.ppf(q)))
+
+
+def _lognormal_cdf(edges: np.ndarray, median: float, sigma: float) -> np.ndarray:
+    from scipy.stats import norm
+
+    return np.asarray(norm.cdf(np.log(edges / median) / sigma))
+
+
+def informative_edges(h: Histogram) -> int:
+    """Bucket edges the histogram's CDF is strictly inside (1%, 99%) at: each pins one
+    quantile. A two-parameter fit needs two, or it is not determined by the data."""
+    cdf = np.asarray(h.cumulative) / max(h.count, 1.0)
+    return int(np.sum((cdf > 0.01) & (cdf < 0.99)))
+
+
+def fit_lognormal(h: Histogram) -> Fit:
+    """Maximum likelihood on the binned counts (each observation known only to lie in its
+    bucket; the last bucket open above); KS: the largest CDF gap at the edges."""
+    from scipy.optimize import minimize
+
+    edges = np.asarray(h.edges)
+    cum = np.asarray(h.cumulative)
+    counts = np.diff(np.concatenate([[0.0], cum, [h.count]]))
+    start = histogram_quantile(h, 0.5) or float(edges[-1])
+
+    def nll(x: np.ndarray) -> float:
+        cdf = _lognormal_cdf(edges, math.exp(x[0]), math.exp(x[1]))
+        p = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+        return float(-np.sum(counts * np.log(np.maximum(p, 1e-300))))
+
+    best = minimize(nll, np.array([math.log(max(start, 1e-6)), math.log(0.5)]),
+                    method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+    median, sigma = math.exp(best.x[0]), math.exp(best.x[1])
+    ks = float(np.max(np.abs(_lognormal_cdf(edges, median, sigma) - cum / h.count)))
+    return Fit(median, sigma, ks)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f}us"
+
+
+def _report(h: Histogram, fit: Fit | None) -> dict[str, Any]:
+    quantiles = {f"p{round(q * 100):d}": {
+        "measured": histogram_quantile(h, q),
+        "fitted": None if fit is None else fit.quantile(q)} for q in QUANTILES}
+    out: dict[str, Any] = {"series": h.name, "observations": h.count,
+                           "informative_edges": informative_edges(h), "quantiles": quantiles}
+    if fit is not None:
+        out.update(median=fit.median, p99=fit.p99, sigma=fit.sigma, ks=fit.ks)
+    return out
+
+
+def _why_not(h: Histogram) -> str:
+    if h.count < MIN_COUNT:
+        return f"{h.count:.0f} observations (fewer than {MIN_COUNT}): run a load first"
+    if h.scope.startswith("mock."):
+        return (f"{informative_edges(h)} bucket edge(s) inside the data: the buckets of "
+                "sandbox/metrics.py cannot resolve this latency (a lognormal needs 2)")
+    if h.scope.endswith(".engine"):
+        return ("times the whole request (cache lookup, and the connector fetch on a miss): "
+                "the stand-in exposes no engine-own service time and no split by cache result")
+    if h.scope.endswith(".connector"):
+        return ("times the whole fetch (provider call, token, queueing): the simulator's "
+                "connector adds the provider's latency itself; fitted at the provider")
+    return "the gateway's end-to-end latency: a result to compare, not a parameter"
+
+
+def overlay(histograms: Sequence[Histogram], source: str) -> dict[str, Any]:
+    """The calibration file's content (see the module docstring)."""
+    overrides: dict[str, Any] = {}
+    fits, not_fitted = [], []
+    for h in histograms:
+        provider = h.scope.startswith("mock.") and h.connector == h.scope[len("mock."):]
+        if provider and h.count >= MIN_COUNT and informative_edges(h) >= 2:
+            fit = fit_lognormal(h)
+            path = f"topology.providers.{h.connector}.latency"
+            overrides[path] = {"dist": "lognormal", "median": _duration(fit.median),
+                               "p99": _duration(fit.p99)}
+            fits.append({**_report(h, fit), "target": path})
+        else:
+            not_fitted.append({**_report(h, None), "reason": _why_not(h)})
+    return {"source": source, "overrides": overrides, "fit": fits, "not_fitted": not_fitted}
+
+
+def calibration_overrides(path: Path) -> list[str]:
+    """A calibration file's overrides as ``--set`` items (``PATH=VALUE``)."""
+    import yaml
+
+    from labcore.scenario_file import ScenarioError
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(str(path), f"cannot read the calibration file: {exc}") from None
+    overrides = data.get("overrides") if isinstance(data, Mapping) else None
+    if not isinstance(overrides, Mapping):
+        raise ScenarioError(str(path), "a calibration file needs an 'overrides' mapping "
+                            "(python -m sim calibrate --from-sandbox DIR writes one)")
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+
+
+def run_command(args: Any, console: Any) -> int:
+    """Read the stand-in's histograms, fit, print, write the overlay; 0, or 1 if nothing
+    could be fitted (the reasons are printed)."""
+    import yaml
+
+    from .calibrate_io import fetch_metrics, fit_table
+
+    histograms = read_histograms(fetch_metrics(args.from_sandbox))
+    result = overlay(histograms, str(args.from_sandbox))
+    from rich.console import Console
+
+    Console().print(fit_table(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump(result, sort_keys=False))
+    if not result["overrides"]:
+        console.print(f"{args.out}: nothing could be fitted (the reasons are listed above)",
+                      highlight=False)
+        return 1
+    console.print(f"{args.out}: {len(result['overrides'])} parameter(s); use it with "
+                  f"--calibration {args.out}", highlight=False)
+    return 0

@@ -1,0 +1,105 @@
+"""``python -m sim calibrate`` (issue 18): lognormal fits of Prometheus histograms, the
+overlay it writes and ``--calibration FILE``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sim_helpers import textbook, write
+
+from sim.calibrate import (
+    Histogram,
+    calibration_overrides,
+    fit_lognormal,
+    histogram_quantile,
+    informative_edges,
+    overlay,
+    read_histograms,
+)
+from sim.cli import main
+
+#: sandbox/metrics.py's buckets
+EDGES = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0)
+
+
+def _histogram(samples: np.ndarray, scope: str = "mock.crm", connector: str = "crm",
+               ) -> Histogram:
+    cumulative = tuple(float(np.sum(samples <= e)) for e in EDGES)
+    return Histogram(scope, connector, EDGES, cumulative, float(len(samples)))
+
+
+def _exposition(h: Histogram, instance: str) -> str:
+    labels = f'connector="{h.connector}",instance="{instance}",scope="{h.scope}"'
+    lines = ["# HELP omnisql_request_latency_seconds Request latency",
+             "# TYPE omnisql_request_latency_seconds histogram"]
+    for edge, cum in zip(h.edges, h.cumulative):
+        lines.append(f'omnisql_request_latency_seconds_bucket{{{labels},le="{edge}"}} {cum}')
+    lines.append(f'omnisql_request_latency_seconds_bucket{{{labels},le="+Inf"}} {h.count}')
+    lines.append(f"omnisql_request_latency_seconds_count{{{labels}}} {h.count}")
+    lines.append(f"omnisql_request_latency_seconds_sum{{{labels}}} 1.0")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_fit_recovers_a_known_lognormal_from_its_buckets():
+    rng = np.random.default_rng(7)
+    median, p99 = 0.15, 0.9  # the scenario's provider latency at full size
+    sigma = math.log(p99 / median) / 2.3263478740408408
+    h = _histogram(rng.lognormal(math.log(median), sigma, 20_000))
+    assert informative_edges(h) >= 4
+    fit = fit_lognormal(h)
+    assert fit.median == pytest.approx(median, rel=0.05)
+    assert fit.p99 == pytest.approx(p99, rel=0.15)
+    assert fit.ks < 0.02
+    # a wrong distribution fits worse: a uniform 0-300 ms spread
+    worse = fit_lognormal(_histogram(rng.uniform(0.0, 0.3, 20_000)))
+    assert worse.ks > 3 * fit.ks
+
+
+def test_histogram_quantile_is_linear_within_its_bucket():
+    h = Histogram("s", "", (1.0, 2.0), (50.0, 100.0), 100.0)
+    assert histogram_quantile(h, 0.5) == 1.0
+    assert histogram_quantile(h, 0.75) == 1.5
+    assert histogram_quantile(Histogram("s", "", (1.0,), (50.0,), 100.0), 0.9) is None
+
+
+def test_overlay_writes_only_what_the_buckets_resolve(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    resolved = _histogram(rng.lognormal(math.log(0.15), 0.7, 5_000))
+    one_bucket = _histogram(rng.uniform(0.006, 0.0095, 5_000), "mock.tickets", "tickets")
+    engine = _histogram(rng.uniform(0.001, 0.2, 5_000), "az-a.engine", "")
+    text = "".join(_exposition(h, f"i{n}") for n, h in enumerate([resolved, one_bucket, engine]))
+    histograms = read_histograms(text)
+    assert [h.name for h in histograms] == ["az-a.engine", "mock.crm/crm", "mock.tickets/tickets"]
+    result = overlay(histograms, "sb")
+    assert list(result["overrides"]) == ["topology.providers.crm.latency"]
+    fitted = result["fit"][0]
+    assert fitted["quantiles"]["p50"]["fitted"] == pytest.approx(0.15, rel=0.1)
+    reasons = {row["series"]: row["reason"] for row in result["not_fitted"]}
+    assert "cannot resolve" in reasons["mock.tickets/tickets"]
+    assert "engine-own service time" in reasons["az-a.engine"]
+    # the overlay, applied with --calibration, reaches the scenario's provider
+    path = tmp_path / "calibration.yaml"
+    path.write_text(yaml.safe_dump(result))
+    data = textbook(run={"duration": "5m", "warmup": "30s", "window": "30s"})
+    scenario_path = write(tmp_path, data)
+    out = tmp_path / "run"
+    main(["run", str(scenario_path), "--calibration", str(path), "--no-plots",
+          "--out", str(out), "-j", "1"])
+    effective = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert effective["topology"]["providers"]["crm"]["latency"]["dist"] == "lognormal"
+    assert calibration_overrides(path)[0].startswith("topology.providers.crm.latency={")
+
+
+def test_bad_calibration_input_exits_2(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fit: []\n")
+    scenario = write(tmp_path, textbook())
+    assert main(["run", str(scenario), "--calibration", str(bad), "--no-plots",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "needs an 'overrides' mapping" in capsys.readouterr().err
+    assert main(["calibrate", "--from-sandbox", str(tmp_path / "nowhere")]) == 2
+    assert "no running stand-in" in capsys.readouterr().err
