@@ -113,3 +113,20 @@ def test_facts_written_before_the_split_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fail_hist"):
         load_facts(tmp_path / "old.npz", facts.scenario)
     assert np.asarray(old["hist"]).sum() == 10
+
+
+def test_the_plot_draws_success_latency(outage) -> None:
+    import matplotlib.pyplot as plt
+
+    from sim.report import overview_figure
+
+    fig = overview_figure(outage)
+    try:
+        lat = fig.axes[0]
+        assert lat.get_ylabel() == "latency of successes (s)"
+        p95 = next(line for line in lat.get_lines() if line.get_label() == "p95")
+        minutes = np.asarray(p95.get_xdata())
+        down = np.asarray(p95.get_ydata())[(minutes > 2.0) & (minutes < 3.0)]
+        assert len(down) == 6 and np.isnan(down).all()  # a gap, not a dive to 0.1 ms
+    finally:
+        plt.close(fig)
