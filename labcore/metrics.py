@@ -118,7 +118,9 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 ``incident.<metric>``
     ``error_rate``, ``latency_p95``, ``connector.calls``, ``connector.rate_limited``,
     ``connector.calls_per_key``, ``connector.fetches_per_key``, ``cache.hit_ratio`` over
-    the incident, independent of scope and of how the load is written: the windows
+    the incident (``connector.fetches_per_key_peak``: the highest of its windows'
+    fetches per key, the herd at its worst whatever the incident's length), independent
+    of scope and of how the load is written: the windows
     overlapping the faults (from the first fault's start to the last one's end; a fault
     without duration, such as a cache flush, covers one window) united with the windows
     after warm-up that breach the SLO, from the first fault on (without faults: from the
@@ -389,11 +391,25 @@ def _incident_metrics(out: dict, result: WindowFacts) -> None:
         sum(counters.get(f"connector.rate_limited[{t}]", 0) for t in result.tenants))
     out["incident.connector.calls_per_key"] = _per_key(counters)
     out["incident.connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
+    out["incident.connector.fetches_per_key_peak"] = _peak_per_key(a, mask)
     hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
     start = a["start"][mask]
     out["incident.start"] = float(start.min())
     out["incident.seconds"] = float(mask.sum()) * result.scenario.run.window
+
+
+def _peak_per_key(a: dict[str, Any], mask: np.ndarray) -> float:
+    """The highest per-window fetches per key over ``mask``'s windows (NaN without keys):
+    a herd's worst window, not diluted by how long the incident lasts."""
+    names = list(a["counter_names"])
+    if "connector.keys" not in names or "connector.fetches" not in names:
+        return math.nan
+    counters = a["counters"][mask]
+    keys = counters[:, names.index("connector.keys")]
+    fetches = counters[:, names.index("connector.fetches")]
+    some = keys > 0
+    return float((fetches[some] / keys[some]).max()) if some.any() else math.nan
 
 
 def _mitigation_metrics(out: dict, result: WindowFacts, rec: Recovery) -> None:

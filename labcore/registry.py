@@ -194,6 +194,9 @@ _INCIDENT = [
                     ("connector.calls_per_key", "ratio"),
                     ("connector.fetches_per_key", "ratio"), ("cache.hit_ratio", "fraction"))
 ] + [
+    _m("incident.connector.fetches_per_key_peak", "ratio", "The highest per-window "
+       "connector.fetches_per_key over the incident's windows: a herd at its worst, not "
+       "diluted by how long the SLO breach after it lasts.", fact=True),
     _m("incident.start", "s", "When the incident's first window starts.", fact=True),
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]
