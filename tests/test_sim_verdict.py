@@ -62,6 +62,7 @@ def _fits(text: str) -> None:
     (260.0, "rto_seconds", "4m20s"),
     (259200.0, "incident.connector.calls", "259,200"),
     (1.6814337494965768, "connector.fetches_per_key", "1.68 fetches/key"),
+    (1.6814337494965768, "incident.connector.fetches_per_key_peak", "1.68 fetches/key"),
     (0.0042, "error_rate", "0.42%"),
     (0.2342, "tenant.acme.error_rate", "23.4%"),
     (0.1523, "latency_p95", "152ms"),
