@@ -1,16 +1,25 @@
 """The window-facts format shared by every runner: outcomes, latency bins, tier fields.
 
 A run (simulated, or measured by a load client) is summarised per window and tenant as a
-log-binned latency histogram, outcome counts and the latency sum, plus named counters and
-per-tier queueing integrals: the ``arrays`` of :class:`WindowFacts`. The metrics
+log-binned histogram of the latencies of successful requests, outcome counts and their
+latency sum, per window (all tenants together) as the same for failed requests, plus named
+counters and per-tier queueing integrals: the ``arrays`` of :class:`WindowFacts`. The metrics
 (:mod:`labcore.metrics`) read only this format, so the simulator's recorder and the Locust
 client's recorder both write it. The outcomes are data (:data:`OUTCOMES`, index 0 is
 success): the simulator's kernel recorder is handed them by the model and knows none.
 
-``arrays`` holds ``start`` (window, float), ``hist`` (window, tenant, :data:`N_BINS`),
-``outcomes`` (window, tenant, outcome), ``latency_sum`` (window, tenant),
-``counter_names`` and ``counters`` (window, counter), ``tier_names`` and ``tiers``
-(window, tier, :data:`TIER_FIELDS`).
+``arrays`` holds ``start`` (window, float), ``hist`` (window, tenant, :data:`N_BINS`:
+successful requests only), ``latency_sum`` (window, tenant: successful requests only),
+``fail_hist`` (window, :data:`N_BINS`) and ``fail_latency_sum`` (window): failed requests
+of every tenant, ``outcomes`` (window, tenant, outcome), ``counter_names`` and ``counters``
+(window, counter), ``tier_names`` and ``tiers`` (window, tier, :data:`TIER_FIELDS`).
+
+Why successes and failures apart: the SLO's latency is over successful requests (a
+fail-fast error answered in 0.1 ms must not make an outage look fast; failures count in
+the error rate), while the all-outcome percentiles (``latency_all_p95``) stay computable
+from ``hist`` plus ``fail_hist``. Failures are kept per window, not per tenant, so the
+split costs one histogram per window instead of doubling the per-tenant ones: there is no
+per-tenant all-outcome percentile.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ def empty_arrays(n_windows: int, n_tenants: int, counter_names: list[str],
         "hist": np.zeros((n_windows, n_tenants, N_BINS), dtype=np.int64),
         "outcomes": np.zeros((n_windows, n_tenants, len(OUTCOMES)), dtype=np.int64),
         "latency_sum": np.zeros((n_windows, n_tenants), dtype=float),
+        "fail_hist": np.zeros((n_windows, N_BINS), dtype=np.int64),
+        "fail_latency_sum": np.zeros(n_windows, dtype=float),
         "counter_names": list(counter_names),
         "counters": np.zeros((n_windows, len(counter_names)), dtype=np.int64),
         "tier_names": [],
@@ -155,6 +166,9 @@ def load_facts(path: str | os.PathLike[str], scenario: Scenario) -> RunFacts:
                 name = key[2:]
                 arrays[name] = ([str(x) for x in data[key]] if name in _LIST_KEYS
                                 else data[key].copy())
+    if "fail_hist" not in arrays:  # written before successes and failures were binned apart
+        raise ValueError(f"{path}: no 'fail_hist' array: these window facts predate the "
+                         "success-only latency histogram; record them again")
     return RunFacts(
         scenario=scenario, seed=int(meta["seed"]), arrays=arrays,
         marks=tuple(FaultMark(k, float(s), None if e is None else float(e), d)

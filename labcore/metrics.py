@@ -4,11 +4,17 @@ Every metric is in seconds, fractions, counts or per-second rates, computed over
 measured windows (those starting at or after ``run.warmup``):
 
 ``latency_p50``/``latency_p95``/``latency_p99``
-    End-to-end latency percentiles of client requests, from the first attempt to the
-    final outcome (retries included); failed requests count with the time they took
-    (a timed-out request with the timeout). From 2% log bins: within ±1%.
+    End-to-end latency percentiles of successful client requests, from the first attempt
+    to the answer (retries included). From 2% log bins: within ±1%. Failed requests are
+    not in them: they count in the error rate (a fail-fast error answered in 0.1 ms must
+    not make an outage look fast). With no successful request the percentiles are
+    undefined (NaN), and a check on them fails.
 ``latency_mean``
     Exact mean of the same latencies.
+``latency_all_p50``/``latency_all_p95``/``latency_all_p99``/``latency_all_mean``
+    The same over every client request, failed ones included with the time they took (a
+    timed-out request with the timeout): what a client waited, whatever the answer.
+    Whole-system only (failures are kept per window, not per tenant).
 ``error_rate`` / ``availability``
     Fraction of client requests whose final outcome was an error / a success.
 ``throughput``
@@ -19,7 +25,9 @@ measured windows (those starting at or after ``run.warmup``):
 ``retry_amplification``
     Attempts per request (1.0 without retries).
 ``slo_window_compliance``
-    Fraction of windows meeting the SLO (error rate and P95 both within it).
+    Fraction of windows meeting the SLO: some requests, the error rate within it, and the
+    P95 of successful requests within it. A window whose requests all failed has no P95
+    and does not meet the SLO: it cannot pass on latency.
 ``rto_seconds``
     Recovery time of the first fault: from its start to the start of the first window
     from which every window meets the SLO for ``slo.sustain`` without a break. It is
@@ -110,7 +118,9 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 ``incident.<metric>``
     ``error_rate``, ``latency_p95``, ``connector.calls``, ``connector.rate_limited``,
     ``connector.calls_per_key``, ``connector.fetches_per_key``, ``cache.hit_ratio`` over
-    the incident, independent of scope and of how the load is written: the windows
+    the incident (``connector.fetches_per_key_peak``: the highest of its windows'
+    fetches per key, the herd at its worst whatever the incident's length), independent
+    of scope and of how the load is written: the windows
     overlapping the faults (from the first fault's start to the last one's end; a fault
     without duration, such as a cache flush, covers one window) united with the windows
     after warm-up that breach the SLO, from the first fault on (without faults: from the
@@ -197,9 +207,11 @@ def _window_slo(result: WindowFacts, tenants: list[int] | None = None,
     errors = total - outcomes[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(total > 0, errors / np.maximum(total, 1), np.nan)
-    hist = a["hist"].sum(axis=1)
+    hist = a["hist"].sum(axis=1)  # successes only
     p95 = np.array([percentile(h, 0.95) for h in hist])
-    meets = (total > 0) & (error_rate <= slo.error_rate) & (p95 <= slo.latency_p95)
+    # No success, no P95 (NaN): such a window never meets the SLO on latency.
+    meets = ((total > 0) & (outcomes[:, 0] > 0) & (error_rate <= slo.error_rate)
+             & (p95 <= slo.latency_p95))
     return error_rate, p95, meets
 
 
@@ -259,6 +271,7 @@ def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, floa
     metrics: dict[str, float | None] = {}
     _request_metrics(metrics, "", a["hist"][mask].sum(axis=(0, 1)),
                      a["outcomes"][mask].sum(axis=(0, 1)), a["latency_sum"][mask].sum(), seconds)
+    _all_outcome_metrics(metrics, a, mask)
     counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
     _counter_metrics(metrics, counters, result.tenants)
     _tier_metrics(metrics, a["tier_names"], a["tiers"][mask].sum(axis=0), seconds)
@@ -378,11 +391,25 @@ def _incident_metrics(out: dict, result: WindowFacts) -> None:
         sum(counters.get(f"connector.rate_limited[{t}]", 0) for t in result.tenants))
     out["incident.connector.calls_per_key"] = _per_key(counters)
     out["incident.connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
+    out["incident.connector.fetches_per_key_peak"] = _peak_per_key(a, mask)
     hits, misses = counters.get("cache.hits", 0), counters.get("cache.misses", 0)
     out["incident.cache.hit_ratio"] = hits / (hits + misses) if hits + misses else math.nan
     start = a["start"][mask]
     out["incident.start"] = float(start.min())
     out["incident.seconds"] = float(mask.sum()) * result.scenario.run.window
+
+
+def _peak_per_key(a: dict[str, Any], mask: np.ndarray) -> float:
+    """The highest per-window fetches per key over ``mask``'s windows (NaN without keys):
+    a herd's worst window, not diluted by how long the incident lasts."""
+    names = list(a["counter_names"])
+    if "connector.keys" not in names or "connector.fetches" not in names:
+        return math.nan
+    counters = a["counters"][mask]
+    keys = counters[:, names.index("connector.keys")]
+    fetches = counters[:, names.index("connector.fetches")]
+    some = keys > 0
+    return float((fetches[some] / keys[some]).max()) if some.any() else math.nan
 
 
 def _mitigation_metrics(out: dict, result: WindowFacts, rec: Recovery) -> None:
@@ -408,7 +435,7 @@ def _request_metrics(out: dict, prefix: str, hist: np.ndarray, outcomes: np.ndar
     out[f"{prefix}latency_p50"] = percentile(hist, 0.50)
     out[f"{prefix}latency_p95"] = percentile(hist, 0.95)
     out[f"{prefix}latency_p99"] = percentile(hist, 0.99)
-    out[f"{prefix}latency_mean"] = latency_sum / total if total else math.nan
+    out[f"{prefix}latency_mean"] = latency_sum / ok if ok else math.nan
     out[f"{prefix}error_rate"] = (total - ok) / total if total else math.nan
     if prefix:
         return
@@ -417,6 +444,17 @@ def _request_metrics(out: dict, prefix: str, hist: np.ndarray, outcomes: np.ndar
     out["request_rate"] = total / seconds if seconds else math.nan
     for i, cause in enumerate(OUTCOMES[1:], start=1):
         out[f"errors.{cause}"] = int(outcomes[i]) / total if total else math.nan
+
+
+def _all_outcome_metrics(out: dict, a: dict[str, Any], mask: np.ndarray) -> None:
+    """``latency_all_*``: every request, failed ones included (successes' and failures'
+    histograms added)."""
+    hist = a["hist"][mask].sum(axis=(0, 1)) + a["fail_hist"][mask].sum(axis=0)
+    total = int(a["outcomes"][mask].sum())
+    for q in (50, 95, 99):
+        out[f"latency_all_p{q}"] = percentile(hist, q / 100)
+    latency = float(a["latency_sum"][mask].sum()) + float(a["fail_latency_sum"][mask].sum())
+    out["latency_all_mean"] = latency / total if total else math.nan
 
 
 def _counter_metrics(out: dict, counters: dict[str, int], tenants: Iterable[str]) -> None:

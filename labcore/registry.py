@@ -93,11 +93,16 @@ def _m(name: str, unit: str, definition: str, *, fact: bool = False, locust: boo
 
 _REQUESTS = [
     _m("requests", "count", "Client requests that ended in the scope's windows.", locust=True),
-    _m("latency_p50", "s", "Median end-to-end latency of client requests (retries included; "
-       "2% log bins, within ±1%).", locust=True),
+    _m("latency_p50", "s", "Median end-to-end latency of successful client requests "
+       "(retries included; 2% log bins, within ±1%); NaN (a check fails) without a success.",
+       locust=True),
     _m("latency_p95", "s", "95th percentile of the same latencies.", locust=True, chaos=("run",)),
     _m("latency_p99", "s", "99th percentile of the same latencies.", locust=True),
     _m("latency_mean", "s", "Exact mean of the same latencies.", locust=True),
+    *[_m(f"latency_all_{q}", "s", f"The {q} of every client request's latency, failed ones "
+         "included with the time they took.", locust=True) for q in ("p50", "p95", "p99")],
+    _m("latency_all_mean", "s", "Exact mean latency of every client request, failed ones "
+       "included.", locust=True),
     _m("error_rate", "fraction", "Share of client requests whose final outcome was an error.",
        locust=True, chaos=("run",)),
     _m("availability", "fraction", "Share of client requests that succeeded.", locust=True),
@@ -108,13 +113,13 @@ _REQUESTS = [
     _m("failed_requests", "count", "Client requests whose final outcome was an error.",
        locust=True),
     _m("slo_window_compliance", "fraction", "Share of windows meeting the SLO (error rate "
-       "and P95 both within it).", locust=True),
+       "and success P95 both within it; a window without a success does not).", locust=True),
     _m("retry_amplification", "ratio", "Client attempts per request (1.0 without retries)."),
 ]
 _TENANTS = [
     _m("tenant.<tenant>.requests", "count", "The tenant's client requests.", locust=True),
-    *[_m(f"tenant.<tenant>.latency_{q}", "s", f"The tenant's latency {q}.", locust=True)
-      for q in ("p50", "p95", "p99", "mean")],
+    *[_m(f"tenant.<tenant>.latency_{q}", "s", f"The tenant's success latency {q}.",
+         locust=True) for q in ("p50", "p95", "p99", "mean")],
     _m("tenant.<tenant>.error_rate", "fraction", "The tenant's error rate.", locust=True),
     _m("tenant.<tenant>.rate_limited", "count", "Provider 429s on the tenant's calls."),
     _m("tenant.<tenant>.connector_seconds", "s", "Connector worker-seconds the tenant held "
@@ -125,8 +130,8 @@ _TENANTS = [
        "(the victims of a noisy <tenant>).", locust=True),
     _m("tenants_except.<tenant>.error_rate", "fraction", "Their error rate (scoped by their "
        "own recovery).", locust=True, chaos=("run",)),
-    _m("tenants_except.<tenant>.latency_p95", "s", "Their P95 latency (scoped by their own "
-       "recovery).", locust=True, chaos=("run",)),
+    _m("tenants_except.<tenant>.latency_p95", "s", "Their success P95 latency (scoped by "
+       "their own recovery).", locust=True, chaos=("run",)),
     _m("tenants_except.<tenant>.rto_seconds", "s", "rto_seconds judged on their traffic "
        "alone.", fact=True, locust=True, chaos=_FACT, locust_needs_faults=True),
 ]
@@ -189,6 +194,9 @@ _INCIDENT = [
                     ("connector.calls_per_key", "ratio"),
                     ("connector.fetches_per_key", "ratio"), ("cache.hit_ratio", "fraction"))
 ] + [
+    _m("incident.connector.fetches_per_key_peak", "ratio", "The highest per-window "
+       "connector.fetches_per_key over the incident's windows: a herd at its worst, not "
+       "diluted by how long the SLO breach after it lasts.", fact=True),
     _m("incident.start", "s", "When the incident's first window starts.", fact=True),
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]

@@ -60,6 +60,12 @@ def zipf_cdf(n: int, s: float) -> list[float]:
     return cdf
 
 
+def _ramped(surge: TrafficSurge, t: float) -> float:
+    """The factor of an active ``surge`` at ``t`` (linear ramp from 1 to ``factor``)."""
+    ramp = min(1.0, (t - surge.at) / surge.ramp) if surge.ramp > 0 else 1.0
+    return 1.0 + (surge.factor - 1.0) * ramp
+
+
 class RateFunction:
     """A tenant's arrival rate over time and a piecewise-constant upper bound for thinning."""
 
@@ -67,7 +73,7 @@ class RateFunction:
         self.base = base
         self.profile = scenario.workload.profile
         self.surges = [
-            f for f in scenario.faults if isinstance(f, TrafficSurge) and f.tenant == tenant
+            f for f in scenario.faults if isinstance(f, TrafficSurge) and f.applies_to(tenant)
         ]
         self.segments = self._segments(scenario.run.duration)
 
@@ -89,9 +95,22 @@ class RateFunction:
         factor = 1.0
         for s in self.surges:
             if s.at <= t < s.at + s.duration:
-                ramp = min(1.0, (t - s.at) / s.ramp) if s.ramp > 0 else 1.0
-                factor *= 1.0 + (s.factor - 1.0) * ramp
+                factor *= _ramped(s, t)
         return factor
+
+    def zone_shares(self, t: float) -> list[tuple[str, float]]:
+        """The zone-targeted surges at ``t``: ``(zone, share)``, the share of the tenant's
+        arrivals at ``t`` that are that surge's extra requests. The extra of every
+        zone-targeted surge together is the rate above the rate without them; it is split
+        between them in proportion to their own extra (``factor - 1``, ramped)."""
+        active = [(s.zone, _ramped(s, t)) for s in self.surges
+                  if s.zone is not None and s.at <= t < s.at + s.duration]
+        if not active:
+            return []
+        zoned = math.prod(f for _, f in active)
+        pinned = 1.0 - 1.0 / zoned  # 1 - (factor without them) / (factor with them)
+        extra = sum(f - 1.0 for _, f in active)
+        return [(zone, pinned * (f - 1.0) / extra) for zone, f in active] if extra > 0 else []
 
     def __call__(self, t: float) -> float:
         return self.base * self.profile_scale(t) * self.surge_factor(t)

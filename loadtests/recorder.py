@@ -64,12 +64,17 @@ def classify(status: int, code: str | None = None) -> str:
 
 
 class _Window:
-    __slots__ = ("counters", "hist", "latency_sum", "outcomes")
+    """One window: successes per tenant, failures of every tenant together (as
+    :mod:`labcore.facts` keeps them)."""
+
+    __slots__ = ("counters", "fail_hist", "fail_latency_sum", "hist", "latency_sum", "outcomes")
 
     def __init__(self, n_tenants: int) -> None:
         self.hist: list[dict[int, int]] = [defaultdict(int) for _ in range(n_tenants)]
         self.outcomes = [[0] * len(OUTCOMES) for _ in range(n_tenants)]
         self.latency_sum = [0.0] * n_tenants
+        self.fail_hist: dict[int, int] = defaultdict(int)
+        self.fail_latency_sum = 0.0
         self.counters: dict[str, int] = defaultdict(int)
 
 
@@ -90,10 +95,14 @@ class ClientRecorder:
 
     def request(self, t: float, tenant: str, latency: float, outcome: str) -> None:
         """A request completed at run time ``t`` after ``latency`` seconds."""
-        w, i = self._at(t), self.index[tenant]
-        w.hist[i][bin_index(latency)] += 1
-        w.outcomes[i][_OUTCOME[outcome]] += 1
-        w.latency_sum[i] += latency
+        w, i, k = self._at(t), self.index[tenant], _OUTCOME[outcome]
+        if k:
+            w.fail_hist[bin_index(latency)] += 1
+            w.fail_latency_sum += latency
+        else:
+            w.hist[i][bin_index(latency)] += 1
+            w.latency_sum[i] += latency
+        w.outcomes[i][k] += 1
 
     def count(self, t: float, name: str, n: int = 1) -> None:
         self._at(t).counters[name] += n
@@ -107,6 +116,8 @@ class ClientRecorder:
                 "hist": [{str(b): n for b, n in h.items()} for h in w.hist],
                 "outcomes": w.outcomes,
                 "latency_sum": w.latency_sum,
+                "fail_hist": {str(b): n for b, n in w.fail_hist.items()},
+                "fail_latency_sum": w.fail_latency_sum,
                 "counters": dict(w.counters),
             }
             for k, w in self.windows.items()
@@ -123,6 +134,9 @@ class ClientRecorder:
                     w.hist[i][int(b)] += n
                 w.outcomes[i] = [a + b for a, b in zip(w.outcomes[i], src["outcomes"][i])]
                 w.latency_sum[i] += src["latency_sum"][i]
+            for b, n in src["fail_hist"].items():
+                w.fail_hist[int(b)] += n
+            w.fail_latency_sum += src["fail_latency_sum"]
             for name, n in src["counters"].items():
                 w.counters[name] += n
 
@@ -142,6 +156,9 @@ class ClientRecorder:
                     out["hist"][k, i, b] += n
                 out["outcomes"][k, i] = w.outcomes[i]
                 out["latency_sum"][k, i] = w.latency_sum[i]
+            for b, n in w.fail_hist.items():
+                out["fail_hist"][k, b] += n
+            out["fail_latency_sum"][k] = w.fail_latency_sum
             out["counters"][k] = [w.counters.get(c, 0) for c in names]
         return out
 

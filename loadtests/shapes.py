@@ -58,9 +58,11 @@ class PlanError(ValueError):
 
 
 def tenant_kinds(scenario: Scenario) -> dict[str, Kind]:
-    """``noisy`` for tenants with a ``traffic_surge`` fault, ``normal`` for the others."""
-    noisy = {f.tenant for f in scenario.faults if isinstance(f, TrafficSurge)}
-    return {name: ("noisy" if name in noisy else "normal") for name in scenario.workload.tenants}
+    """``noisy`` for tenants with a ``traffic_surge`` fault (every tenant for
+    ``tenant: "*"``), ``normal`` for the others."""
+    surges = [f for f in scenario.faults if isinstance(f, TrafficSurge)]
+    return {name: ("noisy" if any(f.applies_to(name) for f in surges) else "normal")
+            for name in scenario.workload.tenants}
 
 
 @dataclass(frozen=True)

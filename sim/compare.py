@@ -140,7 +140,7 @@ def plot_compare(a: dict[str, Any], b: dict[str, Any], path: Path) -> bool:
         lat.plot(minutes, df["latency_p95"], style, label=name)
         err.plot(minutes, 100.0 * df["error_rate"].fillna(0.0), style, label=name)
     lat.set_yscale("log")
-    lat.set_ylabel("P95 latency (s)")
+    lat.set_ylabel("P95 latency of successes (s)")
     err.set_ylabel("error rate (%)")
     err.set_xlabel("simulated time (min)")
     for ax in (lat, err):

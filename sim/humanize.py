@@ -74,7 +74,7 @@ def is_fraction(metric: str) -> bool:
 
 def unit_of(metric: str) -> str:
     """The unit word written after a plain number (``fetches/key``, ``/s``, ``x``)."""
-    last = metric.rsplit(".", 1)[-1]
+    last = metric.rsplit(".", 1)[-1].removesuffix("_peak")  # a peak has its metric's unit
     if last.endswith("_per_key"):
         return last.removesuffix("_per_key") + "/key"
     if last in ("throughput", "request_rate"):

@@ -37,7 +37,8 @@ __all__ = [
 #: A week of simulated time: the longest shipped scenario is 40 minutes, and a week at
 #: the baseline's load is already about an hour of wall time per replication.
 MAX_DURATION = 7 * 86400.0
-#: Windows per replication: the recorder keeps a latency histogram per window and tenant.
+#: Windows per replication: the recorder keeps a latency histogram per window and tenant
+#: (successes), and one per window (failures).
 MAX_WINDOWS = 100_000
 #: A worker process: the interpreter, numpy, pandas, SimPy and one system in flight.
 WORKER_BYTES = 250 * 2**20
@@ -70,7 +71,7 @@ def estimate_memory(scenario: Scenario, replications: int, jobs: int) -> int:
     """Bytes a run needs: every replication's windows kept, plus the worker processes."""
     windows = int(scenario.run.duration / scenario.run.window) + 1
     tenants = len(scenario.workload.tenants)
-    per_window = tenants * (N_BINS + len(OUTCOMES) + 1) + _PER_WINDOW_SCALARS
+    per_window = tenants * (N_BINS + len(OUTCOMES) + 1) + N_BINS + 1 + _PER_WINDOW_SCALARS
     per_run = windows * per_window * 8
     return replications * per_run + max(1, jobs) * (WORKER_BYTES + 2 * per_run)
 

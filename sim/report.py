@@ -223,7 +223,7 @@ def overview_figure(result: WindowFacts) -> Any:
         lat.plot(minutes, df[q], style, label=q.replace("latency_", ""))
     lat.axhline(scenario.slo.latency_p95, color="crimson", lw=1, label="P95 SLO")
     lat.set_yscale("log")
-    lat.set_ylabel("latency (s)")
+    lat.set_ylabel("latency of successes (s)")  # failures: the error-rate panel
     causes = [c for c in df.columns if c.startswith("errors.") and df[c].sum() > 0]
     if causes:  # percentages: an error rate reads as "2%", not "0.02"
         shares = df[causes].div(df["requests"].where(df["requests"] > 0), axis=0).fillna(0)

@@ -15,6 +15,7 @@ Every table fits 80 columns: long cells wrap, none is cut with an ellipsis.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .humanize import human, human_duration, human_interval
@@ -23,6 +24,8 @@ __all__ = ["describe_observed", "failure_lines", "missing_means", "overall_line"
            "tenant_table", "verdict_table"]
 
 _RECOVERY = ("rto_seconds", "recovery_seconds")
+#: Latencies over successful requests only (``latency_all_*`` counts every request).
+_SUCCESS_LATENCY = re.compile(r"(^|\.)latency_(p\d+|mean)$")
 
 
 def overall_line(summary: dict[str, Any]) -> str:
@@ -78,6 +81,8 @@ def _missing(metric: str, over: str, end: str) -> str:
         return f"no windows after recovery: did not recover before the end ({end})"
     if metric.startswith(("failover.", "cutover.", "canary.", "mitigation.")):
         return f"did not happen before the end of the run ({end})"
+    if _SUCCESS_LATENCY.search(metric):  # over successes: none may have succeeded
+        return f"not measured: no successful request in the '{over}' windows"
     return f"not measured: no requests in the '{over}' windows"
 
 

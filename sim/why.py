@@ -8,7 +8,8 @@ shows), so that every sentence can be checked against ``timeseries.csv``:
     first window's start to its last window's end, and how many windows it holds.
 ``worst_windows``
     Up to three measured windows that miss the SLO, worst first (highest error rate, then
-    highest P95), with their error rate and P95.
+    highest P95), with their error rate and P95 (of successful requests: ``None`` when no
+    request succeeded).
 ``first_saturated``
     The tier (gateway, engine, connector) whose utilisation or queue rose first: the first
     window, from the last healthy window before the breach on, where its utilisation
@@ -149,9 +150,10 @@ def why_lines(why: dict[str, Any] | None) -> list[str]:
     lines = [f"why: the SLO was missed from {human_duration(b['from'])} to "
              f"{human_duration(b['to'])} ({b['windows']} window(s), replication 0)"]
     for w in why["worst_windows"]:
+        p95 = ("none (no request succeeded)" if w["latency_p95"] is None  # success latency
+               else human(w["latency_p95"], "latency_p95"))
         lines.append(f"  worst window {human_duration(w['from'])}–{human_duration(w['to'])}: "
-                     f"errors {human(w['error_rate'], 'error_rate')}, "
-                     f"P95 {human(w['latency_p95'], 'latency_p95')}")
+                     f"errors {human(w['error_rate'], 'error_rate')}, P95 {p95}")
     tier = why["first_saturated"]
     if tier is not None:
         lines.append(f"  rose first: {tier['tier']} at {human_duration(tier['at'])} "

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sim_helpers import SCENARIOS, write
 
+from labcore.metrics import incident_windows
 from sim import ScenarioError, compute_metrics, load_scenario, simulate, window_table
 from sim.cli import main
 from sim.model import System
@@ -24,8 +25,8 @@ from sim.report import build_summary
 PAIRS = [
     ("rate_limit_flood", "rate_limit_flood_mitigated", "other tenants recover within 5 min"),
     # errors after the flush's window count since the incident takes in the breach run
-    # (issue 13); the herd check, a peak diluted over that run, is judged in
-    # test_stampede_mitigations_cut_calls_and_429s
+    # (issue 13); the herd check reads the incident's worst window (test_the_herd_check_
+    # reads_the_worst_window) and fails too
     ("cache_stampede", "cache_stampede_mitigated", "errors within SLO during the event"),
     ("cache_stampede_short_ttl", "cache_stampede_short_ttl_mitigated", "p95 within SLO"),
     ("auth_failure", "auth_failure_mitigated", "recovers within 10 min"),
@@ -131,6 +132,26 @@ def test_stampede_mitigations_cut_calls_and_429s() -> None:
     assert good["connector.rate_limited"] < 0.75 * bad["connector.rate_limited"]
     assert good["incident.latency_p95"] <= 1.5 < bad["incident.latency_p95"]
     assert good["cache.stale_served"] > 0 and bad["cache.stale_served"] == 0
+    # the incident's worst window is the flush's: the peak is the flush-window reading
+    assert bad["incident.connector.fetches_per_key_peak"] == pytest.approx(bad_fetches)
+
+
+def test_the_herd_check_reads_the_worst_window() -> None:
+    """At full size the herd is two windows (1.7 and 1.4 fetches per key) of a 70 s
+    incident; averaged over the incident it reads 1.19 and would pass the 1.2 check."""
+    result = simulate(load_scenario(SCENARIOS / "cache_stampede.yaml"))
+    m = compute_metrics(result)
+    names = list(result.arrays["counter_names"])
+    mask = incident_windows(result)
+    counters = result.arrays["counters"][mask]
+    per_window = (counters[:, names.index("connector.fetches")]
+                  / counters[:, names.index("connector.keys")])
+    assert m["incident.seconds"] >= 60.0
+    assert m["incident.connector.fetches_per_key_peak"] == pytest.approx(per_window.max())
+    assert per_window[0] == per_window.max() > 1.5  # the flush's window
+    assert m["incident.connector.fetches_per_key"] < 1.2 < per_window.max()
+    good = compute_metrics(simulate(load_scenario(SCENARIOS / "cache_stampede_mitigated.yaml")))
+    assert good["incident.connector.fetches_per_key_peak"] <= 1.2
 
 
 def _one_hot_key(**cache: Any) -> dict[str, Any]:

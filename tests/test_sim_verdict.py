@@ -62,6 +62,7 @@ def _fits(text: str) -> None:
     (260.0, "rto_seconds", "4m20s"),
     (259200.0, "incident.connector.calls", "259,200"),
     (1.6814337494965768, "connector.fetches_per_key", "1.68 fetches/key"),
+    (1.6814337494965768, "incident.connector.fetches_per_key_peak", "1.68 fetches/key"),
     (0.0042, "error_rate", "0.42%"),
     (0.2342, "tenant.acme.error_rate", "23.4%"),
     (0.1523, "latency_p95", "152ms"),
@@ -91,7 +92,11 @@ def test_overall_line_and_never_observed_none():
     ("rpo_seconds", "run", "metadata lost without bound"),
     ("tenants_except.umbrella.rto_seconds", "run", "did not recover before the end of the run"),
     ("error_rate", "after_recovery", "no windows after recovery"),
-    ("latency_p95", "before_fault", "not measured: no requests in the 'before_fault' windows"),
+    ("latency_p95", "before_fault",
+     "not measured: no successful request in the 'before_fault' windows"),
+    ("incident.latency_p95", "run", "not measured: no successful request in the 'run' windows"),
+    ("latency_all_p95", "run", "not measured: no requests in the 'run' windows"),
+    ("error_rate", "before_fault", "not measured: no requests in the 'before_fault' windows"),
 ])
 def test_a_missing_observation_says_what_it_means(metric, over, expected):
     check = _check("c", metric, None, False, over)

@@ -46,7 +46,11 @@ class LatencyInjection(_Fault):
 
 
 class TrafficSurge(_Fault):
-    """A tenant's rate multiplied by ``factor`` (a noisy tenant's flood)."""
+    """A tenant's rate multiplied by ``factor`` (a noisy tenant's flood); ``tenant: "*"``
+    multiplies every tenant's. With ``zone``, the surge's extra requests (the rate above
+    what the tenant would send without this surge) all arrive at that zone: the load
+    balancer routes them there while it deems the zone routable, else like any other
+    request (a zonal client fleet, a batch job pinned to one zone's endpoint)."""
 
     kind: Literal["traffic_surge"]
     tenant: str
@@ -54,6 +58,15 @@ class TrafficSurge(_Fault):
     factor: float = Field(gt=0)
     #: Optional ramp-up time to the full factor.
     ramp: Duration = 0.0
+    zone: str | None = None
+
+    @property
+    def tenants_all(self) -> bool:
+        """``tenant: "*"``: the surge applies to every tenant."""
+        return self.tenant == "*"
+
+    def applies_to(self, tenant: str) -> bool:
+        return self.tenant == tenant or self.tenants_all
 
 
 class CacheFlush(_Fault):
@@ -117,8 +130,12 @@ def check_fault(fault: Any, scenario: Any) -> None:
     if provider is not None and provider not in topo.providers:
         raise ValueError(f"{fault.kind}: unknown provider {provider!r}")
     tenant = getattr(fault, "tenant", None)
-    if tenant is not None and tenant not in scenario.workload.tenants:
+    every = isinstance(fault, TrafficSurge) and fault.tenants_all
+    if tenant is not None and not every and tenant not in scenario.workload.tenants:
         raise ValueError(f"{fault.kind}: unknown tenant {tenant!r}")
+    if isinstance(fault, TrafficSurge) and fault.zone is not None and fault.factor <= 1.0:
+        raise ValueError(f"traffic_surge: factor {fault.factor:g} with a zone: a zone-"
+                         "targeted surge adds requests to that zone, so factor must be above 1")
     if isinstance(fault, GrayFailure):
         _check_gray_failure(fault, scenario)
 

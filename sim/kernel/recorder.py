@@ -1,9 +1,11 @@
 """Facts in the hot path, metrics later: per-window aggregates of a run.
 
 The recorder keeps no per-request record. Each window (``run.window`` long) holds, per
-tenant, a log-binned latency histogram (2% bins: percentiles are exact to within ±1%),
-outcome counts and the latency sum; plus named counters (cache hits, 429s, retries...)
-and, per tier, the queueing integrals of its stations. Memory grows with the number of
+tenant, a log-binned histogram of successful requests' latencies (2% bins: percentiles are
+exact to within ±1%), outcome counts and the successes' latency sum; for failed requests,
+one histogram and latency sum per window (all tenants: see :mod:`labcore.facts`); plus
+named counters (cache hits, 429s, retries...) and, per tier, the queueing integrals of
+its stations. Memory grows with the number of
 windows only, never with the number of requests.
 
 The recorder knows no outcome names: the model hands it their number (``outcomes``, in
@@ -39,13 +41,16 @@ _log = math.log
 class Window:
     """Aggregates of one window: ``[start, start + length)``."""
 
-    __slots__ = ("start", "hist", "outcomes", "latency_sum", "counters", "tiers", "wait_hists")
+    __slots__ = ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum",
+                 "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
         self.start = start
-        self.hist = [[0] * N_BINS for _ in range(n_tenants)]
+        self.hist = [[0] * N_BINS for _ in range(n_tenants)]  # successes
         self.outcomes = [[0] * n_outcomes for _ in range(n_tenants)]
-        self.latency_sum = [0.0] * n_tenants
+        self.latency_sum = [0.0] * n_tenants  # successes
+        self.fail_hist = [0] * N_BINS  # failures of every tenant
+        self.fail_latency_sum = 0.0
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
         self.wait_hists: dict[str, np.ndarray] = {}
@@ -89,12 +94,18 @@ class Recorder:
     # -- hot path ---------------------------------------------------------------------
 
     def request(self, tenant: int, latency: float, outcome: int) -> None:
-        """A client request ended (after all its retries)."""
+        """A client request ended (after all its retries); outcome 0 is success."""
         w = self.current
         index = int(_log(latency / BIN_MIN) * _INV_LOG_GROWTH) if latency > BIN_MIN else 0
-        w.hist[tenant][index if index < N_BINS else _LAST_BIN] += 1
+        if index > _LAST_BIN:
+            index = _LAST_BIN
+        if outcome:
+            w.fail_hist[index] += 1
+            w.fail_latency_sum += latency
+        else:
+            w.hist[tenant][index] += 1
+            w.latency_sum[tenant] += latency
         w.outcomes[tenant][outcome] += 1
-        w.latency_sum[tenant] += latency
 
     def log(self, request_id: int, event: str) -> None:
         if self.trace is not None:
@@ -163,6 +174,9 @@ class Recorder:
             "latency_sum": np.array([w.latency_sum for w in windows], dtype=float).reshape(
                 len(windows), len(self.tenants)
             ),
+            "fail_hist": np.array([w.fail_hist for w in windows], dtype=np.int64).reshape(
+                len(windows), N_BINS),
+            "fail_latency_sum": np.array([w.fail_latency_sum for w in windows], dtype=float),
             "counter_names": counter_names,
             "counters": np.array(
                 [[w.counters.get(k, 0) for k in counter_names] for w in windows], dtype=np.int64

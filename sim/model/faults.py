@@ -87,7 +87,9 @@ def _traffic_surge(system: "System", fault: TrafficSurge) -> Iterator["simpy.Eve
     # The workload's rate function already contains the surge (thinning needs its bound
     # in advance); this process only puts it on the timeline.
     yield _wait_until(system, fault.at)
-    system.mark(fault, f"{fault.tenant} traffic x{fault.factor:g}")
+    who = "every tenant's" if fault.tenants_all else fault.tenant
+    where = f" into {fault.zone}" if fault.zone is not None else ""
+    system.mark(fault, f"{who} traffic x{fault.factor:g}{where}")
     yield system.env.timeout(fault.duration)
     system.mark_end(fault)
 

@@ -116,6 +116,23 @@ class Gateway:
         else:
             self.forward(attempt)
 
+    def pin_to_zones(self) -> None:
+        """Zone-targeted surges (a scenario with one only): an attempt of a request pinned
+        to a zone (``request.pin``, its retries too) goes there while the zone is routable,
+        else as any other."""
+        self._unpinned = self.accept
+        self.accept = self._accept_pinned  # type: ignore[method-assign]
+
+    def _accept_pinned(self, attempt: Attempt) -> None:
+        z = attempt.request.pin
+        if z < 0 or z not in self.routable:
+            self._unpinned(attempt)
+            return
+        if self.spec.routing != "random":  # the balancer counts it as outstanding there
+            self.outstanding[z] += 1
+            attempt.slot |= 2
+        self._route(attempt, z)
+
     def _accept_balanced(self, attempt: Attempt) -> None:
         z = self._pick(self.routable)
         self.outstanding[z] += 1

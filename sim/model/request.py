@@ -33,7 +33,7 @@ class Request:
     """One client query: who asked, for which result key, and since when."""
 
     __slots__ = ("callbacks", "id", "tenant", "user", "target", "key", "t0", "attempts",
-                 "backoff")
+                 "backoff", "pin")
     _ok = True  # what SimPy's step reads of an event: it never fails, carries no value
     _value = None
 
@@ -47,6 +47,7 @@ class Request:
         self.t0 = t0
         self.attempts = 0
         self.backoff = 0.0  # last backoff, for decorrelated jitter
+        self.pin = -1  # the zone a zone-targeted surge sends it to (-1: none)
 
 
 class Attempt:

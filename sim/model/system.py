@@ -84,6 +84,9 @@ class System:
         self.control_plane = (  # issue 14: opt-in; it takes over connectors.submit
             ControlPlane(env, topo.control_plane, self.zones, self.connectors, streams)
             if topo.control_plane is not None else None)
+        if any(getattr(f, "zone", None) is not None for f in scenario.faults
+               if f.kind == "traffic_surge"):
+            self.gateway.pin_to_zones()  # before _wire hands gateway.accept to the client
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)

@@ -9,6 +9,7 @@ faults see the same queries at the same times (common random numbers).
 
 from __future__ import annotations
 
+import random
 from heapq import heappush
 from typing import TYPE_CHECKING, Callable
 
@@ -34,7 +35,7 @@ class _TenantStream:
 
     __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
                  "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
-                 "gap_buffer", "query_buffer", "callbacks", "deterministic")
+                 "gap_buffer", "query_buffer", "callbacks", "deterministic", "pins")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
                  users: int, target_cdf: list[float], targets: list[int],
@@ -50,6 +51,24 @@ class _TenantStream:
         self.query_buffer: list[tuple[int, int, int]] = []
         self.callbacks: list = []
         self.deterministic = False
+        #: Zone-targeted surges of the tenant: (stream, zone index by name); None without.
+        self.pins: tuple[random.Random, dict[str, int]] | None = None
+
+    def pin(self, t: float) -> int:
+        """The zone an arrival at ``t`` is sent to by a zone-targeted surge (-1: none):
+        each active such surge takes its share of the arrivals (one draw only while one
+        is active)."""
+        assert self.pins is not None
+        shares = self.rate.zone_shares(t)
+        if not shares:
+            return -1
+        rng, zones = self.pins
+        u = rng.random()
+        for zone, share in shares:
+            if u < share:
+                return zones[zone]
+            u -= share
+        return -1
 
     def gap(self) -> float:
         """A standard exponential draw (divide by the rate), drawn in blocks."""
@@ -101,6 +120,9 @@ class Workload:
             ts = _TenantStream(index, rate, streams, name, tenant.users, cdf,
                                [targets.index(t) for t, _ in mix], self.key_cdf, self.n_targets)
             ts.deterministic = tenant.arrivals == "deterministic"
+            if any(s.zone is not None for s in rate.surges):  # issue 13: zone-targeted surges
+                zones = {z: i for i, z in enumerate(scenario.topology.zones)}
+                ts.pins = (streams.get(f"workload.surge_zone.{name}"), zones)
             ts.callbacks = self._callbacks
             self.streams.append(ts)
             if tenant.closed_loop is None:  # closed-loop users send on their own (users.py)
@@ -131,6 +153,8 @@ class Workload:
             )
             self.next_id += 1
             request.id = self.next_id
+            if ts.pins is not None:
+                request.pin = ts.pin(now)
             self.send(request)
         if ts.constant:  # fast path: the next arrival is likely in the same segment
             gaps = ts.gap_buffer

@@ -34,16 +34,24 @@ def test_percentiles_and_rates_match_the_raw_latencies() -> None:
     rec = ClientRecorder(TENANTS, 10.0)
     rng = np.random.default_rng(5)
     latencies = rng.lognormal(np.log(0.05), 0.8, 6000)
+    failed = np.arange(6000) % 10 == 0
+    latencies[failed] = 2e-4  # fail-fast errors: they must not pull the SLO latency down
     times = np.sort(rng.uniform(0.0, 30.0, 6000))
     for i, (t, lat) in enumerate(zip(times, latencies)):
-        rec.request(float(t), TENANTS[i % 4], float(lat), "timeout" if i % 50 == 0 else "ok")
+        rec.request(float(t), TENANTS[i % 4], float(lat), "timeout" if failed[i] else "ok")
     metrics = compute_metrics(rec.window_facts(scenario, 30.0))
     measured = latencies[times >= 10.0]
+    ok = latencies[(times >= 10.0) & ~failed]
     assert metrics["requests"] == len(measured)
     for q in (50, 95, 99):  # 2% log bins: within 1% of the exact order statistic
-        exact = float(np.percentile(measured, q))
+        exact = float(np.percentile(ok, q))  # the SLO's latency: successes only
         assert metrics[f"latency_p{q}"] == pytest.approx(exact, rel=0.011)
-    errors = sum(1 for i, t in enumerate(times) if t >= 10.0 and i % 50 == 0)
+        every = float(np.percentile(measured, q))  # failures included
+        assert metrics[f"latency_all_p{q}"] == pytest.approx(every, rel=0.011)
+        assert abs(every / exact - 1) > 0.03  # the two definitions really differ here
+    assert metrics["latency_mean"] == pytest.approx(float(ok.mean()))
+    assert metrics["latency_all_mean"] == pytest.approx(float(measured.mean()))
+    errors = int((failed & (times >= 10.0)).sum())
     assert metrics["error_rate"] == pytest.approx(errors / len(measured))
     assert metrics["errors.timeout"] == metrics["error_rate"]
     assert metrics["request_rate"] == pytest.approx(len(measured) / 20.0)
