@@ -145,13 +145,14 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .facts import BIN_GROWTH, BIN_MIN, OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
+from .facts import BIN_GROWTH, BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
 from .scenario.checks import Scope
 
 __all__ = [
@@ -199,20 +200,39 @@ class Recovery:
 def _window_slo(result: WindowFacts, tenants: list[int] | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per window: error rate, P95, and whether the SLO held (for ``tenants``: all)."""
-    a, slo = result.arrays, result.scenario.slo
+    a = result.arrays
     if tenants is not None:
         a = {"outcomes": a["outcomes"][:, tenants], "hist": a["hist"][:, tenants]}
-    outcomes = a["outcomes"].sum(axis=1)
+    return _slo_rule(result, a["outcomes"].sum(axis=1), a["hist"].sum(axis=1))
+
+
+def _slo_rule(result: WindowFacts, outcomes: np.ndarray, hist: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Error rate, P95 and the SLO verdict of windows' outcome counts and histograms."""
+    slo = result.scenario.slo
     total = outcomes.sum(axis=1)
     errors = total - outcomes[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(total > 0, errors / np.maximum(total, 1), np.nan)
-    hist = a["hist"].sum(axis=1)  # successes only
-    p95 = np.array([percentile(h, 0.95) for h in hist])
+    p95 = _percentiles(hist, 0.95)  # ``hist``: successes only
     # No success, no P95 (NaN): such a window never meets the SLO on latency.
     meets = ((total > 0) & (outcomes[:, 0] > 0) & (error_rate <= slo.error_rate)
              & (p95 <= slo.latency_p95))
     return error_rate, p95, meets
+
+
+@functools.cache
+def _bin_values() -> np.ndarray:
+    """Each bin's value, from scalar calls: the very floats :func:`percentile` returns."""
+    return np.array([float(bin_value(i)) for i in range(N_BINS)])
+
+
+def _percentiles(hist: np.ndarray, q: float) -> np.ndarray:
+    """:func:`percentile` of each row of ``hist`` at once (the same values, NaN if empty)."""
+    cum = np.cumsum(hist, axis=1)
+    total = cum[:, -1]
+    index = (cum < (q * total)[:, None]).sum(axis=1)  # = searchsorted(side="left") per row
+    return np.where(total == 0, np.nan, _bin_values()[np.minimum(index, N_BINS - 1)])
 
 
 def sustain_windows(sustain: float, window: float) -> int:
@@ -232,15 +252,17 @@ def sustained_from(meets: Sequence[bool] | np.ndarray, need: int, first: int = 0
     return None
 
 
-def recovery(result: WindowFacts, tenants: list[int] | None = None) -> Recovery:
+def recovery(result: WindowFacts, tenants: list[int] | None = None,
+             meets: np.ndarray | None = None) -> Recovery:
     """Find the RTO of the first fault (see the module docstring), for ``tenants``' traffic
-    only if given."""
+    only if given, or from the windows' SLO verdicts ``meets`` if given."""
     if not result.marks:
         return Recovery(None, None)
     fault = min(mark.start for mark in result.marks)
     start = result.arrays["start"]
     window = result.scenario.run.window
-    _, _, meets = _window_slo(result, tenants)
+    if meets is None:
+        _, _, meets = _window_slo(result, tenants)
     need = sustain_windows(result.scenario.slo.sustain, window)
     first = int(np.searchsorted(start + window, fault, side="right"))  # window holding fault
     index = sustained_from(meets, need, first)
@@ -262,6 +284,15 @@ def _scope_mask(result: WindowFacts, scope: Scope, rec: Recovery) -> np.ndarray:
     return measured & (before | after)
 
 
+def _counts(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Integer counts (window, tenant, ...) summed over the windows of ``mask`` and every
+    tenant, one window at a time: no copy of the selected windows (exact in any order)."""
+    total = np.zeros(array.shape[2:], dtype=array.dtype)
+    for w in np.flatnonzero(mask):
+        total += array[w].sum(axis=0)
+    return total
+
+
 def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, float | None]:
     """Every metric of one run over the windows of ``scope``."""
     a = result.arrays
@@ -269,8 +300,8 @@ def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, floa
     mask = _scope_mask(result, scope, rec)
     seconds = float(mask.sum()) * result.scenario.run.window
     metrics: dict[str, float | None] = {}
-    _request_metrics(metrics, "", a["hist"][mask].sum(axis=(0, 1)),
-                     a["outcomes"][mask].sum(axis=(0, 1)), a["latency_sum"][mask].sum(), seconds)
+    _request_metrics(metrics, "", _counts(a["hist"], mask),
+                     _counts(a["outcomes"], mask), a["latency_sum"][mask].sum(), seconds)
     _all_outcome_metrics(metrics, a, mask)
     counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
     _counter_metrics(metrics, counters, result.tenants)
@@ -306,22 +337,36 @@ def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndar
     out["failed_requests"] = out["requests"] * out["error_rate"] if out["requests"] else 0.0
     held = {t: counters.get(f"connector.held_ms[{t}]", 0) / 1000.0 for t in tenants}
     total_held = sum(held.values())
+    totals = a["outcomes"].sum(axis=1), a["hist"].sum(axis=1)  # per window, every tenant
     for t, name in enumerate(tenants):
         out[f"tenant.{name}.connector_seconds"] = held[name]
         out[f"tenant.{name}.connector_share"] = held[name] / total_held if total_held else 0.0
-        others = [i for i in range(len(tenants)) if i != t]
-        if others:
-            theirs = recovery(result, others)
-            own = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
-            outcomes = a["outcomes"][own][:, others].sum(axis=(0, 1))
-            total = int(outcomes.sum())
-            prefix = f"tenants_except.{name}."
-            out[prefix + "requests"] = float(total)
-            out[prefix + "error_rate"] = (total - int(outcomes[0])) / total if total else math.nan
-            out[prefix + "latency_p95"] = percentile(
-                a["hist"][own][:, others].sum(axis=(0, 1)), 0.95)
-            if rec.fault_start is not None:
-                out[prefix + "rto_seconds"] = theirs.rto
+        if len(tenants) > 1:
+            _others_metrics(out, result, scope, rec, t, totals)
+    _runbook_counters(out, result, counters, rec)
+
+
+def _others_metrics(out: dict, result: WindowFacts, scope: Scope, rec: Recovery, t: int,
+                    totals: tuple[np.ndarray, np.ndarray]) -> None:
+    """``tenants_except.<t>.*``. Every tenant but ``t``, per window, is all tenants minus
+    ``t``'s own counts (integers: exact), so this costs no more with many tenants."""
+    a = result.arrays
+    outcomes, hist = totals[0] - a["outcomes"][:, t], totals[1] - a["hist"][:, t]
+    theirs = recovery(result, meets=_slo_rule(result, outcomes, hist)[2])
+    own = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
+    counts = outcomes[own].sum(axis=0)
+    total = int(counts.sum())
+    prefix = f"tenants_except.{result.tenants[t]}."
+    out[prefix + "requests"] = float(total)
+    out[prefix + "error_rate"] = (total - int(counts[0])) / total if total else math.nan
+    out[prefix + "latency_p95"] = percentile(hist[own].sum(axis=0), 0.95)
+    if rec.fault_start is not None:
+        out[prefix + "rto_seconds"] = theirs.rto
+
+
+def _runbook_counters(out: dict, result: WindowFacts, counters: dict[str, int],
+                      rec: Recovery) -> None:
+    """Stampede counters, the incident and the mitigations."""
     out["connector.calls_per_key"] = _per_key(counters)
     out["connector.fetches"] = float(counters.get("connector.fetches", 0))
     out["connector.fetches_per_key"] = _per_key(counters, "connector.fetches")
@@ -381,10 +426,10 @@ def _incident_metrics(out: dict, result: WindowFacts) -> None:
     if mask is None:
         return
     a = result.arrays
-    outcomes = a["outcomes"][mask].sum(axis=(0, 1))
+    outcomes = _counts(a["outcomes"], mask)
     total = int(outcomes.sum())
     out["incident.error_rate"] = (total - int(outcomes[0])) / total if total else math.nan
-    out["incident.latency_p95"] = percentile(a["hist"][mask].sum(axis=(0, 1)), 0.95)
+    out["incident.latency_p95"] = percentile(_counts(a["hist"], mask), 0.95)
     counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
     out["incident.connector.calls"] = float(counters.get("connector.calls", 0))
     out["incident.connector.rate_limited"] = float(
@@ -449,7 +494,7 @@ def _request_metrics(out: dict, prefix: str, hist: np.ndarray, outcomes: np.ndar
 def _all_outcome_metrics(out: dict, a: dict[str, Any], mask: np.ndarray) -> None:
     """``latency_all_*``: every request, failed ones included (successes' and failures'
     histograms added)."""
-    hist = a["hist"][mask].sum(axis=(0, 1)) + a["fail_hist"][mask].sum(axis=0)
+    hist = _counts(a["hist"], mask) + a["fail_hist"][mask].sum(axis=0)
     total = int(a["outcomes"][mask].sum())
     for q in (50, 95, 99):
         out[f"latency_all_p{q}"] = percentile(hist, q / 100)

@@ -1,5 +1,5 @@
 """``python -m sim bench``: simulated requests per wall-second, against a baseline in the
-same run, and peak memory of a long run.
+same run, and time and peak memory at scale.
 
 The baselines are plain SimPy models of the same traffic (same tenants, mix, cache,
 zones and service-time distributions) written the textbook way: a process per request,
@@ -23,19 +23,24 @@ textbook M/M/c of ``scenarios/textbook/mmc.yaml`` (the network ``validate-model`
 against theory): the lab running the scenario, a plain SimPy model with one process per
 customer, and Ciw, each reporting simulated customers per wall-second and the lab's
 speed as a multiple of each.
+
+A third table runs the scale points of :mod:`sim.scale` (one simulated hour at 2,000
+req/s; 1,000 tenants for 10 minutes; 50,000 req/s over 500 tenants for 2 minutes), each
+in a process of its own: CPU seconds of the run and of the metrics step, peak memory.
+``--json FILE`` writes every figure (``lab_rps``, ``lab_pure_rps``, ``compiled``, the
+ratios, ``scale``); ``--quick`` runs tiny sizes, to exercise the code, not to measure.
+The lab has no compiled path yet: ``lab_rps`` is the pure path's and ``compiled`` false.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import resource
-import subprocess
-import sys
+import json
 import time
 from bisect import bisect_right
 from pathlib import Path
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Sequence
 
 import simpy
 from rich.console import Console
@@ -47,6 +52,8 @@ from labcore.workload import zipf_cdf
 
 from .kernel import Streams
 from .run import simulate
+from .scale import POINTS, QUICK_POINTS, ScalePoint
+from .scale import measure as measure_point
 
 __all__ = ["BARS", "ciw_mmc", "plain_simpy", "plain_simpy_mmc", "run_bench"]
 
@@ -157,10 +164,10 @@ def ciw_mmc(scenario: Scenario, seed: int = 1) -> int:
     return len(simulation.get_all_records())
 
 
-def _peer_table(console: Console, repeat: int) -> None:
+def _peer_table(console: Console, repeat: int, duration: str = "15000s") -> dict[str, float]:
     """Lab, plain SimPy and Ciw on the textbook M/M/c network, as ratios."""
     path = Path(__file__).resolve().parent.parent / "scenarios" / "textbook" / "mmc.yaml"
-    scenario = load_scenario(path, overrides=["run.duration=15000s"])  # ~96,000 customers
+    scenario = load_scenario(path, overrides=[f"run.duration={duration}"])  # 15000 s: ~96,000
     engine = scenario.topology.engine
     console.print(f"Peers on the textbook M/M/{engine.workers_per_zone} network ({path.name}, "
                   f"{scenario.workload.total_rate():g} customers/s, "
@@ -181,6 +188,8 @@ def _peer_table(console: Console, repeat: int) -> None:
     console.print(f"lab on M/M/{engine.workers_per_zone}: {rates[0] / rates[2]:.2f}x Ciw, "
                   f"{rates[0] / rates[1]:.2f}x plain SimPy (one process per customer)",
                   highlight=False)
+    return {"mmc_lab_rps": rates[0], "ratio_mmc_plain_simpy": rates[0] / rates[1],
+            "ratio_ciw": rates[0] / rates[2]}
 
 
 def _best(models: dict[str, Callable[[], int]], repeat: int) -> list[tuple[str, int, float]]:
@@ -202,30 +211,49 @@ def _best(models: dict[str, Callable[[], int]], repeat: int) -> list[tuple[str, 
     return [(name, *best[name]) for name in models]
 
 
-def _memory_probe(path: str) -> float:
-    """Peak RSS (MB) of a child process simulating one hour at 2,000 req/s."""
-    code = (
-        "import resource, sys\n"
-        "from sim import load_scenario, simulate, compute_metrics\n"
-        f"s = load_scenario({path!r}, overrides=['run.duration=1h', 'run.warmup=0',"
-        " 'workload.scale=2', 'faults=[]'])\n"
-        "r = simulate(s)\n"
-        "compute_metrics(r)\n"
-        "print(r.requests)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+def _scale_table(console: Console, points: Sequence[ScalePoint]) -> list[dict[str, Any]]:
+    """Each scale point in a child process of its own: CPU seconds and peak memory."""
+    rows = [measure_point(point) for point in points]
+    table = Table(title="Scale (each point in its own process; CPU seconds)")
+    for column in ("point", "requests", "run s", "requests / s", "metrics s", "peak MB"):
+        table.add_column(column, justify="right" if column != "point" else "left")
+    for row in rows:
+        table.add_row(row["name"], f"{row['requests']:,}", f"{row['run_seconds']:.1f}",
+                      f"{row['requests'] / max(row['run_seconds'], 1e-9):,.0f}",
+                      f"{row['metrics_seconds']:.2f}", f"{row['peak_mb']:,.0f}")
+    console.print(table)
+    return rows
 
 
 def run_bench(args: argparse.Namespace, console: Console) -> int:
-    overrides = [f"run.duration={args.duration}", "run.warmup=0"]
-    scenario = load_scenario(args.scenario, overrides=overrides)
+    duration, repeat = ("20s", 1) if args.quick else (args.duration, args.repeat)
+    scenario = load_scenario(args.scenario, overrides=[f"run.duration={duration}",
+                                                       "run.warmup=0"])
     console.print(f"Benchmark on {args.scenario} ({scenario.workload.total_rate():,.0f} req/s "
-                  f"offered, {args.duration} simulated, best of {args.repeat})", highlight=False)
+                  f"offered, {duration} simulated, best of {repeat})", highlight=False)
     rows = _best({"lab (light events, full model)": lambda: simulate(scenario).requests,
                   "plain SimPy, with client timeouts": lambda: plain_simpy(scenario),
                   "plain SimPy, minimal (no timeouts)":
-                      lambda: plain_simpy(scenario, timeouts=False)}, args.repeat)
+                      lambda: plain_simpy(scenario, timeouts=False)}, repeat)
+    rates = _main_table(console, rows)
+    figures: dict[str, Any] = {
+        "lab_rps": rates[0], "lab_pure_rps": rates[0], "compiled": False,
+        "ratio_plain_simpy_timeouts": rates[0] / rates[1],
+        "ratio_minimal_simpy": rates[0] / rates[2],
+        "scenario": str(args.scenario), "simulated": duration, "repeat": repeat}
+    figures.update(_peer_table(console, repeat, "1000s" if args.quick else "15000s"))
+    figures["scale"] = [] if args.no_memory else _scale_table(
+        console, QUICK_POINTS if args.quick else POINTS)
+    if figures["scale"] and not args.quick:
+        peak = figures["scale"][0]["peak_mb"]
+        _bar(console, "peak memory, 1 h at 2,000 req/s", peak, BARS["memory_mb"],
+             f"{peak:,.0f} MB (bar: under {BARS['memory_mb']:,} MB)", lower_is_better=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _main_table(console: Console, rows: list[tuple[str, int, float]]) -> list[float]:
     table = Table()
     for column in ("model", "requests", "wall s", "requests / wall s"):
         table.add_column(column, justify="right" if column != "model" else "left")
@@ -240,12 +268,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
          f"{ratio:.2f}x")
     console.print(f"ratio to the minimal plain SimPy model (models less): "
                   f"{rates[0] / rates[2]:.2f}x", highlight=False)
-    _peer_table(console, args.repeat)
-    if not args.no_memory:
-        peak = _memory_probe(str(args.scenario))
-        _bar(console, "peak memory, 1 h at 2,000 req/s", peak, BARS["memory_mb"],
-             f"{peak:,.0f} MB (bar: under {BARS['memory_mb']:,} MB)", lower_is_better=True)
-    return 0
+    return rates
 
 
 def _bar(console: Console, label: str, value: float, bar: float, text: str,

@@ -90,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5,
                        help="interleaved rounds of measurements (the best of each model kept)")
     bench.add_argument("--no-memory", action="store_true",
-                       help="skip the peak-memory run (one simulated hour at 2,000 req/s)")
+                       help="skip the scale table (peak memory and metrics time per size)")
+    bench.add_argument("--quick", action="store_true",
+                       help="tiny sizes: exercises every measurement in seconds (no figures)")
+    bench.add_argument("--json", type=Path, default=None, metavar="FILE",
+                       help="also write the figures as JSON to FILE")
 
     from .sweep import add_parser as add_sweep_parser
 

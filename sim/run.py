@@ -7,6 +7,7 @@ global seeding). ``replication_seeds`` derives the seeds of replications.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -57,7 +58,8 @@ def simulate(
     env = Environment(collect_every=scenario.run.window)
     streams = Streams(seed)
     recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
-                        outcomes=OUTCOMES, wait_histograms=scenario.run.wait_histograms)
+                        outcomes=OUTCOMES, wait_histograms=scenario.run.wait_histograms,
+                        windows=math.ceil(scenario.run.duration / scenario.run.window) + 1)
     system = System(env, scenario, streams, recorder)
     if progress is not None:
         env.process(_report_progress(env, scenario.run.duration, progress))

@@ -1,6 +1,7 @@
 """The benchmark command runs and reports its figures (the bars are read by people from
 its output on a quiet machine: a timed assertion here would only flake)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -18,3 +19,24 @@ def test_bench_prints_rates_ratios_and_bars():
     assert "plain SimPy, with client timeouts" in out
     assert re.search(r"speed: [\d,]+ req/s", out)
     assert re.search(r"ratio to plain SimPy with client timeouts: [\d.]+x", out)
+
+
+def test_bench_json_has_every_figure(tmp_path):
+    """``--quick --json``: the keys and their types on a tiny run (never a timing)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "sim", "bench", "--quick", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(out.read_text())
+    for key in ("lab_rps", "lab_pure_rps", "ratio_plain_simpy_timeouts", "ratio_minimal_simpy",
+                "ratio_ciw"):
+        assert isinstance(figures[key], float) and figures[key] > 0, key
+    assert figures["compiled"] is False  # no compiled path is built yet
+    assert figures["lab_rps"] == figures["lab_pure_rps"]
+    assert len(figures["scale"]) == 2
+    for point in figures["scale"]:
+        assert isinstance(point["peak_mb"], float) and point["peak_mb"] > 0
+        assert isinstance(point["metrics_seconds"], float) and point["metrics_seconds"] >= 0
+        assert isinstance(point["requests"], int) and point["requests"] > 0
+        assert point["simulated_seconds"] == 20.0
+    assert "Scale" in proc.stdout

@@ -12,6 +12,12 @@ the one written longest ago, which with a single TTL is the one nearest expiry (
 as one pool (keys hash evenly over nodes); scaling the cluster (:meth:`scale`) adds
 nodes as capacity and moves no keys, as a slot migration keeps the data.
 
+Without a capacity, keys that expired longer ago than any stale window can reach
+(soft caching's largest ``max_stale`` in the scenario, 0 without it) are forgotten
+whenever the map has doubled since it was last swept: it is then bounded by the keys
+alive, not by every key ever stored, and no lookup can tell the difference. A bounded
+cache is not swept: its expired keys hold capacity until evicted, as before.
+
 :class:`ReadThrough` stands between the engine's misses and the connectors once a
 runbook turns on soft caching, request coalescing or XFetch (SOP-102); until then it is
 not on the data path at all.
@@ -34,12 +40,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultCache", "ReadThrough"]
 
+_MIN_SWEEP = 4096  # keys: below this the map is never swept
+
 
 class ResultCache:
     """Key → expiry time, with shards that go down with their zone."""
 
     def __init__(self, env: "simpy.Environment", spec: CacheSpec, n_zones: int,
-                 recorder: Recorder, keys_per_tenant: int) -> None:
+                 recorder: Recorder, keys_per_tenant: int, stale_horizon: float = 0.0) -> None:
         self.env, self.spec = env, spec
         self.enabled, self.ttl = spec.enabled, spec.ttl
         self.recorder = recorder
@@ -49,6 +57,9 @@ class ResultCache:
         self.expiry: dict[int, float] = {}
         self.keys_per_tenant = keys_per_tenant  # key space of one tenant, for tenant flushes
         self.soft_purge = False  # soft caching: invalidations mark entries stale
+        #: An entry expired longer ago than this is never served again (not even stale).
+        self.stale_horizon = stale_horizon
+        self.sweep_at = _MIN_SWEEP  # sweep when the map grows past this many keys
         self.capacity: int | None = None
         if spec.max_keys_per_node is not None:
             self.capacity = spec.max_keys_per_node * self.n_shards
@@ -69,7 +80,18 @@ class ResultCache:
 
     def store(self, key: int, now: float) -> None:
         if self.enabled and self.shard_up[key % self.n_shards]:
-            self.expiry[key] = now + self.ttl
+            expiry = self.expiry
+            expiry[key] = now + self.ttl
+            if len(expiry) > self.sweep_at:
+                self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the keys no lookup can hit again (in place: the dict is shared)."""
+        horizon = now - self.stale_horizon
+        expiry = self.expiry
+        for key in [k for k, e in expiry.items() if e < horizon]:
+            del expiry[key]
+        self.sweep_at = max(_MIN_SWEEP, 2 * len(expiry))
 
     def _store_bounded(self, key: int, now: float) -> None:
         if self.enabled and self.shard_up[key % self.n_shards]:

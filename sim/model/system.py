@@ -12,7 +12,7 @@ from typing import Any
 import simpy
 
 from labcore.facts import FaultMark
-from labcore.scenario import Scenario
+from labcore.scenario import Scenario, SoftCache
 
 from ..kernel import Recorder, Streams
 from .autoscaling import Autoscaler
@@ -60,7 +60,9 @@ class System:
 
         self.zones = [Zone(i, name) for i, name in enumerate(self.zone_names)]
         keys_per_tenant = len(self.targets) * topo.cache.keys
-        self.cache = ResultCache(env, topo.cache, len(self.zones), recorder, keys_per_tenant)
+        stale = [m.max_stale for m in scenario.mitigations if isinstance(m, SoftCache)]
+        self.cache = ResultCache(env, topo.cache, len(self.zones), recorder, keys_per_tenant,
+                                 max(stale, default=0.0))
         self.providers = [
             Provider(name, spec, len(self.tenant_names), streams)
             for name, spec in topo.providers.items()

@@ -30,12 +30,19 @@ if TYPE_CHECKING:
 __all__ = ["Workload"]
 
 
+#: Pre-drawn values are handed to the hot path as Python objects this many at a time, so
+#: a tenant holds a few kilobytes of them rather than a block's half megabyte (with a
+#: thousand tenants, that was most of a run's memory).
+CHUNK = 256
+
+
 class _TenantStream:
     """One tenant's arrival state and buffers of pre-drawn gaps and queries."""
 
     __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
                  "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
-                 "gap_buffer", "query_buffer", "callbacks", "deterministic", "pins")
+                 "gap_buffer", "query_buffer", "query_block", "callbacks", "deterministic",
+                 "pins")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
                  users: int, target_cdf: list[float], targets: list[int],
@@ -49,6 +56,7 @@ class _TenantStream:
         self.key_cdf, self.n_targets, self.keys = key_cdf, n_targets, len(key_cdf)
         self.gap_buffer: list[float] = []
         self.query_buffer: list[tuple[int, int, int]] = []
+        self.query_block: list[np.ndarray] = []  # a block's queries not yet in the buffer
         self.callbacks: list = []
         self.deterministic = False
         #: Zone-targeted surges of the tenant: (stream, zone index by name); None without.
@@ -71,29 +79,40 @@ class _TenantStream:
         return -1
 
     def gap(self) -> float:
-        """A standard exponential draw (divide by the rate), drawn in blocks."""
+        """A standard exponential draw (divide by the rate), drawn ``CHUNK`` at a time (the
+        draws are sequential: the same values as in blocks of any size)."""
         if not self.gap_buffer:
             if self.deterministic:  # evenly spaced arrivals: every gap is one mean gap
-                self.gap_buffer.extend([1.0] * BLOCK)
+                self.gap_buffer.extend([1.0] * CHUNK)
                 return 1.0
-            block = self.gaps.standard_exponential(BLOCK).tolist()
-            block.reverse()
-            self.gap_buffer.extend(block)
+            chunk = self.gaps.standard_exponential(CHUNK).tolist()
+            chunk.reverse()
+            self.gap_buffer.extend(chunk)
         return self.gap_buffer.pop()
 
     def next_query(self) -> tuple[int, int, int]:
-        """(user, target, cache key) of the next query, drawn in blocks with numpy."""
+        """(user, target, cache key) of the next query. A block's uniforms are drawn at
+        once (its layout fixes which draw feeds which query), kept as compact arrays, and
+        turned into Python tuples ``CHUNK`` at a time."""
         if not self.query_buffer:
-            u = self.attrs.random((3, BLOCK))
-            users = (u[0] * self.users).astype(np.int64)
-            choice = np.searchsorted(self.target_cdf, u[1], side="right")
-            targets = np.asarray(self.targets)[np.minimum(choice, len(self.targets) - 1)]
-            ranks = np.minimum(np.searchsorted(self.key_cdf, u[2], side="right"), self.keys - 1)
-            keys = (self.index * self.n_targets + targets) * self.keys + ranks
-            block = list(zip(users.tolist(), targets.tolist(), keys.tolist()))
-            block.reverse()
-            self.query_buffer.extend(block)
+            if not self.query_block or not len(self.query_block[0]):
+                self.query_block = self._draw_block()
+            users, targets, keys = self.query_block
+            chunk = list(zip(users[:CHUNK].tolist(), targets[:CHUNK].tolist(),
+                             keys[:CHUNK].tolist()))
+            self.query_block = [users[CHUNK:], targets[CHUNK:], keys[CHUNK:]]
+            chunk.reverse()
+            self.query_buffer.extend(chunk)
         return self.query_buffer.pop()
+
+    def _draw_block(self) -> list[np.ndarray]:
+        u = self.attrs.random((3, BLOCK))
+        users = (u[0] * self.users).astype(np.int64)
+        choice = np.searchsorted(self.target_cdf, u[1], side="right")
+        targets = np.asarray(self.targets)[np.minimum(choice, len(self.targets) - 1)]
+        ranks = np.minimum(np.searchsorted(self.key_cdf, u[2], side="right"), self.keys - 1)
+        keys = (self.index * self.n_targets + targets) * self.keys + ranks
+        return [users, targets, keys]
 
 
 class Workload:

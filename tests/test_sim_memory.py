@@ -1,0 +1,83 @@
+"""Memory flat in run length and linear in tenants (issue 15), with results unchanged:
+the recorder's preallocated window arrays, the result cache's sweep of keys no lookup can
+hit, and the workload's chunked pre-draws."""
+
+import numpy as np
+import simpy
+from sim_helpers import SCENARIOS
+
+from labcore.facts import OUTCOMES
+from labcore.scenario_file import load_scenario
+from sim.kernel import Recorder, Streams
+from sim.model.cache import ResultCache
+from sim.model.workload import CHUNK, Workload
+
+
+def test_windows_past_the_announced_capacity_give_the_same_arrays() -> None:
+    arrays = []
+    for capacity in (1, 64):  # 1: the arrays double four times during the run
+        env = simpy.Environment()
+        recorder = Recorder(env, 10.0, ["acme", "globex"], outcomes=OUTCOMES, windows=capacity)
+        for t in range(95):
+            env.run(until=t + 0.5)
+            recorder.request(t % 2, 0.001 * (t + 1), t % len(OUTCOMES))
+        env.run(until=95.0)
+        recorder.close_window()
+        arrays.append(recorder.arrays())
+    assert arrays[0]["hist"].shape == (10, 2, 1000)
+    for name in ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum"):
+        assert arrays[0][name].dtype == arrays[1][name].dtype
+        assert np.array_equal(arrays[0][name], arrays[1][name])
+    assert int(arrays[0]["outcomes"].sum()) == 95
+    # The last, partial window is kept (its requests, t = 90..94, all failed: outcomes 2..6).
+    assert int(arrays[0]["fail_hist"][-1].sum()) == 5
+    assert float(arrays[0]["fail_latency_sum"][-1]) > 0
+
+
+def _cache(stale_horizon: float) -> tuple[simpy.Environment, ResultCache]:
+    spec = load_scenario(SCENARIOS / "baseline.yaml").topology.cache  # ttl 5m, unbounded
+    env = simpy.Environment()
+    recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES)
+    return env, ResultCache(env, spec, 3, recorder, 10**9, stale_horizon)
+
+
+def test_the_cache_forgets_only_keys_no_lookup_can_hit_again() -> None:
+    env, cache = _cache(stale_horizon=60.0)
+    reference: dict[int, float] = {}
+    for i in range(200_000):  # a new key every 10 ms for 2,000 s, TTL 300 s
+        now = i * 0.01
+        cache.store(i, now)
+        reference[i] = now + cache.ttl
+    now = 199_999 * 0.01
+    reachable = {k: e for k, e in reference.items() if e >= now - 60.0}
+    assert len(reachable) == 36_001
+    assert len(cache.expiry) <= 2 * len(reachable) + 1  # bounded by the keys alive
+    assert len(cache.expiry) < len(reference) // 2
+    for key, expiry in reachable.items():  # the stale window is intact
+        assert cache.expiry[key] == expiry
+    for key in range(0, 200_000, 997):  # every lookup as without the sweep
+        assert cache.lookup(key, now) == (reference[key] > now)
+
+
+def test_a_bounded_cache_is_never_swept() -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.yaml",
+                             overrides=["topology.cache.max_keys_per_node=100000"])
+    env = simpy.Environment()
+    recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES)
+    cache = ResultCache(env, scenario.topology.cache, 3, recorder, 10**9)
+    for i in range(10_000):
+        cache.store(i, i * 1.0)  # most of them long expired
+    assert len(cache.expiry) == 10_000  # expired keys hold capacity until evicted
+
+
+def test_pre_drawn_gaps_are_the_same_draws_in_chunks() -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.yaml")
+    env = simpy.Environment()
+    workload = Workload(env, scenario, Streams(7), ["crm.accounts", "crm.contacts",
+                                                    "tickets.tickets"], lambda r: None)
+    stream = workload.streams[0]
+    gaps = [stream.gap_buffer.pop() if stream.gap_buffer else stream.gap()
+            for _ in range(3 * CHUNK)]
+    assert len(stream.gap_buffer) < CHUNK  # never a whole block of Python floats
+    expected = Streams(7).numpy("workload.arrivals.acme").standard_exponential(4 * CHUNK)
+    assert gaps == expected.tolist()[1:3 * CHUNK + 1]  # the first gap went to scheduling
