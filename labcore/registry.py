@@ -5,7 +5,8 @@ Each entry gives the metric's name (a pattern where it is parametrised: ``<tenan
 runners that can observe it and at which scopes, and a one-line definition (the docs'
 metric table is :func:`markdown_table`). The simulator computes the metrics
 (:mod:`labcore.metrics`), the Locust client computes the client-side ones with the same
-code, and the chaos extension measures a few on the stand-in; a runner that cannot observe
+code, and so does the chaos extension from its load's client windows (plus the RPO of a
+failover and the incident's client-side metrics); a runner that cannot observe
 a check's metric over the check's scope reports it "not measured" because this registry
 says so, and ``validate`` refuses a check this registry does not know.
 
@@ -78,12 +79,16 @@ def _compile(name: str) -> re.Pattern[str]:
 
 
 def _m(name: str, unit: str, definition: str, *, fact: bool = False, locust: bool = False,
-       chaos: tuple[Scope, ...] = (), locust_needs_faults: bool = False,
+       chaos: tuple[Scope, ...] | None = None, locust_needs_faults: bool = False,
        sim: bool = True) -> Metric:
     """A registry entry: the simulator observes its metrics at every allowed scope; the
-    Locust client the client-side ones at the same scopes; chaos only at ``chaos``."""
+    Locust client the client-side ones at the same scopes, and so does the chaos load,
+    whose windows are the same window facts (unless ``chaos`` says otherwise: ``()`` for
+    none, or the scopes)."""
     scopes = _FACT if fact else SCOPES
     runners: dict[Runner, tuple[Scope, ...]] = {"sim": scopes} if sim else {}
+    if chaos is None:
+        chaos = scopes if locust else ()
     if chaos:
         runners["chaos"] = chaos
     if locust:
@@ -95,11 +100,11 @@ _REQUESTS = [
     _m("requests", "count", "Client requests that ended in the scope's windows.", locust=True),
     _m("latency_p50", "s", "Median end-to-end latency of client requests (retries included; "
        "2% log bins, within ±1%).", locust=True),
-    _m("latency_p95", "s", "95th percentile of the same latencies.", locust=True, chaos=("run",)),
+    _m("latency_p95", "s", "95th percentile of the same latencies.", locust=True),
     _m("latency_p99", "s", "99th percentile of the same latencies.", locust=True),
     _m("latency_mean", "s", "Exact mean of the same latencies.", locust=True),
     _m("error_rate", "fraction", "Share of client requests whose final outcome was an error.",
-       locust=True, chaos=("run",)),
+       locust=True),
     _m("availability", "fraction", "Share of client requests that succeeded.", locust=True),
     _m("throughput", "1/s", "Successful requests per second.", locust=True),
     _m("request_rate", "1/s", "Requests per second.", locust=True),
@@ -124,9 +129,9 @@ _TENANTS = [
     _m("tenants_except.<tenant>.requests", "count", "Requests of every tenant but <tenant> "
        "(the victims of a noisy <tenant>).", locust=True),
     _m("tenants_except.<tenant>.error_rate", "fraction", "Their error rate (scoped by their "
-       "own recovery).", locust=True, chaos=("run",)),
+       "own recovery).", locust=True),
     _m("tenants_except.<tenant>.latency_p95", "s", "Their P95 latency (scoped by their own "
-       "recovery).", locust=True, chaos=("run",)),
+       "recovery).", locust=True),
     _m("tenants_except.<tenant>.rto_seconds", "s", "rto_seconds judged on their traffic "
        "alone.", fact=True, locust=True, chaos=_FACT, locust_needs_faults=True),
 ]
@@ -177,13 +182,16 @@ _COUNTERS = [
     _m("users.abandoned", "count", "Queries closed-loop users gave up waiting for "
        "(with a tenant's closed_loop.patience)."),
     _m("loadgen.late", "count", "Requests the load client sent behind schedule.", locust=True,
-       sim=False),
+       chaos=(), sim=False),
     _m("loadgen.bad_request", "count", "Requests the target refused as malformed (a load "
-       "generator bug).", locust=True, sim=False),
+       "generator bug).", locust=True, chaos=(), sim=False),
 ]
+#: Incident metrics the chaos load's own windows give (its faults' real start and end).
+_CLIENT_INCIDENT = ("error_rate", "latency_p95")
 _INCIDENT = [
     _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
-       "breach runs from the first fault (or breach) on, or run.incident.", fact=True)
+       "breach runs from the first fault (or breach) on, or run.incident.", fact=True,
+       chaos=_FACT if n in _CLIENT_INCIDENT else ())
     for n, unit in (("error_rate", "fraction"), ("latency_p95", "s"),
                     ("connector.calls", "count"), ("connector.rate_limited", "count"),
                     ("connector.calls_per_key", "ratio"),

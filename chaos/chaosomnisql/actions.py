@@ -43,6 +43,7 @@ __all__ = [
     "start_tenant_flood",
     "stop_metadata_writes",
     "stop_tenant_flood",
+    "wait_tenant_flood",
 ]
 
 
@@ -212,11 +213,31 @@ def start_tenant_flood(tenant: str, factor: float, seconds: float | None = None,
         seconds = float(setting(configuration, "fault_seconds") or (surges[0] if surges else 60))
     stop_tenant_flood(configuration, secrets)
     plan = plan_from_scenario(scenario, seconds, max_requests, factor, tenants=(tenant,))
+    windows = ledger.LEDGER.running.get("windows")  # the run's windows: the flood counts
     flood = BackgroundLoad(plan, endpoints(configuration)["gateway_url"],
-                           {tenant: api_keys(secrets)[tenant]}, workers=16).start()
+                           {tenant: api_keys(secrets)[tenant]}, workers=16, recorder=windows,
+                           origin=windows.origin if windows is not None else 0.0).start()
     ledger.LEDGER.running["flood"] = flood
     ledger.LEDGER.injected("traffic_surge", tenant)
     return {"tenant": tenant, "rate_per_s": plan.total_rate, "seconds": seconds}
+
+
+def wait_tenant_flood(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Let the running flood last its whole duration (the scenario's fault duration, as the
+    simulator's surge does), then report what it sent, by status, and how long it ran.
+
+    The method calls this after measuring: the flood is not cut short when recovery is
+    seen. It is bounded by the flood's own ``seconds``; a rollback still stops it at once."""
+    flood = ledger.LEDGER.running.get("flood")
+    if flood is None:
+        return {"stopped": False}
+    record = next((r for r in reversed(ledger.LEDGER.faults) if r.kind == "traffic_surge"), None)
+    started = record.started_at if record is not None else time.monotonic()
+    flood.wait(max(0.0, started + flood.plan.seconds - time.monotonic()) + 30.0)
+    ledger.LEDGER.running.pop("flood", None)
+    ledger.LEDGER.restored("traffic_surge", flood.plan.tenants[0].tenant)
+    return {"stopped": True, "ran_seconds": round(time.monotonic() - started, 3),
+            **flood.report.as_dict()}
 
 
 def stop_tenant_flood(configuration: Configuration = None, secrets: Secrets = None) -> Any:

@@ -136,6 +136,7 @@ def acknowledged_writes_lost(configuration: Configuration = None,
     lost = max(0, last - visible)
     kept = [t for t, n in acks if n <= visible]
     rpo = 0.0 if lost == 0 else last_time - (kept[-1] if kept else acks[0][0])
+    ledger.LEDGER.running["rpo_seconds"] = round(rpo, 3)  # into the run's window facts
     return {"last_acknowledged": last, "max_visible": visible, "lost": lost,
             "rpo_seconds": round(rpo, 3), "measured": {"rpo_seconds": round(rpo, 3)}}
 

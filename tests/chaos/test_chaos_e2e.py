@@ -158,8 +158,14 @@ def test_rate_limit_flood_keeps_the_other_tenants_within_slo(chaos_sandbox: Chao
     assert journal is not None, out[-3000:]
     assert _mechanical(journal) == []
     assert journal["omnisql_load"]["sent"] > 0
-    flood = next(e for e in journal["run"] if e["activity"]["name"] == "stop-tenant-flood")
+    flood = next(e for e in journal["run"] if e["activity"]["name"] == "wait-tenant-flood")
     assert flood["output"]["sent"] > 0  # the flood really ran
+    # ... for the whole fault duration (short mode: 15 s), not until recovery was seen
+    assert flood["output"]["ran_seconds"] >= float(SHORT_MODE["OMNISQL_FAULT_SECONDS"]) - 1.0
+    windows = journal["omnisql_windows"]
+    assert windows["measured"] and windows["windows"] > 0
+    assert [m[0] for m in windows["marks"]] == ["traffic_surge"]
+    assert journal["omnisql_summary"]["windows"]["facts"] is not None
     assert code == 0, out[-4000:]
     assert _wait_restored(chaos_sandbox) == []
 

@@ -94,9 +94,9 @@ def test_measured_checks_use_the_scenario_targets() -> None:
 
 def test_a_check_is_judged_over_its_own_scope_never_on_the_whole_window() -> None:
     """The flood's victims' P95 ``over: outside_recovery`` cannot be judged on the whole
-    fault window's value the traffic probe measures: not measured, because the registry
-    says chaos observes it only over ``run``; the summary shows that scope and the
-    simulator's prediction for the same key."""
+    fault window's value the traffic probe measures: without the run's window facts
+    (which measure it over its own scope) it is not measured; the summary shows that
+    scope and the simulator's prediction for the same key."""
     from chaosomnisql.summary import build_summary, render
 
     source = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin")
@@ -111,7 +111,7 @@ def test_a_check_is_judged_over_its_own_scope_never_on_the_whole_window() -> Non
     summary = build_summary(journal, source, prediction)
     target = next(t for t in summary["targets"] if t["metric"] == scoped[0].metric)
     assert target["over"] == "outside_recovery" and not target["is_measured"]
-    assert target["measured"] is None and "only over run" in target["not_measured"]
+    assert target["measured"] is None and "not measured by this chaos run" in target["not_measured"]
     assert target["simulator"]["mean"] == 0.4
     assert "tenants_except.umbrella.latency_p95 over outside_recovery" in render(summary)
     run_scoped = _journal(run=[_entry("measure_traffic", output={"measured": {"error_rate": 0.5}})])
