@@ -27,6 +27,7 @@ __all__ = [
     "apply_concurrency_cap",
     "clear_concurrency_cap",
     "deploy_canary",
+    "end_metadata_kill",
     "expire_tokens",
     "fail_over_cache",
     "fail_over_metadata",
@@ -117,10 +118,37 @@ def rebuild_metadata_replica(configuration: Configuration = None,
 
 
 def reset_faults(configuration: Configuration = None, secrets: Secrets = None) -> Any:
-    """Undo every fault the lab's fault API knows of, stop floods and writers (rollback)."""
+    """Undo every fault the lab's fault API knows of, stop floods and writers, and renew the
+    tokens of every provider this run revoked and did not refresh (the fault API's reset
+    does not: the next run would start with 401s) (rollback)."""
     stop_tenant_flood(configuration, secrets)
     stop_metadata_writes(configuration, secrets)
-    return admin_call("POST", "/faults/reset", configuration)
+    result = admin_call("POST", "/faults/reset", configuration)
+    revoked = {r.target for r in ledger.LEDGER.faults
+               if r.kind == "token_revocation" and r.restored_at is None}
+    for provider in sorted(revoked):
+        refresh_tokens(provider, configuration, secrets)
+    return result
+
+
+def end_metadata_kill(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Close the failover's fault: once the replica was promoted and the old primary rebuilt
+    as the new replica, the stand-in still lists its primary as killed (that flag is
+    cleared only by the fault API's reset), so the after-hypothesis would fail whatever
+    the failover did. This ends it through the reset, and only when nothing else is
+    injected and nothing waits for a rebuild (else it fails: nothing is hidden)."""
+    if target_name(configuration) != "sandbox":
+        return {"skipped": "RDS Multi-AZ keeps no kill to end"}
+    now = admin_call("GET", "/faults", configuration)
+    others = [k for k in ("zones_lost", "providers", "canary", "metadata_needs_rebuild")
+              if now.get(k)]
+    if others:
+        raise ActivityFailed(f"not ending the metadata kill: still injected: {others}")
+    if not now.get("metadata_primary_killed"):
+        return {"ended": False}
+    admin_call("POST", "/faults/reset", configuration)
+    ledger.LEDGER.restored("metadata_failover", "primary")
+    return {"ended": True}
 
 
 # ----------------------------------------------------------------- the lab's fault API
