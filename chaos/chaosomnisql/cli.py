@@ -7,7 +7,10 @@
 experiment's ``secrets``), always with ``--no-version-check`` and no log file, reads the
 journal, applies the lab's verdict (exit 1 on an action that raised, a skipped method,
 a deviation, a failed rollback or a missed RTO/RPO target, even when ``chaos`` exited 0)
-and prints the summary. Exit 0 pass, 1 fail, 2 bad usage.
+and prints the summary. Before anything runs, the twin gate (:mod:`.twin_gate`; on by
+default for ``--target eks``, ``--twin-gate`` for the sandbox) predicts the blast radius
+with the simulator and refuses a run beyond the experiment's safeguards (``--force``
+overrides). Exit 0 pass, 1 fail, 2 bad usage, 3 refused by the twin gate.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from .twin_gate import EXIT_REFUSED
 
 __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
            "sandbox_env"]
@@ -60,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None,
                      help="wall-clock limit, seconds (default: warm-up + the longer of the RTO "
                      "target and the faults + sustain + a margin, from the scenario)")
+    gate = run.add_mutually_exclusive_group()
+    gate.add_argument("--twin-gate", dest="twin_gate", action="store_true", default=None,
+                      help="predict the blast radius first and refuse (exit 3) beyond the "
+                      "experiment's safeguards (default: on for eks, off for the sandbox)")
+    gate.add_argument("--no-twin-gate", dest="twin_gate", action="store_false")
+    run.add_argument("--force", action="store_true",
+                     help="run even when the twin gate refuses")
     run.add_argument("--results", type=Path, default=None,
                      help="results folder: facts.npz, summary.json, journal.json "
                      "(default: a temp dir)")
@@ -105,6 +117,9 @@ def _run_command(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    gate_on = args.target == "eks" if args.twin_gate is None else args.twin_gate
+    if source is not None and gate_on and _twin_gate(args, source):
+        return EXIT_REFUSED
     if args.target == "sandbox" and not (args.dir / "state.json").exists():
         print(f"no running sandbox in {args.dir} (python -m sandbox up --detach)", file=sys.stderr)
         return 2
@@ -137,6 +152,23 @@ def _preflight(source: Any) -> None:
     from labcore.preflight import check_checks
 
     check_checks(source, "chaos")
+
+
+def _twin_gate(args: argparse.Namespace, source: Any) -> bool:
+    """Run the twin gate (:mod:`.twin_gate`) and print its figures; True: refuse the run
+    (the gate refused and ``--force`` was not given). Nothing has been injected yet."""
+    import yaml
+
+    from .twin_gate import run_gate, safeguards
+
+    env = {**SHORT_MODE, **os.environ} if args.short else dict(os.environ)
+    config = (yaml.safe_load(args.experiment.read_text()) or {}).get("configuration") or {}
+    result = run_gate(source, safeguards(config, source.scenario, env),
+                      int(env.get("OMNISQL_PREDICT_REPLICATIONS") or 10))
+    print(result.render(), flush=True)
+    if result.refused and args.force:
+        print("twin gate overridden by --force: running anyway", flush=True)
+    return result.refused and not args.force
 
 
 def default_timeout(scenario: Any, env: dict[str, str]) -> float:
