@@ -109,6 +109,7 @@ class FaultRunner:
             call = lambda _, a: client.status(a.method, a.path, a.body)  # noqa: E731
         self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
         self.done: list[tuple[float, Action, int]] = []
+        self.undone: list[tuple[Action, int]] = []  # the reset's calls and their statuses
 
     def run(self, clock: Callable[[], float]) -> None:
         """Fire each action when ``clock()`` (run time) reaches its ``at``."""
@@ -137,7 +138,8 @@ class FaultRunner:
         whose tokens were revoked; the worst status (0: no answer), or None if nothing ran."""
         if not self.done:
             return None
-        statuses = [self._undo(action) for action in self.undo_actions()]
+        self.undone = [(action, self._undo(action)) for action in self.undo_actions()]
+        statuses = [status for _, status in self.undone]
         return min(statuses, key=lambda s: 200 <= s < 300)  # a failure first, else the first
 
     def undo_actions(self) -> list[Action]:

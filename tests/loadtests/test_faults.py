@@ -102,3 +102,5 @@ def test_a_failed_token_refresh_fails_the_reset() -> None:
     runner = FaultRunner("http://127.0.0.1:1", actions, call=call, sleep=lambda s: None)
     runner.run(lambda: 0.0)
     assert runner.reset() == 503
+    assert [(a.path, code) for a, code in runner.undone] == [
+        ("/faults/reset", 200), ("/admin/tokens/refresh", 503)]
