@@ -12,11 +12,15 @@ Every answer is also recorded, at its completion time on the run's clock, in a
 the chaos verdict computes its metrics with the simulator's code (:mod:`.windows`). The
 client gives up after the scenario's ``topology.gateway.timeout`` (``plan.timeout``), as
 the simulator's client does; a request it gave up on counts as a ``timeout`` that took
-that long.
+that long. It retries a whole query as the scenario's ``topology.gateway.retries`` says
+(attempts, outcomes, backoff, budget: :mod:`labcore.retries`, the simulator's own), and
+records the request once, with its final outcome and the time from its first attempt,
+plus the ``client.requests``/``attempts``/``retries``/``retries_denied`` counters.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -27,10 +31,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from labcore.retries import Backoff, RetryBudget
+from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 from loadtests.recorder import classify
 
-__all__ = ["BackgroundLoad", "LoadPlan", "Recording", "TenantLoad", "plan_from_scenario"]
+__all__ = ["BackgroundLoad", "ClientRetries", "LoadPlan", "Recording", "TenantLoad",
+           "plan_from_scenario"]
 
 
 class Recording(Protocol):
@@ -63,6 +70,8 @@ class LoadPlan:
     seed: int = 1
     #: The client's timeout per request (the scenario's ``topology.gateway.timeout``).
     timeout: float = 5.0
+    #: The client's retries (the scenario's ``topology.gateway.retries``); None: one attempt.
+    retries: Retries | None = None
 
     @property
     def total_rate(self) -> float:
@@ -83,7 +92,7 @@ def plan_from_scenario(
     cache = scenario.topology.cache
     return LoadPlan(loads, float(seconds), int(max_requests), int(cache.keys),
                     float(cache.zipf_s), int(scenario.run.seed),
-                    float(scenario.topology.gateway.timeout))
+                    float(scenario.topology.gateway.timeout), scenario.topology.gateway.retries)
 
 
 @dataclass
@@ -98,12 +107,41 @@ class LoadReport:
         return {"sent": self.sent, "ok": ok, "by_status": dict(self.by_status)}
 
 
+@dataclass
+class _Request:
+    backoff: float = 0.0  # the last backoff (decorrelated jitter remembers it)
+
+
+class ClientRetries:
+    """The plan's retry policy for one load: which outcomes, how many attempts, the backoff
+    and a retry budget shared by the load's threads."""
+
+    def __init__(self, spec: Retries | None, seed: int) -> None:
+        spec = spec or Retries()  # the default: a single attempt
+        self.max_attempts, self.on = spec.max_attempts, frozenset(spec.on)
+        self.backoff = Backoff(spec, random.Random(seed))
+        self.budget = RetryBudget(spec.budget)
+        self._lock = threading.Lock()
+
+    def first(self) -> None:
+        """A new request earns the budget its share."""
+        with self._lock:
+            self.budget.earn()
+
+    def wanted(self, outcome: str, attempts: int) -> bool:
+        return outcome != "ok" and outcome in self.on and attempts < self.max_attempts
+
+    def spend(self) -> bool:
+        with self._lock:
+            return self.budget.spend()
+
+
 class BackgroundLoad:
     """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads; records
     each answer in ``recorder`` (if given) at ``time.monotonic() - origin``."""
 
     def __init__(self, plan: LoadPlan, gateway_url: str, keys: dict[str, str],
-                 workers: int = 8, transport: httpx.BaseTransport | None = None,
+                 workers: int | None = None, transport: httpx.BaseTransport | None = None,
                  recorder: Recording | None = None, origin: float = 0.0) -> None:
         missing = [t.tenant for t in plan.tenants if t.tenant not in keys]
         if missing:
@@ -114,6 +152,10 @@ class BackgroundLoad:
         self._lock = threading.Lock()
         self.report = LoadReport()
         self.recorder, self.origin = recorder, origin
+        self.retries = ClientRetries(plan.retries, plan.seed)
+        # Little's law: enough threads for every request in flight up to its timeout (an
+        # open-loop load must not fall behind its schedule because answers are slow).
+        workers = workers or max(8, min(64, math.ceil(plan.total_rate * plan.timeout)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
         self._client = httpx.Client(timeout=plan.timeout, transport=transport)
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
@@ -166,31 +208,52 @@ class BackgroundLoad:
             return
 
     def _send(self, tenant: str, user: str, sql: str) -> None:
+        """One request: attempts until an answer the policy does not retry, or none left."""
         with self._lock:
             self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
-        start = time.monotonic()
-        code: str | None = None
-        body: dict[str, Any] = {}
+        self.retries.first()
+        start, state, attempts = time.monotonic(), _Request(), 0
+        while True:
+            attempts += 1
+            status, code, cache = self._attempt(headers, sql)
+            outcome = classify(0 if status == "error" else int(status), code)
+            if not self.retries.wanted(outcome, attempts):
+                break
+            if not self.retries.spend():
+                self._count("client.retries_denied")
+                break
+            self._count("client.retries")
+            if self._stop.wait(self.retries.backoff.delay(state, attempts)):
+                break  # stopping: the last answer stands
+        self._record(tenant, start, time.monotonic(), status, outcome, cache, attempts)
+
+    def _attempt(self, headers: dict[str, str], sql: str) -> tuple[str, str | None, Any]:
+        """One attempt: status (``"error"``: no answer), error code, cache result."""
         try:
             response = self._client.post(self.url, json={"sql": sql}, headers=headers)
-            status, body = str(response.status_code), _body(response)
-            code = None if response.status_code == 200 else _error_code(body)
         except httpx.TimeoutException:
-            status, code = "error", "UPSTREAM_TIMEOUT"  # the client's timeout
+            return "error", "UPSTREAM_TIMEOUT", None  # the client's timeout
         except httpx.HTTPError:
-            status = "error"
-        self._record(tenant, start, time.monotonic(), status, code, body.get("cache"))
+            return "error", None, None
+        body = _body(response)
+        code = None if response.status_code == 200 else _error_code(body)
+        return str(response.status_code), code, body.get("cache")
 
-    def _record(self, tenant: str, start: float, end: float, status: str, code: str | None,
-                cache: Any) -> None:
+    def _count(self, name: str, n: int = 1) -> None:
+        if self.recorder is not None:
+            self.recorder.count(time.monotonic() - self.origin, name, n)
+
+    def _record(self, tenant: str, start: float, end: float, status: str, outcome: str,
+                cache: Any, attempts: int) -> None:
         with self._lock:
             self.report.by_status[status] += 1
             if self.recorder is None:
                 return
             t = end - self.origin
-            outcome = classify(0 if status == "error" else int(status), code)
             self.recorder.request(t, tenant, end - start, outcome)
+            self.recorder.count(t, "client.requests")
+            self.recorder.count(t, "client.attempts", attempts)
             if status == "200" and cache is not None:
                 hit = cache in ("hit", "stale")
                 self.recorder.count(t, "cache.hits" if hit else "cache.misses")

@@ -7,6 +7,8 @@ pooled one (not the worst tenant's), and the load records what it got back.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from chaosomnisql.ledger import FaultRecord
@@ -159,3 +161,58 @@ def test_the_load_plan_takes_the_scenarios_client_timeout() -> None:
 
     plan = plan_from_scenario(FLOOD, 10, 50)
     assert plan.timeout == FLOOD.topology.gateway.timeout == 5.0
+
+
+def _flaky(failures: int) -> httpx.MockTransport:
+    """Attempts fail ``failures`` times (503 NO_HEALTHY_AZ), then one answers, in turn (one
+    worker: a request's attempts are consecutive)."""
+    count = [0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        count[0] += 1
+        if count[0] % (failures + 1):
+            return httpx.Response(503, json={"error": {"code": "NO_HEALTHY_AZ"}})
+        return httpx.Response(200, json={"rows": []})
+    return httpx.MockTransport(handler)
+
+
+def _retrying_load(failures: int, budget: float | None) -> tuple[RunWindows, BackgroundLoad]:
+    from labcore.scenario import Retries
+
+    windows = RunWindows(FLOOD, window=W, warmup=0.0, sustain=8.0)
+    spec = Retries(max_attempts=3, backoff="exponential", base="1ms", cap="2ms",
+                   budget=budget)
+    plan = LoadPlan((TenantLoad("acme", 2000.0, 5, (("crm.accounts", 1.0),)),), 30.0, 20,
+                    retries=spec)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"}, workers=1,
+                          transport=_flaky(failures), recorder=windows, origin=windows.origin)
+    return windows, load
+
+
+def _totals(windows: RunWindows) -> tuple[Any, dict[str, int]]:
+    """Outcomes of tenant 0 and the counters, summed over every window recorded."""
+    arrays = windows.recorder.arrays(max(windows.recorder.windows) + 1)
+    counters = dict(zip(arrays["counter_names"], arrays["counters"].sum(axis=0).tolist()))
+    return arrays["outcomes"][:, 0].sum(axis=0), counters
+
+
+def test_the_load_retries_as_the_scenarios_client_does() -> None:
+    """Two 503s then an answer, three attempts allowed: every request ends ok, once, with
+    three attempts (the simulator's retry_amplification reads 3)."""
+    windows, load = _retrying_load(failures=2, budget=None)
+    report = load.start().wait(10)
+    outcomes, counters = _totals(windows)
+    assert report.sent == int(outcomes.sum()) == int(outcomes[0])  # all ok, each once
+    assert counters["client.requests"] == report.sent
+    assert counters["client.attempts"] == counters["client.requests"] * 3
+    assert counters["client.retries"] == counters["client.requests"] * 2
+    assert FLOOD.topology.gateway.retries.max_attempts == 3  # what plan_from_scenario passes
+
+
+def test_an_exhausted_retry_budget_lets_the_error_stand() -> None:
+    windows, load = _retrying_load(failures=10**6, budget=0.0)  # every attempt fails
+    load.retries.budget.tokens = 0.0  # nothing saved, nothing earned
+    report = load.start().wait(10)
+    outcomes, counters = _totals(windows)
+    assert report.sent == counters["client.retries_denied"] == int(outcomes.sum())
+    assert outcomes[0] == 0 and counters.get("client.retries", 0) == 0
