@@ -277,3 +277,18 @@ def test_summary_shows_acknowledged_writes_lost_beside_the_rpo() -> None:
     failed = _journal(run=[_entry("acknowledged_writes_lost", "failed")])
     assert "acknowledged writes lost: not measured" in render(build_summary(failed, scenario,
                                                                             None))
+
+
+def test_the_wrappers_default_timeout_covers_warmup_recovery_and_sustain() -> None:
+    """warm-up + max(RTO target, longest fault) + sustain + 2 windows + margin, from the
+    scenario (auth_failure's full run was longer than the old fixed 600 s)."""
+    from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
+
+    auth = read_scenario("scenarios/auth_failure.yaml", profile="standin").scenario
+    assert (auth.run.warmup, auth.slo.sustain, auth.run.window) == (30.0, 120.0, 10.0)
+    assert default_timeout(auth, {}) == 30 + 600 + 120 + 20 + TIMEOUT_MARGIN > 600
+    flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
+    assert default_timeout(flood, {}) == 30 + max(300, 240) + 120 + 20 + TIMEOUT_MARGIN
+    assert default_timeout(flood, {"OMNISQL_FAULT_SECONDS": "400"}) == (
+        30 + 400 + 120 + 20 + TIMEOUT_MARGIN)
+    assert default_timeout(auth, SHORT_MODE) == 10 + max(30, 15) + 8 + 8 + TIMEOUT_MARGIN
