@@ -115,7 +115,7 @@ _REQUESTS = [
     _m("slo_window_compliance", "fraction", "Share of windows meeting the SLO (error rate "
        "and P95 both within it).", locust=True),
     _m("retry_amplification", "ratio", "Client attempts per request (1.0 without retries).",
-       chaos=SCOPES),
+       locust=True),
 ]
 _TENANTS = [
     _m("tenant.<tenant>.requests", "count", "The tenant's client requests.", locust=True),
@@ -172,9 +172,9 @@ _COUNTERS = [
         ("fetches", "Fetches handed to the connectors."))],
     _m("connector.calls_per_key", "ratio", "Provider calls per distinct key called for."),
     _m("connector.fetches_per_key", "ratio", "Fetches per distinct key called for."),
-    # The chaos load retries as the scenario's client does (labcore.retries) and counts it.
-    _m("client.retries", "count", "Client retries.", chaos=SCOPES),
-    _m("client.retries_denied", "count", "Retries refused by the retry budget.", chaos=SCOPES),
+    # The real runners' clients retry as the scenario's does (labcore.retries) and count it.
+    _m("client.retries", "count", "Client retries.", locust=True),
+    _m("client.retries_denied", "count", "Retries refused by the retry budget.", locust=True),
     *[_m(n, "count", d) for n, d in (
         ("client.wasted", "Attempts abandoned by their client."),
         ("engine.wasted", "Engine work whose client had gone."),

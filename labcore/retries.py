@@ -1,7 +1,9 @@
 """Client retries: the backoff between attempts and the retry budget, one implementation.
 
-The simulator's client (:mod:`sim.model.client`) and the chaos extension's background
-load both retry a whole query as the scenario's ``topology.gateway.retries`` says: up to
+The simulator's client (:mod:`sim.model.client`), the chaos extension's background load
+and the Locust users all retry a whole query as the scenario's
+``topology.gateway.retries`` says (the real runners through :func:`attempt` and
+:class:`ClientRetries`): up to
 ``max_attempts`` attempts, on the outcomes in ``on``, after a backoff (``none``,
 ``exponential``, ``full_jitter``, ``equal_jitter``, ``decorrelated_jitter``, capped at
 ``cap``), and at most ``budget`` retries per first attempt (a token bucket).
@@ -10,11 +12,16 @@ load both retry a whole query as the scenario's ``topology.gateway.retries`` say
 from __future__ import annotations
 
 import random
-from typing import Protocol
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from .scenario import Retries
 
-__all__ = ["Backoff", "RetryBudget", "RetryState"]
+__all__ = ["Backoff", "ClientRetries", "RetryBudget", "RetryState", "Tried", "attempt"]
+
+T = TypeVar("T")
 
 
 class RetryState(Protocol):
@@ -67,3 +74,66 @@ class RetryBudget:
             self.tokens -= 1.0
             return True
         return False
+
+
+class ClientRetries:
+    """A load client's retry policy (a real runner's, thread- or greenlet-shared): which
+    outcomes, how many attempts, the backoff and one retry budget for all its senders."""
+
+    def __init__(self, spec: Retries | None, rng: random.Random) -> None:
+        spec = spec or Retries()  # the default: a single attempt
+        self.max_attempts, self.on = spec.max_attempts, frozenset(spec.on)
+        self.backoff = Backoff(spec, rng)
+        self.budget = RetryBudget(spec.budget)
+        self._lock = threading.Lock()
+
+    def first(self) -> None:
+        """A new request earns the budget its share."""
+        with self._lock:
+            self.budget.earn()
+
+    def wanted(self, outcome: str, attempts: int) -> bool:
+        return outcome != "ok" and outcome in self.on and attempts < self.max_attempts
+
+    def spend(self) -> bool:
+        with self._lock:
+            return self.budget.spend()
+
+
+@dataclass
+class Tried(Generic[T]):
+    """A request's attempts: the last answer, its outcome, and what the policy did."""
+
+    answer: T
+    outcome: str
+    attempts: int
+    retries: int = 0
+    denied: int = 0
+
+
+@dataclass
+class _Request:
+    backoff: float = 0.0  # the last backoff (decorrelated jitter remembers it)
+
+
+def attempt(send: Callable[[], T], outcome_of: Callable[[T], str], policy: ClientRetries,
+            wait: Callable[[float], bool]) -> Tried[T]:
+    """Send until an outcome the policy does not retry, the attempts run out or the budget
+    refuses; ``wait(delay)`` sleeps the backoff and returns True to stop (the load ends)."""
+    policy.first()
+    state, tried = _Request(), None
+    attempts = retries = denied = 0
+    while True:
+        attempts += 1
+        answer = send()
+        outcome = outcome_of(answer)
+        tried = Tried(answer, outcome, attempts, retries, denied)
+        if not policy.wanted(outcome, attempts):
+            return tried
+        if not policy.spend():
+            tried.denied = 1
+            return tried
+        retries += 1
+        if wait(policy.backoff.delay(state, attempts)):
+            tried.retries = retries
+            return tried  # stopping: the last answer stands

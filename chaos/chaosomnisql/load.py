@@ -31,12 +31,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from labcore.retries import Backoff, RetryBudget
+from labcore.retries import ClientRetries, Tried, attempt
 from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 from loadtests.recorder import classify
 
-__all__ = ["BackgroundLoad", "ClientRetries", "LoadPlan", "Recording", "TenantLoad",
+__all__ = ["BackgroundLoad", "LoadPlan", "Recording", "TenantLoad",
            "plan_from_scenario"]
 
 
@@ -107,35 +107,6 @@ class LoadReport:
         return {"sent": self.sent, "ok": ok, "by_status": dict(self.by_status)}
 
 
-@dataclass
-class _Request:
-    backoff: float = 0.0  # the last backoff (decorrelated jitter remembers it)
-
-
-class ClientRetries:
-    """The plan's retry policy for one load: which outcomes, how many attempts, the backoff
-    and a retry budget shared by the load's threads."""
-
-    def __init__(self, spec: Retries | None, seed: int) -> None:
-        spec = spec or Retries()  # the default: a single attempt
-        self.max_attempts, self.on = spec.max_attempts, frozenset(spec.on)
-        self.backoff = Backoff(spec, random.Random(seed))
-        self.budget = RetryBudget(spec.budget)
-        self._lock = threading.Lock()
-
-    def first(self) -> None:
-        """A new request earns the budget its share."""
-        with self._lock:
-            self.budget.earn()
-
-    def wanted(self, outcome: str, attempts: int) -> bool:
-        return outcome != "ok" and outcome in self.on and attempts < self.max_attempts
-
-    def spend(self) -> bool:
-        with self._lock:
-            return self.budget.spend()
-
-
 class BackgroundLoad:
     """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads; records
     each answer in ``recorder`` (if given) at ``time.monotonic() - origin``."""
@@ -152,7 +123,7 @@ class BackgroundLoad:
         self._lock = threading.Lock()
         self.report = LoadReport()
         self.recorder, self.origin = recorder, origin
-        self.retries = ClientRetries(plan.retries, plan.seed)
+        self.retries = ClientRetries(plan.retries, random.Random(plan.seed))
         # Little's law: enough threads for every request in flight up to its timeout (an
         # open-loop load must not fall behind its schedule because answers are slow).
         workers = workers or max(8, min(64, math.ceil(plan.total_rate * plan.timeout)))
@@ -212,21 +183,10 @@ class BackgroundLoad:
         with self._lock:
             self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
-        self.retries.first()
-        start, state, attempts = time.monotonic(), _Request(), 0
-        while True:
-            attempts += 1
-            status, code, cache = self._attempt(headers, sql)
-            outcome = classify(0 if status == "error" else int(status), code)
-            if not self.retries.wanted(outcome, attempts):
-                break
-            if not self.retries.spend():
-                self._count("client.retries_denied")
-                break
-            self._count("client.retries")
-            if self._stop.wait(self.retries.backoff.delay(state, attempts)):
-                break  # stopping: the last answer stands
-        self._record(tenant, start, time.monotonic(), status, outcome, cache, attempts)
+        start = time.monotonic()
+        tried = attempt(lambda: self._attempt(headers, sql), _outcome, self.retries,
+                        self._stop.wait)
+        self._record(tenant, start, time.monotonic(), tried)
 
     def _attempt(self, headers: dict[str, str], sql: str) -> tuple[str, str | None, Any]:
         """One attempt: status (``"error"``: no answer), error code, cache result."""
@@ -240,23 +200,27 @@ class BackgroundLoad:
         code = None if response.status_code == 200 else _error_code(body)
         return str(response.status_code), code, body.get("cache")
 
-    def _count(self, name: str, n: int = 1) -> None:
-        if self.recorder is not None:
-            self.recorder.count(time.monotonic() - self.origin, name, n)
-
-    def _record(self, tenant: str, start: float, end: float, status: str, outcome: str,
-                cache: Any, attempts: int) -> None:
+    def _record(self, tenant: str, start: float, end: float, tried: Tried[Any]) -> None:
+        status, _, cache = tried.answer
         with self._lock:
             self.report.by_status[status] += 1
             if self.recorder is None:
                 return
             t = end - self.origin
-            self.recorder.request(t, tenant, end - start, outcome)
-            self.recorder.count(t, "client.requests")
-            self.recorder.count(t, "client.attempts", attempts)
+            self.recorder.request(t, tenant, end - start, tried.outcome)
+            for name, n in (("client.requests", 1), ("client.attempts", tried.attempts),
+                            ("client.retries", tried.retries),
+                            ("client.retries_denied", tried.denied)):
+                self.recorder.count(t, name, n)
             if status == "200" and cache is not None:
                 hit = cache in ("hit", "stale")
                 self.recorder.count(t, "cache.hits" if hit else "cache.misses")
+
+
+def _outcome(answer: tuple[str, str | None, Any]) -> str:
+    """The lab's outcome of one attempt's ``(status, error code, cache)``."""
+    status, code, _ = answer
+    return classify(0 if status == "error" else int(status), code)
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
