@@ -5,7 +5,8 @@ Each entry gives the metric's name (a pattern where it is parametrised: ``<tenan
 runners that can observe it and at which scopes, and a one-line definition (the docs'
 metric table is :func:`markdown_table`). The simulator computes the metrics
 (:mod:`labcore.metrics`), the Locust client computes the client-side ones with the same
-code, and the chaos extension measures a few on the stand-in; a runner that cannot observe
+code, and so does the chaos extension from its load's client windows (plus the RPO of a
+failover and the incident's client-side metrics); a runner that cannot observe
 a check's metric over the check's scope reports it "not measured" because this registry
 says so, and ``validate`` refuses a check this registry does not know.
 
@@ -78,12 +79,16 @@ def _compile(name: str) -> re.Pattern[str]:
 
 
 def _m(name: str, unit: str, definition: str, *, fact: bool = False, locust: bool = False,
-       chaos: tuple[Scope, ...] = (), locust_needs_faults: bool = False,
+       chaos: tuple[Scope, ...] | None = None, locust_needs_faults: bool = False,
        sim: bool = True) -> Metric:
     """A registry entry: the simulator observes its metrics at every allowed scope; the
-    Locust client the client-side ones at the same scopes; chaos only at ``chaos``."""
+    Locust client the client-side ones at the same scopes, and so does the chaos load,
+    whose windows are the same window facts (unless ``chaos`` says otherwise: ``()`` for
+    none, or the scopes)."""
     scopes = _FACT if fact else SCOPES
     runners: dict[Runner, tuple[Scope, ...]] = {"sim": scopes} if sim else {}
+    if chaos is None:
+        chaos = scopes if locust else ()
     if chaos:
         runners["chaos"] = chaos
     if locust:
@@ -96,7 +101,7 @@ _REQUESTS = [
     _m("latency_p50", "s", "Median end-to-end latency of successful client requests "
        "(retries included; 2% log bins, within ±1%); NaN (a check fails) without a success.",
        locust=True),
-    _m("latency_p95", "s", "95th percentile of the same latencies.", locust=True, chaos=("run",)),
+    _m("latency_p95", "s", "95th percentile of the same latencies.", locust=True),
     _m("latency_p99", "s", "99th percentile of the same latencies.", locust=True),
     _m("latency_mean", "s", "Exact mean of the same latencies.", locust=True),
     *[_m(f"latency_all_{q}", "s", f"The {q} of every client request's latency, failed ones "
@@ -104,7 +109,7 @@ _REQUESTS = [
     _m("latency_all_mean", "s", "Exact mean latency of every client request, failed ones "
        "included.", locust=True),
     _m("error_rate", "fraction", "Share of client requests whose final outcome was an error.",
-       locust=True, chaos=("run",)),
+       locust=True),
     _m("availability", "fraction", "Share of client requests that succeeded.", locust=True),
     _m("throughput", "1/s", "Successful requests per second.", locust=True),
     _m("request_rate", "1/s", "Requests per second.", locust=True),
@@ -114,7 +119,8 @@ _REQUESTS = [
        locust=True),
     _m("slo_window_compliance", "fraction", "Share of windows meeting the SLO (error rate "
        "and success P95 both within it; a window without a success does not).", locust=True),
-    _m("retry_amplification", "ratio", "Client attempts per request (1.0 without retries)."),
+    _m("retry_amplification", "ratio", "Client attempts per request (1.0 without retries).",
+       locust=True),
 ]
 _TENANTS = [
     _m("tenant.<tenant>.requests", "count", "The tenant's client requests.", locust=True),
@@ -129,9 +135,9 @@ _TENANTS = [
     _m("tenants_except.<tenant>.requests", "count", "Requests of every tenant but <tenant> "
        "(the victims of a noisy <tenant>).", locust=True),
     _m("tenants_except.<tenant>.error_rate", "fraction", "Their error rate (scoped by their "
-       "own recovery).", locust=True, chaos=("run",)),
+       "own recovery).", locust=True),
     _m("tenants_except.<tenant>.latency_p95", "s", "Their success P95 latency (scoped by "
-       "their own recovery).", locust=True, chaos=("run",)),
+       "their own recovery).", locust=True),
     _m("tenants_except.<tenant>.rto_seconds", "s", "rto_seconds judged on their traffic "
        "alone.", fact=True, locust=True, chaos=_FACT, locust_needs_faults=True),
 ]
@@ -171,9 +177,10 @@ _COUNTERS = [
         ("fetches", "Fetches handed to the connectors."))],
     _m("connector.calls_per_key", "ratio", "Provider calls per distinct key called for."),
     _m("connector.fetches_per_key", "ratio", "Fetches per distinct key called for."),
+    # The real runners' clients retry as the scenario's does (labcore.retries) and count it.
+    _m("client.retries", "count", "Client retries.", locust=True),
+    _m("client.retries_denied", "count", "Retries refused by the retry budget.", locust=True),
     *[_m(n, "count", d) for n, d in (
-        ("client.retries", "Client retries."),
-        ("client.retries_denied", "Retries refused by the retry budget."),
         ("client.wasted", "Attempts abandoned by their client."),
         ("engine.wasted", "Engine work whose client had gone."),
         ("gateway.capped", "Requests refused by a per-user concurrency cap."))],
@@ -182,13 +189,16 @@ _COUNTERS = [
     _m("users.abandoned", "count", "Queries closed-loop users gave up waiting for "
        "(with a tenant's closed_loop.patience)."),
     _m("loadgen.late", "count", "Requests the load client sent behind schedule.", locust=True,
-       sim=False),
+       chaos=(), sim=False),
     _m("loadgen.bad_request", "count", "Requests the target refused as malformed (a load "
-       "generator bug).", locust=True, sim=False),
+       "generator bug).", locust=True, chaos=(), sim=False),
 ]
+#: Incident metrics the chaos load's own windows give (its faults' real start and end).
+_CLIENT_INCIDENT = ("error_rate", "latency_p95")
 _INCIDENT = [
     _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
-       "breach runs from the first fault (or breach) on, or run.incident.", fact=True)
+       "breach runs from the first fault (or breach) on, or run.incident.", fact=True,
+       chaos=_FACT if n in _CLIENT_INCIDENT else ())
     for n, unit in (("error_rate", "fraction"), ("latency_p95", "s"),
                     ("connector.calls", "count"), ("connector.rate_limited", "count"),
                     ("connector.calls_per_key", "ratio"),

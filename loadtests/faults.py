@@ -3,7 +3,9 @@
 Opt-in (``--inject-faults``): by default a load test only loads, and faults are someone
 else's job (a Chaos Toolkit experiment, an SRE). With it, every fault of the scenario
 becomes timed calls to the sandbox's admin URL (docs/sandbox.md), and ``POST
-/faults/reset`` always runs at the end, so no fault outlives the test:
+/faults/reset`` always runs at the end, followed by ``POST /admin/tokens/refresh`` for
+every provider whose tokens the test revoked (the fault API's reset does not renew
+tokens: without it the next run would start with 401s), so no fault outlives the test:
 
 ==================  ===================================================================
 ``az_loss``         ``POST /faults/az/{zone}/lose`` (``restore`` after ``duration``)
@@ -107,6 +109,7 @@ class FaultRunner:
             call = lambda _, a: client.status(a.method, a.path, a.body)  # noqa: E731
         self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
         self.done: list[tuple[float, Action, int]] = []
+        self.undone: list[tuple[Action, int]] = []  # the reset's calls and their statuses
 
     def run(self, clock: Callable[[], float]) -> None:
         """Fire each action when ``clock()`` (run time) reaches its ``at``."""
@@ -131,11 +134,24 @@ class FaultRunner:
         return [action for _, action, status in self.done if not 200 <= status < 300]
 
     def reset(self) -> int | None:
-        """``POST /faults/reset`` if anything was injected; the status (0: no answer), or None."""
+        """``POST /faults/reset`` if anything was injected, then a token refresh per provider
+        whose tokens were revoked; the worst status (0: no answer), or None if nothing ran."""
         if not self.done:
             return None
+        self.undone = [(action, self._undo(action)) for action in self.undo_actions()]
+        statuses = [status for _, status in self.undone]
+        return min(statuses, key=lambda s: 200 <= s < 300)  # a failure first, else the first
+
+    def undo_actions(self) -> list[Action]:
+        """The calls that undo what ran: the fault API's reset and the token refreshes."""
+        revoked = sorted({str((a.body or {})["provider"]) for _, a, _ in self.done
+                          if a.path == "/faults/tokens/expire"})
+        return [Action(0.0, "POST", "/faults/reset"),
+                *(Action(0.0, "POST", "/admin/tokens/refresh", {"provider": p}) for p in revoked)]
+
+    def _undo(self, action: Action) -> int:
         try:
-            return self.call(self.admin_url, Action(0.0, "POST", "/faults/reset"))
+            return self.call(self.admin_url, action)
         except OSError as exc:
-            log.error("POST /faults/reset failed: %s", exc)
+            log.error("%s %s failed: %s", action.method, action.path, exc)
             return 0

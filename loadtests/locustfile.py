@@ -25,6 +25,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from labcore.retries import ClientRetries, attempt
 from labcore.sandbox_client import SandboxError
 from labcore.scenario_file import ScenarioError
 from loadtests import gates, promslis
@@ -88,6 +89,10 @@ def _build(environment: Any) -> LoadSession:
         cls.fixed_count = counts.get(kind, 0)
         cls.network_timeout = cls.connection_timeout = session.scenario.topology.gateway.timeout
     environment.omnisql = session
+    # The scenario's client retries, one budget per Locust process (a worker's share).
+    environment.omnisql_retries = ClientRetries(
+        session.scenario.topology.gateway.retries,
+        random.Random(derive_seed(session.scenario.run.seed, "client.backoff")))
     return session
 
 
@@ -182,6 +187,8 @@ def _gate(environment: Any, **_: Any) -> None:
                                        for t, a, s in runner.done]
         log.info("faults reset -> %s", status)
         failed = [f"{a.method} {a.path}" for a in runner.failed]
+        failed += [f"{a.method} {a.path} (reset)" for a, code in runner.undone
+                   if not 200 <= code < 300]  # something would outlive the test
     else:
         failed = []
     result = session.recorder.window_facts(session.scenario, session.now(),
@@ -241,6 +248,7 @@ class _TenantUser(FastHttpUser):
         self.rng = random.Random(derive_seed(session.scenario.run.seed, "loadtest", node,
                                              self.kind, number))
         self.arrivals = ArrivalStream(self.plan, self.rng, session.now())
+        self.retries: ClientRetries = self.environment.omnisql_retries
 
     def wait_time(self) -> float:
         return max(0.0, self.arrivals.due - self.session.now())
@@ -259,14 +267,35 @@ class _TenantUser(FastHttpUser):
             self._send(tenant)
 
     def _send(self, tenant: str) -> None:
+        """One request, retried as the scenario's client does; recorded once, with its
+        final outcome and the time since its first attempt."""
         session = self.session
         q = session.mix.draw(tenant, self.rng)
         headers = {"Authorization": f"Bearer {session.target.api_keys[tenant]}",
                    "X-OmniSQL-User": q.user}
         start = time.perf_counter()
-        with self.client.post("/v1/query", json={"sql": q.sql}, headers=headers, name=q.name,
+        tried = attempt(lambda: self._attempt(q.sql, q.name, headers),
+                        lambda answer: classify(answer[0], answer[1]), self.retries, _pause)
+        latency = time.perf_counter() - start
+        status, code, cache = tried.answer
+        end = session.now()
+        session.recorder.request(end, tenant, latency, tried.outcome)
+        for name, n in (("client.requests", 1), ("client.attempts", tried.attempts),
+                        ("client.retries", tried.retries),
+                        ("client.retries_denied", tried.denied)):
+            session.recorder.count(end, name, n)
+        if cache is not None:
+            hit = cache in ("hit", "stale")
+            session.recorder.count(end, "cache.hits" if hit else "cache.misses")
+        if status in (400, 403, 404, 413):
+            session.recorder.count(end, "loadgen.bad_request")
+            log.error("bad request %s %s: %s", status, code, q.sql)
+
+    def _attempt(self, sql: str, name: str, headers: dict[str, str],
+                 ) -> tuple[int, str | None, Any]:
+        """One attempt (one Locust request): status (0: no answer), error code, cache."""
+        with self.client.post("/v1/query", json={"sql": sql}, headers=headers, name=name,
                               catch_response=True) as resp:
-            latency = time.perf_counter() - start
             status, code, cache = int(resp.status_code or 0), None, None
             try:
                 body = resp.json() if resp.text else {}
@@ -280,15 +309,13 @@ class _TenantUser(FastHttpUser):
                 if status == 0 and _timed_out(resp.error):
                     code = "UPSTREAM_TIMEOUT"  # the client's timeout: the simulator's timeout
                 resp.failure(f"{status} {code or resp.error}")
-        end = session.now()
-        outcome = classify(status, code)
-        session.recorder.request(end, tenant, latency, outcome)
-        if cache is not None:
-            hit = cache in ("hit", "stale")
-            session.recorder.count(end, "cache.hits" if hit else "cache.misses")
-        if status in (400, 403, 404, 413):
-            session.recorder.count(end, "loadgen.bad_request")
-            log.error("bad request %s %s: %s", status, code, q.sql)
+        return status, code, cache
+
+
+def _pause(seconds: float) -> bool:
+    """A retry's backoff, cooperatively (never asks to stop: the shape ends the run)."""
+    gevent.sleep(seconds)
+    return False
 
 
 class NormalTenantUser(_TenantUser):

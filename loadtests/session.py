@@ -17,7 +17,7 @@ from labcore.sandbox_client import SandboxClient, apply_scenario
 from labcore.scenario import Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioFile, read_scenario
 
-from .faults import Action, fault_actions
+from .faults import Action, FaultPlanError, fault_actions
 from .queries import QueryMix
 from .recorder import ClientRecorder
 from .shapes import LoadPlan, build_plan
@@ -81,6 +81,18 @@ class LoadSession:
         return bool(faults) and (surges_only or self.inject_faults or self.faults_external)
 
 
+def _fault_plan(scenario: Any, until: float, inject: bool) -> list[Action]:
+    """The timeline's fault-API calls. Only a timeline this run injects must be expressible:
+    without ``--inject-faults`` a scenario with, e.g., a ``region_loss`` (no fault-API call)
+    is loaded like any other, and its faults are someone else's (or nobody's)."""
+    try:
+        return fault_actions(scenario, until)
+    except FaultPlanError:
+        if inject:
+            raise
+        return []
+
+
 def build_session(options: Any, host: str | None) -> LoadSession:
     """Read the scenario and check everything before a single request is sent.
 
@@ -98,7 +110,7 @@ def build_session(options: Any, host: str | None) -> LoadSession:
     run_time = getattr(options, "run_time", None)
     plan = build_plan(scenario, options.per_user_rate, float(run_time) if run_time else None)
     mix = QueryMix(scenario)
-    actions = fault_actions(scenario, plan.duration)  # refuses faults it cannot express
+    actions = _fault_plan(scenario, plan.duration, bool(options.inject_faults))
     target = resolve_target(scenario.workload.tenants, host, options.sandbox_dir or None,
                             options.allow_host or ())
     if options.inject_faults and target.admin_url is None:

@@ -50,7 +50,12 @@ def test_runner_observability_comes_from_the_registry() -> None:
     from labcore.registry import not_observed_reason
 
     assert not_observed_reason("latency_p95", "run", "chaos") is None
-    assert not_observed_reason("latency_p95", "outside_recovery", "chaos") is not None
+    # The chaos load's client windows are window facts: every scope, as Locust's (issue 18).
+    assert not_observed_reason("latency_p95", "outside_recovery", "chaos") is None
+    assert not_observed_reason("engine.utilization", "run", "chaos") is not None
+    assert not_observed_reason("loadgen.late", "run", "chaos") is not None
+    assert not_observed_reason("incident.latency_p95", "run", "chaos") is None
+    assert not_observed_reason("incident.connector.fetches_per_key", "run", "chaos") is not None
     assert not_observed_reason("engine.utilization", "run", "locust") is not None
     assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=False)
     assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=True) is None

@@ -27,6 +27,7 @@ __all__ = [
     "apply_concurrency_cap",
     "clear_concurrency_cap",
     "deploy_canary",
+    "end_metadata_kill",
     "expire_tokens",
     "fail_over_cache",
     "fail_over_metadata",
@@ -43,6 +44,7 @@ __all__ = [
     "start_tenant_flood",
     "stop_metadata_writes",
     "stop_tenant_flood",
+    "wait_tenant_flood",
 ]
 
 
@@ -116,10 +118,37 @@ def rebuild_metadata_replica(configuration: Configuration = None,
 
 
 def reset_faults(configuration: Configuration = None, secrets: Secrets = None) -> Any:
-    """Undo every fault the lab's fault API knows of, stop floods and writers (rollback)."""
+    """Undo every fault the lab's fault API knows of, stop floods and writers, and renew the
+    tokens of every provider this run revoked and did not refresh (the fault API's reset
+    does not: the next run would start with 401s) (rollback)."""
     stop_tenant_flood(configuration, secrets)
     stop_metadata_writes(configuration, secrets)
-    return admin_call("POST", "/faults/reset", configuration)
+    result = admin_call("POST", "/faults/reset", configuration)
+    revoked = {r.target for r in ledger.LEDGER.faults
+               if r.kind == "token_revocation" and r.restored_at is None}
+    for provider in sorted(revoked):
+        refresh_tokens(provider, configuration, secrets)
+    return result
+
+
+def end_metadata_kill(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Close the failover's fault: once the replica was promoted and the old primary rebuilt
+    as the new replica, the stand-in still lists its primary as killed (that flag is
+    cleared only by the fault API's reset), so the after-hypothesis would fail whatever
+    the failover did. This ends it through the reset, and only when nothing else is
+    injected and nothing waits for a rebuild (else it fails: nothing is hidden)."""
+    if target_name(configuration) != "sandbox":
+        return {"skipped": "RDS Multi-AZ keeps no kill to end"}
+    now = admin_call("GET", "/faults", configuration)
+    others = [k for k in ("zones_lost", "providers", "canary", "metadata_needs_rebuild")
+              if now.get(k)]
+    if others:
+        raise ActivityFailed(f"not ending the metadata kill: still injected: {others}")
+    if not now.get("metadata_primary_killed"):
+        return {"ended": False}
+    admin_call("POST", "/faults/reset", configuration)
+    ledger.LEDGER.restored("metadata_failover", "primary")
+    return {"ended": True}
 
 
 # ----------------------------------------------------------------- the lab's fault API
@@ -212,11 +241,31 @@ def start_tenant_flood(tenant: str, factor: float, seconds: float | None = None,
         seconds = float(setting(configuration, "fault_seconds") or (surges[0] if surges else 60))
     stop_tenant_flood(configuration, secrets)
     plan = plan_from_scenario(scenario, seconds, max_requests, factor, tenants=(tenant,))
+    windows = ledger.LEDGER.running.get("windows")  # the run's windows: the flood counts
     flood = BackgroundLoad(plan, endpoints(configuration)["gateway_url"],
-                           {tenant: api_keys(secrets)[tenant]}, workers=16).start()
+                           {tenant: api_keys(secrets)[tenant]}, workers=16, recorder=windows,
+                           origin=windows.origin if windows is not None else 0.0).start()
     ledger.LEDGER.running["flood"] = flood
     ledger.LEDGER.injected("traffic_surge", tenant)
     return {"tenant": tenant, "rate_per_s": plan.total_rate, "seconds": seconds}
+
+
+def wait_tenant_flood(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Let the running flood last its whole duration (the scenario's fault duration, as the
+    simulator's surge does), then report what it sent, by status, and how long it ran.
+
+    The method calls this after measuring: the flood is not cut short when recovery is
+    seen. It is bounded by the flood's own ``seconds``; a rollback still stops it at once."""
+    flood = ledger.LEDGER.running.get("flood")
+    if flood is None:
+        return {"stopped": False}
+    record = next((r for r in reversed(ledger.LEDGER.faults) if r.kind == "traffic_surge"), None)
+    started = record.started_at if record is not None else time.monotonic()
+    flood.wait(max(0.0, started + flood.plan.seconds - time.monotonic()) + 30.0)
+    ledger.LEDGER.running.pop("flood", None)
+    ledger.LEDGER.restored("traffic_surge", flood.plan.tenants[0].tenant)
+    return {"stopped": True, "ran_seconds": round(time.monotonic() - started, 3),
+            **flood.report.as_dict()}
 
 
 def stop_tenant_flood(configuration: Configuration = None, secrets: Secrets = None) -> Any:

@@ -7,7 +7,10 @@
 experiment's ``secrets``), always with ``--no-version-check`` and no log file, reads the
 journal, applies the lab's verdict (exit 1 on an action that raised, a skipped method,
 a deviation, a failed rollback or a missed RTO/RPO target, even when ``chaos`` exited 0)
-and prints the summary. Exit 0 pass, 1 fail, 2 bad usage.
+and prints the summary. Before anything runs, the twin gate (:mod:`.twin_gate`; on by
+default for ``--target eks``, ``--twin-gate`` for the sandbox) predicts the blast radius
+with the simulator and refuses a run beyond the experiment's safeguards (``--force``
+overrides). Exit 0 pass, 1 fail, 2 bad usage, 3 refused by the twin gate.
 """
 
 from __future__ import annotations
@@ -23,14 +26,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHORT_MODE", "Interrupts", "main", "rollback", "sandbox_env"]
+from .twin_gate import EXIT_REFUSED
+
+__all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
+           "sandbox_env"]
 
 #: Short mode for CI: 10 s warm-up, 4 s stats windows, 8 s sustain, 30 s recovery timeout,
-#: 15 s faults, 2 predictions.
+#: 15 s faults; the prediction keeps its 10 replications (a few seconds).
 SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
               "OMNISQL_RECOVERY_TIMEOUT": "30",
-              "OMNISQL_PREDICT_REPLICATIONS": "2", "OMNISQL_LOAD_SECONDS": "120",
+              "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "120",
               "OMNISQL_FAULT_SECONDS": "15"}
+#: Seconds the default ``--timeout`` adds to the run's own length: the hypotheses, the
+#: prediction, the rollbacks (a metadata rebuild runs pg tools) and a loaded machine.
+TIMEOUT_MARGIN = 180.0
 
 
 def sandbox_env(directory: Path) -> dict[str, str]:
@@ -49,8 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dir", type=Path, default=Path(os.environ.get("OMNISQL_SANDBOX_DIR",
                                                                      ".sandbox")))
     run.add_argument("--short", action="store_true", help="CI mode: small windows")
+    run.add_argument("--target", choices=("sandbox", "eks"),
+                     default=os.environ.get("OMNISQL_TARGET") or "sandbox",
+                     help="sandbox (the stand-in in --dir) or eks (OMNISQL_GATEWAY_URL, ...)")
     run.add_argument("--journal", type=Path, help="journal path (default: a temp file)")
-    run.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit, seconds")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="wall-clock limit, seconds (default: warm-up + the longer of the RTO "
+                     "target and the faults + sustain + a margin, from the scenario)")
+    gate = run.add_mutually_exclusive_group()
+    gate.add_argument("--twin-gate", dest="twin_gate", action="store_true", default=None,
+                      help="predict the blast radius first and refuse (exit 3) beyond the "
+                      "experiment's safeguards (default: on for eks, off for the sandbox)")
+    gate.add_argument("--no-twin-gate", dest="twin_gate", action="store_false")
+    run.add_argument("--force", action="store_true",
+                     help="run even when the twin gate refuses")
+    run.add_argument("--results", type=Path, default=None,
+                     help="results folder: facts.npz, summary.json, journal.json "
+                     "(default: a temp dir)")
     back = sub.add_parser("rollback", help="play an experiment's rollbacks alone")
     back.add_argument("experiment", type=Path)
     back.add_argument("--dir", type=Path, default=Path(os.environ.get("OMNISQL_SANDBOX_DIR",
@@ -65,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return 2 if exc.code else 0
+    if args.command == "run":
+        return _run_command(args)
     if not (args.dir / "state.json").exists():
         print(f"no running sandbox in {args.dir} (python -m sandbox up --detach)", file=sys.stderr)
         return 2
@@ -72,27 +98,39 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the last line of defence: no more cuts
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return rollback(args.experiment)
-    if args.command == "env":
-        for key, value in sandbox_env(args.dir).items():
-            print(f"export {key}='{value}'")
-        return 0
+    for key, value in sandbox_env(args.dir).items():
+        print(f"export {key}='{value}'")
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Check the experiment and its scenario, run the twin gate, then the experiment."""
+    from labcore.scenario_file import ScenarioError
+
     if not args.experiment.exists():
         print(f"no such experiment: {args.experiment}", file=sys.stderr)
         return 2
-    problem = _preflight(args.experiment)
-    if problem:
-        print(problem, file=sys.stderr)
+    try:
+        source = _source(args.experiment)
+        if source is not None:
+            _preflight(source)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    return _run(args)
+    gate_on = args.target == "eks" if args.twin_gate is None else args.twin_gate
+    if source is not None and gate_on and _twin_gate(args, source):
+        return EXIT_REFUSED
+    if args.target == "sandbox" and not (args.dir / "state.json").exists():
+        print(f"no running sandbox in {args.dir} (python -m sandbox up --detach)", file=sys.stderr)
+        return 2
+    return _run(args, source)
 
 
-def _preflight(experiment: Path) -> str | None:
-    """Refuse the experiment's scenario before anything runs if a check names a metric or
-    scope the registry does not know (``labcore.preflight``); None if it is fine."""
+def _source(experiment: Path) -> Any:
+    """The experiment's scenario (``ScenarioFile``) at its profile (``omnisql_profile``, or
+    ``$OMNISQL_PROFILE`` where the experiment reads it from the environment, else
+    ``standin``); None when the scenario itself comes from the environment."""
     import yaml
-
-    from labcore.preflight import check_checks
-    from labcore.scenario_file import ScenarioError
 
     from .settings import resolve_path, scenario_file
 
@@ -101,28 +139,78 @@ def _preflight(experiment: Path) -> str | None:
     if not isinstance(name, str):
         return None  # from the environment: the probes read and check it
     profile = config.get("omnisql_profile")
+    if isinstance(profile, dict) and profile.get("type") == "env":
+        profile = os.environ.get(str(profile.get("key")), profile.get("default"))
     settings = {"omnisql_scenario": str(resolve_path(name, str(experiment.parent))),
                 "omnisql_profile": profile if isinstance(profile, str) else "standin"}
-    try:
-        check_checks(scenario_file(settings), "chaos")
-    except ScenarioError as exc:
-        return f"error: {exc}"
-    return None
+    return scenario_file(settings)
 
 
-def _run(args: argparse.Namespace) -> int:
-    env = {**os.environ, **sandbox_env(args.dir),
-           "OMNISQL_EXPERIMENT_DIR": str(args.experiment.resolve().parent)}
-    if args.short:
-        env = {**SHORT_MODE, **env}
-    journal = args.journal or Path(tempfile.mkdtemp(prefix="omnisql-chaos-")) / "journal.json"
+def _preflight(source: Any) -> None:
+    """Refuse the experiment's scenario before anything runs if a check names a metric or
+    scope the registry does not know (``labcore.preflight``: raises ``ScenarioError``)."""
+    from labcore.preflight import check_checks
+
+    check_checks(source, "chaos")
+
+
+def _twin_gate(args: argparse.Namespace, source: Any) -> bool:
+    """Run the twin gate (:mod:`.twin_gate`) and print its figures; True: refuse the run
+    (the gate refused and ``--force`` was not given). Nothing has been injected yet."""
+    import yaml
+
+    from .twin_gate import run_gate, safeguards
+
+    env = {**SHORT_MODE, **os.environ} if args.short else dict(os.environ)
+    config = (yaml.safe_load(args.experiment.read_text()) or {}).get("configuration") or {}
+    result = run_gate(source, safeguards(config, source.scenario, env),
+                      int(env.get("OMNISQL_PREDICT_REPLICATIONS") or 10))
+    print(result.render(), flush=True)
+    if result.refused and args.force:
+        print("twin gate overridden by --force: running anyway", flush=True)
+    return result.refused and not args.force
+
+
+def default_timeout(scenario: Any, env: dict[str, str]) -> float:
+    """The wrapper's default wall-clock limit: warm-up, then the longer of the RTO target
+    (how long recovery is waited for) and the scenario's longest fault (a flood lasts
+    it), then the sustain and two windows, plus :data:`TIMEOUT_MARGIN`; each part as the
+    run will take it (``OMNISQL_WARMUP`` etc. in ``env``, short mode included)."""
+    def pick(key: str, fallback: float) -> float:
+        value = env.get(key)
+        return float(value) if value else float(fallback)
+
+    rto = [c.value for c in scenario.checks if c.metric.endswith("rto_seconds")]
+    durations = [float(getattr(f, "duration", None) or 0.0) for f in scenario.faults]
+    recovery = pick("OMNISQL_RECOVERY_TIMEOUT", max(rto) if rto else 900.0)
+    fault = pick("OMNISQL_FAULT_SECONDS", max(durations, default=0.0))
+    return (pick("OMNISQL_WARMUP", scenario.run.warmup) + max(recovery, fault)
+            + pick("OMNISQL_SUSTAIN", scenario.slo.sustain)
+            + 2 * pick("OMNISQL_WINDOW", scenario.run.window) + TIMEOUT_MARGIN)
+
+
+def _env(args: argparse.Namespace, results: Path) -> dict[str, str]:
+    """The ``chaos`` process's environment: the target, keys, short mode, results."""
+    env = {**os.environ, "OMNISQL_EXPERIMENT_DIR": str(args.experiment.resolve().parent),
+           "OMNISQL_RESULTS_DIR": str(results.resolve())}
+    env.update(sandbox_env(args.dir) if args.target == "sandbox" else {"OMNISQL_TARGET": "eks"})
+    return {**SHORT_MODE, **env} if args.short else env
+
+
+def _run(args: argparse.Namespace, source: Any) -> int:
+    results = args.results or Path(tempfile.mkdtemp(prefix="omnisql-chaos-"))
+    env = _env(args, results)
+    journal = args.journal or results / "journal.json"
+    timeout = args.timeout
+    if timeout is None:
+        timeout = default_timeout(source.scenario, env) if source is not None else 1800.0
     cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
            str(journal), str(args.experiment)]
     # A session of its own: a signal to our process group (Ctrl-C, `kill -- -PGID`) reaches
     # us only, and we alone decide what chaos receives (exactly one SIGINT).
     proc = subprocess.Popen(cmd, env=env, preexec_fn=interruptible, start_new_session=True)
     guard = Interrupts(proc)
-    code = guard.supervise(args.timeout)
+    code = guard.supervise(timeout)
     if guard.requested:
         _finish_interrupted(journal, args.experiment, env, guard)
     return _judge(journal, code, args.experiment.resolve().parent)

@@ -55,3 +55,4 @@ def reset() -> None:
     """Forget everything (a new experiment starts); running helpers are stopped by their owners."""
     with LEDGER.lock:
         LEDGER.faults.clear()
+        LEDGER.running.pop("rpo_seconds", None)  # measured by this run's failover, if any

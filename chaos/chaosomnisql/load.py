@@ -6,23 +6,46 @@ loop: Poisson arrivals per tenant at ``rate × workload.scale × factor``, each 
 key (the scenario's ``cache.keys``/``zipf_s``), sent by a small thread pool over one
 httpx client. It stops by itself after ``seconds`` or ``max_requests``, whichever first,
 and only ever talks to an allowlisted gateway (checked by the caller).
+
+Every answer is also recorded, at its completion time on the run's clock, in a
+:class:`loadtests.recorder.ClientRecorder` when one is given: the window facts from which
+the chaos verdict computes its metrics with the simulator's code (:mod:`.windows`). The
+client gives up after the scenario's ``topology.gateway.timeout`` (``plan.timeout``), as
+the simulator's client does; a request it gave up on counts as a ``timeout`` that took
+that long. It retries a whole query as the scenario's ``topology.gateway.retries`` says
+(attempts, outcomes, backoff, budget: :mod:`labcore.retries`, the simulator's own), and
+records the request once, with its final outcome and the time from its first attempt,
+plus the ``client.requests``/``attempts``/``retries``/``retries_denied`` counters.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from labcore.retries import ClientRetries, Tried, attempt
+from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
+from loadtests.recorder import classify
 
-__all__ = ["BackgroundLoad", "LoadPlan", "TenantLoad", "plan_from_scenario"]
+__all__ = ["BackgroundLoad", "LoadPlan", "Recording", "TenantLoad",
+           "plan_from_scenario"]
+
+
+class Recording(Protocol):
+    """Where answers are recorded (:class:`.windows.RunWindows`, thread-safe): a
+    :class:`loadtests.recorder.ClientRecorder`'s ``request`` and ``count``."""
+
+    def request(self, t: float, tenant: str, latency: float, outcome: str) -> None: ...
+    def count(self, t: float, name: str, n: int = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,10 @@ class LoadPlan:
     keys: int = 500
     zipf_s: float = 1.1
     seed: int = 1
+    #: The client's timeout per request (the scenario's ``topology.gateway.timeout``).
+    timeout: float = 5.0
+    #: The client's retries (the scenario's ``topology.gateway.retries``); None: one attempt.
+    retries: Retries | None = None
 
     @property
     def total_rate(self) -> float:
@@ -64,7 +91,8 @@ def plan_from_scenario(
     )
     cache = scenario.topology.cache
     return LoadPlan(loads, float(seconds), int(max_requests), int(cache.keys),
-                    float(cache.zipf_s), int(scenario.run.seed))
+                    float(cache.zipf_s), int(scenario.run.seed),
+                    float(scenario.topology.gateway.timeout), scenario.topology.gateway.retries)
 
 
 @dataclass
@@ -80,10 +108,12 @@ class LoadReport:
 
 
 class BackgroundLoad:
-    """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads."""
+    """Runs a :class:`LoadPlan` against ``gateway_url`` in background threads; records
+    each answer in ``recorder`` (if given) at ``time.monotonic() - origin``."""
 
     def __init__(self, plan: LoadPlan, gateway_url: str, keys: dict[str, str],
-                 workers: int = 8, transport: httpx.BaseTransport | None = None) -> None:
+                 workers: int | None = None, transport: httpx.BaseTransport | None = None,
+                 recorder: Recording | None = None, origin: float = 0.0) -> None:
         missing = [t.tenant for t in plan.tenants if t.tenant not in keys]
         if missing:
             raise ValueError(f"no API key for tenants {missing}")
@@ -92,8 +122,13 @@ class BackgroundLoad:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.report = LoadReport()
+        self.recorder, self.origin = recorder, origin
+        self.retries = ClientRetries(plan.retries, random.Random(plan.seed))
+        # Little's law: enough threads for every request in flight up to its timeout (an
+        # open-loop load must not fall behind its schedule because answers are slow).
+        workers = workers or max(8, min(64, math.ceil(plan.total_rate * plan.timeout)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
-        self._client = httpx.Client(timeout=15.0, transport=transport)
+        self._client = httpx.Client(timeout=plan.timeout, transport=transport)
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
 
     def start(self) -> BackgroundLoad:
@@ -144,13 +179,59 @@ class BackgroundLoad:
             return
 
     def _send(self, tenant: str, user: str, sql: str) -> None:
+        """One request: attempts until an answer the policy does not retry, or none left."""
         with self._lock:
             self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
+        start = time.monotonic()
+        tried = attempt(lambda: self._attempt(headers, sql), _outcome, self.retries,
+                        self._stop.wait)
+        self._record(tenant, start, time.monotonic(), tried)
+
+    def _attempt(self, headers: dict[str, str], sql: str) -> tuple[str, str | None, Any]:
+        """One attempt: status (``"error"``: no answer), error code, cache result."""
         try:
             response = self._client.post(self.url, json={"sql": sql}, headers=headers)
-            status = str(response.status_code)
+        except httpx.TimeoutException:
+            return "error", "UPSTREAM_TIMEOUT", None  # the client's timeout
         except httpx.HTTPError:
-            status = "error"
+            return "error", None, None
+        body = _body(response)
+        code = None if response.status_code == 200 else _error_code(body)
+        return str(response.status_code), code, body.get("cache")
+
+    def _record(self, tenant: str, start: float, end: float, tried: Tried[Any]) -> None:
+        status, _, cache = tried.answer
         with self._lock:
             self.report.by_status[status] += 1
+            if self.recorder is None:
+                return
+            t = end - self.origin
+            self.recorder.request(t, tenant, end - start, tried.outcome)
+            for name, n in (("client.requests", 1), ("client.attempts", tried.attempts),
+                            ("client.retries", tried.retries),
+                            ("client.retries_denied", tried.denied)):
+                self.recorder.count(t, name, n)
+            if status == "200" and cache is not None:
+                hit = cache in ("hit", "stale")
+                self.recorder.count(t, "cache.hits" if hit else "cache.misses")
+
+
+def _outcome(answer: tuple[str, str | None, Any]) -> str:
+    """The lab's outcome of one attempt's ``(status, error code, cache)``."""
+    status, code, _ = answer
+    return classify(0 if status == "error" else int(status), code)
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_code(body: dict[str, Any]) -> str | None:
+    """The gateway's error code (``{"error": {"code": ...}}``) of a failed answer."""
+    error = body.get("error")
+    return error.get("code") if isinstance(error, dict) else None

@@ -6,32 +6,53 @@ experiment's ``secrets`` or any request header), so it cannot leak a credential.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from labcore.registry import metric_key
 
-from .verdict import faults_injected, judge_checks, verdict
+from .verdict import faults_injected, judge_checks, probe_measured, verdict
 
-__all__ = ["build_summary", "predict", "render", "writes_lost"]
+__all__ = ["MIN_REPLICATIONS", "build_summary", "predict", "render", "writes_lost"]
 
 PREDICTED = ("rto_seconds", "rpo_seconds", "error_rate", "latency_p95")
+#: The fewest replications a prediction shown beside a run uses (its spread needs them).
+MIN_REPLICATIONS = 10
 
 
-def predict(scenario: Any, replications: int = 3) -> dict[str, dict[str, float | None]]:
-    """The simulator's estimate (mean and 95% CI over ``replications``) of the scenario's
-    check metrics (keyed ``metric`` or ``metric@over`` like ``sim.evaluate_checks``) and
-    a few headline metrics."""
+def _spread(values: list[float | None]) -> dict[str, float | None]:
+    """The 2.5-97.5% range of single replications (None if any has no value: a run that
+    did not recover), and how many had no value."""
+    clean = [float(v) for v in values if v is not None and not math.isnan(v)]
+    missing = len(values) - len(clean)
+    if missing or not clean:
+        return {"p2_5": None, "p97_5": None, "missing": float(missing)}
+    low, high = np.percentile(np.asarray(clean), [2.5, 97.5])
+    return {"p2_5": float(low), "p97_5": float(high), "missing": 0.0}
+
+
+def predict(scenario: Any, replications: int = MIN_REPLICATIONS,
+            ) -> dict[str, dict[str, float | None]]:
+    """The simulator's prediction of the scenario's check metrics (keyed ``metric`` or
+    ``metric@over`` like ``sim.evaluate_checks``) and a few headline metrics, over at least
+    :data:`MIN_REPLICATIONS` replications: the mean with its 95% CI, and the spread of
+    single runs (``p2_5``..``p97_5``: where one run, such as this experiment, may land)."""
     from labcore.metrics import aggregate, compute_metrics
     from sim import run_replications
 
-    runs = run_replications(scenario, replications=replications)
+    runs = run_replications(scenario, replications=max(MIN_REPLICATIONS, int(replications)))
     out: dict[str, dict[str, float | None]] = {}
     for scope in {"run"} | {c.over for c in scenario.checks}:
-        estimates = aggregate([compute_metrics(r, scope) for r in runs])  # type: ignore[arg-type]
+        per_run = [compute_metrics(r, scope) for r in runs]  # type: ignore[arg-type]
+        estimates = aggregate(per_run)
         wanted = {c.metric for c in scenario.checks if c.over == scope}
         wanted |= set(PREDICTED) if scope == "run" else set()
         for metric in wanted & set(estimates):
-            out[metric_key(metric, scope)] = estimates[metric].as_dict()
+            spread = _spread([r[metric] for r in per_run])
+            out[metric_key(metric, scope)] = {**estimates[metric].as_dict(), **spread,
+                                              "n": float(len(runs))}
     return out
 
 
@@ -74,6 +95,7 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
     (None: the target has no Prometheus), shown beside each check it read."""
     checks = scenario_file.scenario.checks
     judged = judge_checks(journal, checks)
+    stats = probe_measured(journal)  # the stand-in's own stats, shown beside
     results = {(r.name, r.metric, r.over): r for r in judged.results}
     skipped = {(s["name"], s["metric"], s["over"]): s["reason"] for s in judged.not_measured}
     targets = []
@@ -86,6 +108,7 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
             "passed": result.passed if result else None,
             "not_measured": skipped.get((c.label, c.metric, c.over)),
             "simulator": (prediction or {}).get(metric_key(c.metric, c.over)),
+            "stats": stats.get(metric_key(c.metric, c.over)),
             "prometheus": (prometheus or {}).get(metric_key(c.metric, c.over))})
     reasons = verdict(journal, checks)
     return {
@@ -98,8 +121,18 @@ def build_summary(journal: dict[str, Any], scenario_file: Any,
         "rollbacks": [{"name": r["activity"]["name"], "status": r.get("status")}
                       for r in journal.get("rollbacks") or []],
         "targets": targets, "simulator": prediction, "load": journal.get("omnisql_load"),
-        "writes_lost": writes_lost(journal),
+        "writes_lost": writes_lost(journal), "windows": _windows(journal),
     }
+
+
+def _windows(journal: dict[str, Any]) -> dict[str, Any] | None:
+    """How the run's window facts were cut (window, warm-up, sustain, count, marks) and
+    where ``facts.npz`` went; the headline metrics they give."""
+    windows = journal.get("omnisql_windows")
+    if not windows:
+        return None
+    return {k: windows.get(k) for k in ("window", "warmup", "sustain", "windows", "elapsed",
+                                         "marks", "facts", "measured")}
 
 
 def _fmt(value: Any) -> str:
@@ -115,6 +148,26 @@ def _hyp(h: dict[str, Any] | None) -> str:
         f"\n      {p['name']}: {p['status']}, "
         f"tolerance {'met' if p['tolerance_met'] else 'NOT met'}"
         for p in h["probes"])
+
+
+def _stats_text(target: dict[str, Any]) -> str:
+    """The stand-in's stats as a probe read them (shown beside; the windows are judged)."""
+    if "stats" not in target or target["stats"] is None:
+        return ""
+    return f" | stand-in stats {_fmt(target['stats'])}"
+
+
+def _sim_text(sim: dict[str, Any]) -> str:
+    """Mean, the spread of single runs (where this one run may land) and the mean's CI."""
+    text = f"{_fmt(sim.get('mean'))}"
+    if sim.get("n"):
+        missing = int(sim.get("missing") or 0)
+        spread = (f"{_fmt(sim.get('p2_5'))}..{_fmt(sim.get('p97_5'))}" if not missing
+                  else f"{missing} of {int(sim['n'])} runs have none")
+        text += f" (single runs 2.5-97.5%: {spread}, n={int(sim['n'])};"
+    else:
+        text += " ("
+    return text + f" 95% CI of the mean {_fmt(sim.get('ci_low'))}..{_fmt(sim.get('ci_high'))})"
 
 
 def _prom_text(reading: dict[str, Any] | None) -> str:
@@ -147,9 +200,8 @@ def render(summary: dict[str, Any]) -> str:
         sim = t["simulator"] or {}
         here = _fmt(t["measured"]) if t["is_measured"] else f"not measured ({t['not_measured']})"
         lines.append(f"     {t['metric']} over {t['over']} {t['op']} {t['target']:g}: {here}"
-                     f"{_prom_text(t.get('prometheus'))}  | simulator "
-                     f"{_fmt(sim.get('mean'))} (95% CI {_fmt(sim.get('ci_low'))}.."
-                     f"{_fmt(sim.get('ci_high'))})")
+                     f"{_stats_text(t)}{_prom_text(t.get('prometheus'))}  | simulator "
+                     f"{_sim_text(sim)}")
         if lost is not None and t["metric"] == "rpo_seconds":
             lines.append(f"       {_lost_text(lost)}")  # the RPO in writes, beside it
             lost = None
@@ -157,4 +209,9 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"   {_lost_text(lost)}")
     if summary.get("load"):
         lines.append(f"   background load: {summary['load']}")
+    windows = summary.get("windows")
+    if windows:
+        lines.append(f"   measured on the load's client windows ({windows['window']:g} s, "
+                     f"warm-up {windows['warmup']:g} s, sustain {windows['sustain']:g} s, "
+                     f"{windows.get('windows') or 0} windows); facts: {windows['facts']}")
     return "\n".join(lines)

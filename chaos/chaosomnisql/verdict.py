@@ -5,11 +5,14 @@ method is then skipped). :func:`verdict` reads the journal and lists every reaso
 must not count as a pass; an empty list means it passed. It is a pure function of the
 journal and the scenario's checks, used by the control and by the wrapper.
 
-The measuring probes report stand-in values over the experiment's measurement window,
-which the metric registry (:mod:`labcore.registry`) counts as scope ``run``. Each check is
-judged by :func:`labcore.checks.judge` over its own scope: a check ``over:
-outside_recovery`` is "not measured" here (the registry says chaos cannot observe that
-scope), never judged on the whole window's value.
+The numbers judged are those of the run's window facts (the journal's
+``omnisql_windows.measured``, written by the load control: the load's client windows
+through the simulator's metric code, each check over its own scope, see
+:mod:`chaosomnisql.windows`). A metric the windows lack (a journal without them, or the
+RPO of a run too short for one window) falls back to the measuring probes' value over
+scope ``run`` (the stand-in's stats). Each check is judged by :func:`labcore.checks.judge`
+over its own scope: a check neither measured over its scope is "not measured", never
+judged on another scope's value.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 from labcore.checks import Judgement, judge
 from labcore.registry import metric_key
 
-__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "judge_checks", "measured", "verdict"]
+__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "judge_checks", "measured",
+           "probe_measured", "verdict", "window_measured"]
 
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
@@ -42,9 +46,21 @@ def _last_line(text: Any) -> str:
 
 
 def measured(journal: dict[str, Any]) -> dict[str, float | None]:
+    """``{metric key: value}`` the verdict judges: the window facts' values, and the
+    probes' for metrics the window facts lack."""
+    return {**probe_measured(journal), **window_measured(journal)}
+
+
+def window_measured(journal: dict[str, Any]) -> dict[str, float | None]:
+    """``{metric key: value}`` of the run's window facts (empty without them)."""
+    windows = journal.get("omnisql_windows") or {}
+    return {k: None if v is None else float(v) for k, v in (windows.get("measured") or {}).items()}
+
+
+def probe_measured(journal: dict[str, Any]) -> dict[str, float | None]:
     """``{metric key: value}`` for each scenario metric a probe of the method measured (a
     probe that failed measured its metrics as None: a missing observation never passes).
-    Probes measure over scope ``run``: the key is the bare metric name."""
+    Probes read the stand-in's stats over scope ``run``: the key is the bare metric name."""
     out: dict[str, float | None] = {}
     for entry in journal.get("run") or []:
         if _func(entry) not in MEASURES:

@@ -11,6 +11,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from labcore.facts import OUTCOMES
+from labcore.retries import Backoff, RetryBudget  # shared with the chaos load
 from labcore.scenario import Retries
 
 from ..kernel import Recorder, Streams, schedule
@@ -23,47 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["Client", "Backoff", "RetryBudget"]
 
 
-class Backoff:
-    """Delay before retry ``n`` (1-based) under one of the classic strategies."""
-
-    def __init__(self, spec: Retries, streams: Streams) -> None:
-        self.strategy, self.base, self.cap = spec.backoff, spec.base, spec.cap
-        self.rng = streams.get("client.backoff")
-
-    def delay(self, request: Request, n: int) -> float:
-        ceiling = min(self.cap, self.base * 2.0 ** (n - 1))
-        strategy = self.strategy
-        if strategy == "none":
-            return 0.0
-        if strategy == "exponential":
-            return ceiling
-        if strategy == "full_jitter":
-            return self.rng.uniform(0.0, ceiling)
-        if strategy == "equal_jitter":
-            return ceiling / 2.0 + self.rng.uniform(0.0, ceiling / 2.0)
-        previous = request.backoff or self.base  # decorrelated jitter
-        request.backoff = min(self.cap, self.rng.uniform(self.base, previous * 3.0))
-        return request.backoff
-
-
-class RetryBudget:
-    """Retries may not exceed ``ratio`` of first attempts: every first attempt earns
-    ``ratio`` of a token (up to ``reserve`` saved; :meth:`Client.send` adds it, on the hot
-    path), every retry spends one."""
-
-    def __init__(self, ratio: float | None, reserve: float = 100.0) -> None:
-        self.ratio, self.reserve = ratio, reserve
-        self.tokens = reserve if ratio is not None else 0.0
-
-    def spend(self) -> bool:
-        if self.ratio is None:
-            return True
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class Client:
     """Sends each request through ``enter`` and turns attempt outcomes into results."""
 
@@ -72,7 +32,7 @@ class Client:
         self.env, self.timeout, self.recorder = env, timeout, recorder
         self.max_attempts = spec.max_attempts
         self.retry_on = frozenset(OUTCOME_INDEX[o] for o in spec.on)
-        self.backoff = Backoff(spec, streams)
+        self.backoff = Backoff(spec, streams.get("client.backoff"))
         self.budget = RetryBudget(spec.budget)
         self.enter: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
         self.release: Callable[[Attempt], None] = lambda attempt: None

@@ -164,8 +164,14 @@ def test_rate_limit_flood_is_not_contained_without_the_runbook(
     assert journal["steady_states"]["before"]["steady_state_met"], out[-3000:]
     assert _mechanical(journal) == []
     assert journal["omnisql_load"]["sent"] > 0
-    flood = next(e for e in journal["run"] if e["activity"]["name"] == "stop-tenant-flood")
+    flood = next(e for e in journal["run"] if e["activity"]["name"] == "wait-tenant-flood")
     assert flood["output"]["sent"] > 0  # the flood really ran
+    # ... for the whole fault duration (short mode: 15 s), not until recovery was seen
+    assert flood["output"]["ran_seconds"] >= float(SHORT_MODE["OMNISQL_FAULT_SECONDS"]) - 1.0
+    windows = journal["omnisql_windows"]
+    assert windows["measured"] and windows["windows"] > 0
+    assert [m[0] for m in windows["marks"]] == ["traffic_surge"]
+    assert journal["omnisql_summary"]["windows"]["facts"] is not None
     # The scenario says it ("without the runbook's action: expected to FAIL"): the noisy
     # tenant's Retry-After waits hold the shared connector slots and the other tenants
     # leave their SLO. This used to pass only because the stand-in ignored the scenario's

@@ -94,9 +94,9 @@ def test_measured_checks_use_the_scenario_targets() -> None:
 
 def test_a_check_is_judged_over_its_own_scope_never_on_the_whole_window() -> None:
     """The flood's victims' P95 ``over: outside_recovery`` cannot be judged on the whole
-    fault window's value the traffic probe measures: not measured, because the registry
-    says chaos observes it only over ``run``; the summary shows that scope and the
-    simulator's prediction for the same key."""
+    fault window's value the traffic probe measures: without the run's window facts
+    (which measure it over its own scope) it is not measured; the summary shows that
+    scope and the simulator's prediction for the same key."""
     from chaosomnisql.summary import build_summary, render
 
     source = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin")
@@ -111,7 +111,7 @@ def test_a_check_is_judged_over_its_own_scope_never_on_the_whole_window() -> Non
     summary = build_summary(journal, source, prediction)
     target = next(t for t in summary["targets"] if t["metric"] == scoped[0].metric)
     assert target["over"] == "outside_recovery" and not target["is_measured"]
-    assert target["measured"] is None and "only over run" in target["not_measured"]
+    assert target["measured"] is None and "not measured by this chaos run" in target["not_measured"]
     assert target["simulator"]["mean"] == 0.4
     assert "tenants_except.umbrella.latency_p95 over outside_recovery" in render(summary)
     run_scoped = _journal(run=[_entry("measure_traffic", output={"measured": {"error_rate": 0.5}})])
@@ -277,3 +277,18 @@ def test_summary_shows_acknowledged_writes_lost_beside_the_rpo() -> None:
     failed = _journal(run=[_entry("acknowledged_writes_lost", "failed")])
     assert "acknowledged writes lost: not measured" in render(build_summary(failed, scenario,
                                                                             None))
+
+
+def test_the_wrappers_default_timeout_covers_warmup_recovery_and_sustain() -> None:
+    """warm-up + max(RTO target, longest fault) + sustain + 2 windows + margin, from the
+    scenario (auth_failure's full run was longer than the old fixed 600 s)."""
+    from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
+
+    auth = read_scenario("scenarios/auth_failure.yaml", profile="standin").scenario
+    assert (auth.run.warmup, auth.slo.sustain, auth.run.window) == (30.0, 120.0, 10.0)
+    assert default_timeout(auth, {}) == 30 + 600 + 120 + 20 + TIMEOUT_MARGIN > 600
+    flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
+    assert default_timeout(flood, {}) == 30 + max(300, 240) + 120 + 20 + TIMEOUT_MARGIN
+    assert default_timeout(flood, {"OMNISQL_FAULT_SECONDS": "400"}) == (
+        30 + 400 + 120 + 20 + TIMEOUT_MARGIN)
+    assert default_timeout(auth, SHORT_MODE) == 10 + max(30, 15) + 8 + 8 + TIMEOUT_MARGIN

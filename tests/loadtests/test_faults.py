@@ -75,3 +75,32 @@ def test_a_refused_fault_call_is_recorded_as_failed() -> None:
     runner.run(lambda: 0.0)
     assert [a.path for a in runner.failed] == ["/bad"]
     assert runner.reset() == 0
+
+
+def test_the_reset_renews_the_tokens_the_test_revoked() -> None:
+    """The fault API's reset does not refresh tokens: the runner asks for a bulk refresh of
+    every provider it revoked, so the next run does not start with 401s."""
+    calls: list[tuple[str, dict | None]] = []
+
+    def call(base: str, action: Action) -> int:
+        calls.append((action.path, action.body))
+        return 200
+
+    actions = [Action(1.0, "POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0}),
+               Action(2.0, "POST", "/faults/az/az-a/lose")]
+    runner = FaultRunner("http://127.0.0.1:1", actions, call=call, sleep=lambda s: None)
+    runner.run(lambda: 0.0)
+    assert runner.reset() == 200
+    assert calls[2:] == [("/faults/reset", None), ("/admin/tokens/refresh", {"provider": "crm"})]
+
+
+def test_a_failed_token_refresh_fails_the_reset() -> None:
+    def call(base: str, action: Action) -> int:
+        return 503 if action.path == "/admin/tokens/refresh" else 200
+
+    actions = [Action(0.0, "POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0})]
+    runner = FaultRunner("http://127.0.0.1:1", actions, call=call, sleep=lambda s: None)
+    runner.run(lambda: 0.0)
+    assert runner.reset() == 503
+    assert [(a.path, code) for a, code in runner.undone] == [
+        ("/faults/reset", 200), ("/admin/tokens/refresh", 503)]

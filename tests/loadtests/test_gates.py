@@ -25,10 +25,11 @@ def _steady(scenario, latency: float, error_every: int = 0, until: float = 60.0,
 def test_observable_metrics() -> None:
     for metric in ("latency_p95", "error_rate", "errors.rate_limited", "tenant.acme.latency_p95",
                    "cache.hit_ratio", "slo_window_compliance", "loadgen.late",
-                   "tenants_except.globex.error_rate", "tenants_except.globex.latency_p95"):
+                   "tenants_except.globex.error_rate", "tenants_except.globex.latency_p95",
+                   "retry_amplification", "client.retries"):  # the client retries (issue 18)
         assert is_observable(metric), metric
     for metric in ("engine.utilization", "rpo_seconds", "connector.rate_limited",
-                   "tenant.acme.rate_limited", "retry_amplification"):
+                   "tenant.acme.rate_limited", "client.wasted"):
         assert not is_observable(metric), metric
     for metric in ("rto_seconds", "tenants_except.globex.rto_seconds"):
         assert not is_observable(metric) and is_observable(metric, faults_applied=True)

@@ -82,3 +82,18 @@ def test_a_worker_clock_starts_at_the_masters_start(sandbox_dir: str) -> None:
     assert session.now() == 0.0
     session.start(time.time() - 0.8)  # the spawn message arrived 0.8 s after the start
     assert 0.8 <= session.now() < 1.5
+
+
+def test_a_fault_the_sandbox_cannot_inject_is_refused_only_when_injecting(
+        sandbox_dir: str) -> None:
+    """regional_failover's region_loss has no fault-API call: a plain load test of that
+    scenario runs (the faults are someone else's, or none), --inject-faults is refused."""
+    from loadtests.faults import FaultPlanError
+
+    regional = str(Path(BASELINE).parent / "regional_failover.yaml")
+    session = build_session(_options(scenario=regional, sandbox_dir=sandbox_dir, run_time=30),
+                            None)
+    assert session.actions == [] and not session.faults_applied
+    with pytest.raises(FaultPlanError, match="region_loss"):
+        build_session(_options(scenario=regional, sandbox_dir=sandbox_dir, run_time=30,
+                               inject_faults=True), None)

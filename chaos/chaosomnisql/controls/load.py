@@ -5,6 +5,12 @@ hypothesis has traffic to judge), waits ``warmup`` seconds, and stops after the 
 Load = the scenario's tenants at its ``standin`` rates (``workload.scale`` applied), for
 at most ``seconds`` and ``max_requests``; the API keys come from ``secrets``.
 
+Every answer goes into the run's windows (:class:`chaosomnisql.windows.RunWindows`). When
+the load stops, the windows become window facts: their metrics, over each check's scope,
+go into the journal (``omnisql_windows``: what the verdict judges) and, with
+``omnisql_results_dir``, ``facts.npz`` is written there. This control must be declared
+before ``omnisql-verdict`` (Chaos Toolkit runs the after-controls in declared order).
+
     controls:
       - name: omnisql-load
         provider: {type: python, module: chaosomnisql.controls.load,
@@ -26,10 +32,20 @@ from ..api import admin_call
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
+from ..windows import RunWindows, measured_metrics
 
-__all__ = ["after_experiment_control", "before_experiment_control"]
+__all__ = ["WINDOWS", "after_experiment_control", "before_experiment_control"]
 logger = logging.getLogger("chaostoolkit")
 _KEY = "load"
+#: The ledger's key of the run's :class:`~chaosomnisql.windows.RunWindows`.
+WINDOWS = "windows"
+
+
+def _windows(scenario: Any, warmup: float, configuration: Configuration) -> RunWindows:
+    """The run's windows: ``omnisql_window``/``omnisql_sustain`` or the scenario's."""
+    window = float(setting(configuration, "window") or scenario.run.window)
+    sustain = float(setting(configuration, "sustain") or scenario.slo.sustain)
+    return RunWindows(scenario, window, warmup, sustain)
 
 
 def before_experiment_control(context: Experiment, seconds: float | None = None,
@@ -61,7 +77,10 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     seed = int(setting(configuration, "load_seed") or secrets_module.randbits(31))
     plan = dataclasses.replace(plan_from_scenario(scenario, float(seconds), cap), seed=seed)
     ledger.LEDGER.running["load_seed"] = seed
-    load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets))
+    windows = _windows(scenario, float(warmup), configuration)
+    ledger.LEDGER.running[WINDOWS] = windows
+    load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets),
+                          recorder=windows, origin=windows.origin)
     ledger.LEDGER.running[_KEY] = load.start()
     logger.info(f"omnisql: background load {plan.total_rate:.1f} req/s for at most "
                 f"{seconds:g} s / {cap} requests")
@@ -82,5 +101,28 @@ def after_experiment_control(context: Experiment, state: Journal = None,
         return
     report = {**load.stop().as_dict(), "seed": ledger.LEDGER.running.pop("load_seed", None)}
     logger.info(f"omnisql: background load sent {report['sent']}: {report['by_status']}")
+    windows = ledger.LEDGER.running.pop(WINDOWS, None)
     if state is not None:
         state["omnisql_load"] = report
+        if windows is not None:
+            state["omnisql_windows"] = window_report(windows, configuration)
+
+
+def window_report(windows: RunWindows, configuration: Configuration) -> dict[str, Any]:
+    """The run's window facts judged with the simulator's code: ``measured`` ``{metric
+    key: value}`` per check and headline metric, and where ``facts.npz`` went (if
+    anywhere). No whole window: ``measured`` is empty, so every check is not measured."""
+    facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"))
+    out: dict[str, Any] = {"window": windows.window, "warmup": windows.warmup,
+                           "sustain": windows.sustain, "elapsed": round(windows.now(), 3),
+                           "measured": {}, "facts": None}
+    if facts is None:
+        return out
+    out["windows"] = len(facts.arrays["start"])
+    out["marks"] = [[m.kind, round(m.start, 3), None if m.end is None else round(m.end, 3)]
+                    for m in facts.marks]
+    out["measured"] = measured_metrics(facts, windows.scenario.checks)
+    results = setting(configuration, "results_dir")
+    if results:
+        out["facts"] = str(windows.save(facts, results))
+    return out

@@ -1,0 +1,218 @@
+"""The chaos run's windows are the lab's window facts, judged with the simulator's code.
+
+Hand-built windows (no sandbox, no network): what the chaos verdict judges equals
+``labcore.metrics.compute_metrics`` on the same facts, the P95 over several tenants is the
+pooled one (not the worst tenant's), and the load records what it got back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from chaosomnisql.ledger import FaultRecord
+from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad
+from chaosomnisql.verdict import judge_checks, measured, verdict
+from chaosomnisql.windows import RunWindows, measured_metrics
+
+from labcore.checks import judge
+from labcore.facts import load_facts
+from labcore.metrics import compute_metrics
+from labcore.registry import metric_key
+from sim import read_scenario
+
+FLOOD = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
+W = 4.0  # seconds per window, as in short mode
+
+
+def _fill(windows: RunWindows, start: int, stop: int, tenant: str, n: int, latency: float,
+          outcome: str = "ok") -> None:
+    """``n`` answers per window for windows ``start``..``stop - 1``, mid-window."""
+    for k in range(start, stop):
+        for _ in range(n):
+            windows.request(k * W + W / 2, tenant, latency, outcome)
+
+
+def _flood_run() -> tuple[RunWindows, list[FaultRecord]]:
+    """12 windows; umbrella floods from 16 s (window 4) to 36 s; the victims breach the
+    SLO in windows 4-5 (errors) and meet it from window 6 on. acme answers fast, globex
+    is slower but rare, so the worst tenant's P95 is far above the pooled P95."""
+    windows = RunWindows(FLOOD, window=W, warmup=8.0, sustain=8.0, origin=1000.0)
+    _fill(windows, 0, 12, "acme", 100, 0.1)
+    _fill(windows, 0, 12, "globex", 4, 2.0)   # 4 of 104 victims' answers: < 5%
+    _fill(windows, 0, 12, "initech", 1, 0.1)
+    _fill(windows, 4, 6, "acme", 10, 0.1, "unavailable")
+    _fill(windows, 4, 9, "umbrella", 50, 0.05, "rate_limited")
+    flood = FaultRecord("traffic_surge", "umbrella", started_at=1016.0, wall_started=0.0,
+                        restored_at=1036.0)
+    return windows, [flood]
+
+
+def _journal(facts_measured: dict, probes: dict | None = None) -> dict:
+    run = [{"activity": {"name": "measure_traffic", "provider": {"func": "measure_traffic",
+                                                                 "arguments": {}}},
+            "status": "succeeded", "output": {"measured": probes}}] if probes else []
+    return {"status": "completed", "deviated": False, "run": run, "rollbacks": [],
+            "steady_states": {"before": {"steady_state_met": True}},
+            "omnisql_windows": {"measured": facts_measured}}
+
+
+def test_the_chaos_verdict_and_compute_metrics_agree_on_the_same_facts() -> None:
+    windows, faults = _flood_run()
+    facts = windows.facts(faults, elapsed=48.0)
+    assert facts is not None and len(facts.arrays["start"]) == 12
+    assert [(m.kind, m.start, m.end) for m in facts.marks] == [("traffic_surge", 16.0, 36.0)]
+    got = measured_metrics(facts, FLOOD.checks)
+    for check in FLOOD.checks:
+        expected = compute_metrics(facts, check.over)[check.metric]
+        assert got[metric_key(check.metric, check.over)] == pytest.approx(expected)
+    # The victims breach in windows 4-5 and hold the SLO from window 6 (24 s) for 8 s.
+    assert got["tenants_except.umbrella.rto_seconds"] == pytest.approx(24.0 - 16.0)
+    assert got["tenants_except.umbrella.error_rate@outside_recovery"] == 0.0
+    # The verdict judges exactly those values, each over its own scope.
+    judged = judge_checks(_journal(got), FLOOD.checks)
+    direct = judge(FLOOD.checks, {metric_key(c.metric, c.over): compute_metrics(facts, c.over)
+                                  [c.metric] for c in FLOOD.checks}, "chaos")
+    assert [(r.name, r.observed, r.passed) for r in judged.results] == [
+        (r.name, pytest.approx(r.observed), r.passed) for r in direct.results]
+    assert len(judged.results) == 3 and not judged.not_measured
+    assert verdict(_journal(got), FLOOD.checks) == []
+
+
+def test_the_p95_over_tenants_is_pooled_not_the_worst_tenants() -> None:
+    windows, faults = _flood_run()
+    facts = windows.facts(faults, elapsed=48.0)
+    assert facts is not None
+    got = measured_metrics(facts, FLOOD.checks)
+    pooled = got["tenants_except.umbrella.latency_p95@outside_recovery"]
+    worst = compute_metrics(facts, "outside_recovery")["tenant.globex.latency_p95"]
+    assert pooled == pytest.approx(0.1, rel=0.02)  # 2% log bins
+    assert worst == pytest.approx(2.0, rel=0.02)
+    # The window facts win over the stand-in's stats probe (which took the worst tenant's).
+    journal = _journal(got, {"tenants_except.umbrella.latency_p95": worst})
+    assert measured(journal)["tenants_except.umbrella.latency_p95@outside_recovery"] == pooled
+    assert measured(journal)["tenants_except.umbrella.latency_p95"] == worst  # run: probe's
+
+
+def test_a_victim_breach_fails_the_verdict_through_the_same_rule() -> None:
+    windows, faults = _flood_run()
+    _fill(windows, 6, 12, "globex", 10, 0.1, "unavailable")  # never recovers
+    facts = windows.facts(faults, elapsed=48.0)
+    assert facts is not None
+    got = measured_metrics(facts, FLOOD.checks)
+    assert got["tenants_except.umbrella.rto_seconds"] is None
+    assert compute_metrics(facts)["tenants_except.umbrella.rto_seconds"] is None
+    reasons = verdict(_journal(got), FLOOD.checks)
+    assert any("tenants_except.umbrella.rto_seconds = None" in r for r in reasons)
+
+
+def test_facts_npz_reads_back_to_the_same_metrics(tmp_path) -> None:
+    windows, faults = _flood_run()
+    facts = windows.facts(faults, rpo_seconds=1.5, elapsed=48.0)
+    assert facts is not None and facts.rpo_losses == ((16.0, 1.5),)
+    path = windows.save(facts, tmp_path / "results")
+    back = load_facts(path, facts.scenario)
+    assert back.scenario.run.window == W and back.marks == facts.marks
+    a, b = compute_metrics(facts, "outside_recovery"), compute_metrics(back, "outside_recovery")
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)  # NaN == NaN
+    assert b["rpo_seconds"] == 1.5
+
+
+def test_too_short_a_run_has_no_window_facts() -> None:
+    windows = RunWindows(FLOOD, window=W, warmup=8.0, sustain=8.0, origin=0.0)
+    assert windows.facts([], elapsed=11.0) is None
+
+
+def test_the_load_records_each_answer_with_the_lab_outcome_and_the_scenario_timeout() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.headers["Authorization"]
+        if key == "Bearer slow":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if key == "Bearer limited":
+            return httpx.Response(429, json={"error": {"code": "RATE_LIMIT_EXHAUSTED"}})
+        return httpx.Response(200, json={"rows": [], "cache": "hit"})
+
+    windows = RunWindows(FLOOD, window=W, warmup=0.0, sustain=8.0)
+    mix = (("crm.accounts", 1.0),)
+    plan = LoadPlan((TenantLoad("acme", 2000.0, 5, mix), TenantLoad("globex", 2000.0, 5, mix),
+                     TenantLoad("initech", 2000.0, 5, mix)), 30.0, 60, timeout=0.25)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "ok", "globex": "limited",
+                                                        "initech": "slow"},
+                          transport=httpx.MockTransport(handler), recorder=windows,
+                          origin=windows.origin)
+    assert load._client.timeout.read == 0.25  # the plan's (the scenario's) client timeout
+    report = load.start().wait(5)
+    outcomes = windows.recorder.arrays(1)["outcomes"][0]
+    assert report.sent == 60 == int(outcomes.sum())
+    by_tenant = {t: dict(zip(("ok", "timeout", "rate_limited"), outcomes[i][:3].tolist()))
+                 for i, t in enumerate(("acme", "globex", "initech"))}
+    assert by_tenant["acme"]["ok"] == report.by_status["200"]
+    assert by_tenant["globex"]["rate_limited"] == report.by_status["429"]
+    assert by_tenant["initech"]["timeout"] == report.by_status["error"]
+    counters = dict(zip(windows.recorder.arrays(1)["counter_names"],
+                        windows.recorder.arrays(1)["counters"][0].tolist()))
+    assert counters["cache.hits"] == report.by_status["200"]
+
+
+def test_the_load_plan_takes_the_scenarios_client_timeout() -> None:
+    from chaosomnisql.load import plan_from_scenario
+
+    plan = plan_from_scenario(FLOOD, 10, 50)
+    assert plan.timeout == FLOOD.topology.gateway.timeout == 5.0
+
+
+def _flaky(failures: int) -> httpx.MockTransport:
+    """Attempts fail ``failures`` times (503 NO_HEALTHY_AZ), then one answers, in turn (one
+    worker: a request's attempts are consecutive)."""
+    count = [0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        count[0] += 1
+        if count[0] % (failures + 1):
+            return httpx.Response(503, json={"error": {"code": "NO_HEALTHY_AZ"}})
+        return httpx.Response(200, json={"rows": []})
+    return httpx.MockTransport(handler)
+
+
+def _retrying_load(failures: int, budget: float | None) -> tuple[RunWindows, BackgroundLoad]:
+    from labcore.scenario import Retries
+
+    windows = RunWindows(FLOOD, window=W, warmup=0.0, sustain=8.0)
+    spec = Retries(max_attempts=3, backoff="exponential", base="1ms", cap="2ms",
+                   budget=budget)
+    plan = LoadPlan((TenantLoad("acme", 2000.0, 5, (("crm.accounts", 1.0),)),), 30.0, 20,
+                    retries=spec)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"}, workers=1,
+                          transport=_flaky(failures), recorder=windows, origin=windows.origin)
+    return windows, load
+
+
+def _totals(windows: RunWindows) -> tuple[Any, dict[str, int]]:
+    """Outcomes of tenant 0 and the counters, summed over every window recorded."""
+    arrays = windows.recorder.arrays(max(windows.recorder.windows) + 1)
+    counters = dict(zip(arrays["counter_names"], arrays["counters"].sum(axis=0).tolist()))
+    return arrays["outcomes"][:, 0].sum(axis=0), counters
+
+
+def test_the_load_retries_as_the_scenarios_client_does() -> None:
+    """Two 503s then an answer, three attempts allowed: every request ends ok, once, with
+    three attempts (the simulator's retry_amplification reads 3)."""
+    windows, load = _retrying_load(failures=2, budget=None)
+    report = load.start().wait(10)
+    outcomes, counters = _totals(windows)
+    assert report.sent == int(outcomes.sum()) == int(outcomes[0])  # all ok, each once
+    assert counters["client.requests"] == report.sent
+    assert counters["client.attempts"] == counters["client.requests"] * 3
+    assert counters["client.retries"] == counters["client.requests"] * 2
+    assert FLOOD.topology.gateway.retries.max_attempts == 3  # what plan_from_scenario passes
+
+
+def test_an_exhausted_retry_budget_lets_the_error_stand() -> None:
+    windows, load = _retrying_load(failures=10**6, budget=0.0)  # every attempt fails
+    load.retries.budget.tokens = 0.0  # nothing saved, nothing earned
+    report = load.start().wait(10)
+    outcomes, counters = _totals(windows)
+    assert report.sent == counters["client.retries_denied"] == int(outcomes.sum())
+    assert outcomes[0] == 0 and counters.get("client.retries", 0) == 0
