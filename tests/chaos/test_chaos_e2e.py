@@ -184,15 +184,15 @@ def test_rate_limit_flood_is_not_contained_without_the_runbook(
 
 # Known defect, found when issue 18's branches were merged (see the closing note): with the
 # stand-in configured from cache_stampede's standin profile (provider app limit 4/s, 100 keys)
-# and the chaos client's timeout now the scenario's 5 s, the cold cache is still filling when
-# short mode's 10 s warm-up ends, so the before-hypothesis fails (34% timeouts). With the
-# scenario's own 30 s warm-up the short run outlasts the wrapper's short-mode limit (236 s);
-# why it runs that long is not yet known.
-_COLD_START = pytest.mark.xfail(reason="cache_stampede short mode: cold cache under the "
-                                "scenario's provider limits (known defect, issue 18)")
+# and the chaos client's timeout now the scenario's 5 s, the before-hypothesis fails: 34% of
+# requests fail (timeouts) after short mode's 10 s warm-up, and still 35% (169 of 476) after the
+# scenario's own 30 s warm-up, while the simulator predicts this steady state within the SLO.
+# A stand-in/simulator disagreement at this profile, not yet diagnosed.
+_STANDIN_DISAGREES = pytest.mark.xfail(reason="cache_stampede at the standin profile: the stand-in "
+                                "leaves the SLO before any fault (known defect, issue 18)")
 
 
-@pytest.mark.parametrize("name", [pytest.param("cache_stampede", marks=_COLD_START),
+@pytest.mark.parametrize("name", [pytest.param("cache_stampede", marks=_STANDIN_DISAGREES),
                                   "canary_bad_release", "regional_failover"])
 def test_short_mode_runs_inject_measure_and_roll_back(chaos_sandbox: ChaosSandbox,
                                                      name: str) -> None:
