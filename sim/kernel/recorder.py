@@ -5,8 +5,8 @@ tenant, a log-binned histogram of successful requests' latencies (2% bins: perce
 exact to within ±1%), outcome counts and the successes' latency sum; for failed requests,
 one histogram and latency sum per window (all tenants: see :mod:`labcore.facts`); plus
 named counters (cache hits, 429s, retries...) and, per tier, the queueing integrals of
-its stations. Memory grows with the number of
-windows only, never with the number of requests.
+its stations. Memory grows with the number of windows only, never with the number of
+requests.
 
 The window being filled is held in Python lists (the hot path's ``+= 1`` on a list is
 several times cheaper than on a numpy array); a sealed window is copied into
