@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.auth import internal_headers
+from sandbox.deadline import budget_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
@@ -147,7 +148,7 @@ class Gateway:
             if backend is None:
                 break
             try:
-                return await self._send(backend, info)
+                return await self._send(backend, info, started + self.timeout)
             except _RETRYABLE:
                 if not self.zone_retry:
                     raise ApiError(502, "ENGINE_UNAVAILABLE",
@@ -162,11 +163,12 @@ class Gateway:
             return last
         raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
 
-    async def _send(self, backend: Backend, info: QueryContext) -> Response:
+    async def _send(self, backend: Backend, info: QueryContext, deadline: float) -> Response:
         assert self.session is not None
         try:
             async with self.session.post(f"{backend.url}/query",
                                          json={"tenant": info.tenant, "sql": info.sql},
+                                         headers=budget_headers(deadline),
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)
                                          ) as resp:
                 content = await resp.read()
