@@ -26,7 +26,8 @@ __all__ = [
 
 
 class HealthCheck(Strict):
-    """The load balancer's view of a zone: detection takes interval × failure_threshold."""
+    """The load balancer's view of a zone: detection takes between (failure_threshold - 1) ×
+    interval and failure_threshold × interval (the probes' phase is random per run)."""
 
     interval: Duration = Field(default=10.0, gt=0)
     failure_threshold: int = Field(default=3, ge=1)
