@@ -219,8 +219,13 @@ _MITIGATIONS = [
        "incident to recovery.", fact=True),
     _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True),
 ]
+#: What the chaos runner reads off the target's own canary analysis (its decision, when,
+#: and the attempts exposed until then: chaosomnisql.canary).
+_CHAOS_CANARY = ("rolled_back", "promoted", "decision_seconds", "exposed_requests",
+                 "exposed_failures")
 _RELEASES = [
-    *[_m(f"canary.{n}", unit, d, fact=True) for n, unit, d in (
+    *[_m(f"canary.{n}", unit, d, fact=True, chaos=_FACT if n in _CHAOS_CANARY else ())
+      for n, unit, d in (
         ("rolled_back", "bool", "1 if the analysis rolled the new version back."),
         ("promoted", "bool", "1 if the analysis promoted the new version to 100%."),
         ("decision_seconds", "s", "From the deployment to the decision (null: undecided)."),

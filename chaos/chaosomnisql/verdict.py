@@ -23,6 +23,8 @@ from typing import Any
 from labcore.checks import Judgement, judge
 from labcore.registry import metric_key
 
+from .canary import CANARY_METRICS
+
 __all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "judge_checks", "measured",
            "probe_measured", "verdict", "window_measured"]
 
@@ -32,7 +34,8 @@ FAULT_FUNCS = frozenset({
     "deploy_canary", "start_tenant_flood",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
-MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost"})
+MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
+                      "measure_canary"})
 
 
 def _func(entry: dict[str, Any]) -> str:
@@ -82,6 +85,8 @@ def _would_measure(entry: dict[str, Any]) -> list[str]:
         return [args.get("metric", "rto_seconds")]
     if func == "acknowledged_writes_lost":
         return ["rpo_seconds"]
+    if func == "measure_canary":
+        return list(CANARY_METRICS)
     prefix = args.get("prefix", "")
     return [f"{prefix}error_rate", f"{prefix}latency_p95"]
 

@@ -112,7 +112,8 @@ def window_report(windows: RunWindows, configuration: Configuration) -> dict[str
     """The run's window facts judged with the simulator's code: ``measured`` ``{metric
     key: value}`` per check and headline metric, and where ``facts.npz`` went (if
     anywhere). No whole window: ``measured`` is empty, so every check is not measured."""
-    facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"))
+    facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"),
+                          whole=ledger.LEDGER.running.get("run_facts"))
     out: dict[str, Any] = {"window": windows.window, "warmup": windows.warmup,
                            "sustain": windows.sustain, "elapsed": round(windows.now(), 3),
                            "measured": {}, "facts": None}
