@@ -193,8 +193,9 @@ _COUNTERS = [
     _m("loadgen.bad_request", "count", "Requests the target refused as malformed (a load "
        "generator bug).", locust=True, chaos=(), sim=False),
 ]
-#: Incident metrics the chaos load's own windows give (its faults' real start and end).
-_CLIENT_INCIDENT = ("error_rate", "latency_p95")
+#: Incident metrics the chaos load's own windows give (its faults' real start and end),
+#: with the stand-in's connector counters read per window (chaosomnisql.counters).
+_CLIENT_INCIDENT = ("error_rate", "latency_p95", "connector.fetches_per_key")
 _INCIDENT = [
     _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
        "breach runs from the first fault (or breach) on, or run.incident.", fact=True,
@@ -206,7 +207,7 @@ _INCIDENT = [
 ] + [
     _m("incident.connector.fetches_per_key_peak", "ratio", "The highest per-window "
        "connector.fetches_per_key over the incident's windows: a herd at its worst, not "
-       "diluted by how long the SLO breach after it lasts.", fact=True),
+       "diluted by how long the SLO breach after it lasts.", fact=True, chaos=_FACT),
     _m("incident.start", "s", "When the incident's first window starts.", fact=True),
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]

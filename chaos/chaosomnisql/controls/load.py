@@ -28,17 +28,20 @@ from typing import Any
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from .. import ledger
-from ..api import admin_call
+from ..api import admin_call, stats
+from ..counters import CONNECTOR_METRICS, ConnectorPoller
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
 from ..windows import RunWindows, measured_metrics
 
-__all__ = ["WINDOWS", "after_experiment_control", "before_experiment_control"]
+__all__ = ["POLLER", "WINDOWS", "after_experiment_control", "before_experiment_control"]
 logger = logging.getLogger("chaostoolkit")
 _KEY = "load"
 #: The ledger's key of the run's :class:`~chaosomnisql.windows.RunWindows`.
 WINDOWS = "windows"
+#: The ledger's key of the run's :class:`~chaosomnisql.counters.ConnectorPoller`.
+POLLER = "connector_poller"
 
 
 def _windows(scenario: Any, warmup: float, configuration: Configuration) -> RunWindows:
@@ -82,6 +85,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets),
                           recorder=windows, origin=windows.origin)
     ledger.LEDGER.running[_KEY] = load.start()
+    # The stand-in's connector counters per window (fetches per key: issue 18).
+    ledger.LEDGER.running[POLLER] = ConnectorPoller(
+        windows, lambda seconds: stats(seconds, configuration)).start()
     logger.info(f"omnisql: background load {plan.total_rate:.1f} req/s for at most "
                 f"{seconds:g} s / {cap} requests")
     time.sleep(float(warmup))
@@ -96,6 +102,9 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     ttl = ledger.LEDGER.running.pop("cache_ttl_before", None)
     if ttl is not None:
         admin_call("POST", "/admin/cache/options", configuration, {"ttl_seconds": ttl})
+    poller = ledger.LEDGER.running.pop(POLLER, None)
+    if poller is not None:
+        poller.stop()
     load = ledger.LEDGER.running.pop(_KEY, None)
     if load is None:
         return
@@ -105,10 +114,12 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     if state is not None:
         state["omnisql_load"] = report
         if windows is not None:
-            state["omnisql_windows"] = window_report(windows, configuration)
+            state["omnisql_windows"] = window_report(windows, configuration,
+                                                     poller is not None and poller.seen)
 
 
-def window_report(windows: RunWindows, configuration: Configuration) -> dict[str, Any]:
+def window_report(windows: RunWindows, configuration: Configuration,
+                  connector_seen: bool = True) -> dict[str, Any]:
     """The run's window facts judged with the simulator's code: ``measured`` ``{metric
     key: value}`` per check and headline metric, and where ``facts.npz`` went (if
     anywhere). No whole window: ``measured`` is empty, so every check is not measured."""
@@ -122,7 +133,10 @@ def window_report(windows: RunWindows, configuration: Configuration) -> dict[str
     out["windows"] = len(facts.arrays["start"])
     out["marks"] = [[m.kind, round(m.start, 3), None if m.end is None else round(m.end, 3)]
                     for m in facts.marks]
-    out["measured"] = measured_metrics(facts, windows.scenario.checks)
+    measured = measured_metrics(facts, windows.scenario.checks)
+    if not connector_seen:  # the target reported no connector counters: not measured
+        measured = {k: v for k, v in measured.items() if not k.startswith(CONNECTOR_METRICS)}
+    out["measured"] = measured
     results = setting(configuration, "results_dir")
     if results:
         out["facts"] = str(windows.save(facts, results))
