@@ -66,6 +66,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     scenario = scenario_file(configuration).scenario
     standin = configure_standin(configuration)  # issue 18: the stand-in from the scenario
     ledger.LEDGER.running["standin_not_honoured"] = (standin or {}).get("not_honoured")
+    reasons = (standin or {}).get("reasons") or {}
+    ledger.LEDGER.running["fault_not_honoured"] = {  # the verdict's fault_mismatch
+        path: why for path, why in reasons.items() if path.startswith("faults.")}
     seconds = float(seconds or setting(configuration, "load_seconds", 600))
     if warmup is None:
         warmup = float(setting(configuration, "warmup") or scenario.run.warmup)
@@ -99,6 +102,9 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     not_honoured = ledger.LEDGER.running.pop("standin_not_honoured", None)
     if state is not None and not_honoured is not None:
         state["omnisql_standin_not_honoured"] = not_honoured  # issue 18
+    fault_gaps = ledger.LEDGER.running.pop("fault_not_honoured", None)
+    if state is not None and fault_gaps:
+        state["omnisql_fault_not_honoured"] = fault_gaps
     ttl = ledger.LEDGER.running.pop("cache_ttl_before", None)
     if ttl is not None:
         admin_call("POST", "/admin/cache/options", configuration, {"ttl_seconds": ttl})
