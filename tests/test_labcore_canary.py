@@ -138,8 +138,9 @@ def test_the_analysis_is_the_applied_scenarios_with_the_bodys_fields(tmp_path: P
     assert fast is not None and (fast.analysis.window, fast.analysis.min_samples) == (3.0, 20)
     assert fast.analysis.error_increase == 0.005
     assert analysis_spec(plane, {"analysis": False}, "v2") is None
-    with pytest.raises(ApiError):
-        analysis_spec(plane, {"analysis": {"failing_windows": 0}}, "v2")
+    for bad in ({"failing_windows": 0}, {"window": 1e308}, {"unknown": 1}):
+        with pytest.raises(ApiError):
+            analysis_spec(plane, {"analysis": bad}, "v2")
 
 
 def test_an_analysis_judges_the_gateways_window_and_counts_exposure() -> None:

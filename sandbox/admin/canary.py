@@ -36,9 +36,10 @@ from sandbox.errors import ApiError
 from sandbox.standin import STANDIN_FILE
 from sandbox.state import read_json_file
 
-__all__ = ["Analysis", "analysis_spec", "deploy_canary", "rollback_canary"]
+__all__ = ["MAX_WINDOW", "Analysis", "analysis_spec", "deploy_canary", "rollback_canary"]
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+MAX_WINDOW = 3600.0  # seconds: an analysis window longer than the run is a mistake
 
 
 def _number(body: dict[str, Any], key: str, low: float, high: float, default: float) -> float:
@@ -113,9 +114,12 @@ def analysis_spec(plane: ControlPlane, body: dict[str, Any], version: str) -> Ca
     data.update(at=0.0, version=version, analysis=_seconds(
         {**(data.get("analysis") or {}), **(ask if isinstance(ask, dict) else {})}))
     try:
-        return Canary.model_validate(data)
+        spec = Canary.model_validate(data)
     except (ValidationError, ValueError, TypeError) as exc:
         raise ApiError(400, "BAD_REQUEST", f"bad analysis: {str(exc)[:300]}") from None
+    if spec.analysis.window > MAX_WINDOW:
+        raise ApiError(400, "BAD_REQUEST", f"analysis window must be at most {MAX_WINDOW:g} s")
+    return spec
 
 
 def _steps(spec: Canary, weight: float) -> tuple[float, ...]:

@@ -154,7 +154,8 @@ def test_no_analysis_when_asked_for_none(admin: Any) -> None:
 
 
 @pytest.mark.parametrize("analysis", [{"min_samples": 0}, {"counting": "sometimes"},
-                                      {"window": "soon"}, "yes"])
+                                      {"window": "soon"}, {"window": 1e308}, {"bogus": 1},
+                                      "yes"])
 def test_a_bad_analysis_is_400(admin: Any, analysis: Any) -> None:
     client, _, _ = admin
     with pytest.raises(ApiError) as err:
