@@ -166,7 +166,13 @@ async def _analyse(plane: ControlPlane, analysis: Analysis) -> None:
     while analysis.decision is None:
         due = analysis.started + window * (len(analysis.windows) + 1)
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        taken = await plane.post(f"{plane.gateway_internal}/internal/canary/window")
+        try:
+            taken = await plane.post(f"{plane.gateway_internal}/internal/canary/window")
+        except ApiError as err:  # no window to judge: undecided, and say why
+            analysis.stopped = f"the gateway's window could not be read: {err.message}"
+            plane.audit.write(who="canary-analysis", method="STOPPED", path="window",
+                              status=analysis.stopped)
+            return
         share = analysis.progress.share
         decision = analysis.progress.observe(analysis.take(taken))
         if decision is not None:
