@@ -135,18 +135,18 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
     release = {"version": version,
                "error_rate": _number(body, "error_rate", 0.0, 1.0, 0.0),
                "latency_multiplier": _number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
-    spec = analysis_spec(plane, body, version)
+    spec = analysis_spec(plane, body, version) if weight > 0 else None
     await _stop(plane, "replaced by a new deployment")
     await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
     await plane.post(f"{plane.gateway_internal}/internal/canary",
                      {"weight": weight, "analysis": spec is not None})
     plane.canary = {**release, "weight": weight}
-    if spec is not None and weight > 0:
+    if spec is not None:
         analysis = Analysis(spec, CanaryProgress(spec, _steps(spec, weight)))
         plane.analysis = analysis
         analysis.task = asyncio.create_task(_analyse(plane, analysis))
     granted = plane.leases.grant("canary", lease, lambda: rollback_canary(plane))
-    return {**plane.canary, **granted, "analysis": spec is not None and weight > 0}
+    return {**plane.canary, **granted, "analysis": spec is not None}
 
 
 async def _stop(plane: ControlPlane, why: str) -> None:
