@@ -10,7 +10,8 @@ When Redis keeps failing (errors or socket timeouts judged over a window, `sandb
 a circuit breaker opens and the engine serves from the provider directly ("bypass"), at most
 `BYPASS_SLOTS` fetches at a time per engine so a cache outage cannot turn into a provider
 flood; beyond that it answers `503 CACHE_UNAVAILABLE`. Nothing is stored while the cache is
-down.
+down. Coalescing needs no Redis (the fetches in flight are the engine's own), so it holds in
+bypass too: a Redis that is down or one slow `GET` must not let a herd through to the provider.
 """
 
 from __future__ import annotations
@@ -112,13 +113,13 @@ class ResultCache:
         if not self.options.enabled:
             return await fetch(), "miss"
         if not self.breaker.closed:
-            return await self._bypassing(fetch), "bypass"
+            return await self._coalesced(key, lambda: self._bypassing(fetch)), "bypass"
         started = time.monotonic()
         try:
             raw = await self.store.get(key)
         except RedisError:
             self.breaker.failure(started)
-            return await self._bypassing(fetch), "bypass"
+            return await self._coalesced(key, lambda: self._bypassing(fetch)), "bypass"
         self.breaker.success()
         if raw is not None:
             entry = json.loads(raw)
@@ -138,15 +139,19 @@ class ResultCache:
             return await fetch()
 
     async def _fill(self, key: str, fetch: Fetch) -> Rows:
+        return await self._coalesced(key, lambda: self._fetch_and_store(key, fetch))
+
+    async def _coalesced(self, key: str, fetch: Fetch) -> Rows:
+        """``fetch()``, shared with the concurrent callers for ``key`` when coalescing is on."""
         if not self.options.coalesce:
-            return await self._fetch_and_store(key, fetch)
+            return await fetch()
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            rows = await self._fetch_and_store(key, fetch)
+            rows = await fetch()
             future.set_result(rows)
             return rows
         except BaseException as exc:

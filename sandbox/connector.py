@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from sandbox.breaker import Breaker
 from sandbox.cache import hot_path_redis
+from sandbox.deadline import deadline_from, expired
 from sandbox.errors import ApiError
 from sandbox.fetchstats import FetchStats
 from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoint
@@ -118,29 +119,31 @@ class Connector:
                         await store_token(self.store, self.cipher, provider, tenant, token, ttl)
             return token
 
-    async def fetch(self, tenant: str, provider: str, obj: str,
-                    where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
+    async def fetch(self, tenant: str, provider: str, obj: str, where: list[Any] | None,
+                    limit: int, deadline: float | None = None) -> list[dict[str, Any]]:
         """All pages of one fetch, holding one worker slot throughout (Retry-After waits
-        included, as the simulator's connector worker holds its slot)."""
+        included, as the simulator's connector worker holds its slot). Past ``deadline``
+        (the client gave up, :mod:`sandbox.deadline`) a 429 is not waited out."""
         self.stats.fetch(f"{tenant}|{provider}|{obj}|{where}|{limit}")
         async with self.slots.hold():
-            return await self._fetch_pages(tenant, provider, obj, where, limit)
+            return await self._fetch_pages(tenant, provider, obj, where, limit, deadline)
 
-    async def _fetch_pages(self, tenant: str, provider: str, obj: str,
-                           where: list[Any] | None, limit: int) -> list[dict[str, Any]]:
+    async def _fetch_pages(self, tenant: str, provider: str, obj: str, where: list[Any] | None,
+                           limit: int, deadline: float | None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"page_size": min(limit, PAGE_SIZE)}
         if where:
             params[str(where[0])] = str(where[1])
         rows: list[dict[str, Any]] = []
         cursor: int | None = 0
         while cursor is not None and len(rows) < limit:
-            page = await self._get_page(tenant, provider, obj, {**params, "cursor": cursor})
+            page = await self._get_page(tenant, provider, obj, {**params, "cursor": cursor},
+                                        deadline)
             rows += page["records"]
             cursor = page.get("next_cursor")
         return rows[:limit]
 
-    async def _get_page(self, tenant: str, provider: str, obj: str,
-                        params: dict[str, Any]) -> dict[str, Any]:
+    async def _get_page(self, tenant: str, provider: str, obj: str, params: dict[str, Any],
+                        deadline: float | None = None) -> dict[str, Any]:
         url = f"{self.config.providers[provider]}/v1/{obj}"
         waited, retried_auth, calls = 0.0, False, 0
         while True:
@@ -160,7 +163,8 @@ class Connector:
                 raise ApiError(502, "PROVIDER_UNAUTHORIZED",
                                f"{provider} rejected the tenant's access token")
             if resp.status_code == 429:
-                wait = self._retry_wait(_retry_after(resp), waited, calls)
+                wait = None if expired(deadline) else self._retry_wait(_retry_after(resp),
+                                                                      waited, calls)
                 if wait is None:
                     raise ApiError(429, "RATE_LIMIT_EXHAUSTED", f"{provider} rate limit "
                                    "exhausted", retry_after=_retry_after(resp))
@@ -216,7 +220,8 @@ def _provider_error(provider: str, status: int) -> ApiError:
     return ApiError(502, "PROVIDER_ERROR", f"{provider} answered {status}")
 
 
-def _fetch_args(body: dict[str, Any], providers: dict[str, str]) -> tuple[Any, ...]:
+def _fetch_args(body: dict[str, Any], providers: dict[str, str]
+                ) -> tuple[str, str, str, list[Any] | None, int]:
     try:
         tenant, provider, obj = str(body["tenant"]), str(body["provider"]), str(body["object"])
         limit = int(body["limit"])
@@ -248,7 +253,8 @@ def build_app(config: ConnectorConfig) -> Starlette:
     async def _fetch(request: Request, body: dict[str, Any]) -> Response:
         body.update(await read_json(request))
         args = _fetch_args(body, config.providers)
-        return JSONResponse({"rows": await connector.fetch(*args)})
+        rows = await connector.fetch(*args, deadline=deadline_from(request.headers))
+        return JSONResponse({"rows": rows})
 
     @handle_errors
     async def settings(request: Request) -> Response:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from sandbox.auth import internal_headers
 from sandbox.cache import ResultCache, cache_key, hot_path_redis
+from sandbox.deadline import budget_headers, deadline_from
 from sandbox.errors import ApiError
 from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
 from sandbox.sections import engine_section
@@ -82,9 +83,11 @@ class Engine:
         await self.http.aclose()
         await self.store.aclose()
 
-    async def run(self, tenant: str, sql: str) -> dict[str, Any]:
+    async def run(self, tenant: str, sql: str, deadline: float | None = None) -> dict[str, Any]:
         """Serve one query holding an engine slot for parsing and the cache lookup; a miss
-        frees the slot before the connector fetch, as the simulator's engine worker does."""
+        frees the slot before the connector fetch, as the simulator's engine worker does.
+        ``deadline``: when the client gives up (:mod:`sandbox.deadline`), passed on to the
+        connector with the fetch (a coalesced fetch carries its first caller's)."""
         await self.slots.acquire()
         held = True
 
@@ -93,7 +96,7 @@ class Engine:
             if held:
                 held = False
                 self.slots.release()
-            return await self._fetch(tenant, query)
+            return await self._fetch(tenant, query, deadline)
 
         try:
             await self._inject_faults()
@@ -123,12 +126,13 @@ class Engine:
         if rel.error_rate > 0 and rel.rng.random() < rel.error_rate:
             raise ApiError(500, "INTERNAL", f"engine {rel.version} failed (injected canary fault)")
 
-    async def _fetch(self, tenant: str, query: Query) -> list[dict[str, Any]]:
+    async def _fetch(self, tenant: str, query: Query,
+                     deadline: float | None = None) -> list[dict[str, Any]]:
         body = {"tenant": tenant, "provider": query.connector, "object": query.obj,
                 "where": list(query.where) if query.where else None, "limit": query.limit}
         try:
             resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body,
-                                        timeout=self.timeout)
+                                        headers=budget_headers(deadline), timeout=self.timeout)
         except httpx.TimeoutException:
             raise ApiError(504, "UPSTREAM_TIMEOUT",
                            f"connector-{self.config.zone} did not answer in time") from None
@@ -201,7 +205,7 @@ def build_app(config: EngineConfig) -> Starlette:
     @handle_errors
     async def _query(request: Request, body: dict[str, Any]) -> Response:
         body.update(await read_json(request))
-        result = await engine.run(*_tenant_and_sql(body))
+        result = await engine.run(*_tenant_and_sql(body), deadline_from(request.headers))
         body["_cache"] = result["cache"]  # lets the gateway count hits without parsing rows
         return JSONResponse(result)
 

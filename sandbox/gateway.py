@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.auth import internal_headers
+from sandbox.deadline import budget_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
@@ -149,7 +150,7 @@ class Gateway:
             if backend is None:
                 break
             try:
-                return await self._attempt(backend, info)
+                return await self._attempt(backend, info, started + self.timeout)
             except _RETRYABLE:
                 if not self.zone_retry:
                     raise ApiError(502, "ENGINE_UNAVAILABLE",
@@ -164,12 +165,13 @@ class Gateway:
             return last
         raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
 
-    async def _attempt(self, backend: Backend, info: QueryContext) -> Response:
+    async def _attempt(self, backend: Backend, info: QueryContext,
+                       deadline: float) -> Response:
         """One engine attempt, counted for the canary analysis by the version it reached."""
         canary, status, started = backend is self.router.canary, 0, time.monotonic()
         self.versions.routed(canary)
         try:
-            response = await self._send(backend, info)
+            response = await self._send(backend, info, deadline)
             status = response.status_code
             return response
         except _ZoneCannotServe as refused:
@@ -178,11 +180,12 @@ class Gateway:
         finally:
             self.versions.record(canary, status == 200, time.monotonic() - started)
 
-    async def _send(self, backend: Backend, info: QueryContext) -> Response:
+    async def _send(self, backend: Backend, info: QueryContext, deadline: float) -> Response:
         assert self.session is not None
         try:
             async with self.session.post(f"{backend.url}/query",
                                          json={"tenant": info.tenant, "sql": info.sql},
+                                         headers=budget_headers(deadline),
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)
                                          ) as resp:
                 content = await resp.read()

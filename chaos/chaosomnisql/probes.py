@@ -209,13 +209,16 @@ def blast_radius_ok(max_zones_lost: int = 1, max_error_rate: float = 0.5, window
 
 
 def within_slo(value: dict[str, Any] | None = None, tenants: list[str] | None = None,
-               min_requests: int = 1, configuration: Configuration = None,
-               secrets: Secrets = None) -> bool:
-    """Tolerance: the stats ``value`` meet the scenario's SLO (overall or for ``tenants``)."""
+               min_requests: int = 1, confidence: float = 0.95,
+               configuration: Configuration = None, secrets: Secrets = None) -> bool:
+    """Tolerance: the stats ``value`` meet the scenario's SLO (overall or for ``tenants``).
+
+    A steady-state gate on a few seconds of traffic: the error rate fails only when the
+    sample exceeds the budget at ``confidence`` (:func:`.slo.exceeds_error_budget`)."""
     if not value:
         return False
     slo = scenario_file(configuration).scenario.slo
-    return not slo_failures(value, slo, tenants, min_requests)
+    return not slo_failures(value, slo, tenants, min_requests, confidence)
 
 
 def nothing_injected(value: dict[str, Any] | None = None, configuration: Configuration = None,

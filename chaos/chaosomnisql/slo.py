@@ -4,6 +4,12 @@ Thresholds come from the scenario's ``slo`` block; :func:`labcore.checks.passes`
 so a threshold means the same in the simulator, Locust and here, and the RTO rule is the
 simulator's own (:func:`labcore.metrics.sustained_from`). A window with too few requests
 is not judged good (a missing observation never passes).
+
+The steady-state hypotheses are gates, not checks: they ask whether the system is in its
+normal state from a sample of a few seconds, where one background error in 80 requests
+already reads 1.25%. With ``confidence`` they fail on the error rate only when the sample
+shows the budget is exceeded at that confidence (one-sided binomial test on the error count);
+the recovery rule and the verdict keep the simulator's point rule per window.
 """
 
 from __future__ import annotations
@@ -11,15 +17,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from scipy.stats import binom
+
 from labcore.checks import passes
 from labcore.metrics import sustain_windows, sustained_from
 
-__all__ = ["recovery_time", "slo_failures"]
+__all__ = ["exceeds_error_budget", "recovery_time", "slo_failures"]
+
+
+def exceeds_error_budget(errors: int, requests: int, budget: float,
+                         confidence: float | None = None) -> bool:
+    """Whether ``errors`` of ``requests`` exceed the error ``budget`` (a share).
+
+    Without ``confidence``, the point rule (``errors / requests > budget``). With it, only
+    when an error rate of exactly ``budget`` would give ``errors`` or more with probability
+    below ``1 - confidence``.
+    """
+    if confidence is None:
+        return not passes("<=", errors / requests, budget)
+    return bool(binom.sf(errors - 1, requests, budget) < 1.0 - confidence)
 
 
 def slo_failures(stats: dict[str, Any], slo: Any, tenants: Iterable[str] | None = None,
-                 min_requests: int = 1) -> list[str]:
-    """Why ``stats`` misses the SLO (empty when it meets it), overall or for ``tenants``."""
+                 min_requests: int = 1, confidence: float | None = None) -> list[str]:
+    """Why ``stats`` misses the SLO (empty when it meets it), overall or for ``tenants``;
+    ``confidence``: judge the error rate by :func:`exceeds_error_budget`'s test."""
     scopes = ({"all": stats} if tenants is None
               else {t: stats.get("by_tenant", {}).get(t, {}) for t in tenants})
     reasons = []
@@ -27,11 +49,18 @@ def slo_failures(stats: dict[str, Any], slo: Any, tenants: Iterable[str] | None 
         if s.get("requests", 0) < min_requests:
             reasons.append(f"{name}: {s.get('requests', 0)} requests < {min_requests}")
             continue
-        if not passes("<=", s.get("error_rate"), slo.error_rate):
-            reasons.append(f"{name}: error_rate {s.get('error_rate'):.4f} > {slo.error_rate:g}")
+        if _error_rate_fails(s, slo.error_rate, confidence):
+            reasons.append(f"{name}: error_rate {s.get('error_rate'):.4f} > {slo.error_rate:g}"
+                           + ("" if confidence is None else f" at {confidence:.0%} confidence"))
         if not passes("<=", s.get("latency_p95"), slo.latency_p95):
             reasons.append(f"{name}: latency_p95 {s.get('latency_p95')} > {slo.latency_p95:g}s")
     return reasons
+
+
+def _error_rate_fails(s: dict[str, Any], budget: float, confidence: float | None) -> bool:
+    if confidence is None or s.get("errors") is None:
+        return not passes("<=", s.get("error_rate"), budget)
+    return exceeds_error_budget(int(s["errors"]), int(s["requests"]), budget, confidence)
 
 
 def recovery_time(good: list[bool], window: float, sustain: float) -> float | None:

@@ -12,7 +12,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosomnisql import discover
 from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario
 from chaosomnisql.settings import api_keys, check_url, endpoints
-from chaosomnisql.slo import recovery_time, slo_failures
+from chaosomnisql.slo import exceeds_error_budget, recovery_time, slo_failures
 from chaosomnisql.verdict import measured, verdict
 
 from labcore.workload import key_sql
@@ -43,6 +43,23 @@ def test_slo_failures_uses_the_scenario_thresholds_and_needs_traffic() -> None:
     assert slo_failures(by_tenant, SLO, ["acme"]) == []
     assert slo_failures(by_tenant, SLO, ["acme", "umbrella"]) == [
         "umbrella: error_rate 0.9000 > 0.01"]
+
+
+def test_the_gate_needs_evidence_that_the_error_budget_is_exceeded() -> None:
+    # One background error in 80 requests reads 1.25% but is what a 1% budget gives by chance
+    # 55% of the time; three or more have probability 4.7%: the gate fails from there.
+    assert not exceeds_error_budget(1, 80, 0.01, confidence=0.95)
+    assert not exceeds_error_budget(2, 80, 0.01, confidence=0.95)
+    assert exceeds_error_budget(3, 80, 0.01, confidence=0.95)
+    assert exceeds_error_budget(16, 80, 0.01, confidence=0.95)  # a real outage fails at once
+    assert exceeds_error_budget(1, 80, 0.01)  # without confidence: the point rule
+    stats = {"requests": 80, "errors": 1, "error_rate": 1 / 80, "latency_p95": 0.5}
+    assert slo_failures(stats, SLO) != []
+    assert slo_failures(stats, SLO, confidence=0.95) == []
+    assert slo_failures({**stats, "errors": 3, "error_rate": 3 / 80}, SLO, confidence=0.95) == [
+        "all: error_rate 0.0375 > 0.01 at 95% confidence"]
+    # latency stays a point rule
+    assert slo_failures({**stats, "latency_p95": 1.6}, SLO, confidence=0.95) != []
 
 
 # ----------------------------------------------------------------- the verdict

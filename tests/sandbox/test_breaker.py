@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from sandbox.breaker import Breaker
-from sandbox.cache import ResultCache
+from sandbox.cache import BYPASS_SLOTS, ResultCache
 
 pytestmark = pytest.mark.sandbox
 
@@ -95,6 +95,26 @@ def test_redis_down_opens_the_breaker_after_two_calls_and_skips_it() -> None:
     served, calls, closed = asyncio.run(scenario())
     assert served == ["bypass"] * 5 and not closed
     assert calls == 2, "once open, requests must not wait for Redis at all"
+
+
+def test_coalescing_holds_in_bypass() -> None:
+    """A slow GET or a Redis that is down must not let a herd through: in bypass the
+    concurrent misses on one key still share one fetch (CI saw 4 fetches for 12 misses on
+    three engines after a Redis hiccup, where coalescing promises one per engine)."""
+    async def scenario(coalesce: bool, misses: int) -> tuple[list[str], int]:
+        store, provider = StallingStore(), Provider()
+        cache = ResultCache(store)  # type: ignore[arg-type]
+        cache.options.coalesce = coalesce
+        store.stalled = True  # every GET in flight times out together
+        served = await asyncio.gather(*(cache.get("k77", provider.fetch)
+                                        for _ in range(misses)))
+        return [how for _, how in served], provider.fetches
+
+    served, fetches = asyncio.run(scenario(True, 12))
+    assert served == ["bypass"] * 12 and fetches == 1
+    # the switch still switches it off (within the bypass slots, beyond them it is a 503)
+    served, fetches = asyncio.run(scenario(False, BYPASS_SLOTS))
+    assert served == ["bypass"] * BYPASS_SLOTS and fetches == BYPASS_SLOTS
 
 
 def test_sporadic_timeouts_among_successes_keep_it_closed() -> None:

@@ -41,6 +41,14 @@ def _engine_health(sb: Sandbox, zone: str) -> httpx.Response:
     return httpx.get(sb.state["services"][f"engine-{zone}"] + "/health", timeout=5)
 
 
+def _cache_back_in_every_engine(sb: Sandbox) -> bool:
+    """Whether every engine's Redis breaker is closed again. Each engine has its own: one
+    engine answering "miss" says nothing of the others, which kept bypassing the cache (and
+    coalescing) for up to `open_seconds` and broke the next test's one-fetch-per-engine."""
+    zones = sb.state["zones"]
+    return wait_for(lambda: all(_engine_health(sb, z).json()["cache"] == "ok" for z in zones), 15)
+
+
 class Ids:
     """Fresh row ids, so every query is a cache miss that needs a connector."""
 
@@ -109,6 +117,7 @@ def test_paused_redis_bounded_serving_from_the_provider(sandbox: Sandbox) -> Non
                for s, d, _ in timings), timings
     assert sum(1 for s, d, _ in timings if d == "bypass") >= len(timings) // 2
     assert wait_for(lambda: sandbox.query("acme", ids.sql()).json().get("cache") == "miss", 15)
+    assert _cache_back_in_every_engine(sandbox)
 
 
 def test_cache_options_and_tokens_survive_a_redis_restart(sandbox: Sandbox) -> None:
@@ -137,3 +146,4 @@ def test_cache_options_and_tokens_survive_a_redis_restart(sandbox: Sandbox) -> N
                              ).status_code == 200
     finally:
         sandbox.http.post(f"{sandbox.admin}/admin/cache/options", json={"ttl_seconds": 60})
+    assert _cache_back_in_every_engine(sandbox)

@@ -275,6 +275,31 @@ def test_a_call_needs_the_app_bucket_too(box: Box) -> None:
     assert got == {"acme": 8, "globex": 8, "initech": 2}
 
 
+def test_the_clients_budget_stops_retry_after_waits(box: Box) -> None:
+    """The simulator's rule (sandbox.deadline): a rate-limited call whose client has given
+    up is not waited out and called again; while the client waits, Retry-After is honoured
+    (rate_limit_flood: crm answers Retry-After 1 s, at most 3 calls)."""
+    crm = "topology.providers.crm.rate_limit"
+    box.apply(str(REPO / "scenarios/rate_limit_flood.yaml"), *FAST[2:],
+              f"{crm}.per_tenant=0.01/s", f"{crm}.per_tenant_burst=1")
+    url = f"{box.state['services']['connector-az-a']}/fetch"
+    body = {"tenant": "acme", "provider": "crm", "object": "accounts", "where": ["id", 4],
+            "limit": 1}
+
+    def fetch(budget: str) -> httpx.Response:
+        return httpx.post(url, json=body, headers={**box.internal, "X-OmniSQL-Budget": budget},
+                          timeout=30.0)
+    assert fetch("30").status_code == 200  # the bucket's one token
+    gone, alive = _timed(lambda: fetch("0")), _timed(lambda: fetch("30"))
+    for _, resp in (gone, alive):
+        assert resp.status_code == 429, resp.text
+        assert resp.json()["error"]["code"] == "RATE_LIMIT_EXHAUSTED"
+    assert gone[0] < 0.5, gone  # one call, no wait
+    assert alive[0] >= 1.9, alive  # two Retry-After waits of 1 s between its three calls
+    assert fetch("soon").status_code == 400
+    assert fetch("-1").status_code == 400
+
+
 def test_provider_latency_follows_the_scenarios_distribution(box: Box) -> None:
     box.apply(str(REPO / "scenarios/rate_limit_flood.yaml"), *FAST[:2])
     spec = read_scenario(REPO / "scenarios/rate_limit_flood.yaml",
