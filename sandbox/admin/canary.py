@@ -152,10 +152,10 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
 async def _stop(plane: ControlPlane, why: str) -> None:
     """End a running analysis that has not decided (it is kept, with why it stopped)."""
     analysis = plane.analysis
-    if analysis is None or analysis.task is None or analysis.task.done():
+    if (analysis is None or analysis.task is None or analysis.task.done()
+            or analysis.task is asyncio.current_task()):  # the analysis acting on its decision
         return
-    if analysis.task is not asyncio.current_task():
-        analysis.task.cancel()
+    analysis.task.cancel()
     if analysis.decision is None:
         analysis.stopped = why
 
@@ -185,15 +185,15 @@ async def _analyse(plane: ControlPlane, analysis: Analysis) -> None:
 
 
 async def _decide(plane: ControlPlane, analysis: Analysis, decision: str) -> None:
-    analysis.decision = decision
-    analysis.decision_seconds = round(time.monotonic() - analysis.started, 3)
-    plane.audit.write(who="canary-analysis", method="DECISION", path=decision,
-                      status=f"after {analysis.decision_seconds:g}s, "
-                             f"{analysis.exposed_requests} attempts exposed")
+    """Act on the decision, then publish it: a reader who sees the decision sees it done."""
+    seconds = round(time.monotonic() - analysis.started, 3)
     if decision == "rolled_back":
         await rollback_canary(plane)
     elif decision == "promoted":
         await _promote(plane)
+    analysis.decision, analysis.decision_seconds = decision, seconds
+    plane.audit.write(who="canary-analysis", method="DECISION", path=decision,
+                      status=f"after {seconds:g}s, {analysis.exposed_requests} attempts exposed")
 
 
 async def _promote(plane: ControlPlane) -> None:
