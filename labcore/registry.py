@@ -193,8 +193,9 @@ _COUNTERS = [
     _m("loadgen.bad_request", "count", "Requests the target refused as malformed (a load "
        "generator bug).", locust=True, chaos=(), sim=False),
 ]
-#: Incident metrics the chaos load's own windows give (its faults' real start and end).
-_CLIENT_INCIDENT = ("error_rate", "latency_p95")
+#: Incident metrics the chaos load's own windows give (its faults' real start and end),
+#: with the stand-in's connector counters read per window (chaosomnisql.counters).
+_CLIENT_INCIDENT = ("error_rate", "latency_p95", "connector.fetches_per_key")
 _INCIDENT = [
     _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
        "breach runs from the first fault (or breach) on, or run.incident.", fact=True,
@@ -206,7 +207,7 @@ _INCIDENT = [
 ] + [
     _m("incident.connector.fetches_per_key_peak", "ratio", "The highest per-window "
        "connector.fetches_per_key over the incident's windows: a herd at its worst, not "
-       "diluted by how long the SLO breach after it lasts.", fact=True),
+       "diluted by how long the SLO breach after it lasts.", fact=True, chaos=_FACT),
     _m("incident.start", "s", "When the incident's first window starts.", fact=True),
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]
@@ -219,8 +220,13 @@ _MITIGATIONS = [
        "incident to recovery.", fact=True),
     _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True),
 ]
+#: What the chaos runner reads off the target's own canary analysis (its decision, when,
+#: and the attempts exposed until then: chaosomnisql.canary).
+_CHAOS_CANARY = ("rolled_back", "promoted", "decision_seconds", "exposed_requests",
+                 "exposed_failures")
 _RELEASES = [
-    *[_m(f"canary.{n}", unit, d, fact=True) for n, unit, d in (
+    *[_m(f"canary.{n}", unit, d, fact=True, chaos=_FACT if n in _CHAOS_CANARY else ())
+      for n, unit, d in (
         ("rolled_back", "bool", "1 if the analysis rolled the new version back."),
         ("promoted", "bool", "1 if the analysis promoted the new version to 100%."),
         ("decision_seconds", "s", "From the deployment to the decision (null: undecided)."),

@@ -35,6 +35,7 @@ from sandbox.sections import gateway_section
 from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_json
 from sandbox.sql import connector_of, parse
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
+from sandbox.versions import VersionTally
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
 
@@ -81,6 +82,7 @@ class Gateway:
     router: Router
     directory: Directory
     stats: StatsWindow = field(default_factory=StatsWindow)
+    versions: VersionTally = field(default_factory=VersionTally)  # the canary analysis's
     inflight: dict[tuple[str, str], int] = field(default_factory=dict)
     # httpx for health checks; aiohttp on the hot path, where it costs about half the CPU.
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
@@ -148,7 +150,7 @@ class Gateway:
             if backend is None:
                 break
             try:
-                return await self._send(backend, info, started + self.timeout)
+                return await self._attempt(backend, info, started + self.timeout)
             except _RETRYABLE:
                 if not self.zone_retry:
                     raise ApiError(502, "ENGINE_UNAVAILABLE",
@@ -162,6 +164,21 @@ class Gateway:
         if last is not None:  # every zone tried answered why it could not: say that
             return last
         raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
+
+    async def _attempt(self, backend: Backend, info: QueryContext,
+                       deadline: float) -> Response:
+        """One engine attempt, counted for the canary analysis by the version it reached."""
+        canary, status, started = backend is self.router.canary, 0, time.monotonic()
+        self.versions.routed(canary)
+        try:
+            response = await self._send(backend, info, deadline)
+            status = response.status_code
+            return response
+        except _ZoneCannotServe as refused:
+            status = refused.response.status_code
+            raise
+        finally:
+            self.versions.record(canary, status == 200, time.monotonic() - started)
 
     async def _send(self, backend: Backend, info: QueryContext, deadline: float) -> Response:
         assert self.session is not None
@@ -261,11 +278,19 @@ def _internal_routes(gw: Gateway) -> list[Route]:
 
     @handle_errors
     async def canary(request: Request) -> Response:
-        weight = (await read_json(request)).get("weight", 0.0)
+        body = await read_json(request)
+        weight, analysis = body.get("weight", 0.0), body.get("analysis")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
             raise ApiError(400, "BAD_REQUEST", "weight must be a number in [0, 1]")
+        if analysis is not None and not isinstance(analysis, bool):
+            raise ApiError(400, "BAD_REQUEST", "analysis must be a boolean")
+        if analysis is not None:  # absent: a step of a running analysis keeps its counts
+            gw.versions.arm(analysis)
         gw.router.canary_weight = float(weight)
-        return JSONResponse({"weight": gw.router.canary_weight})
+        return JSONResponse({"weight": gw.router.canary_weight, "analysis": gw.versions.armed})
+
+    async def canary_window(request: Request) -> Response:
+        return JSONResponse(gw.versions.take())
 
     @handle_errors
     async def settings(request: Request) -> Response:
@@ -283,6 +308,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         Route("/internal/stats", stats), Route("/internal/zones", zones),
         Route("/internal/reload", reload, methods=["POST"]),
         Route("/internal/canary", canary, methods=["POST"]),
+        Route("/internal/canary/window", canary_window, methods=["POST"]),
         Route("/internal/config", settings, methods=["GET", "POST"]),
     ]
 

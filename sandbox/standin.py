@@ -70,6 +70,7 @@ def default_config() -> dict[str, Any]:
         "cache": {"enabled": True, "ttl_seconds": 60.0, "soft_cache": False, "coalesce": True},
         "providers": {name: _provider_default() for name in PROVIDER_NAMES},
         "user_caps": [],
+        "release": None,
     }
 
 
@@ -143,6 +144,9 @@ def config_from_scenario(scenario: Scenario, label: str = "") -> dict[str, Any]:
                                   "total_wait_seconds": None}},
         "cache": _cache(scenario),
         "user_caps": _caps(scenario),
+        # The canary analysis the admin runs at a deployment (sandbox.admin.canary).
+        "release": (scenario.release.model_dump(mode="json")
+                    if isinstance(scenario.release, Canary) else None),
     })
     return config
 

@@ -55,7 +55,12 @@ def test_runner_observability_comes_from_the_registry() -> None:
     assert not_observed_reason("engine.utilization", "run", "chaos") is not None
     assert not_observed_reason("loadgen.late", "run", "chaos") is not None
     assert not_observed_reason("incident.latency_p95", "run", "chaos") is None
-    assert not_observed_reason("incident.connector.fetches_per_key", "run", "chaos") is not None
+    # The stand-in's connector counters, read per window (issue 18); not its provider calls.
+    assert not_observed_reason("incident.connector.fetches_per_key", "run", "chaos") is None
+    assert not_observed_reason("incident.connector.calls_per_key", "run", "chaos") is not None
+    # The stand-in's canary analysis: its decision, time and exposure (issue 18).
+    assert not_observed_reason("canary.rolled_back", "run", "chaos") is None
+    assert not_observed_reason("canary.rolled_back", "run", "locust") is not None
     assert not_observed_reason("engine.utilization", "run", "locust") is not None
     assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=False)
     assert not_observed_reason("rto_seconds", "run", "locust", faults_applied=True) is None

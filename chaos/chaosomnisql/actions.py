@@ -193,11 +193,20 @@ def refresh_tokens(provider: str, configuration: Configuration = None,
 def deploy_canary(version: str, weight: float, error_rate: float = 0.0,
                   latency_multiplier: float = 1.0, configuration: Configuration = None,
                   secrets: Secrets = None) -> Any:
-    """Send ``weight`` of the traffic to engine ``version`` (a bad one: ``error_rate`` > 0)."""
+    """Send ``weight`` of the traffic to engine ``version`` (a bad one: ``error_rate`` > 0).
+    The target runs the scenario's canary analysis from here (:func:`.probes.measure_canary`
+    reads its decision); ``omnisql_canary_window``/``omnisql_canary_min_samples`` shorten it
+    (short mode)."""
     ledger.LEDGER.injected("canary", version)
-    return admin_call("POST", "/admin/canary", configuration,
-                      {"version": version, "weight": weight, "error_rate": error_rate,
-                       "latency_multiplier": latency_multiplier})
+    body: dict[str, Any] = {"version": version, "weight": weight, "error_rate": error_rate,
+                            "latency_multiplier": latency_multiplier}
+    overrides = {key: float(value) if key == "window" else int(value)
+                 for key, value in (("window", setting(configuration, "canary_window")),
+                                    ("min_samples", setting(configuration, "canary_min_samples")))
+                 if value is not None}
+    if overrides:
+        body["analysis"] = overrides
+    return admin_call("POST", "/admin/canary", configuration, body)
 
 
 def rollback_canary(configuration: Configuration = None, secrets: Secrets = None) -> Any:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .canary import GRACE, scenario_limit
 from .twin_gate import EXIT_REFUSED
 
 __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
@@ -36,7 +37,11 @@ __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "mai
 SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
               "OMNISQL_RECOVERY_TIMEOUT": "30",
               "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "120",
-              "OMNISQL_FAULT_SECONDS": "15"}
+              "OMNISQL_FAULT_SECONDS": "15", **{
+                  # The canary analysis in 10 s windows of at least 5 canary attempts (a
+                  # noisier judge than the scenario's), its decision waited for 60 s.
+                  "OMNISQL_CANARY_WINDOW": "10", "OMNISQL_CANARY_MIN_SAMPLES": "5",
+                  "OMNISQL_CANARY_TIMEOUT": "60"}}
 #: Seconds the default ``--timeout`` adds to the run's own length: the hypotheses, the
 #: prediction, the rollbacks (a metadata rebuild runs pg tools) and a loaded machine.
 TIMEOUT_MARGIN = 180.0
@@ -184,9 +189,18 @@ def default_timeout(scenario: Any, env: dict[str, str]) -> float:
     durations = [float(getattr(f, "duration", None) or 0.0) for f in scenario.faults]
     recovery = pick("OMNISQL_RECOVERY_TIMEOUT", max(rto) if rto else 900.0)
     fault = pick("OMNISQL_FAULT_SECONDS", max(durations, default=0.0))
-    return (pick("OMNISQL_WARMUP", scenario.run.warmup) + max(recovery, fault)
+    return (pick("OMNISQL_WARMUP", scenario.run.warmup)
+            + max(recovery, fault, _canary_wait(scenario, pick))
             + pick("OMNISQL_SUSTAIN", scenario.slo.sustain)
             + 2 * pick("OMNISQL_WINDOW", scenario.run.window) + TIMEOUT_MARGIN)
+
+
+def _canary_wait(scenario: Any, pick: Any) -> float:
+    """How long a canary's decision is waited for (``chaosomnisql.canary``); 0 without one."""
+    if getattr(scenario.release, "kind", None) != "canary":
+        return 0.0
+    own = scenario_limit(scenario)
+    return min(own, pick("OMNISQL_CANARY_TIMEOUT", own)) + GRACE
 
 
 def _env(args: argparse.Namespace, results: Path) -> dict[str, str]:

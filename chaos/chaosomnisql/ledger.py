@@ -36,12 +36,17 @@ class Ledger:
             self.faults.append(record)
         return record
 
-    def restored(self, kind: str, target: str) -> None:
+    def restored(self, kind: str, target: str, at: float | None = None) -> None:
+        """The latest such fault ended ``at`` (``time.monotonic()``; default now)."""
         with self.lock:
             for record in reversed(self.faults):
                 if (record.kind, record.target) == (kind, target) and record.restored_at is None:
-                    record.restored_at = time.monotonic()
+                    record.restored_at = time.monotonic() if at is None else at
                     return
+
+    def last(self, kind: str) -> FaultRecord | None:
+        with self.lock:
+            return next((r for r in reversed(self.faults) if r.kind == kind), None)
 
     def last_fault_start(self) -> float | None:
         with self.lock:
@@ -56,3 +61,4 @@ def reset() -> None:
     with LEDGER.lock:
         LEDGER.faults.clear()
         LEDGER.running.pop("rpo_seconds", None)  # measured by this run's failover, if any
+        LEDGER.running.pop("run_facts", None)  # whole-run facts a probe measured (canary)

@@ -23,8 +23,10 @@ from typing import Any
 from labcore.checks import Judgement, judge
 from labcore.registry import metric_key
 
-__all__ = ["FAULT_FUNCS", "MEASURES", "faults_injected", "judge_checks", "measured",
-           "probe_measured", "verdict", "window_measured"]
+from .canary import CANARY_METRICS
+
+__all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_injected",
+           "judge_checks", "measured", "probe_measured", "verdict", "window_measured"]
 
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
@@ -32,7 +34,8 @@ FAULT_FUNCS = frozenset({
     "deploy_canary", "start_tenant_flood",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
-MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost"})
+MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
+                      "measure_canary"})
 
 
 def _func(entry: dict[str, Any]) -> str:
@@ -82,6 +85,8 @@ def _would_measure(entry: dict[str, Any]) -> list[str]:
         return [args.get("metric", "rto_seconds")]
     if func == "acknowledged_writes_lost":
         return ["rpo_seconds"]
+    if func == "measure_canary":
+        return list(CANARY_METRICS)
     prefix = args.get("prefix", "")
     return [f"{prefix}error_rate", f"{prefix}latency_p95"]
 
@@ -93,10 +98,39 @@ def faults_injected(journal: dict[str, Any]) -> list[dict[str, Any]]:
             for e in journal.get("run") or [] if _func(e) in FAULT_FUNCS]
 
 
+def fault_timed(metric: str) -> bool:
+    """A metric timed from the scenario's fault (its recovery, its incident)."""
+    return (metric == "rto_seconds" or metric.endswith(".rto_seconds")
+            or metric.startswith("incident.") or metric == "mitigation.recovery_seconds")
+
+
+def fault_mismatch(journal: dict[str, Any]) -> str | None:
+    """Why this run's fault is not the scenario's (None: it is): the stand-in's reasons for
+    the scenario's faults it cannot inject (``omnisql_fault_not_honoured``, written by the
+    load control), e.g. a region loss on a one-region stand-in."""
+    gaps = journal.get("omnisql_fault_not_honoured") or {}
+    if not gaps:
+        return None
+    said = "; ".join(f"{path}: {why}" for path, why in sorted(gaps.items()))
+    return (f"the stand-in cannot inject the scenario's fault ({said}): this run's recovery "
+            "is from the fault the experiment injected instead, not comparable")
+
+
 def judge_checks(journal: dict[str, Any], checks: Iterable[Any]) -> Judgement:
     """The scenario's checks judged on what the experiment measured, each over its own
-    scope; those chaos cannot observe, or this experiment did not measure, not measured."""
-    return judge(checks, measured(journal), "chaos", unmeasured_fails=False)
+    scope; those chaos cannot observe, or this experiment did not measure, not measured,
+    and so are the fault-timed ones when the run's fault is not the scenario's
+    (:func:`fault_mismatch`)."""
+    checks, observed = tuple(checks), measured(journal)
+    mismatch = fault_mismatch(journal)
+    if mismatch is not None:
+        observed = {k: v for k, v in observed.items() if not fault_timed(k.partition("@")[0])}
+    judged = judge(checks, observed, "chaos", unmeasured_fails=False)
+    for skipped in judged.not_measured:
+        if mismatch is not None and fault_timed(skipped["metric"]) and \
+                skipped["reason"].startswith("not measured by this"):
+            skipped["reason"] = mismatch
+    return judged
 
 
 def verdict(journal: dict[str, Any], checks: Iterable[Any] = ()) -> list[str]:

@@ -83,8 +83,10 @@ class RunWindows:
         return time.monotonic() - self.origin
 
     def facts(self, records: list[FaultRecord], rpo_seconds: float | None = None,
-              elapsed: float | None = None, seed: int = 0) -> RunFacts | None:
-        """The window facts of the whole windows so far (None: not one measured window)."""
+              elapsed: float | None = None, seed: int = 0,
+              whole: dict[str, float | None] | None = None) -> RunFacts | None:
+        """The window facts of the whole windows so far (None: not one measured window);
+        ``whole``: whole-run facts a probe measured (the canary's decision)."""
         elapsed = self.now() if elapsed is None else elapsed
         if elapsed < self.warmup + self.window:
             return None
@@ -95,7 +97,7 @@ class RunWindows:
         marks = fault_marks(records, self.origin)
         losses = () if rpo_seconds is None or not marks else ((marks[0].start, rpo_seconds),)
         return RunFacts(scenario=scenario, seed=seed, arrays=facts.arrays, marks=marks,
-                        tenants=facts.tenants, rpo_losses=losses)
+                        tenants=facts.tenants, rpo_losses=losses, facts=dict(whole or {}))
 
     def save(self, facts: RunFacts, directory: str | Path) -> Path:
         """``facts.npz`` in ``directory`` (created if needed)."""

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import metadata
-from sandbox.admin.leases import parse_lease
+from sandbox.admin.canary import deploy_canary, rollback_canary
 from sandbox.admin.plane import ControlPlane
 from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
 from sandbox.errors import ApiError
@@ -131,35 +131,6 @@ async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str,
             "duration_seconds": round(time.perf_counter() - started, 4)}
 
 
-async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
-    lease = parse_lease(body)
-    version = body.get("version")
-    if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9_.-]{1,32}$", version):
-        raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
-    weight = number(body, "weight", 0.0, 1.0, None)
-    release = {"version": version,
-               "error_rate": number(body, "error_rate", 0.0, 1.0, 0.0),
-               "latency_multiplier": number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
-    await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
-    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": weight})
-    plane.canary = {**release, "weight": weight}
-    return {**plane.canary, **plane.leases.grant("canary", lease, lambda: rollback_canary(plane))}
-
-
-async def rollback_canary(plane: ControlPlane) -> dict[str, Any]:
-    plane.leases.end("canary")
-    # Gateway first: stop sending traffic before the canary's release is reset.
-    await plane.post(f"{plane.gateway_internal}/internal/canary", {"weight": 0.0})
-    try:
-        await plane.post(f"{plane.service_url('engine-canary')}/_control", {"version": "v1"})
-    except ApiError:
-        # Unreachable means stopped or restarting (a lost or just-restored az-c); it comes
-        # back as v1 with no injected faults, and no traffic reaches it at weight 0 anyway.
-        pass
-    plane.canary = None
-    return {"weight": 0.0, "rolled_back": True}
-
-
 async def sequenced_writes(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     n = body.get("n")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
@@ -193,7 +164,8 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
         if request.method == "DELETE":
             return JSONResponse(await rollback_canary(plane))
         if request.method == "GET":
-            return JSONResponse(plane.canary or {"weight": 0.0})
+            analysis = None if plane.analysis is None else plane.analysis.json()
+            return JSONResponse({**(plane.canary or {"weight": 0.0}), "analysis": analysis})
         return JSONResponse(await deploy_canary(plane, await read_json(request)))
 
     async def caps_list() -> dict[str, Any]:

@@ -12,7 +12,7 @@ import shutil
 import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -25,6 +25,9 @@ from sandbox.pgcluster import make_replica
 from sandbox.state import Layout, write_state
 from sandbox.supervise import rpc
 from sandbox.tokens import TokenCipher
+
+if TYPE_CHECKING:
+    from sandbox.admin.canary import Analysis
 
 __all__ = ["ControlPlane", "FaultLog", "PgNode"]
 
@@ -60,6 +63,8 @@ class ControlPlane:
         self.audit = AuditLog(self.layout.logs / "audit.log")
         self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
+        self.analysis: Analysis | None = None  # the last canary analysis (sandbox.admin.canary)
+        self.promoted_release = False  # every engine runs the canary's release
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"],
                                     socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -69,6 +74,8 @@ class ControlPlane:
 
     async def close(self) -> None:
         self.leases.cancel_all()
+        if self.analysis is not None and self.analysis.task is not None:
+            self.analysis.task.cancel()
         await self.http.aclose()
         await self.store.aclose()
 

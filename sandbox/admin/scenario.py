@@ -182,6 +182,7 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
         "cache": {"enabled": options.enabled, "ttl_seconds": options.ttl,
                   "soft_cache": options.soft_cache, "coalesce": options.coalesce},
         "user_caps": await _caps(plane),
+        "release": saved.get("release"),  # the admin's own canary analysis (not a service)
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
 

@@ -32,6 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labcore.canary import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    CanaryProgress,
+    judge_window,
+    metric_failures,
+)
+from labcore.canary import Tally as _Tally
 from labcore.scenario import BlueGreen, Canary
 
 from .request import OK, UNAVAILABLE, Attempt
@@ -41,10 +50,9 @@ if TYPE_CHECKING:
 
     from .system import System
 
-__all__ = ["BlueGreenCutover", "CanaryRelease", "judge_window", "metric_failures",
-           "start_release"]
-
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+# PASS/FAIL/INCONCLUSIVE and the judge are labcore's, re-exported for the model's readers.
+__all__ = ["FAIL", "INCONCLUSIVE", "PASS", "BlueGreenCutover", "CanaryRelease", "judge_window",
+           "metric_failures", "start_release"]
 
 
 def start_release(system: System) -> CanaryRelease | BlueGreenCutover | None:
@@ -55,58 +63,6 @@ def start_release(system: System) -> CanaryRelease | BlueGreenCutover | None:
     if isinstance(release, BlueGreen):
         return BlueGreenCutover(system, release)
     return None
-
-
-class _Tally:
-    """One version's attempts in the current analysis window."""
-
-    __slots__ = ("errors", "latencies", "n")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.errors = 0
-        self.latencies: list[float] = []
-
-
-def judge_window(spec: Canary, canary: _Tally, baseline: _Tally) -> dict[str, Any]:
-    """The analysis of one window: its numbers and verdict (pure, for tests)."""
-    a = spec.analysis
-    row: dict[str, Any] = {"canary_n": canary.n, "baseline_n": baseline.n,
-                           "canary_errors": canary.errors, "baseline_errors": baseline.errors}
-    if canary.n < a.min_samples or baseline.n == 0:
-        return dict(row, verdict=INCONCLUSIVE)
-    pc, pb = canary.errors / canary.n, baseline.errors / baseline.n
-    se = math.sqrt(pc * (1 - pc) / canary.n + pb * (1 - pb) / baseline.n)
-    if a.error_reading == "points":
-        error_fail = pc - pb > a.error_increase
-    else:
-        error_fail = pc > pb * (1.0 + a.error_increase) if pb > 0 else pc > 0
-    lat = np.asarray(canary.latencies)
-    p95, p99 = (float(np.percentile(lat, q)) for q in (95, 99))
-    mw_p = None
-    if a.mann_whitney and len(baseline.latencies) >= 2:
-        from scipy.stats import mannwhitneyu
-
-        mw_p = float(mannwhitneyu(lat, baseline.latencies, alternative="greater").pvalue)
-    mw_fail = mw_p is not None and mw_p < 1.0 - a.confidence
-    failed = error_fail or p95 > a.latency_p95 or mw_fail
-    base_p95 = (float(np.percentile(baseline.latencies, 95)) if baseline.latencies
-                else math.nan)
-    return dict(row, canary_error_rate=pc, baseline_error_rate=pb, difference=pc - pb,
-                difference_se=se, canary_p95=p95, canary_p99=p99, baseline_p95=base_p95,
-                mann_whitney_p=mw_p, verdict=FAIL if failed else PASS)
-
-
-def metric_failures(spec: Canary, row: dict[str, Any]) -> tuple[bool, bool]:
-    """Whether a judged window fails the error metric and the latency metric, apart (Argo
-    counts each metric's failures separately); the same tests as :func:`judge_window`."""
-    a = spec.analysis
-    pc, pb = row["canary_error_rate"], row["baseline_error_rate"]
-    if a.error_reading == "points":
-        errors = pc - pb > a.error_increase
-    else:
-        errors = pc > pb * (1.0 + a.error_increase) if pb > 0 else pc > 0
-    return bool(errors), bool(row["canary_p95"] > a.latency_p95)
 
 
 class CanaryRelease:
@@ -194,56 +150,21 @@ class CanaryRelease:
         return row
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
-        spec, analysis = self.spec, self.spec.analysis
+        """Deploy at ``release.at``, then judge window after window until a decision; the
+        counting (consecutive or Argo's) is :class:`labcore.canary.CanaryProgress`'s."""
+        spec = self.spec
         yield self.env.timeout(max(0.0, spec.at - self.env.now))
         self._install()
-        step, passes, fails = 0, 0, 0
-        self.share = spec.steps[0]
+        progress = CanaryProgress(spec)
+        self.share = progress.share
         self.system.mark(spec, f"canary {spec.version} at {self.share:.0%}")
-        if analysis.counting == "argo":  # issue 17: the exported Argo Rollouts analysis
-            return (yield from self._run_argo())
-        while True:
+        decision = progress.decision
+        while decision is None:
             row = yield from self._window()
-            if row["verdict"] == FAIL:
-                fails, passes = fails + 1, 0
-                if fails >= analysis.failing_windows:
-                    return self._decide("rolled_back", 0.0)
-            elif row["verdict"] == PASS:
-                fails, passes = 0, passes + 1
-                if passes >= analysis.windows_per_step:
-                    step, passes = step + 1, 0
-                    self.share = spec.steps[step]
-                    if self.share >= 1.0:
-                        return self._decide("promoted", 1.0)
-
-    # -- issue 17: the judge as exported to Argo Rollouts (sim/export.py) ----------------
-
-    def _run_argo(self) -> Generator[simpy.Event, Any, None]:
-        """One analysis run per step, as Argo Rollouts runs the exported AnalysisTemplate."""
-        for step in range(len(self.spec.steps)):
-            self.share = self.spec.steps[step]
-            if self.share >= 1.0:
-                return self._decide("promoted", 1.0)
-            outcome = yield from self._argo_analysis_run()
-            if outcome == FAIL:
-                return self._decide("rolled_back", 0.0)
-            if outcome == INCONCLUSIVE:  # inconclusiveLimit 0: paused until a human acts
-                return None
-
-    def _argo_analysis_run(self) -> Generator[simpy.Event, Any, str]:
-        """``count`` measurements; each metric fails the run at ``failureLimit + 1``
-        failed measurements (in total, not in a row)."""
-        analysis, failed = self.spec.analysis, {"errors": 0, "latency": 0}
-        for _ in range(analysis.windows_per_step):
-            row = yield from self._window()
-            if row["verdict"] == INCONCLUSIVE:
-                return INCONCLUSIVE
-            errors, latency = metric_failures(self.spec, row)
-            failed["errors"] += errors
-            failed["latency"] += latency
-            if max(failed.values()) >= analysis.failing_windows:
-                return FAIL
-        return PASS
+            decision = progress.observe(row)
+            self.share = progress.share
+        if decision != "paused":  # paused: undecided until a human acts (Argo)
+            self._decide(decision, progress.share)
 
     def _decide(self, decision: str, share: float) -> None:
         self.share = share

@@ -28,17 +28,20 @@ from typing import Any
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
 from .. import ledger
-from ..api import admin_call
+from ..api import admin_call, stats
+from ..counters import CONNECTOR_METRICS, ConnectorPoller
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
 from ..windows import RunWindows, measured_metrics
 
-__all__ = ["WINDOWS", "after_experiment_control", "before_experiment_control"]
+__all__ = ["POLLER", "WINDOWS", "after_experiment_control", "before_experiment_control"]
 logger = logging.getLogger("chaostoolkit")
 _KEY = "load"
 #: The ledger's key of the run's :class:`~chaosomnisql.windows.RunWindows`.
 WINDOWS = "windows"
+#: The ledger's key of the run's :class:`~chaosomnisql.counters.ConnectorPoller`.
+POLLER = "connector_poller"
 
 
 def _windows(scenario: Any, warmup: float, configuration: Configuration) -> RunWindows:
@@ -63,6 +66,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     scenario = scenario_file(configuration).scenario
     standin = configure_standin(configuration)  # issue 18: the stand-in from the scenario
     ledger.LEDGER.running["standin_not_honoured"] = (standin or {}).get("not_honoured")
+    reasons = (standin or {}).get("reasons") or {}
+    ledger.LEDGER.running["fault_not_honoured"] = {  # the verdict's fault_mismatch
+        path: why for path, why in reasons.items() if path.startswith("faults.")}
     seconds = float(seconds or setting(configuration, "load_seconds", 600))
     if warmup is None:
         warmup = float(setting(configuration, "warmup") or scenario.run.warmup)
@@ -82,6 +88,9 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets),
                           recorder=windows, origin=windows.origin)
     ledger.LEDGER.running[_KEY] = load.start()
+    # The stand-in's connector counters per window (fetches per key: issue 18).
+    ledger.LEDGER.running[POLLER] = ConnectorPoller(
+        windows, lambda seconds: stats(seconds, configuration)).start()
     logger.info(f"omnisql: background load {plan.total_rate:.1f} req/s for at most "
                 f"{seconds:g} s / {cap} requests")
     time.sleep(float(warmup))
@@ -93,9 +102,15 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     not_honoured = ledger.LEDGER.running.pop("standin_not_honoured", None)
     if state is not None and not_honoured is not None:
         state["omnisql_standin_not_honoured"] = not_honoured  # issue 18
+    fault_gaps = ledger.LEDGER.running.pop("fault_not_honoured", None)
+    if state is not None and fault_gaps:
+        state["omnisql_fault_not_honoured"] = fault_gaps
     ttl = ledger.LEDGER.running.pop("cache_ttl_before", None)
     if ttl is not None:
         admin_call("POST", "/admin/cache/options", configuration, {"ttl_seconds": ttl})
+    poller = ledger.LEDGER.running.pop(POLLER, None)
+    if poller is not None:
+        poller.stop()
     load = ledger.LEDGER.running.pop(_KEY, None)
     if load is None:
         return
@@ -105,14 +120,17 @@ def after_experiment_control(context: Experiment, state: Journal = None,
     if state is not None:
         state["omnisql_load"] = report
         if windows is not None:
-            state["omnisql_windows"] = window_report(windows, configuration)
+            state["omnisql_windows"] = window_report(windows, configuration,
+                                                     poller is not None and poller.seen)
 
 
-def window_report(windows: RunWindows, configuration: Configuration) -> dict[str, Any]:
+def window_report(windows: RunWindows, configuration: Configuration,
+                  connector_seen: bool = True) -> dict[str, Any]:
     """The run's window facts judged with the simulator's code: ``measured`` ``{metric
     key: value}`` per check and headline metric, and where ``facts.npz`` went (if
     anywhere). No whole window: ``measured`` is empty, so every check is not measured."""
-    facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"))
+    facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"),
+                          whole=ledger.LEDGER.running.get("run_facts"))
     out: dict[str, Any] = {"window": windows.window, "warmup": windows.warmup,
                            "sustain": windows.sustain, "elapsed": round(windows.now(), 3),
                            "measured": {}, "facts": None}
@@ -121,7 +139,10 @@ def window_report(windows: RunWindows, configuration: Configuration) -> dict[str
     out["windows"] = len(facts.arrays["start"])
     out["marks"] = [[m.kind, round(m.start, 3), None if m.end is None else round(m.end, 3)]
                     for m in facts.marks]
-    out["measured"] = measured_metrics(facts, windows.scenario.checks)
+    measured = measured_metrics(facts, windows.scenario.checks)
+    if not connector_seen:  # the target reported no connector counters: not measured
+        measured = {k: v for k, v in measured.items() if not k.startswith(CONNECTOR_METRICS)}
+    out["measured"] = measured
     results = setting(configuration, "results_dir")
     if results:
         out["facts"] = str(windows.save(facts, results))

@@ -1,0 +1,164 @@
+"""The stand-in's canary analysis (issue 18), on a stand-in of this module's own.
+
+The stand-in is configured from canary_bad_release's ``standin`` profile, with error-free,
+fast providers so the baseline is clean; each deployment asks for 3-second analysis
+windows and 20 samples (the rule's fields, the scenario's thresholds otherwise: +0.5
+points, P95 1.5 s, one failing window). A steady load of a few dozen queries a second
+runs while a test waits for the decision. The rule can fail both ways: a bad canary is
+rolled back, a good one is promoted, and a slow one is rolled back on its P95.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from labcore.sandbox_client import LOOPBACK_HOSTS, ApiError, SandboxClient
+from sandbox.testing import REPO, detached_sandbox, wait_for
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(400)]
+
+CLEAN = ("topology.providers.crm.error_rate=0%", "topology.providers.tickets.error_rate=0%",
+         "topology.providers.crm.latency=1ms", "topology.providers.crm.reject_latency=1ms",
+         "topology.engine.workers_per_zone=8")
+WINDOW = 3.0
+FAST_ANALYSIS = {"window": WINDOW, "min_samples": 20}
+SQL = "SELECT id, name FROM crm.accounts WHERE id = {}"
+
+
+class Load:
+    """A few threads querying the gateway back to back until stopped (bounded by a count)."""
+
+    def __init__(self, state: dict[str, Any], threads: int = 4, limit: int = 20_000) -> None:
+        key = state["tenants"]["acme"]["api_key"]
+        self.url = f"{state['gateway_url']}/v1/query"
+        self.headers = {"Authorization": f"Bearer {key}", "X-OmniSQL-User": "u1"}
+        self.stop, self.sent, self.limit = threading.Event(), 0, limit
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        with httpx.Client(timeout=10.0) as http:
+            i = seed
+            while not self.stop.is_set() and self.sent < self.limit:
+                http.post(self.url, json={"sql": SQL.format(i % 50)}, headers=self.headers)
+                self.sent += 1
+                i += 7
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def admin() -> Iterator[tuple[SandboxClient, dict[str, Any], Path]]:
+    sets = [arg for s in CLEAN for arg in ("--set", s)]
+    up_args = ("--no-prometheus", "--scenario", str(REPO / "scenarios/canary_bad_release.yaml"),
+               "--profile", "standin", *sets)
+    with detached_sandbox("omnisql-canary-", up_args=up_args) as root:
+        import json
+
+        state = json.loads((root / "state.json").read_text())
+        client = SandboxClient.from_state(state, LOOPBACK_HOSTS)
+        yield client, state, root
+        client.call("POST", "/faults/reset")
+
+
+def _decided(client: SandboxClient, state: dict[str, Any], body: dict[str, Any],
+             timeout: float = 60.0) -> dict[str, Any]:
+    """Deploy ``body`` under load and wait for the analysis's decision."""
+    client.call("POST", "/admin/canary", body)
+    with Load(state):
+        wait_for(lambda: client.call("GET", "/admin/canary")["analysis"]["decision"]
+                 is not None, timeout, step=0.5)
+    answer: dict[str, Any] = client.call("GET", "/admin/canary")
+    return answer
+
+
+def test_a_bad_canary_is_rolled_back_automatically(admin: Any) -> None:
+    client, state, _ = admin
+    answer = _decided(client, state, {"version": "v2", "weight": 0.25, "error_rate": 0.3,
+                                      "analysis": FAST_ANALYSIS})
+    analysis = answer["analysis"]
+    assert analysis["decision"] == "rolled_back", analysis
+    first = analysis["windows"][0]
+    assert first["verdict"] == "fail" and first["difference"] > 0.005, first
+    assert first["canary_n"] >= 20 and first["baseline_n"] > first["canary_n"]
+    # Decided at the end of the first window, timed from the deployment.
+    assert WINDOW <= analysis["decision_seconds"] < WINDOW + 5, analysis
+    assert analysis["exposed_requests"] >= first["canary_n"] > 0
+    assert analysis["exposed_failures"] == first["canary_errors"] > 0
+    # The rollback is real: no canary, weight 0 at the gateway.
+    assert answer["weight"] == 0.0 and "version" not in answer
+    faults = client.call("GET", "/faults")
+    assert faults["canary"] is None and faults["canary_weight"] == 0.0
+
+
+def test_a_good_canary_is_promoted_not_rolled_back(admin: Any) -> None:
+    client, state, _ = admin
+    answer = _decided(client, state, {"version": "v3", "weight": 0.25, "error_rate": 0.0,
+                                      "analysis": FAST_ANALYSIS})
+    analysis = answer["analysis"]
+    assert analysis["decision"] == "promoted", analysis
+    assert [w["verdict"] for w in analysis["windows"]] == ["pass", "pass"], analysis
+    assert [w["share"] for w in analysis["windows"]] == [0.25, 0.5]
+    assert analysis["steps"] == [0.25, 0.5, 1.0]
+    assert 2 * WINDOW <= analysis["decision_seconds"] < 2 * WINDOW + 5
+    assert answer.get("promoted") is True
+    client.call("DELETE", "/admin/canary")  # back to v1 everywhere
+
+
+def test_a_slow_canary_is_rolled_back_on_its_p95(admin: Any) -> None:
+    client, state, _ = admin
+    # 0.05 s per unit of the multiplier above 1: +0.25 s, over a 0.2 s P95 bound.
+    answer = _decided(client, state, {
+        "version": "v4", "weight": 0.25, "latency_multiplier": 6.0,
+        "analysis": {**FAST_ANALYSIS, "latency_p95": 0.2}})
+    first = answer["analysis"]["windows"][0]
+    assert answer["analysis"]["decision"] == "rolled_back"
+    assert first["canary_p95"] > 0.2 and first["difference"] <= 0.005, first
+
+
+def test_too_few_samples_is_undecided_and_a_manual_rollback_says_so(admin: Any) -> None:
+    client, state, _ = admin
+    client.call("POST", "/admin/canary", {"version": "v5", "weight": 0.05, "error_rate": 0.3,
+                                          "analysis": {"window": 2, "min_samples": 10_000}})
+    with Load(state, threads=2):
+        time.sleep(4.5)
+    analysis = client.call("GET", "/admin/canary")["analysis"]
+    assert analysis["decision"] is None
+    assert {w["verdict"] for w in analysis["windows"]} == {"inconclusive"}
+    client.call("DELETE", "/admin/canary")
+    analysis = client.call("GET", "/admin/canary")["analysis"]
+    assert analysis["decision"] is None and analysis["stopped"].startswith("rolled back by hand")
+
+
+def test_no_analysis_when_asked_for_none(admin: Any) -> None:
+    client, _, _ = admin
+    answer = client.call("POST", "/admin/canary", {"version": "v6", "weight": 0.1,
+                                                   "analysis": False})
+    assert answer["analysis"] is False
+    client.call("DELETE", "/admin/canary")
+
+
+@pytest.mark.parametrize("analysis", [{"min_samples": 0}, {"counting": "sometimes"},
+                                      {"window": "soon"}, {"window": 1e308}, {"bogus": 1},
+                                      "yes"])
+def test_a_bad_analysis_is_400(admin: Any, analysis: Any) -> None:
+    client, _, _ = admin
+    with pytest.raises(ApiError) as err:
+        client.call("POST", "/admin/canary", {"version": "v7", "weight": 0.1,
+                                              "analysis": analysis})
+    assert err.value.status == 400
