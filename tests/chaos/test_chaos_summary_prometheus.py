@@ -16,7 +16,10 @@ def test_canary_summary_shows_both_error_rate_readings(chaos_sandbox: ChaosSandb
                   if t["metric"] == "error_rate")
     assert target["is_measured"], out[-3000:]
     reading = target["prometheus"]
-    assert reading is not None and reading["stats"] == target["measured"], reading
+    # Prometheus is read over the probe's own seconds and shown beside the probe's /v1/stats
+    # value (target["stats"]); the verdict's value (target["measured"]) comes from the
+    # client's window facts, after client retries, and may differ from the gateway's count.
+    assert reading is not None and reading["stats"] == target["stats"], (reading, target)
     assert reading["value"] is not None and 0.0 <= reading["value"] <= 1.0, reading
     traffic = next(e for e in journal["run"]
                    if e["activity"]["provider"]["func"] == "measure_traffic")
