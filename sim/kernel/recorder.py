@@ -9,9 +9,12 @@ its stations. Memory grows with the number of windows only, never with the numbe
 requests.
 
 The window being filled is held in Python lists (the hot path's ``+= 1`` on a list is
-several times cheaper than on a numpy array); a sealed window is copied into
-preallocated numpy arrays (:class:`_Columns`, sized from the run's length), which
-:meth:`Recorder.arrays` hands over as they are: no window is held twice.
+several times cheaper than on a numpy array); a sealed window's histograms go into
+sparse, exact builders (:class:`labcore.window_hist.HistBuilder`: only the non-empty
+bins, so they cost what the traffic fills, not 8 kB per tenant and window) and its
+other per-tenant fields into preallocated numpy arrays (:class:`_Columns`, sized from
+the run's length), which :meth:`Recorder.arrays` hands over as they are: no window is
+held twice.
 
 The recorder knows no outcome names: the model hands it their number (``outcomes``, in
 the order of :data:`labcore.facts.OUTCOMES`) and reports outcomes by index. The arrays are
@@ -33,13 +36,15 @@ import numpy as np
 import simpy
 
 from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, TIER_FIELDS
+from labcore.window_hist import HistBuilder
 
 from .station import Station
 
 __all__ = ["Recorder", "Window"]
 
-# The Window fields held as arrays once the window is sealed.
-_COLUMNS = ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum")
+# The Window fields held as dense arrays / as sparse histograms once the window is sealed.
+_COLUMNS = ("start", "outcomes", "latency_sum", "fail_latency_sum")
+_HISTS = ("hist", "fail_hist")
 
 _INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN = N_BINS - 1
@@ -105,16 +110,16 @@ class Recorder:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
         #: Names of the final outcomes, index 0 success: data from the model.
         self.outcomes = tuple(outcomes)
-        #: Sealed windows' counters, tiers and wait histograms (small); their histograms,
-        #: outcomes and latency sums are rows of ``columns`` (``windows``: the capacity
-        #: to preallocate, e.g. the run's length in windows).
+        #: Sealed windows' counters, tiers and wait histograms (small); their outcomes
+        #: and latency sums are rows of ``columns`` (``windows``: the capacity to
+        #: preallocate, e.g. the run's length in windows), their histograms in ``hists``.
         self.windows: list[Window] = []
         n_tenants, n_outcomes = len(self.tenants), len(self.outcomes)
         self.columns = _Columns(windows, {
-            "start": ((), float), "hist": ((n_tenants, N_BINS), np.int64),
-            "outcomes": ((n_tenants, n_outcomes), np.int64),
-            "latency_sum": ((n_tenants,), float),
-            "fail_hist": ((N_BINS,), np.int64), "fail_latency_sum": ((), float)})
+            "start": ((), float), "outcomes": ((n_tenants, n_outcomes), np.int64),
+            "latency_sum": ((n_tenants,), float), "fail_latency_sum": ((), float)})
+        self.hists = {"hist": HistBuilder(n_tenants, N_BINS),
+                      "fail_hist": HistBuilder(None, N_BINS)}
         self._names: dict[tuple[str, str], list[str]] = {}  # counter names, built once
         self.current = Window(0.0, len(self.tenants), len(self.outcomes))
         self.tiers: dict[str, list[Station]] = {}
@@ -187,7 +192,9 @@ class Recorder:
             if self.wait_histograms:
                 w.wait_hists[name] = self._bin_waits(stations)
         self.columns.append({name: getattr(w, name) for name in _COLUMNS})
-        w.hist, w.outcomes, w.latency_sum, w.fail_hist = [], [], [], []  # rows of ``columns``
+        for name in _HISTS:
+            self.hists[name].append(getattr(w, name))
+        w.hist, w.outcomes, w.latency_sum, w.fail_hist = [], [], [], []  # in columns, hists
         self.windows.append(w)
         self.current = Window(self.env.now, len(self.tenants), len(self.outcomes))
 
@@ -216,6 +223,7 @@ class Recorder:
         tier_names = list(self.tiers)
         out = {
             **{name: self.columns.view(name) for name in _COLUMNS},
+            **{name: self.hists[name].build() for name in _HISTS},
             "counter_names": counter_names,
             "counters": np.array(
                 [[w.counters.get(k, 0) for k in counter_names] for w in windows], dtype=np.int64
