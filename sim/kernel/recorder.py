@@ -93,6 +93,37 @@ class _Columns:
         return self.data[name][: self.n]
 
 
+class _Named:
+    """Per-window values of named columns (counters, tiers), a numpy row per sealed window
+    rather than a dict per window; a name that appears late is 0 in earlier windows."""
+
+    def __init__(self, capacity: int, dtype: type, width: tuple[int, ...] = ()) -> None:
+        self.n = 0
+        self.index: dict[str, int] = {}  # name -> column, in order of appearance
+        self.data: np.ndarray = np.zeros((max(1, capacity), 8, *width), dtype=dtype)
+
+    def append(self, row: dict[str, Any]) -> None:
+        for name in row:
+            self.index.setdefault(name, len(self.index))
+        rows, cols = self.data.shape[:2]
+        if self.n == rows or len(self.index) > cols:  # doubled: a longer run, new names
+            grown = np.zeros((2 * rows if self.n == rows else rows,
+                              max(cols, 2 * len(self.index)), *self.data.shape[2:]),
+                             dtype=self.data.dtype)
+            grown[:rows, :cols] = self.data
+            self.data = grown
+        if row:
+            self.data[self.n, [self.index[name] for name in row]] = list(row.values())
+        self.n += 1
+
+    def select(self, names: Sequence[str]) -> np.ndarray:
+        """The sealed windows' values of ``names``, in that order (0 for unknown names)."""
+        out = np.zeros((self.n, len(names), *self.data.shape[2:]), dtype=self.data.dtype)
+        known = [i for i, name in enumerate(names) if name in self.index]
+        out[:, known] = self.data[: self.n, [self.index[names[i]] for i in known]]
+        return out
+
+
 class Recorder:
     """Collects windows while the model runs; :meth:`arrays` hands them to the metrics."""
 
@@ -110,10 +141,13 @@ class Recorder:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
         #: Names of the final outcomes, index 0 success: data from the model.
         self.outcomes = tuple(outcomes)
-        #: Sealed windows' counters, tiers and wait histograms (small); their outcomes
-        #: and latency sums are rows of ``columns`` (``windows``: the capacity to
-        #: preallocate, e.g. the run's length in windows), their histograms in ``hists``.
-        self.windows: list[Window] = []
+        #: Sealed windows' outcomes and latency sums are rows of ``columns`` (``windows``:
+        #: the capacity to preallocate, e.g. the run's length in windows), their histograms
+        #: in ``hists``, their counters and tiers in ``counters`` and ``tier_rows``, their
+        #: opt-in wait histograms in ``wait_hists``.
+        self.wait_hists: list[dict[str, np.ndarray]] = []
+        self.counters = _Named(windows, np.int64)
+        self.tier_rows = _Named(windows, float, (len(TIER_FIELDS),))
         n_tenants, n_outcomes = len(self.tenants), len(self.outcomes)
         self.columns = _Columns(windows, {
             "start": ((), float), "outcomes": ((n_tenants, n_outcomes), np.int64),
@@ -194,8 +228,10 @@ class Recorder:
         self.columns.append({name: getattr(w, name) for name in _COLUMNS})
         for name in _HISTS:
             self.hists[name].append(getattr(w, name))
-        w.hist, w.outcomes, w.latency_sum, w.fail_hist = [], [], [], []  # in columns, hists
-        self.windows.append(w)
+        self.counters.append(w.counters)
+        self.tier_rows.append(w.tiers)
+        if self.wait_histograms:
+            self.wait_hists.append(w.wait_hists)
         self.current = Window(self.env.now, len(self.tenants), len(self.outcomes))
 
     def _tenant_names(self, prefix: str, name: str) -> list[str]:
@@ -218,25 +254,19 @@ class Recorder:
 
     def arrays(self) -> dict[str, Any]:
         """The windows as :mod:`labcore.facts` arrays (window, tenant, ...)."""
-        windows = self.windows
-        counter_names = sorted({k for w in windows for k in w.counters})
+        counter_names = sorted(self.counters.index)
         tier_names = list(self.tiers)
         out = {
             **{name: self.columns.view(name) for name in _COLUMNS},
             **{name: self.hists[name].build() for name in _HISTS},
             "counter_names": counter_names,
-            "counters": np.array(
-                [[w.counters.get(k, 0) for k in counter_names] for w in windows], dtype=np.int64
-            ).reshape(len(windows), len(counter_names)),
+            "counters": self.counters.select(counter_names),
             "tier_names": tier_names,
-            "tiers": np.array(
-                [[w.tiers.get(t, (0.0,) * len(TIER_FIELDS)) for t in tier_names] for w in windows],
-                dtype=float,
-            ).reshape(len(windows), len(tier_names), len(TIER_FIELDS)),
+            "tiers": self.tier_rows.select(tier_names),
         }
         if self.wait_histograms:  # opt-in: absent otherwise, so default runs are unchanged
             empty = np.zeros(N_BINS, dtype=np.int64)
             out["tier_wait_hist"] = np.array(
-                [[w.wait_hists.get(t, empty) for t in tier_names] for w in windows],
-                dtype=np.int64).reshape(len(windows), len(tier_names), N_BINS)
+                [[w.get(t, empty) for t in tier_names] for w in self.wait_hists],
+                dtype=np.int64).reshape(len(self.wait_hists), len(tier_names), N_BINS)
         return out
