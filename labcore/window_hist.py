@@ -29,9 +29,9 @@ __all__ = ["HistBuilder", "WindowHist"]
 
 _WIDER = {np.dtype(np.uint16): np.uint32, np.dtype(np.uint32): np.int64}
 #: A block of windows densified at a time holds about this many entries, and at most
-#: this many windows (its dense sums: 2 MB).
-BLOCK_ENTRIES = 1 << 18
-BLOCK_WINDOWS = 256
+#: this many windows (its dense sums: 1 MB).
+BLOCK_ENTRIES = 1 << 16
+BLOCK_WINDOWS = 128
 
 
 class WindowHist(NDArrayOperatorsMixin):
@@ -62,7 +62,8 @@ class WindowHist(NDArrayOperatorsMixin):
         if isinstance(array, WindowHist):
             return array
         dense = np.asarray(array)
-        builder = HistBuilder(dense.shape[1] if dense.ndim == 3 else None, dense.shape[-1])
+        builder = HistBuilder(dense.shape[1] if dense.ndim == 3 else None, dense.shape[-1],
+                              len(dense))
         for row in dense:
             builder.append(row)
         return builder.build()
@@ -100,15 +101,16 @@ class WindowHist(NDArrayOperatorsMixin):
         """Dense ``(bin,)``: the counts of the windows of ``mask`` (default: all), summed
         over every tenant (or ``tenant``'s only)."""
         windows = np.arange(self.n_windows) if mask is None else np.flatnonzero(mask)
-        tenants = None if tenant is None else np.array([tenant])
+        tenants = np.arange(self.n_tenants) if tenant is None else np.array([tenant])
         out = np.zeros(self.n_bins, dtype=np.int64)
-        for block in self.blocks(windows):
-            out += self.window_sums(block, tenants).sum(axis=0)
+        for block in self.blocks(windows, tenant):
+            _, entry = self._entries((block[:, None] * self.n_tenants + tenants).ravel())
+            np.add.at(out, self.bins[entry], self.counts[entry])
         return out
 
     def over_tenants(self) -> WindowHist:
         """The ``(window, bin)`` sums over every tenant, sparse as well."""
-        builder = HistBuilder(None, self.n_bins)
+        builder = HistBuilder(None, self.n_bins, self.n_windows)
         for block in self.blocks():
             for row in self.window_sums(block):
                 builder.append(row)
@@ -167,15 +169,17 @@ class WindowHist(NDArrayOperatorsMixin):
 
 
 class HistBuilder:
-    """Grows a :class:`WindowHist` one window at a time (buffers doubled when full:
-    ``np.zeros`` pages cost no memory until written)."""
+    """Grows a :class:`WindowHist` one window at a time. Its buffers are reserved for
+    the ``windows`` announced at the fill rate so far (``np.zeros`` pages cost no memory
+    until written, so a generous reservation is free, while copying a full buffer into
+    a larger one would hold both), and grown again only if the run outgrows them."""
 
-    def __init__(self, n_tenants: int | None, n_bins: int, capacity: int = 1 << 16) -> None:
-        self.n_tenants, self.n_bins = n_tenants, n_bins
+    def __init__(self, n_tenants: int | None, n_bins: int, windows: int = 64) -> None:
+        self.n_tenants, self.n_bins, self.expected = n_tenants, n_bins, windows
         self.windows = self.entries = 0
-        self.indptr = np.zeros(1 << 10, dtype=np.int64)
-        self.bins = np.zeros(capacity, dtype=np.uint16)
-        self.counts = np.zeros(capacity, dtype=np.uint16)
+        self.indptr = np.zeros(max(1, windows) * (n_tenants or 1) + 1, dtype=np.int64)
+        self.bins = np.zeros(1 << 12, dtype=np.uint16)
+        self.counts = np.zeros(1 << 12, dtype=np.uint16)
 
     def append(self, window: Any) -> None:
         """One window's dense counts: ``(tenant, bin)``, or ``(bin,)`` without tenants."""
@@ -186,17 +190,26 @@ class HistBuilder:
             raise ValueError("a histogram count is negative")
         self._widen(int(values.max()) if len(values) else 0)
         n, r, end = self.entries, self.windows * len(dense), self.entries + len(values)
-        self.indptr = _fit(self.indptr, r + len(dense) + 1)
+        self.indptr = _fit(self.indptr, r + 1, r + len(dense) + 1)
         self.indptr[r + 1 : r + len(dense) + 1] = n + np.cumsum(
             np.bincount(rows, minlength=len(dense)))
-        self.bins, self.counts = _fit(self.bins, end), _fit(self.counts, end)
+        if end > len(self.bins):
+            reserve = max(end, 2 * len(self.bins), self._projected(end))
+            self.bins, self.counts = _fit(self.bins, n, reserve), _fit(self.counts, n, reserve)
         self.bins[n:end], self.counts[n:end] = bins, values
         self.entries, self.windows = end, self.windows + 1
+
+    def _projected(self, entries: int) -> int:
+        """Entries for the announced windows at this window's fill rate, and a quarter."""
+        windows = max(self.expected, self.windows + 1)
+        return int(entries / (self.windows + 1) * windows * 1.25)
 
     def _widen(self, largest: int) -> None:
         """Widen the counts' type until ``largest`` fits: no count is ever truncated."""
         while largest > np.iinfo(self.counts.dtype).max:
-            self.counts = self.counts.astype(_WIDER[self.counts.dtype])
+            wider = np.zeros(len(self.counts), dtype=_WIDER[self.counts.dtype])
+            wider[: self.entries] = self.counts[: self.entries]
+            self.counts = wider
 
     def build(self) -> WindowHist:
         """The windows so far (views of the buffers, not copies)."""
@@ -207,10 +220,11 @@ class HistBuilder:
                           self.counts[: self.entries], shape)
 
 
-def _fit(array: np.ndarray, size: int) -> np.ndarray:
-    """``array``, or a copy twice as long (or longer) if ``size`` would not fit."""
+def _fit(array: np.ndarray, used: int, size: int) -> np.ndarray:
+    """``array``, or a copy of its first ``used`` items at least ``size`` long if
+    ``size`` would not fit."""
     if size <= len(array):
         return array
     grown = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
-    grown[: len(array)] = array
+    grown[:used] = array[:used]
     return grown

@@ -152,8 +152,8 @@ class Recorder:
         self.columns = _Columns(windows, {
             "start": ((), float), "outcomes": ((n_tenants, n_outcomes), np.int64),
             "latency_sum": ((n_tenants,), float), "fail_latency_sum": ((), float)})
-        self.hists = {"hist": HistBuilder(n_tenants, N_BINS),
-                      "fail_hist": HistBuilder(None, N_BINS)}
+        self.hists = {"hist": HistBuilder(n_tenants, N_BINS, windows),
+                      "fail_hist": HistBuilder(None, N_BINS, windows)}
         self._names: dict[tuple[str, str], list[str]] = {}  # counter names, built once
         self.current = Window(0.0, len(self.tenants), len(self.outcomes))
         self.tiers: dict[str, list[Station]] = {}
