@@ -14,6 +14,13 @@ successful requests only), ``latency_sum`` (window, tenant: successful requests 
 of every tenant, ``outcomes`` (window, tenant, outcome), ``counter_names`` and ``counters``
 (window, counter), ``tier_names`` and ``tiers`` (window, tier, :data:`TIER_FIELDS`).
 
+The two histograms are int64 counts, held either dense (a numpy array: the Locust
+client's recorder writes them so) or sparse and exact (a
+:class:`~labcore.window_hist.WindowHist`: the simulator's, 8 kB per tenant and window
+dense but mostly empty bins); ``np.asarray`` of either is the same dense array, and the
+metrics read both through :meth:`WindowHist.of <labcore.window_hist.WindowHist.of>`.
+On disk (:func:`save_facts`) a sparse histogram is its three parts and its shape.
+
 Why successes and failures apart: the SLO's latency is over successful requests (a
 fail-fast error answered in 0.1 ms must not make an outage look fast; failures count in
 the error rate), while the all-outcome percentiles (``latency_all_p95``) stay computable
@@ -31,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from .window_hist import WindowHist
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -137,15 +146,19 @@ class RunFacts:
 # -- on disk: one runner's measured windows, read back by another (``sim conform``) -------
 
 _LIST_KEYS = ("counter_names", "tier_names")
+_SPARSE_PARTS = ("indptr", "bins", "counts", "shape")  # saved as ``s.<name>.<part>``
 
 
 def save_facts(path: str | os.PathLike[str], facts: WindowFacts) -> None:
     """Write ``facts`` (arrays, fault marks, RPO losses, tenants, whole-run facts) as one
     ``.npz`` file: what a real runner leaves in its results folder (``facts.npz``)."""
-    a = facts.arrays
-    arrays: dict[str, Any] = {
-        f"a.{k}": (np.asarray(v, dtype=str) if k in _LIST_KEYS else np.asarray(v))
-        for k, v in a.items()}
+    arrays: dict[str, Any] = {}
+    for k, v in facts.arrays.items():
+        if isinstance(v, WindowHist):
+            parts = (v.indptr, v.bins, v.counts, np.asarray(v.shape, dtype=np.int64))
+            arrays.update({f"s.{k}.{p}": x for p, x in zip(_SPARSE_PARTS, parts)})
+        else:
+            arrays[f"a.{k}"] = np.asarray(v, dtype=str) if k in _LIST_KEYS else np.asarray(v)
     meta = {
         "seed": facts.seed,
         "tenants": list(facts.tenants),
@@ -166,6 +179,8 @@ def load_facts(path: str | os.PathLike[str], scenario: Scenario) -> RunFacts:
                 name = key[2:]
                 arrays[name] = ([str(x) for x in data[key]] if name in _LIST_KEYS
                                 else data[key].copy())
+        for name in {key.split(".")[1] for key in data.files if key.startswith("s.")}:
+            arrays[name] = _sparse(path, name, [data[f"s.{name}.{p}"] for p in _SPARSE_PARTS])
     if "fail_hist" not in arrays:  # written before successes and failures were binned apart
         raise ValueError(f"{path}: no 'fail_hist' array: these window facts predate the "
                          "success-only latency histogram; record them again")
@@ -177,3 +192,15 @@ def load_facts(path: str | os.PathLike[str], scenario: Scenario) -> RunFacts:
         rpo_losses=tuple((float(a), float(b)) for a, b in meta["rpo_losses"]),
         facts=dict(meta["facts"]),
     )
+
+
+def _sparse(path: str | os.PathLike[str], name: str, parts: list[np.ndarray]) -> WindowHist:
+    """A sparse histogram read back, its parts checked against each other."""
+    indptr, bins, counts, shape = parts
+    ok = (shape.ndim == 1 and len(shape) in (2, 3) and indptr.ndim == 1 and len(indptr) > 0
+          and indptr[0] == 0 and indptr[-1] == len(bins) == len(counts)
+          and bool(np.all(np.diff(indptr) >= 0)) and int(np.prod(shape[:-1])) + 1 == len(indptr)
+          and (len(bins) == 0 or (int(bins.max()) < int(shape[-1]) and counts.min() >= 0)))
+    if not ok:
+        raise ValueError(f"{path}: sparse histogram {name!r}: inconsistent parts")
+    return WindowHist(indptr, bins, counts, tuple(int(n) for n in shape))

@@ -154,6 +154,7 @@ import pandas as pd
 
 from .facts import BIN_GROWTH, BIN_MIN, N_BINS, OUTCOMES, TIER_FIELDS, WindowFacts, bin_value
 from .scenario.checks import Scope
+from .window_hist import WindowHist
 
 __all__ = [
     "Estimate",
@@ -201,20 +202,21 @@ def _window_slo(result: WindowFacts, tenants: list[int] | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per window: error rate, P95, and whether the SLO held (for ``tenants``: all)."""
     a = result.arrays
-    if tenants is not None:
-        a = {"outcomes": a["outcomes"][:, tenants], "hist": a["hist"][:, tenants]}
-    return _slo_rule(result, a["outcomes"].sum(axis=1), a["hist"].sum(axis=1))
+    outcomes = a["outcomes"] if tenants is None else a["outcomes"][:, tenants]
+    chosen = None if tenants is None else np.asarray(tenants)
+    p95 = _window_percentiles(WindowHist.of(a["hist"]), (0.95,), chosen)[0]
+    return _slo_rule(result, outcomes.sum(axis=1), p95)
 
 
-def _slo_rule(result: WindowFacts, outcomes: np.ndarray, hist: np.ndarray,
+def _slo_rule(result: WindowFacts, outcomes: np.ndarray, p95: np.ndarray,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Error rate, P95 and the SLO verdict of windows' outcome counts and histograms."""
+    """Error rate, P95 and the SLO verdict of windows' outcome counts and P95s (of
+    successes only)."""
     slo = result.scenario.slo
     total = outcomes.sum(axis=1)
     errors = total - outcomes[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(total > 0, errors / np.maximum(total, 1), np.nan)
-    p95 = _percentiles(hist, 0.95)  # ``hist``: successes only
     # No success, no P95 (NaN): such a window never meets the SLO on latency.
     meets = ((total > 0) & (outcomes[:, 0] > 0) & (error_rate <= slo.error_rate)
              & (p95 <= slo.latency_p95))
@@ -233,6 +235,18 @@ def _percentiles(hist: np.ndarray, q: float) -> np.ndarray:
     total = cum[:, -1]
     index = (cum < (q * total)[:, None]).sum(axis=1)  # = searchsorted(side="left") per row
     return np.where(total == 0, np.nan, _bin_values()[np.minimum(index, N_BINS - 1)])
+
+
+def _window_percentiles(hist: WindowHist, qs: Sequence[float],
+                        tenants: np.ndarray | None = None) -> np.ndarray:
+    """Per window, the ``qs`` quantiles of its histogram summed over ``tenants`` (all if
+    None), densified a block of windows at a time: shape ``(len(qs), window)``."""
+    out = np.empty((len(qs), hist.n_windows))
+    for block in hist.blocks():
+        sums = hist.window_sums(block, tenants)
+        for i, q in enumerate(qs):
+            out[i, block] = _percentiles(sums, q)
+    return out
 
 
 def sustain_windows(sustain: float, window: float) -> int:
@@ -296,18 +310,19 @@ def _counts(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, float | None]:
     """Every metric of one run over the windows of ``scope``."""
     a = result.arrays
+    hist = WindowHist.of(a["hist"])
     rec = recovery(result)
     mask = _scope_mask(result, scope, rec)
     seconds = float(mask.sum()) * result.scenario.run.window
     metrics: dict[str, float | None] = {}
-    _request_metrics(metrics, "", _counts(a["hist"], mask),
+    _request_metrics(metrics, "", hist.total(mask),
                      _counts(a["outcomes"], mask), a["latency_sum"][mask].sum(), seconds)
     _all_outcome_metrics(metrics, a, mask)
     counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
     _counter_metrics(metrics, counters, result.tenants)
     _tier_metrics(metrics, a["tier_names"], a["tiers"][mask].sum(axis=0), seconds)
     for t, name in enumerate(result.tenants):
-        _request_metrics(metrics, f"tenant.{name}.", a["hist"][mask, t].sum(axis=0),
+        _request_metrics(metrics, f"tenant.{name}.", hist.total(mask, tenant=t),
                          a["outcomes"][mask, t].sum(axis=0), a["latency_sum"][mask, t].sum(),
                          seconds)
         metrics[f"tenant.{name}.rate_limited"] = float(
@@ -337,7 +352,7 @@ def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndar
     out["failed_requests"] = out["requests"] * out["error_rate"] if out["requests"] else 0.0
     held = {t: counters.get(f"connector.held_ms[{t}]", 0) / 1000.0 for t in tenants}
     total_held = sum(held.values())
-    totals = a["outcomes"].sum(axis=1), a["hist"].sum(axis=1)  # per window, every tenant
+    totals = a["outcomes"].sum(axis=1), WindowHist.of(a["hist"]).over_tenants()  # per window
     for t, name in enumerate(tenants):
         out[f"tenant.{name}.connector_seconds"] = held[name]
         out[f"tenant.{name}.connector_share"] = held[name] / total_held if total_held else 0.0
@@ -347,19 +362,22 @@ def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndar
 
 
 def _others_metrics(out: dict, result: WindowFacts, scope: Scope, rec: Recovery, t: int,
-                    totals: tuple[np.ndarray, np.ndarray]) -> None:
+                    totals: tuple[np.ndarray, WindowHist]) -> None:
     """``tenants_except.<t>.*``. Every tenant but ``t``, per window, is all tenants minus
     ``t``'s own counts (integers: exact), so this costs no more with many tenants."""
-    a = result.arrays
-    outcomes, hist = totals[0] - a["outcomes"][:, t], totals[1] - a["hist"][:, t]
-    theirs = recovery(result, meets=_slo_rule(result, outcomes, hist)[2])
+    a, hist = result.arrays, WindowHist.of(result.arrays["hist"])
+    outcomes = totals[0] - a["outcomes"][:, t]
+    p95 = np.empty(hist.n_windows)
+    for block in hist.blocks(tenant=t):  # one block of windows densified at a time
+        p95[block] = _percentiles(totals[1].toarray(block) - hist.tenant(t, block), 0.95)
+    theirs = recovery(result, meets=_slo_rule(result, outcomes, p95)[2])
     own = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
     counts = outcomes[own].sum(axis=0)
     total = int(counts.sum())
     prefix = f"tenants_except.{result.tenants[t]}."
     out[prefix + "requests"] = float(total)
     out[prefix + "error_rate"] = (total - int(counts[0])) / total if total else math.nan
-    out[prefix + "latency_p95"] = percentile(hist[own].sum(axis=0), 0.95)
+    out[prefix + "latency_p95"] = percentile(totals[1].total(own) - hist.total(own, t), 0.95)
     if rec.fault_start is not None:
         out[prefix + "rto_seconds"] = theirs.rto
 
@@ -429,7 +447,7 @@ def _incident_metrics(out: dict, result: WindowFacts) -> None:
     outcomes = _counts(a["outcomes"], mask)
     total = int(outcomes.sum())
     out["incident.error_rate"] = (total - int(outcomes[0])) / total if total else math.nan
-    out["incident.latency_p95"] = percentile(_counts(a["hist"], mask), 0.95)
+    out["incident.latency_p95"] = percentile(WindowHist.of(a["hist"]).total(mask), 0.95)
     counters = dict(zip(a["counter_names"], a["counters"][mask].sum(axis=0).tolist()))
     out["incident.connector.calls"] = float(counters.get("connector.calls", 0))
     out["incident.connector.rate_limited"] = float(
@@ -494,7 +512,7 @@ def _request_metrics(out: dict, prefix: str, hist: np.ndarray, outcomes: np.ndar
 def _all_outcome_metrics(out: dict, a: dict[str, Any], mask: np.ndarray) -> None:
     """``latency_all_*``: every request, failed ones included (successes' and failures'
     histograms added)."""
-    hist = _counts(a["hist"], mask) + a["fail_hist"][mask].sum(axis=0)
+    hist = WindowHist.of(a["hist"]).total(mask) + WindowHist.of(a["fail_hist"]).total(mask)
     total = int(a["outcomes"][mask].sum())
     for q in (50, 95, 99):
         out[f"latency_all_p{q}"] = percentile(hist, q / 100)
@@ -536,7 +554,7 @@ def window_table(result: WindowFacts, replication: int = 0) -> pd.DataFrame:
     outcomes = a["outcomes"].sum(axis=1)
     total = outcomes.sum(axis=1)
     error_rate, p95, meets = _window_slo(result)
-    hist = a["hist"].sum(axis=1)
+    p50, p99 = _window_percentiles(WindowHist.of(a["hist"]), (0.50, 0.99))
     frame: dict[str, Any] = {
         "replication": replication,
         "time": a["start"],
@@ -544,9 +562,9 @@ def window_table(result: WindowFacts, replication: int = 0) -> pd.DataFrame:
         "requests": total,
         "throughput": outcomes[:, 0] / window,
         "error_rate": error_rate,
-        "latency_p50": [percentile(h, 0.50) for h in hist],
+        "latency_p50": p50,
         "latency_p95": p95,
-        "latency_p99": [percentile(h, 0.99) for h in hist],
+        "latency_p99": p99,
         "meets_slo": meets,
     }
     for i, cause in enumerate(OUTCOMES[1:], start=1):

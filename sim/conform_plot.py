@@ -18,6 +18,7 @@ import numpy as np
 
 from labcore.facts import WindowFacts
 from labcore.metrics import percentile, window_table
+from labcore.window_hist import WindowHist
 
 from .conform import CheckComparison
 
@@ -58,7 +59,9 @@ def window_series(facts: WindowFacts, which: str, scope: str) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.asarray(np.where(total > 0, 1.0 - outcomes[:, 0] / total, np.nan))
     q = float(which.removeprefix("latency_p")) / 100.0
-    return np.array([percentile(h, q) for h in a["hist"][:, keep, :].sum(axis=1)])
+    hist = WindowHist.of(a["hist"])
+    sums = hist.window_sums(np.arange(hist.n_windows), np.array(keep, dtype=np.int64))
+    return np.array([percentile(h, q) for h in sums])
 
 
 def _band(results: Sequence[WindowFacts], which: str, scope: str) -> tuple[Any, Any, Any]:

@@ -81,3 +81,31 @@ def test_pre_drawn_gaps_are_the_same_draws_in_chunks() -> None:
     assert len(stream.gap_buffer) < CHUNK  # never a whole block of Python floats
     expected = Streams(7).numpy("workload.arrivals.acme").standard_exponential(4 * CHUNK)
     assert gaps == expected.tolist()[1:3 * CHUNK + 1]  # the first gap went to scheduling
+
+
+class _Source:
+    """A counter source: integer attributes the recorder reads and resets per window."""
+
+    def __init__(self, names: list[str]) -> None:
+        for name in names:
+            setattr(self, name, 0)
+
+
+def test_counters_as_rows_give_a_late_counter_zeros_before_it_appears() -> None:
+    env = simpy.Environment()
+    recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES, windows=1)
+    early = _Source([f"c{i}" for i in range(12)])  # more names than the first row holds
+    recorder.add_counters("early", early, [f"c{i}" for i in range(12)])
+    late = _Source(["x"])
+    for t in range(5):
+        if t == 3:
+            recorder.add_counters("late", late, ["x"])
+        early.c7, late.x = t + 1, 10 * t  # type: ignore[attr-defined]
+        env.run(until=10.0 * (t + 1) + 1.0)  # past the boundary: window t sealed
+    a = recorder.arrays()
+    names = a["counter_names"]
+    assert names == sorted([f"early.c{i}" for i in range(12)] + ["late.x"])
+    assert a["counters"].shape == (5, 13) and a["counters"].dtype == np.int64
+    assert a["counters"][:, names.index("early.c7")].tolist() == [1, 2, 3, 4, 5]
+    assert a["counters"][:, names.index("late.x")].tolist() == [0, 0, 0, 30, 40]
+    assert a["tiers"].shape == (5, 0, 7)

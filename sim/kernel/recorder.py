@@ -9,9 +9,12 @@ its stations. Memory grows with the number of windows only, never with the numbe
 requests.
 
 The window being filled is held in Python lists (the hot path's ``+= 1`` on a list is
-several times cheaper than on a numpy array); a sealed window is copied into
-preallocated numpy arrays (:class:`_Columns`, sized from the run's length), which
-:meth:`Recorder.arrays` hands over as they are: no window is held twice.
+several times cheaper than on a numpy array); a sealed window's histograms go into
+sparse, exact builders (:class:`labcore.window_hist.HistBuilder`: only the non-empty
+bins, so they cost what the traffic fills, not 8 kB per tenant and window) and its
+other per-tenant fields into preallocated numpy arrays (:class:`_Columns`, sized from
+the run's length), which :meth:`Recorder.arrays` hands over as they are: no window is
+held twice.
 
 The recorder knows no outcome names: the model hands it their number (``outcomes``, in
 the order of :data:`labcore.facts.OUTCOMES`) and reports outcomes by index. The arrays are
@@ -33,13 +36,15 @@ import numpy as np
 import simpy
 
 from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, TIER_FIELDS
+from labcore.window_hist import HistBuilder
 
 from .station import Station
 
 __all__ = ["Recorder", "Window"]
 
-# The Window fields held as arrays once the window is sealed.
-_COLUMNS = ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum")
+# The Window fields held as dense arrays / as sparse histograms once the window is sealed.
+_COLUMNS = ("start", "outcomes", "latency_sum", "fail_latency_sum")
+_HISTS = ("hist", "fail_hist")
 
 _INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN = N_BINS - 1
@@ -88,6 +93,37 @@ class _Columns:
         return self.data[name][: self.n]
 
 
+class _Named:
+    """Per-window values of named columns (counters, tiers), a numpy row per sealed window
+    rather than a dict per window; a name that appears late is 0 in earlier windows."""
+
+    def __init__(self, capacity: int, dtype: type, width: tuple[int, ...] = ()) -> None:
+        self.n = 0
+        self.index: dict[str, int] = {}  # name -> column, in order of appearance
+        self.data: np.ndarray = np.zeros((max(1, capacity), 8, *width), dtype=dtype)
+
+    def append(self, row: dict[str, Any]) -> None:
+        for name in row:
+            self.index.setdefault(name, len(self.index))
+        rows, cols = self.data.shape[:2]
+        if self.n == rows or len(self.index) > cols:  # doubled: a longer run, new names
+            grown = np.zeros((2 * rows if self.n == rows else rows,
+                              max(cols, 2 * len(self.index)), *self.data.shape[2:]),
+                             dtype=self.data.dtype)
+            grown[:rows, :cols] = self.data
+            self.data = grown
+        if row:
+            self.data[self.n, [self.index[name] for name in row]] = list(row.values())
+        self.n += 1
+
+    def select(self, names: Sequence[str]) -> np.ndarray:
+        """The sealed windows' values of ``names``, in that order (0 for unknown names)."""
+        out = np.zeros((self.n, len(names), *self.data.shape[2:]), dtype=self.data.dtype)
+        known = [i for i, name in enumerate(names) if name in self.index]
+        out[:, known] = self.data[: self.n, [self.index[names[i]] for i in known]]
+        return out
+
+
 class Recorder:
     """Collects windows while the model runs; :meth:`arrays` hands them to the metrics."""
 
@@ -105,16 +141,19 @@ class Recorder:
         self.env, self.window, self.tenants = env, window, tuple(tenants)
         #: Names of the final outcomes, index 0 success: data from the model.
         self.outcomes = tuple(outcomes)
-        #: Sealed windows' counters, tiers and wait histograms (small); their histograms,
-        #: outcomes and latency sums are rows of ``columns`` (``windows``: the capacity
-        #: to preallocate, e.g. the run's length in windows).
-        self.windows: list[Window] = []
+        #: Sealed windows' outcomes and latency sums are rows of ``columns`` (``windows``:
+        #: the capacity to preallocate, e.g. the run's length in windows), their histograms
+        #: in ``hists``, their counters and tiers in ``counters`` and ``tier_rows``, their
+        #: opt-in wait histograms in ``wait_hists``.
+        self.wait_hists: list[dict[str, np.ndarray]] = []
+        self.counters = _Named(windows, np.int64)
+        self.tier_rows = _Named(windows, float, (len(TIER_FIELDS),))
         n_tenants, n_outcomes = len(self.tenants), len(self.outcomes)
         self.columns = _Columns(windows, {
-            "start": ((), float), "hist": ((n_tenants, N_BINS), np.int64),
-            "outcomes": ((n_tenants, n_outcomes), np.int64),
-            "latency_sum": ((n_tenants,), float),
-            "fail_hist": ((N_BINS,), np.int64), "fail_latency_sum": ((), float)})
+            "start": ((), float), "outcomes": ((n_tenants, n_outcomes), np.int64),
+            "latency_sum": ((n_tenants,), float), "fail_latency_sum": ((), float)})
+        self.hists = {"hist": HistBuilder(n_tenants, N_BINS, windows),
+                      "fail_hist": HistBuilder(None, N_BINS, windows)}
         self._names: dict[tuple[str, str], list[str]] = {}  # counter names, built once
         self.current = Window(0.0, len(self.tenants), len(self.outcomes))
         self.tiers: dict[str, list[Station]] = {}
@@ -187,8 +226,12 @@ class Recorder:
             if self.wait_histograms:
                 w.wait_hists[name] = self._bin_waits(stations)
         self.columns.append({name: getattr(w, name) for name in _COLUMNS})
-        w.hist, w.outcomes, w.latency_sum, w.fail_hist = [], [], [], []  # rows of ``columns``
-        self.windows.append(w)
+        for name in _HISTS:
+            self.hists[name].append(getattr(w, name))
+        self.counters.append(w.counters)
+        self.tier_rows.append(w.tiers)
+        if self.wait_histograms:
+            self.wait_hists.append(w.wait_hists)
         self.current = Window(self.env.now, len(self.tenants), len(self.outcomes))
 
     def _tenant_names(self, prefix: str, name: str) -> list[str]:
@@ -211,24 +254,19 @@ class Recorder:
 
     def arrays(self) -> dict[str, Any]:
         """The windows as :mod:`labcore.facts` arrays (window, tenant, ...)."""
-        windows = self.windows
-        counter_names = sorted({k for w in windows for k in w.counters})
+        counter_names = sorted(self.counters.index)
         tier_names = list(self.tiers)
         out = {
             **{name: self.columns.view(name) for name in _COLUMNS},
+            **{name: self.hists[name].build() for name in _HISTS},
             "counter_names": counter_names,
-            "counters": np.array(
-                [[w.counters.get(k, 0) for k in counter_names] for w in windows], dtype=np.int64
-            ).reshape(len(windows), len(counter_names)),
+            "counters": self.counters.select(counter_names),
             "tier_names": tier_names,
-            "tiers": np.array(
-                [[w.tiers.get(t, (0.0,) * len(TIER_FIELDS)) for t in tier_names] for w in windows],
-                dtype=float,
-            ).reshape(len(windows), len(tier_names), len(TIER_FIELDS)),
+            "tiers": self.tier_rows.select(tier_names),
         }
         if self.wait_histograms:  # opt-in: absent otherwise, so default runs are unchanged
             empty = np.zeros(N_BINS, dtype=np.int64)
             out["tier_wait_hist"] = np.array(
-                [[w.wait_hists.get(t, empty) for t in tier_names] for w in windows],
-                dtype=np.int64).reshape(len(windows), len(tier_names), N_BINS)
+                [[w.get(t, empty) for t in tier_names] for w in self.wait_hists],
+                dtype=np.int64).reshape(len(self.wait_hists), len(tier_names), N_BINS)
         return out
