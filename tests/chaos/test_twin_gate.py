@@ -36,7 +36,8 @@ def test_a_prediction_beyond_the_safeguards_is_refused_before_anything_runs(
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "twin gate: REFUSED" in proc.stdout
     assert "REFUSE zones lost: predicted 1 (single runs 1..1) vs limit 0" in proc.stdout
-    assert "ok     rto_seconds (abort time): predicted 10" in proc.stdout
+    # 10 s or 20 s by replication: the balancer's probes run at a random phase (52d9e67)
+    assert "ok     rto_seconds (abort time): predicted 14 (single runs 10..20)" in proc.stdout
     assert not log.exists()  # chaos was never started: nothing injected
     assert not (tmp_path / "out").exists()
 
