@@ -17,7 +17,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import redis
 from chaosomnisql.load import BackgroundLoad, plan_from_scenario
 
@@ -44,8 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     state = json.loads((args.dir / "state.json").read_text())
     client = SandboxClient.from_state(state, LOOPBACK_HOSTS)
-    headers = {"Authorization": f"Bearer {state['admin_token']}"}
-    httpx.post(f"{client.admin_url}/faults/reset", headers=headers, timeout=60)
+    client.call("POST", "/faults/reset")
     apply_scenario(client, args.scenario, "standin")
     redis.Redis(port=state["redis"]["port"],
                 password=state["internal"]["redis_password"]).flushdb()
@@ -56,9 +54,7 @@ def main() -> None:
     started = time.monotonic()
     while time.monotonic() - started < args.seconds:
         time.sleep(STEP)
-        stats = httpx.get(f"{client.admin_url}/v1/stats?window={int(STEP)}", headers=headers,
-                          timeout=10).json()
-        print(_line(time.monotonic() - started, stats), flush=True)
+        print(_line(time.monotonic() - started, client.stats(int(STEP))), flush=True)
     print(load.stop().as_dict())
 
 
