@@ -252,7 +252,7 @@ def start_tenant_flood(tenant: str, factor: float, seconds: float | None = None,
     plan = plan_from_scenario(scenario, seconds, max_requests, factor, tenants=(tenant,))
     windows = ledger.LEDGER.running.get("windows")  # the run's windows: the flood counts
     flood = BackgroundLoad(plan, endpoints(configuration)["gateway_url"],
-                           {tenant: api_keys(secrets)[tenant]}, workers=16, recorder=windows,
+                           {tenant: api_keys(secrets)[tenant]}, recorder=windows,
                            origin=windows.origin if windows is not None else 0.0).start()
     ledger.LEDGER.running["flood"] = flood
     ledger.LEDGER.injected("traffic_surge", tenant)

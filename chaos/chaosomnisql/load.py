@@ -3,9 +3,18 @@
 Stands in for the Locust load (``loadtests/``) so experiments do not depend on it. Open
 loop: Poisson arrivals per tenant at ``rate × workload.scale × factor``, each request a
 ``SELECT`` on one of the tenant's ``connector.object`` targets with a Zipf-distributed
-key (the scenario's ``cache.keys``/``zipf_s``), sent by a small thread pool over one
-httpx client. It stops by itself after ``seconds`` or ``max_requests``, whichever first,
-and only ever talks to an allowlisted gateway (checked by the caller).
+key (the scenario's ``cache.keys``/``zipf_s``), sent by a thread pool over one httpx
+client. It stops by itself after ``seconds`` or ``max_requests``, whichever first, and
+only ever talks to an allowlisted gateway (checked by the caller).
+
+Open loop means every request leaves at its scheduled time, however slow the answers: the
+pool is sized by Little's law for the longest a request can take (every attempt timing
+out, plus the backoffs), threads being made only when needed. A request that still leaves
+more than a second behind its schedule is counted (``loadgen.late``), as Locust's load
+does, and one still waiting when the load's time is over is not sent at all (counted as
+late, never as an answer): a load can never outlive its ``seconds`` by more than the
+answers in flight, whatever the pool's size. (A pool of 16 threads once turned a 4-minute
+flood at 20 req/s, answered in ~2.7 s, into a backlog sent at 6 req/s for 13 minutes.)
 
 Every answer is also recorded, at its completion time on the run's clock, in a
 :class:`loadtests.recorder.ClientRecorder` when one is given: the window facts from which
@@ -36,8 +45,14 @@ from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 from loadtests.recorder import classify
 
-__all__ = ["BackgroundLoad", "LoadPlan", "Recording", "TenantLoad",
-           "plan_from_scenario"]
+__all__ = ["LATE", "MAX_WORKERS", "BackgroundLoad", "LoadPlan", "Recording", "TenantLoad",
+           "plan_from_scenario", "pool_size"]
+
+#: A request sent more than this many seconds behind its schedule counts as late
+#: (``loadgen.late``, as in the Locust load).
+LATE = 1.0
+#: The largest pool: a bound on threads (each idle one costs only its stack).
+MAX_WORKERS = 512
 
 
 class Recording(Protocol):
@@ -120,13 +135,12 @@ class BackgroundLoad:
         self.plan, self.url = plan, gateway_url.rstrip("/") + "/v1/query"
         self._keys = keys
         self._stop = threading.Event()
+        self._start = time.monotonic()  # the schedule's start (reset when it starts)
         self._lock = threading.Lock()
         self.report = LoadReport()
         self.recorder, self.origin = recorder, origin
         self.retries = ClientRetries(plan.retries, random.Random(plan.seed))
-        # Little's law: enough threads for every request in flight up to its timeout (an
-        # open-loop load must not fall behind its schedule because answers are slow).
-        workers = workers or max(8, min(64, math.ceil(plan.total_rate * plan.timeout)))
+        workers = workers or pool_size(plan)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
         self._client = httpx.Client(timeout=plan.timeout, transport=transport)
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
@@ -158,7 +172,7 @@ class BackgroundLoad:
     def _schedule(self) -> None:
         rng, zipf = random.Random(self.plan.seed), zipf_cdf(self.plan.keys, self.plan.zipf_s)
         arrivals = [(rng.expovariate(t.rate), t) for t in self.plan.tenants if t.rate > 0]
-        start = time.monotonic()
+        start = self._start = time.monotonic()
         for _ in range(self.plan.max_requests):
             if not arrivals:
                 return
@@ -167,19 +181,25 @@ class BackgroundLoad:
                 return
             arrivals.remove((at, tenant))
             arrivals.append((at + rng.expovariate(tenant.rate), tenant))
-            self._submit(tenant, pick(zipf, rng.random()), rng)
+            self._submit(tenant, pick(zipf, rng.random()), rng, start + at)
 
-    def _submit(self, tenant: TenantLoad, key: int, rng: random.Random) -> None:
+    def _submit(self, tenant: TenantLoad, key: int, rng: random.Random, due: float) -> None:
         targets, weights = zip(*tenant.mix)
         target = targets[pick(mix_cdf(weights), rng.random())]
         user = f"u{rng.randrange(tenant.users) % 5 + 1}"  # the sandbox knows users u1..u5
         try:
-            self._pool.submit(self._send, tenant.tenant, user, key_sql(target, key))
+            self._pool.submit(self._send, tenant.tenant, user, key_sql(target, key), due)
         except RuntimeError:  # stop() shut the pool down between our wait and this submit
             return
 
-    def _send(self, tenant: str, user: str, sql: str) -> None:
-        """One request: attempts until an answer the policy does not retry, or none left."""
+    def _send(self, tenant: str, user: str, sql: str, due: float) -> None:
+        """One request: attempts until an answer the policy does not retry, or none left.
+        Not sent when the load's time is over (``due`` is the schedule's send time)."""
+        now = time.monotonic()
+        if now - due > LATE:
+            self._count("loadgen.late", now)
+            if now > self._start + self.plan.seconds:
+                return  # a backlog past the load's end: never sent
         with self._lock:
             self.report.sent += 1
         headers = {"Authorization": f"Bearer {self._keys[tenant]}", "X-OmniSQL-User": user}
@@ -200,6 +220,11 @@ class BackgroundLoad:
         code = None if response.status_code == 200 else _error_code(body)
         return str(response.status_code), code, body.get("cache")
 
+    def _count(self, name: str, when: float) -> None:
+        if self.recorder is not None:
+            with self._lock:
+                self.recorder.count(when - self.origin, name)
+
     def _record(self, tenant: str, start: float, end: float, tried: Tried[Any]) -> None:
         status, _, cache = tried.answer
         with self._lock:
@@ -215,6 +240,17 @@ class BackgroundLoad:
             if status == "200" and cache is not None:
                 hit = cache in ("hit", "stale")
                 self.recorder.count(t, "cache.hits" if hit else "cache.misses")
+
+
+def pool_size(plan: LoadPlan) -> int:
+    """Threads for an open loop (Little's law): the plan's rate times the longest a request
+    can take (each attempt timing out, plus the largest backoffs), at least 8, at most
+    :data:`MAX_WORKERS`. The pool makes threads only as requests need them."""
+    spec = plan.retries
+    attempts = spec.max_attempts if spec is not None else 1
+    backoff = (attempts - 1) * float(spec.cap) if spec is not None else 0.0
+    longest = attempts * plan.timeout + backoff
+    return max(8, min(MAX_WORKERS, math.ceil(plan.total_rate * longest)))
 
 
 def _outcome(answer: tuple[str, str | None, Any]) -> str:

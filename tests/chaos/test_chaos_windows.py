@@ -7,6 +7,7 @@ pooled one (not the worst tenant's), and the load records what it got back.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -216,3 +217,67 @@ def test_an_exhausted_retry_budget_lets_the_error_stand() -> None:
     outcomes, counters = _totals(windows)
     assert report.sent == counters["client.retries_denied"] == int(outcomes.sum())
     assert outcomes[0] == 0 and counters.get("client.retries", 0) == 0
+
+
+# --------------------------------------------- open loop: slow answers do not slow the load
+
+
+def _slow_transport(seconds: float, sent_at: list[float]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent_at.append(time.monotonic())
+        time.sleep(seconds)
+        return httpx.Response(200, json={"rows": []})
+    return httpx.MockTransport(handler)
+
+
+def _slow_load(workers: int | None) -> tuple[RunWindows, BackgroundLoad, list[float]]:
+    sent_at: list[float] = []
+    windows = RunWindows(FLOOD, window=W, warmup=0.0, sustain=8.0)
+    plan = LoadPlan((TenantLoad("acme", 40.0, 5, (("crm.accounts", 1.0),)),), 1.0, 10_000)
+    load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"}, workers=workers,
+                          transport=_slow_transport(0.5, sent_at), recorder=windows,
+                          origin=windows.origin)
+    return windows, load, sent_at
+
+
+def _late(windows: RunWindows) -> int:
+    arrays = windows.recorder.arrays(max(windows.recorder.windows, default=0) + 1)
+    return int(dict(zip(arrays["counter_names"], arrays["counters"].sum(axis=0)))["loadgen.late"])
+
+
+def test_the_pool_is_sized_for_every_request_in_flight() -> None:
+    """Little's law on the longest a request can take: the flood of rate_limit_flood at
+    `standin` (umbrella 2/s x 10) may have 3 attempts x 5 s + 2 backoffs of 2 s each in
+    flight: 20/s x 19 s = 380 threads (a pool of 16 once turned its 4-minute flood into
+    a 13-minute backlog)."""
+    from chaosomnisql.load import MAX_WORKERS, plan_from_scenario, pool_size
+
+    flood = plan_from_scenario(FLOOD, 240, 20_000, 10, tenants=("umbrella",))
+    assert flood.total_rate == pytest.approx(20.0)
+    assert pool_size(flood) == 380
+    no_retries = LoadPlan((TenantLoad("acme", 0.1, 5, (("crm.accounts", 1.0),)),), 1, 1)
+    assert pool_size(no_retries) == 8  # at least 8
+    huge = LoadPlan((TenantLoad("acme", 1e6, 5, (("crm.accounts", 1.0),)),), 1, 1)
+    assert pool_size(huge) == MAX_WORKERS
+
+
+def test_slow_answers_do_not_slow_an_open_loop_load() -> None:
+    """40 req/s for 1 s, each answered in 0.5 s: every request leaves on schedule (within
+    the second) and none is late."""
+    windows, load, sent_at = _slow_load(workers=None)
+    start = time.monotonic()
+    report = load.start().wait(10)
+    assert report.sent == len(sent_at) >= 20  # ~40 expected
+    assert max(sent_at) - start < 1.5
+    assert _late(windows) == 0
+
+
+def test_a_short_pool_counts_late_sends_and_never_outlives_the_load() -> None:
+    """Two threads for 40 req/s answered in 0.5 s (4 req/s): the backlog is counted late
+    and what is still queued when the load's second is over is never sent."""
+    windows, load, sent_at = _slow_load(workers=2)
+    start = time.monotonic()
+    report = load.start().wait(10)
+    assert report.sent == len(sent_at) <= 2 * 4  # what two threads send in ~1.5 s
+    assert time.monotonic() - start < 3.0
+    assert _late(windows) >= 20  # the rest of ~40 scheduled
