@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .canary import GRACE, scenario_limit
+from .slo import rto_target
 from .twin_gate import EXIT_REFUSED
 
 __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
@@ -185,9 +186,8 @@ def default_timeout(scenario: Any, env: dict[str, str]) -> float:
         value = env.get(key)
         return float(value) if value else float(fallback)
 
-    rto = [c.value for c in scenario.checks if c.metric.endswith("rto_seconds")]
     durations = [float(getattr(f, "duration", None) or 0.0) for f in scenario.faults]
-    recovery = pick("OMNISQL_RECOVERY_TIMEOUT", max(rto) if rto else 900.0)
+    recovery = pick("OMNISQL_RECOVERY_TIMEOUT", rto_target(scenario))
     fault = pick("OMNISQL_FAULT_SECONDS", max(durations, default=0.0))
     return (pick("OMNISQL_WARMUP", scenario.run.warmup)
             + max(recovery, fault, _canary_wait(scenario, pick))

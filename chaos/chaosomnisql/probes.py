@@ -16,7 +16,7 @@ from chaoslib.types import Configuration, Secrets
 from . import ledger
 from .api import admin_call, stats
 from .settings import scenario_file, setting
-from .slo import recovery_time, slo_failures
+from .slo import recovery_time, rto_target, slo_failures
 
 __all__ = [
     "acknowledged_writes_lost",
@@ -52,15 +52,16 @@ def _window(window: int | None, configuration: Configuration) -> int:
 
 
 def _recovery_limits(sustain: float | None, timeout: float | None,
-                     configuration: Configuration) -> tuple[float, float]:
+                     configuration: Configuration,
+                     metric: str = "rto_seconds") -> tuple[float, float]:
     """``sustain`` and ``timeout``: argument, else ``omnisql_sustain``/``omnisql_recovery_timeout``,
-    else the scenario's ``slo.sustain`` and its RTO target."""
+    else the scenario's ``slo.sustain`` and the RTO target of ``metric`` (:func:`.slo.rto_target`,
+    as the wrapper's default timeout reads it)."""
     scenario = scenario_file(configuration).scenario
     if sustain is None:
         sustain = setting(configuration, "sustain") or scenario.slo.sustain
     if timeout is None:
-        rto = [c.value for c in scenario.checks if c.metric == "rto_seconds"]
-        timeout = setting(configuration, "recovery_timeout") or (rto[0] if rto else 900.0)
+        timeout = setting(configuration, "recovery_timeout") or rto_target(scenario, metric)
     return float(sustain), float(timeout)
 
 
@@ -158,7 +159,7 @@ def measure_recovery(window: int | None = None, sustain: float | None = None,
         raise ActivityFailed("no fault was injected before measure_recovery")
     slo = scenario_file(configuration).scenario.slo
     window = _window(window, configuration)
-    sustain, timeout = _recovery_limits(sustain, timeout, configuration)
+    sustain, timeout = _recovery_limits(sustain, timeout, configuration, metric)
     good: list[bool] = []
     misses: list[list[str]] = []
     while (len(good) + 1) * window <= timeout + sustain:

@@ -22,7 +22,11 @@ from scipy.stats import binom
 from labcore.checks import passes
 from labcore.metrics import sustain_windows, sustained_from
 
-__all__ = ["exceeds_error_budget", "recovery_time", "slo_failures"]
+__all__ = ["DEFAULT_RECOVERY_WAIT", "exceeds_error_budget", "recovery_time", "rto_target",
+           "slo_failures"]
+
+#: How long recovery is waited for when the scenario has no RTO check.
+DEFAULT_RECOVERY_WAIT = 900.0
 
 
 def exceeds_error_budget(errors: int, requests: int, budget: float,
@@ -61,6 +65,17 @@ def _error_rate_fails(s: dict[str, Any], budget: float, confidence: float | None
     if confidence is None or s.get("errors") is None:
         return not passes("<=", s.get("error_rate"), budget)
     return exceeds_error_budget(int(s["errors"]), int(s["requests"]), budget, confidence)
+
+
+def rto_target(scenario: Any, metric: str | None = None) -> float:
+    """How long recovery is waited for: the target of the check on ``metric`` (e.g.
+    ``tenants_except.umbrella.rto_seconds``) if the scenario has one, else the largest
+    target of its recovery checks (any ``*rto_seconds``), else
+    :data:`DEFAULT_RECOVERY_WAIT`. The probe and the wrapper's timeout both use it."""
+    checks = [c for c in scenario.checks if c.metric.endswith("rto_seconds")]
+    own = [float(c.value) for c in checks if c.metric == metric]
+    targets = own or [float(c.value) for c in checks]
+    return max(targets) if targets else DEFAULT_RECOVERY_WAIT
 
 
 def recovery_time(good: list[bool], window: float, sustain: float) -> float | None:

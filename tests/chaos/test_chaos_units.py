@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
@@ -309,3 +310,29 @@ def test_the_wrappers_default_timeout_covers_warmup_recovery_and_sustain() -> No
     assert default_timeout(flood, {"OMNISQL_FAULT_SECONDS": "400"}) == (
         30 + 400 + 120 + 20 + TIMEOUT_MARGIN)
     assert default_timeout(auth, SHORT_MODE) == 10 + max(30, 15) + 8 + 8 + TIMEOUT_MARGIN
+
+
+def test_the_recovery_probe_waits_no_longer_than_the_wrapper_allows() -> None:
+    """Every experiment's measure-recovery probe waits for the RTO target of the check it
+    measures (its ``metric``), the same target the wrapper's default timeout is built
+    from. rate_limit_flood's probe measures ``tenants_except.umbrella.rto_seconds``: it
+    once waited 900 s (only a check on plain ``rto_seconds`` counted) inside a 650 s
+    timeout, and the run was interrupted (13:20 UTC)."""
+    import yaml
+    from chaosomnisql.cli import TIMEOUT_MARGIN, default_timeout
+    from chaosomnisql.slo import rto_target
+
+    for path in sorted(Path("chaos/experiments").glob("*.yaml")):
+        experiment = yaml.safe_load(path.read_text())
+        scenario = read_scenario(experiment["configuration"]["omnisql_scenario"],
+                                 profile="standin").scenario
+        for activity in experiment["method"]:
+            if activity["provider"].get("func") != "measure_recovery":
+                continue
+            metric = activity["provider"].get("arguments", {}).get("metric", "rto_seconds")
+            wait = rto_target(scenario, metric)
+            assert scenario.run.warmup + wait + scenario.slo.sustain <= (
+                default_timeout(scenario, {}) - TIMEOUT_MARGIN), path.name
+    flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
+    assert rto_target(flood, "tenants_except.umbrella.rto_seconds") == 300.0
+    assert rto_target(flood) == 300.0
