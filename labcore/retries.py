@@ -19,9 +19,21 @@ from typing import Generic, Protocol, TypeVar
 
 from .scenario import Retries
 
-__all__ = ["Backoff", "ClientRetries", "RetryBudget", "RetryState", "Tried", "attempt"]
+__all__ = ["Backoff", "ClientRetries", "RetryBudget", "RetryState", "Tried", "attempt",
+           "longest_request"]
 
 T = TypeVar("T")
+
+
+def longest_request(timeout: float, spec: Retries | None) -> float:
+    """The longest one query can keep its client busy: every attempt runs into the client's
+    ``timeout`` and every backoff is the largest (``cap``). An open-loop load generator
+    sizes its concurrency by Little's law on this (rate x longest request), so that
+    overload shows as latency and errors, never as a generator that falls behind its
+    schedule and catches up later."""
+    if spec is None:
+        return timeout
+    return spec.max_attempts * timeout + (spec.max_attempts - 1) * float(spec.cap)
 
 
 class RetryState(Protocol):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labcore.preflight import check_checks
+from labcore.retries import longest_request
 from labcore.sandbox_client import SandboxClient, apply_scenario
 from labcore.scenario import Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioFile, read_scenario
@@ -119,7 +120,8 @@ def build_session(options: Any, host: str | None) -> LoadSession:
     recorder = ClientRecorder(tuple(scenario.workload.tenants), scenario.run.window)
     info = {"source": str(file.path), "profile": file.profile, "overrides": list(file.overrides),
             "host": target.host, "users": plan.users,
-            "per_user_rate": options.per_user_rate or 1.0 / scenario.topology.gateway.timeout,
+            "per_user_rate": options.per_user_rate or 1.0 / longest_request(
+                scenario.topology.gateway.timeout, scenario.topology.gateway.retries),
             "faults_injected": bool(options.inject_faults), "faults_external":
             bool(options.faults_external)}
     return LoadSession(file, plan, mix, target, recorder, actions, bool(options.inject_faults),

@@ -8,11 +8,14 @@ closed loops (one request in flight each), so the plan maps rate to users like t
 * tenants are split into two kinds: ``noisy`` (a tenant with a ``traffic_surge`` fault)
   and ``normal`` (the rest); each kind is one Locust user class;
 * a kind gets ``N = ceil(peak rate / per_user_rate)`` users, all spawned at the start
-  and kept until the end (the shape's ticks). The default ``per_user_rate`` is
-  ``1 / topology.gateway.timeout`` (0.2/s with a 5 s timeout): by Little's law
-  ``N = peak × timeout`` users cover every request in flight even if each one runs
-  into the client timeout, so overload shows as latency and errors, not as a load
-  generator that quietly sends less;
+  and kept until the end (the shape's ticks). The default ``per_user_rate`` is one over
+  the longest a query can take (:func:`labcore.retries.longest_request`: every attempt
+  running into ``topology.gateway.timeout``, plus the largest backoffs; 1/19 s with 3
+  attempts of 5 s and a 2 s cap): by Little's law ``N = peak × longest`` users cover every
+  request in flight even if each one runs into the client timeout on every attempt, so
+  overload shows as latency and errors, not as a load generator that falls behind and
+  catches up after the overload (one user per 5 s of timeout, without the retries, made
+  rate_limit_flood's users send their backlog for 4 minutes after the flood);
 * every user draws candidate arrivals at the bound ``peak / N`` with exponential gaps
   scheduled on the clock, not after the response (a Poisson ``constant_pacing``), and
   keeps a candidate at time ``t`` with probability ``rate(t) / peak`` (thinning, as the
@@ -33,6 +36,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from labcore.retries import longest_request
 from labcore.scenario import Scenario, TrafficSurge
 from labcore.workload import RateFunction
 
@@ -50,7 +54,7 @@ __all__ = [
 Kind = Literal["normal", "noisy"]
 KINDS: tuple[Kind, ...] = ("normal", "noisy")
 #: More users than this in one plan is refused (raise --per-user-rate).
-MAX_USERS = 10_000
+MAX_USERS = 20_000
 
 
 class PlanError(ValueError):
@@ -133,10 +137,11 @@ def build_plan(
 ) -> LoadPlan:
     """Size the users of each kind for ``scenario``; ``duration`` caps the run (``-t``).
 
-    ``per_user_rate`` defaults to ``1 / topology.gateway.timeout`` (see the module docstring).
+    ``per_user_rate`` defaults to one over the longest query (see the module docstring).
     """
     if per_user_rate is None:
-        per_user_rate = 1.0 / scenario.topology.gateway.timeout
+        gateway = scenario.topology.gateway
+        per_user_rate = 1.0 / longest_request(gateway.timeout, gateway.retries)
     if not per_user_rate > 0:
         raise PlanError(f"--per-user-rate must be positive, got {per_user_rate:g}")
     kinds = tenant_kinds(scenario)

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from labcore.retries import ClientRetries, Tried, attempt
+from labcore.retries import ClientRetries, Tried, attempt, longest_request
 from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 from loadtests.recorder import classify
@@ -246,10 +246,7 @@ def pool_size(plan: LoadPlan) -> int:
     """Threads for an open loop (Little's law): the plan's rate times the longest a request
     can take (each attempt timing out, plus the largest backoffs), at least 8, at most
     :data:`MAX_WORKERS`. The pool makes threads only as requests need them."""
-    spec = plan.retries
-    attempts = spec.max_attempts if spec is not None else 1
-    backoff = (attempts - 1) * float(spec.cap) if spec is not None else 0.0
-    longest = attempts * plan.timeout + backoff
+    longest = longest_request(plan.timeout, plan.retries)
     return max(8, min(MAX_WORKERS, math.ceil(plan.total_rate * longest)))
 
 

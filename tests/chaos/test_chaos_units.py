@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx

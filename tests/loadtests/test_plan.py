@@ -26,9 +26,13 @@ def test_standin_baseline_is_20_per_second_from_20_normal_users() -> None:
 
 
 def test_default_users_cover_every_request_running_into_the_timeout() -> None:
-    plan = build_plan(baseline())  # 20/s x the 5 s gateway timeout (Little's law)
-    assert plan.users == 100 and plan.kinds["normal"].bound == pytest.approx(0.2)
-    assert build_plan(baseline("topology.gateway.timeout=2s")).users == 40
+    """Little's law on the longest a query can take: baseline's client makes 3 attempts
+    of at most 5 s with backoffs capped at 2 s, 19 s in all; 20/s needs 380 users."""
+    plan = build_plan(baseline())
+    assert plan.users == 380 and plan.kinds["normal"].bound == pytest.approx(1 / 19)
+    assert build_plan(baseline("topology.gateway.timeout=2s")).users == 20 * (3 * 2 + 2 * 2)
+    one_attempt = "topology.gateway.retries={max_attempts: 1}"
+    assert build_plan(baseline(one_attempt)).users == 100  # 20/s x 5 s
 
 
 def test_surge_tenant_is_noisy_and_its_rate_follows_the_fault() -> None:
@@ -57,13 +61,13 @@ def test_profile_points_scale_the_rate_like_the_simulator() -> None:
 
 def test_run_time_caps_the_plan_and_bad_plans_are_refused() -> None:
     assert build_plan(baseline(), duration=15.0).tick(15.0) is None
-    assert build_plan(baseline(profile=None)).users == 5000  # 1,000/s x 5 s: distribute it
+    assert build_plan(baseline(profile=None)).users == 19_000  # 1,000/s x 19 s: distribute it
     with pytest.raises(PlanError, match="per-user-rate"):
         build_plan(baseline(), per_user_rate=0.0)
     with pytest.raises(PlanError, match="sends nothing"):
         build_plan(baseline("workload.scale=0"))
     with pytest.raises(PlanError, match="users"):
-        build_plan(baseline(profile=None), per_user_rate=0.05)  # 1,000/s -> 20,000 users
+        build_plan(baseline(profile=None), per_user_rate=0.04)  # 1,000/s -> 25,000 users
 
 
 def _arrivals(plan_kind, users: int, until: float, seed: int) -> list[tuple[float, str]]:
