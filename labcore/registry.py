@@ -212,13 +212,18 @@ _INCIDENT = [
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]
 _MITIGATIONS = [
+    # The stand-in's paced bulk refresh reports its own (chaosomnisql.token_refresh).
+    _m("mitigation.token_refresh.in_effect_seconds", "s", "From the bulk token refresh's "
+       "start (the operator's delay after the revocation) to its last token renewed.",
+       fact=True, chaos=_FACT),
     _m("mitigation.<kind>.at", "s", "When the first mitigation of that kind was applied.",
        fact=True),
     _m("mitigation.<kind>.in_effect_seconds", "s", "How long it took to be fully in effect.",
        fact=True),
     _m("mitigation.recovery_seconds", "s", "From the first mitigation applied during the "
        "incident to recovery.", fact=True),
-    _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True),
+    _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True,
+       chaos=_FACT),
 ]
 #: What the chaos runner reads off the target's own canary analysis (its decision, when,
 #: and the attempts exposed until then: chaosomnisql.canary).

@@ -239,8 +239,10 @@ def _timeline_gaps(scenario: Scenario) -> dict[str, str]:
         kind = mitigation.kind
         if kind in ("xfetch", "cache_scale", "retry_policy"):
             out[f"mitigations.{i}"] = f"{kind}: the stand-in has no such lever"
-        elif kind == "token_refresh":
-            out[f"mitigations.{i}.rate"] = "the bulk refresh runs as fast as the mock answers"
+        elif kind == "token_refresh":  # paced as the scenario says: sandbox.admin.token_refresh
+            out[f"mitigations.{i}"] = (
+                f"token_refresh at {mitigation.start(scenario.faults):g}s: the runner's timeline "
+                "action; one token per tenant, usable when its last call is answered")
         elif not _starts_at_zero(mitigation, scenario):
             out[f"mitigations.{i}"] = (f"{kind} starts at {mitigation.start(scenario.faults):g}s: "
                                        "the runner's timeline action, not set at apply")

@@ -398,3 +398,53 @@ def test_stats_count_fetches_and_distinct_keys(box: Box) -> None:
     assert 1 <= coalesced["connector"]["fetches"] <= 3 and coalesced["connector"]["keys"] == 1
     assert set(coalesced["pools"]) == {"connector-az-a", "connector-az-b", "connector-az-c"}
     assert all(p["busy"] == 0 and p["workers"] == 4 for p in coalesced["pools"].values())
+
+
+def _paced_job(box: Box, provider: str, limit: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while True:
+        job: dict[str, Any] = box.admin.call("GET", "/admin/tokens/refresh")["jobs"][provider]
+        if job["state"] != "running" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def test_the_bulk_refresh_keeps_the_runbooks_pace_tenant_after_tenant(box: Box) -> None:
+    """SOP-103 paced (sandbox.admin.token_refresh): 2 tokens per tenant at 4/s is 8 calls
+    in 2 s; each tenant's calls work again once its own tokens are renewed, in order."""
+    box.apply(str(REPO / "scenarios/auth_failure_mitigated.yaml"), *FAST)
+    box.admin.call("POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0})
+    plan = box.admin.call("POST", "/admin/tokens/refresh",
+                          {"provider": "crm", "rate": 4, "tokens_per_tenant": 2})
+    assert plan["state"] == "running" and plan["expected_seconds"] == 2.0
+    # umbrella is the last tenant: renewed 2 s from now, it still gets 401s
+    assert box.query(SQL.format(40), tenant="umbrella").json()["error"]["code"] == (
+        "PROVIDER_UNAUTHORIZED")
+    job = _paced_job(box, "crm")
+    assert job["state"] == "done" and job["tokens"] == 8
+    assert 2.0 <= job["in_effect_seconds"] < 4.0, job  # 8 calls at 4/s: the last at 2.0 s
+    usable = job["usable_seconds"]
+    assert list(usable) == ["acme", "globex", "initech", "umbrella"]
+    assert [usable[t] >= 0.5 * (k + 1) for k, t in enumerate(usable)] == [True] * 4, usable
+    assert box.query(SQL.format(41), tenant="umbrella").status_code == 200
+    assert box.admin.call("GET", "/faults")["tokens_expired"] == {}
+
+
+def test_an_unpaced_refresh_supersedes_a_paced_one(box: Box) -> None:
+    box.admin.call("POST", "/admin/tokens/refresh",
+                   {"provider": "crm", "rate": 1, "tokens_per_tenant": 100})
+    box.admin.call("POST", "/admin/tokens/refresh", {"provider": "crm"})
+    job = _paced_job(box, "crm", limit=5.0)
+    assert job["state"] == "failed" and "cancelled" in job["error"]
+    assert job["in_effect_seconds"] is None
+
+
+@pytest.mark.parametrize("body", [
+    {"provider": "crm", "rate": 0}, {"provider": "crm", "rate": "5/s"},
+    {"provider": "crm", "rate": 5, "tokens_per_tenant": 0},
+    {"provider": "crm", "rate": 5, "tokens_per_tenant": 1.5},
+    {"provider": "crm", "tokens_per_tenant": 200}])
+def test_a_bad_paced_refresh_is_400(box: Box, body: dict[str, Any]) -> None:
+    with pytest.raises(ApiError) as err:
+        box.admin.call("POST", "/admin/tokens/refresh", body)
+    assert err.value.status == 400
