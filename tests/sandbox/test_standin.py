@@ -400,6 +400,11 @@ def test_stats_count_fetches_and_distinct_keys(box: Box) -> None:
     assert all(p["busy"] == 0 and p["workers"] == 4 for p in coalesced["pools"].values())
 
 
+def _unauthorized(box: Box, tenant: str) -> int:
+    connector = box.admin.call("GET", "/v1/stats?window=3600")["connector"]
+    return int(connector["unauthorized"].get(tenant, 0))
+
+
 def _paced_job(box: Box, provider: str, limit: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + limit
     while True:
@@ -417,9 +422,12 @@ def test_the_bulk_refresh_keeps_the_runbooks_pace_tenant_after_tenant(box: Box) 
     plan = box.admin.call("POST", "/admin/tokens/refresh",
                           {"provider": "crm", "rate": 4, "tokens_per_tenant": 2})
     assert plan["state"] == "running" and plan["expected_seconds"] == 2.0
-    # umbrella is the last tenant: renewed 2 s from now, it still gets 401s
+    # umbrella is the last tenant: renewed 2 s from now, it still gets 401s, and the
+    # connectors count the provider's 401 for it (what chaos reads as connector.unauthorized)
+    before = _unauthorized(box, "umbrella")
     assert box.query(SQL.format(40), tenant="umbrella").json()["error"]["code"] == (
         "PROVIDER_UNAUTHORIZED")
+    assert _unauthorized(box, "umbrella") - before == 1
     job = _paced_job(box, "crm")
     assert job["state"] == "done" and job["tokens"] == 8
     assert 2.0 <= job["in_effect_seconds"] < 4.0, job  # 8 calls at 4/s: the last at 2.0 s
@@ -448,3 +456,26 @@ def test_a_bad_paced_refresh_is_400(box: Box, body: dict[str, Any]) -> None:
     with pytest.raises(ApiError) as err:
         box.admin.call("POST", "/admin/tokens/refresh", body)
     assert err.value.status == 400
+
+
+def test_the_pools_report_the_slot_seconds_the_runners_turn_into_utilization(box: Box) -> None:
+    """Each zone's engine reports its slot totals in /v1/stats (``engine_pools``): the
+    queries it started and the slot-seconds busy and available (workers x seconds)."""
+    box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST)
+    first, t0 = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"], time.monotonic()
+    assert sorted(first) == [f"engine-{z}" for z in box.state["zones"]]
+    for i in range(12):
+        assert box.query(SQL.format(500 + i)).status_code == 200
+    time.sleep(1.0)
+    second = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"]
+    elapsed = time.monotonic() - t0
+
+    def delta(key: str) -> float:
+        return sum(float(second[n][key]) - float(first[n][key]) for n in first)
+    workers = sum(int(p["workers"]) for p in second.values())
+    assert delta("started") >= 12
+    assert 0.0 < delta("busy_seconds") < delta("capacity_seconds")
+    # the admin reads the engines one after the other: allow a second either side
+    assert workers * (elapsed - 1.0) <= delta("capacity_seconds") <= workers * (elapsed + 1.0)
+    pools = box.admin.call("GET", "/v1/stats?window=5")["pools"]  # the connectors' too
+    assert all("busy_seconds" in p and "capacity_seconds" in p for p in pools.values())

@@ -44,6 +44,33 @@ def test_slots_queue_beyond_the_workers_in_arrival_order() -> None:
     assert asyncio.run(main()) == [("a", 0.0), ("b", 0.0), ("c", 0.2), ("d", 0.2), ("e", 0.4)]
 
 
+def test_slots_integrate_busy_and_available_slot_seconds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator's station integrals: 2 of 4 slots busy for 10 s, then 1 for 10 s, is
+    30 slot-seconds busy of 80 available (37.5%); a resize counts from its moment."""
+    now = [100.0]
+    monkeypatch.setattr("sandbox.slots.time.monotonic", lambda: now[0])
+
+    async def main() -> dict[str, float | int | None]:
+        slots = Slots("engine-az-a", workers=4)
+        await slots.acquire()
+        await slots.acquire()
+        now[0] += 10.0
+        slots.release()
+        now[0] += 10.0
+        first = slots.snapshot()
+        assert (first["busy_seconds"], first["capacity_seconds"], first["started"]) == (
+            30.0, 80.0, 2)
+        slots.resize(2, None)
+        now[0] += 5.0
+        return slots.snapshot()
+    after = asyncio.run(main())
+    assert (after["busy_seconds"], after["capacity_seconds"]) == (35.0, 90.0)
+    unlimited = Slots("x")
+    now[0] += 5.0
+    assert unlimited.snapshot()["capacity_seconds"] == 0.0  # no limit: no capacity
+
+
 def test_slots_refuse_past_the_queue_limit_and_grow_at_once() -> None:
     async def main() -> None:
         slots = Slots("connector-az-a", workers=1, queue_limit=1)
