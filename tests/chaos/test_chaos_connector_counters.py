@@ -199,7 +199,7 @@ def test_engine_utilization_is_busy_over_available_slot_seconds_of_the_live_zone
     assert facts is not None and list(facts.arrays["tier_names"]) == ["engine"]
     from labcore.checks import scoped_metrics
 
-    # windows 1-4 (window 0 is the baseline and the warm-up): (8 + 8 + 10 + 10) / (40 + 40 + 20 + 20)
+    # windows 1-4 (window 0: the baseline, in the warm-up): (8+8+10+10) / (40+40+20+20)
     assert scoped_metrics(facts, ())["engine.utilization"] == 36.0 / 120.0
     (check,) = [c for c in BASELINE.checks if c.metric == "engine.utilization"]
     got = measured_metrics(facts, BASELINE.checks)
