@@ -152,7 +152,7 @@ _TIERS = [
     # The stand-in's engine and connector pools report their slot-seconds (chaos.counters).
     *[_m(f"{tier}.utilization", "fraction", "Busy server-time over available server-time "
          "(the stand-in: worker slot-seconds held over slot-seconds available).",
-         chaos=SCOPES) for tier in ("engine", "connector")],
+         chaos=SCOPES) for tier in ("engine", "connector", "control_plane")],
     _m("<tier>.utilization", "fraction", "Busy server-time over available server-time."),
     _m("<tier>.queue_wait_mean", "s", "Mean wait in queue over jobs started."),
     _m("<tier>.wait_probability", "fraction", "Share of jobs that waited."),

@@ -45,7 +45,8 @@ _POOL_FIELDS = (("started", "started"), ("queued_total", "waited"),
                 ("wait_seconds", "wait_sum"), ("busy_seconds", "busy_area"),
                 ("capacity_seconds", "capacity_area"), ("refused", "rejected"))
 #: The stats' pool sections and the tier each one is.
-_POOLS = (("engine_pools", "engine"), ("pools", "connector"))
+_POOLS = (("engine_pools", "engine"), ("pools", "connector"),
+          ("control_plane_pools", "control_plane"))
 
 
 def pool_delta(now: dict[str, Any], last: dict[str, Any] | None) -> dict[str, float] | None:

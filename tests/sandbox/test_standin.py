@@ -124,7 +124,7 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
     """What every running service must report for the scenario, read off its fields."""
     topo = scenario.topology
     on = {m.kind for m in scenario.mitigations if m.start(scenario.faults) == 0.0}
-    health = topo.gateway.health_check
+    health, cp = topo.gateway.health_check, topo.control_plane
     return {
         "gateway": {"timeout_seconds": topo.gateway.timeout, "zone_retry": False,
                     "health_check": {"interval_seconds": health.interval,
@@ -140,7 +140,12 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
                       "retries": {"max_attempts": topo.connectors.retries.max_attempts,
                                   "honour_retry_after": topo.connectors.retries.honour_retry_after,
                                   "max_wait_seconds": topo.connectors.retries.max_wait,
-                                  "total_wait_seconds": None}},
+                                  "total_wait_seconds": None},
+                      "control_plane": None if cp is None else {
+                          "workers": cp.workers_per_zone, "queue_limit": cp.queue_limit,
+                          "policy_time": cp.policy_time.model_dump(by_alias=True),
+                          "token_lookup_time": cp.token_lookup_time.model_dump(by_alias=True),
+                          "seed": scenario.run.seed}},
         "providers": {name: {
             "latency": p.latency.model_dump(by_alias=True),
             "reject_latency": p.reject_latency.model_dump(by_alias=True),
@@ -479,3 +484,24 @@ def test_the_pools_report_the_slot_seconds_the_runners_turn_into_utilization(box
     assert workers * (elapsed - 1.0) <= delta("capacity_seconds") <= workers * (elapsed + 1.0)
     pools = box.admin.call("GET", "/v1/stats?window=5")["pools"]  # the connectors' too
     assert all("busy_seconds" in p and "capacity_seconds" in p for p in pools.values())
+
+
+def test_the_control_plane_tier_holds_each_fetch_and_reports_its_slot_seconds(
+        box: Box) -> None:
+    """auth_failure_control_plane's tier (5 slots per zone, 10 ms + 5 ms mean draws):
+    every fetch holds a slot first, and ``control_plane_pools`` shows it."""
+    box.apply(str(REPO / "scenarios/auth_failure_control_plane.yaml"), *FAST)
+    first = box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"]
+    assert sorted(first) == [f"connector-{z}" for z in box.state["zones"]]
+    assert {p["workers"] for p in first.values()} == {5}
+    for i in range(8):
+        assert box.query(SQL.format(700 + i)).json()["cache"] == "miss"
+    second = box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"]
+
+    def delta(key: str) -> float:
+        return sum(float(second[n][key]) - float(first[n][key]) for n in first)
+    assert delta("started") == 8
+    assert 8 * 0.001 < delta("busy_seconds") < 8 * 0.2  # 15 ms on average each
+    assert delta("capacity_seconds") > delta("busy_seconds")
+    box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST)  # no control plane: no tier
+    assert box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"] == {}
