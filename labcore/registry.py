@@ -149,6 +149,10 @@ _RECOVERY = [
        "lost (replication lag, or time since the last snapshot).", fact=True, chaos=_FACT),
 ]
 _TIERS = [
+    # The stand-in's engine and connector pools report their slot-seconds (chaos.counters).
+    *[_m(f"{tier}.utilization", "fraction", "Busy server-time over available server-time "
+         "(the stand-in: worker slot-seconds held over slot-seconds available).",
+         chaos=SCOPES) for tier in ("engine", "connector", "control_plane")],
     _m("<tier>.utilization", "fraction", "Busy server-time over available server-time."),
     _m("<tier>.queue_wait_mean", "s", "Mean wait in queue over jobs started."),
     _m("<tier>.wait_probability", "fraction", "Share of jobs that waited."),
@@ -172,9 +176,11 @@ _COUNTERS = [
         ("refreshes", "Background refreshes (stale or XFetch)."),
         ("early_refreshes", "Refreshes started early by XFetch."))],
     *[_m(f"connector.{n}", "count", d) for n, d in (
-        ("calls", "Provider calls."), ("rate_limited", "Provider 429s."),
-        ("unauthorized", "Provider 401s."), ("timeouts", "Connector calls that timed out."),
+        ("calls", "Provider calls."), ("timeouts", "Connector calls that timed out."),
         ("fetches", "Fetches handed to the connectors."))],
+    # The stand-in's connectors count them per tenant; chaos reads them per window.
+    *[_m(f"connector.{n}", "count", d, chaos=SCOPES) for n, d in (
+        ("rate_limited", "Provider 429s."), ("unauthorized", "Provider 401s."))],
     _m("connector.calls_per_key", "ratio", "Provider calls per distinct key called for."),
     _m("connector.fetches_per_key", "ratio", "Fetches per distinct key called for."),
     # The real runners' clients retry as the scenario's does (labcore.retries) and count it.
@@ -195,7 +201,8 @@ _COUNTERS = [
 ]
 #: Incident metrics the chaos load's own windows give (its faults' real start and end),
 #: with the stand-in's connector counters read per window (chaosomnisql.counters).
-_CLIENT_INCIDENT = ("error_rate", "latency_p95", "connector.fetches_per_key")
+_CLIENT_INCIDENT = ("error_rate", "latency_p95", "connector.fetches_per_key",
+                    "connector.rate_limited")
 _INCIDENT = [
     _m(f"incident.{n}", unit, f"{n} over the incident: the fault windows and the SLO "
        "breach runs from the first fault (or breach) on, or run.incident.", fact=True,
@@ -212,13 +219,18 @@ _INCIDENT = [
     _m("incident.seconds", "s", "How long the incident's windows last in all.", fact=True),
 ]
 _MITIGATIONS = [
+    # The stand-in's paced bulk refresh reports its own (chaosomnisql.token_refresh).
+    _m("mitigation.token_refresh.in_effect_seconds", "s", "From the bulk token refresh's "
+       "start (the operator's delay after the revocation) to its last token renewed.",
+       fact=True, chaos=_FACT),
     _m("mitigation.<kind>.at", "s", "When the first mitigation of that kind was applied.",
        fact=True),
     _m("mitigation.<kind>.in_effect_seconds", "s", "How long it took to be fully in effect.",
        fact=True),
     _m("mitigation.recovery_seconds", "s", "From the first mitigation applied during the "
        "incident to recovery.", fact=True),
-    _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True),
+    _m("token_refresh.tokens", "count", "Tokens the bulk refresh job renewed.", fact=True,
+       chaos=_FACT),
 ]
 #: What the chaos runner reads off the target's own canary analysis (its decision, when,
 #: and the attempts exposed until then: chaosomnisql.canary).

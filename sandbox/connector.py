@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from sandbox.breaker import Breaker
 from sandbox.cache import hot_path_redis
+from sandbox.control_plane import ControlPlaneTier
 from sandbox.deadline import deadline_from, expired
 from sandbox.errors import ApiError
 from sandbox.fetchstats import FetchStats
@@ -71,17 +72,23 @@ class Connector:
         self.slots = Slots(f"connector-{config.zone}")
         self.stats = FetchStats()  # fetches, calls and keys per second (GET /_control/stats)
         self.settings: dict[str, Any] = {}
+        self.control: ControlPlaneTier | None = None  # the scenario's control plane
         self.apply(config.settings or {
             "workers": None, "queue_limit": None, "timeout_seconds": config.timeout,
             "retries": {"max_attempts": None, "honour_retry_after": True,
                         "max_wait_seconds": 60.0,
-                        "total_wait_seconds": config.max_retry_wait}})
+                        "total_wait_seconds": config.max_retry_wait},
+            "control_plane": None})
 
     def apply(self, body: Any) -> dict[str, Any]:
         """Take a new ``connector`` section (400 on a bad one); requests in flight keep
         the slot they hold."""
         self.settings = connector_section(body)
         self.slots.resize(self.settings["workers"], self.settings["queue_limit"])
+        control = self.settings["control_plane"]
+        if control != (None if self.control is None else self.control.section):
+            self.control = None if control is None else ControlPlaneTier(self.config.zone,
+                                                                         control)
         return self.settings
 
     async def close(self) -> None:
@@ -125,6 +132,8 @@ class Connector:
         included, as the simulator's connector worker holds its slot). Past ``deadline``
         (the client gave up, :mod:`sandbox.deadline`) a 429 is not waited out."""
         self.stats.fetch(f"{tenant}|{provider}|{obj}|{where}|{limit}")
+        if self.control is not None:  # the policy check and token lookup come first
+            await self.control.pass_through()
         async with self.slots.hold():
             return await self._fetch_pages(tenant, provider, obj, where, limit, deadline)
 
@@ -268,8 +277,11 @@ def build_app(config: ConnectorConfig) -> Starlette:
         except ValueError:
             window = 30.0
         window = min(3600.0, max(1.0, window)) if window == window else 30.0
+        control = connector.control
         return JSONResponse({**connector.stats.window(window),
-                             "slots": connector.slots.snapshot()})
+                             "slots": connector.slots.snapshot(),
+                             "control_plane_slots": None if control is None
+                             else control.slots.snapshot()})
 
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/fetch", fetch, methods=["POST"]),

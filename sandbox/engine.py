@@ -235,8 +235,13 @@ def build_app(config: EngineConfig) -> Starlette:
                 await engine.cache.reload_options()
         return JSONResponse({**engine.settings(), "slots": engine.slots.snapshot()})
 
+    async def stats(request: Request) -> Response:
+        # The worker pool's running totals: a runner's engine.utilization per window.
+        return JSONResponse({"slots": engine.slots.snapshot()})
+
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
         Route("/_control/config", settings, methods=["GET", "POST"]),
+        Route("/_control/stats", stats),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

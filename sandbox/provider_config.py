@@ -25,7 +25,7 @@ from sandbox.ratelimit import TokenBucket
 from sandbox.sections import number
 from sandbox.standin import derive_seed
 
-__all__ = ["ProviderSettings", "parse_provider_section"]
+__all__ = ["ProviderSettings", "parse_distribution", "parse_provider_section"]
 
 _DIST: TypeAdapter[Any] = TypeAdapter(Distribution)
 _LIMIT_FIELDS = {"per_tenant", "per_tenant_burst", "app", "app_burst", "retry_after_seconds"}
@@ -49,6 +49,10 @@ def _dist(value: Any, where: str) -> Any:
         return _DIST.validate_python(with_units)
     except ValidationError as exc:
         raise _bad(f"{where}: {exc.errors()[0]['msg']}") from None
+
+
+#: A distribution of a stand-in section (seconds as numbers); 400 naming ``where``.
+parse_distribution = _dist
 
 
 def _limits(body: Any) -> dict[str, float | None]:

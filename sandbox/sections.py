@@ -77,11 +77,17 @@ def _retries(body: Any) -> dict[str, Any]:
 
 
 def connector_section(body: Any) -> dict[str, Any]:
-    body = _known(body, {"workers", "queue_limit", "timeout_seconds", "retries"}, "connector")
+    from sandbox.control_plane import control_plane_section  # it builds on this module
+
+    if isinstance(body, dict):  # a configuration written before the control plane: none
+        body = {"control_plane": None, **body}
+    body = _known(body, {"workers", "queue_limit", "timeout_seconds", "retries",
+                         "control_plane"}, "connector")
     workers, queue = slots_of(body, "connector")
     return {"workers": workers, "queue_limit": queue,
             "timeout_seconds": number(body["timeout_seconds"], "connector.timeout_seconds"),
-            "retries": _retries(body["retries"])}
+            "retries": _retries(body["retries"]),
+            "control_plane": control_plane_section(body["control_plane"])}
 
 
 def _health(body: Any) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def default_config() -> dict[str, Any]:
         "engine": {"workers": None, "queue_limit": None, "timeout_seconds": 9.0},
         "connector": {"workers": None, "queue_limit": None, "timeout_seconds": 8.0,
                       "retries": {"max_attempts": None, "honour_retry_after": True,
-                                  "max_wait_seconds": 60.0, "total_wait_seconds": 1.0}},
+                                  "max_wait_seconds": 60.0, "total_wait_seconds": 1.0},
+                      "control_plane": None},
         "cache": {"enabled": True, "ttl_seconds": 60.0, "soft_cache": False, "coalesce": True},
         "providers": {name: _provider_default() for name in PROVIDER_NAMES},
         "user_caps": [],
@@ -93,6 +94,17 @@ def _provider(spec: Any, seed: int) -> dict[str, Any]:
                           if limit.app is not None else None),
             "retry_after_seconds": limit.retry_after},
     }
+
+
+def _control_plane(spec: Any, seed: int) -> dict[str, Any] | None:
+    """The connectors' control-plane tier (``sandbox.control_plane``); None without one or
+    with an empirical time (not shipped to the services: listed as not honoured)."""
+    if spec is None or any(isinstance(d, Empirical)
+                           for d in (spec.policy_time, spec.token_lookup_time)):
+        return None
+    return {"workers": spec.workers_per_zone, "queue_limit": spec.queue_limit,
+            "policy_time": _dist(spec.policy_time),
+            "token_lookup_time": _dist(spec.token_lookup_time), "seed": seed}
 
 
 def _starts_at_zero(mitigation: Any, scenario: Scenario) -> bool:
@@ -141,7 +153,8 @@ def config_from_scenario(scenario: Scenario, label: str = "") -> dict[str, Any]:
                       "retries": {"max_attempts": conn.retries.max_attempts,
                                   "honour_retry_after": conn.retries.honour_retry_after,
                                   "max_wait_seconds": conn.retries.max_wait,
-                                  "total_wait_seconds": None}},
+                                  "total_wait_seconds": None},
+                      "control_plane": _control_plane(topo.control_plane, seed)},
         "cache": _cache(scenario),
         "user_caps": _caps(scenario),
         # The canary analysis the admin runs at a deployment (sandbox.admin.canary).
@@ -185,8 +198,9 @@ def _topology_gaps(scenario: Scenario) -> dict[str, str]:
         ("topology.connectors.autoscaling", conn.autoscaling is not None,
          "fixed connector pools"),
         ("topology.connectors.enabled", not conn.enabled, "the connectors always call out"),
-        ("topology.control_plane", topo.control_plane is not None,
-         "no policy/token-lookup tier on the connector path"),
+        ("topology.control_plane", topo.control_plane is not None
+         and _control_plane(topo.control_plane, 0) is None,
+         "empirical control-plane times are not shipped to the connectors"),
         ("topology.cache.nodes_per_zone", cache.nodes_per_zone != 1,
          "one Redis node serves every zone"),
         ("topology.cache.max_keys_per_node", cache.max_keys_per_node is not None,
@@ -239,8 +253,10 @@ def _timeline_gaps(scenario: Scenario) -> dict[str, str]:
         kind = mitigation.kind
         if kind in ("xfetch", "cache_scale", "retry_policy"):
             out[f"mitigations.{i}"] = f"{kind}: the stand-in has no such lever"
-        elif kind == "token_refresh":
-            out[f"mitigations.{i}.rate"] = "the bulk refresh runs as fast as the mock answers"
+        elif kind == "token_refresh":  # paced as the scenario says: sandbox.admin.token_refresh
+            out[f"mitigations.{i}"] = (
+                f"token_refresh at {mitigation.start(scenario.faults):g}s: the runner's timeline "
+                "action; one token per tenant, usable when its last call is answered")
         elif not _starts_at_zero(mitigation, scenario):
             out[f"mitigations.{i}"] = (f"{kind} starts at {mitigation.start(scenario.faults):g}s: "
                                        "the runner's timeline action, not set at apply")

@@ -37,7 +37,8 @@ def test_registry_knows_parametrised_names_and_refuses_the_rest() -> None:
 
     assert lookup("tenant.acme.latency_p95").name == "tenant.<tenant>.latency_p95"
     assert lookup("errors.rate_limited").name == "errors.<cause>"
-    assert lookup("engine.utilization").name == "<tier>.utilization"
+    assert lookup("gateway.utilization").name == "<tier>.utilization"
+    assert lookup("engine.utilization").name == "engine.utilization"  # chaos observes it
     assert lookup("mitigation.user_cap.at").name == "mitigation.<kind>.at"
     assert lookup("errors.bogus") is None and lookup("latency_p59") is None
     assert "latency_p95" in problem("latency_p59", "run")
@@ -52,7 +53,10 @@ def test_runner_observability_comes_from_the_registry() -> None:
     assert not_observed_reason("latency_p95", "run", "chaos") is None
     # The chaos load's client windows are window facts: every scope, as Locust's (issue 18).
     assert not_observed_reason("latency_p95", "outside_recovery", "chaos") is None
-    assert not_observed_reason("engine.utilization", "run", "chaos") is not None
+    # The stand-in's worker pools report their slot-seconds; the gateway has none.
+    assert not_observed_reason("engine.utilization", "before_fault", "chaos") is None
+    assert not_observed_reason("gateway.utilization", "run", "chaos") is not None
+    assert not_observed_reason("engine.utilization", "run", "locust") is not None
     assert not_observed_reason("loadgen.late", "run", "chaos") is not None
     assert not_observed_reason("incident.latency_p95", "run", "chaos") is None
     # The stand-in's connector counters, read per window (issue 18); not its provider calls.

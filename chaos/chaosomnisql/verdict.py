@@ -24,6 +24,7 @@ from labcore.checks import Judgement, judge
 from labcore.registry import metric_key
 
 from .canary import CANARY_METRICS
+from .token_refresh import REFRESH_METRICS
 
 __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_injected",
            "judge_checks", "measured", "probe_measured", "verdict", "window_measured"]
@@ -35,7 +36,7 @@ FAULT_FUNCS = frozenset({
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
 MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
-                      "measure_canary"})
+                      "measure_canary", "bulk_refresh_tokens"})
 
 
 def _func(entry: dict[str, Any]) -> str:
@@ -87,6 +88,8 @@ def _would_measure(entry: dict[str, Any]) -> list[str]:
         return ["rpo_seconds"]
     if func == "measure_canary":
         return list(CANARY_METRICS)
+    if func == "bulk_refresh_tokens":
+        return list(REFRESH_METRICS)
     prefix = args.get("prefix", "")
     return [f"{prefix}error_rate", f"{prefix}latency_p95"]
 

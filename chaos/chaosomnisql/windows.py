@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labcore.checks import scoped_metrics
-from labcore.facts import FaultMark, RunFacts, save_facts
+from labcore.facts import TIER_FIELDS, FaultMark, RunFacts, save_facts
 from labcore.registry import metric_key
 from loadtests.recorder import ClientRecorder
 
@@ -65,6 +67,8 @@ class RunWindows:
     sustain: float
     origin: float = field(default_factory=time.monotonic)
     recorder: ClientRecorder = field(init=False)
+    #: ``{tier: {window: TIER_FIELDS sums}}`` the target's pools reported (.counters).
+    tiers: dict[str, dict[int, np.ndarray]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -78,6 +82,24 @@ class RunWindows:
     def count(self, t: float, name: str, n: int = 1) -> None:
         with self._lock:
             self.recorder.count(t, name, n)
+
+    def tier(self, t: float, name: str, values: dict[str, float]) -> None:
+        """Add ``values`` (some of :data:`labcore.facts.TIER_FIELDS`) to tier ``name`` in
+        the window holding ``t``: the simulator's station integrals, read off the target."""
+        k = int(t // self.window)
+        with self._lock:
+            row = self.tiers.setdefault(name, {}).setdefault(k, np.zeros(len(TIER_FIELDS)))
+            for i, key in enumerate(TIER_FIELDS):
+                row[i] += float(values.get(key, 0.0))
+
+    def _add_tiers(self, arrays: dict[str, Any]) -> None:
+        names = sorted(self.tiers)
+        tiers = np.zeros((len(arrays["start"]), len(names), len(TIER_FIELDS)))
+        for j, name in enumerate(names):
+            for k, row in self.tiers[name].items():
+                if k < len(tiers):
+                    tiers[k, j] = row
+        arrays["tier_names"], arrays["tiers"] = names, tiers
 
     def now(self) -> float:
         return time.monotonic() - self.origin
@@ -94,6 +116,7 @@ class RunWindows:
                                      elapsed)
         with self._lock:
             facts = self.recorder.window_facts(scenario, elapsed, seed)
+            self._add_tiers(facts.arrays)
         marks = fault_marks(records, self.origin)
         losses = () if rpo_seconds is None or not marks else ((marks[0].start, rpo_seconds),)
         return RunFacts(scenario=scenario, seed=seed, arrays=facts.arrays, marks=marks,

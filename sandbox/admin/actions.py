@@ -15,6 +15,7 @@ from starlette.routing import Route
 from sandbox import metadata
 from sandbox.admin.canary import deploy_canary, rollback_canary
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.token_refresh import cancel_paced, paced_status, start_paced
 from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
 from sandbox.errors import ApiError
 from sandbox.service import handle_errors, read_json
@@ -120,6 +121,11 @@ async def refresh_tokens(plane: ControlPlane, body: dict[str, Any]) -> dict[str,
     provider = body.get("provider")
     if not isinstance(provider, str) or provider not in plane.state["providers"]:
         raise ApiError(404, "NOT_FOUND", "unknown provider")
+    if body.get("rate") is not None:  # the runbook's pace (sandbox.admin.token_refresh)
+        return start_paced(plane, provider, body)
+    if body.get("tokens_per_tenant") is not None:
+        raise ApiError(400, "BAD_REQUEST", "tokens_per_tenant needs a rate")
+    cancel_paced(plane, provider)
     started = time.perf_counter()
     secrets, url = plane.state["internal"]["oauth_clients"], plane.state["providers"][provider]
     await asyncio.gather(*(
@@ -144,6 +150,10 @@ async def visible_writes(plane: ControlPlane) -> dict[str, Any]:
     except psycopg.Error:
         raise ApiError(503, "METADATA_UNAVAILABLE", "the metadata primary is down") from None
     return {"max_visible": top, "primary": plane.primary.name}
+
+
+async def _status(plane: ControlPlane) -> dict[str, Any]:
+    return paced_status(plane)
 
 
 def admin_routes(plane: ControlPlane) -> list[Route]:
@@ -184,6 +194,7 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
         Route("/admin/cache/invalidate", post(invalidate), methods=["POST"]),
         Route("/admin/cache/options", post(cache_options), methods=["POST"]),
         Route("/admin/tokens/refresh", post(refresh_tokens), methods=["POST"]),
+        Route("/admin/tokens/refresh", get(lambda: _status(plane)), methods=["GET"]),
         Route("/admin/canary", canary, methods=["GET", "POST", "DELETE"]),
         Route("/admin/metadata/status", get(plane.metadata_status)),
         Route("/admin/metadata/promote", get(plane.promote), methods=["POST"]),

@@ -28,6 +28,7 @@ from sandbox.tokens import TokenCipher
 
 if TYPE_CHECKING:
     from sandbox.admin.canary import Analysis
+    from sandbox.admin.token_refresh import PacedRefresh
 
 __all__ = ["ControlPlane", "FaultLog", "PgNode"]
 
@@ -64,6 +65,7 @@ class ControlPlane:
         self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
         self.analysis: Analysis | None = None  # the last canary analysis (sandbox.admin.canary)
+        self.token_jobs: dict[str, PacedRefresh] = {}  # paced bulk refreshes (token_refresh)
         self.promoted_release = False  # every engine runs the canary's release
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"],
@@ -76,6 +78,9 @@ class ControlPlane:
         self.leases.cancel_all()
         if self.analysis is not None and self.analysis.task is not None:
             self.analysis.task.cancel()
+        for job in self.token_jobs.values():
+            if job.task is not None:
+                job.task.cancel()
         await self.http.aclose()
         await self.store.aclose()
 

@@ -199,12 +199,18 @@ async def _window(plane: ControlPlane, name: str, seconds: float) -> dict[str, A
 
 async def connector_stats(plane: ControlPlane, seconds: float) -> dict[str, Any]:
     """``connector`` (the connectors' fetches, calls and distinct keys over the window,
-    added up) and ``pools`` (each connector's worker slots now) for ``/v1/stats``."""
+    added up), ``pools`` (each connector's worker slots now), ``engine_pools`` (each
+    zone's engine's; a lost zone's is absent) and ``control_plane_pools`` (each zone's
+    control-plane tier, with one) for ``/v1/stats``."""
     names = _service_names(plane, "connector")
-    found = await asyncio.gather(*(_window(plane, n, seconds) for n in names))
-    windows = {n: w for n, w in zip(names, found) if w is not None}
-    return {"connector": merge_windows(list(windows.values())),
-            "pools": {n: w["slots"] for n, w in windows.items()}}
+    engines = [f"engine-{zone}" for zone in plane.state["zones"]]
+    found = await asyncio.gather(*(_window(plane, n, seconds) for n in names + engines))
+    windows = {n: w for n, w in zip(names + engines, found) if w is not None}
+    return {"connector": merge_windows([w for n, w in windows.items() if n in names]),
+            "pools": {n: w["slots"] for n, w in windows.items() if n in names},
+            "engine_pools": {n: w["slots"] for n, w in windows.items() if n in engines},
+            "control_plane_pools": {n: w["control_plane_slots"] for n, w in windows.items()
+                                    if n in names and w.get("control_plane_slots")}}
 
 
 def scenario_routes(plane: ControlPlane) -> list[Route]:

@@ -188,7 +188,8 @@ def test_rate_limit_flood_is_not_contained_without_the_runbook(
 _SHORT_ENV = {"cache_stampede": {"OMNISQL_WARMUP": "180", "OMNISQL_LOAD_SECONDS": "300"}}
 
 
-@pytest.mark.parametrize("name", ["cache_stampede", "canary_bad_release", "regional_failover"])
+@pytest.mark.parametrize("name", ["cache_stampede", "canary_bad_release", "regional_failover",
+                                  "auth_failure_mitigated"])
 @pytest.mark.timeout(540)
 def test_short_mode_runs_inject_measure_and_roll_back(chaos_sandbox: ChaosSandbox,
                                                      name: str) -> None:

@@ -12,7 +12,7 @@ from sim import read_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canary_bad_release",
-         "regional_failover"]
+         "regional_failover", "auth_failure_mitigated"]
 #: Argument names that would hold a threshold: they must come from the scenario instead.
 THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
 
@@ -106,6 +106,27 @@ def test_auth_failure_revokes_the_scenarios_provider_and_fraction() -> None:
     exp = _experiment("auth_failure")
     (call,) = _calls(exp, "expire_tokens")
     assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
+    rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
+    assert {"provider": fault.provider} in rollback_arguments
+
+
+def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> None:
+    (fault,) = _faults("auth_failure_mitigated", "token_revocation")
+    (mitigation,) = _scenario("auth_failure_mitigated").scenario.mitigations
+    exp = _experiment("auth_failure_mitigated")
+    (call,) = _calls(exp, "expire_tokens")
+    assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
+    (refresh,) = [a for a in exp["method"]
+                  if a["provider"].get("func") == "bulk_refresh_tokens"]
+    assert refresh["background"] is True  # recovery is measured while it runs
+    args = refresh["provider"]["arguments"]
+    assert (mitigation.kind, mitigation.after_fault) == ("token_refresh", 0)
+    assert args == {"provider": mitigation.provider, "rate": mitigation.rate,
+                    "tokens_per_tenant": mitigation.tokens_per_tenant,
+                    "operator_delay": mitigation.operator_delay}
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("expire_tokens") < funcs.index("bulk_refresh_tokens") \
+        < funcs.index("measure_recovery")
     rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
     assert {"provider": fault.provider} in rollback_arguments
 

@@ -124,7 +124,7 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
     """What every running service must report for the scenario, read off its fields."""
     topo = scenario.topology
     on = {m.kind for m in scenario.mitigations if m.start(scenario.faults) == 0.0}
-    health = topo.gateway.health_check
+    health, cp = topo.gateway.health_check, topo.control_plane
     return {
         "gateway": {"timeout_seconds": topo.gateway.timeout, "zone_retry": False,
                     "health_check": {"interval_seconds": health.interval,
@@ -140,7 +140,12 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
                       "retries": {"max_attempts": topo.connectors.retries.max_attempts,
                                   "honour_retry_after": topo.connectors.retries.honour_retry_after,
                                   "max_wait_seconds": topo.connectors.retries.max_wait,
-                                  "total_wait_seconds": None}},
+                                  "total_wait_seconds": None},
+                      "control_plane": None if cp is None else {
+                          "workers": cp.workers_per_zone, "queue_limit": cp.queue_limit,
+                          "policy_time": cp.policy_time.model_dump(by_alias=True),
+                          "token_lookup_time": cp.token_lookup_time.model_dump(by_alias=True),
+                          "seed": scenario.run.seed}},
         "providers": {name: {
             "latency": p.latency.model_dump(by_alias=True),
             "reject_latency": p.reject_latency.model_dump(by_alias=True),
@@ -398,3 +403,105 @@ def test_stats_count_fetches_and_distinct_keys(box: Box) -> None:
     assert 1 <= coalesced["connector"]["fetches"] <= 3 and coalesced["connector"]["keys"] == 1
     assert set(coalesced["pools"]) == {"connector-az-a", "connector-az-b", "connector-az-c"}
     assert all(p["busy"] == 0 and p["workers"] == 4 for p in coalesced["pools"].values())
+
+
+def _unauthorized(box: Box, tenant: str) -> int:
+    connector = box.admin.call("GET", "/v1/stats?window=3600")["connector"]
+    return int(connector["unauthorized"].get(tenant, 0))
+
+
+def _paced_job(box: Box, provider: str, limit: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while True:
+        job: dict[str, Any] = box.admin.call("GET", "/admin/tokens/refresh")["jobs"][provider]
+        if job["state"] != "running" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def test_the_bulk_refresh_keeps_the_runbooks_pace_tenant_after_tenant(box: Box) -> None:
+    """SOP-103 paced (sandbox.admin.token_refresh): 2 tokens per tenant at 4/s is 8 calls
+    in 2 s; each tenant's calls work again once its own tokens are renewed, in order."""
+    box.apply(str(REPO / "scenarios/auth_failure_mitigated.yaml"), *FAST)
+    box.admin.call("POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0})
+    plan = box.admin.call("POST", "/admin/tokens/refresh",
+                          {"provider": "crm", "rate": 4, "tokens_per_tenant": 2})
+    assert plan["state"] == "running" and plan["expected_seconds"] == 2.0
+    # umbrella is the last tenant: renewed 2 s from now, it still gets 401s, and the
+    # connectors count the provider's 401 for it (what chaos reads as connector.unauthorized)
+    before = _unauthorized(box, "umbrella")
+    assert box.query(SQL.format(40), tenant="umbrella").json()["error"]["code"] == (
+        "PROVIDER_UNAUTHORIZED")
+    assert _unauthorized(box, "umbrella") - before == 1
+    job = _paced_job(box, "crm")
+    assert job["state"] == "done" and job["tokens"] == 8
+    assert 2.0 <= job["in_effect_seconds"] < 4.0, job  # 8 calls at 4/s: the last at 2.0 s
+    usable = job["usable_seconds"]
+    assert list(usable) == ["acme", "globex", "initech", "umbrella"]
+    assert [usable[t] >= 0.5 * (k + 1) for k, t in enumerate(usable)] == [True] * 4, usable
+    assert box.query(SQL.format(41), tenant="umbrella").status_code == 200
+    assert box.admin.call("GET", "/faults")["tokens_expired"] == {}
+
+
+def test_an_unpaced_refresh_supersedes_a_paced_one(box: Box) -> None:
+    box.admin.call("POST", "/admin/tokens/refresh",
+                   {"provider": "crm", "rate": 1, "tokens_per_tenant": 100})
+    box.admin.call("POST", "/admin/tokens/refresh", {"provider": "crm"})
+    job = _paced_job(box, "crm", limit=5.0)
+    assert job["state"] == "failed" and "cancelled" in job["error"]
+    assert job["in_effect_seconds"] is None
+
+
+@pytest.mark.parametrize("body", [
+    {"provider": "crm", "rate": 0}, {"provider": "crm", "rate": "5/s"},
+    {"provider": "crm", "rate": 5, "tokens_per_tenant": 0},
+    {"provider": "crm", "rate": 5, "tokens_per_tenant": 1.5},
+    {"provider": "crm", "tokens_per_tenant": 200}])
+def test_a_bad_paced_refresh_is_400(box: Box, body: dict[str, Any]) -> None:
+    with pytest.raises(ApiError) as err:
+        box.admin.call("POST", "/admin/tokens/refresh", body)
+    assert err.value.status == 400
+
+
+def test_the_pools_report_the_slot_seconds_the_runners_turn_into_utilization(box: Box) -> None:
+    """Each zone's engine reports its slot totals in /v1/stats (``engine_pools``): the
+    queries it started and the slot-seconds busy and available (workers x seconds)."""
+    box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST)
+    first, t0 = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"], time.monotonic()
+    assert sorted(first) == [f"engine-{z}" for z in box.state["zones"]]
+    for i in range(12):
+        assert box.query(SQL.format(500 + i)).status_code == 200
+    time.sleep(1.0)
+    second = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"]
+    elapsed = time.monotonic() - t0
+
+    def delta(key: str) -> float:
+        return sum(float(second[n][key]) - float(first[n][key]) for n in first)
+    workers = sum(int(p["workers"]) for p in second.values())
+    assert delta("started") >= 12
+    assert 0.0 < delta("busy_seconds") < delta("capacity_seconds")
+    # the admin reads the engines one after the other: allow a second either side
+    assert workers * (elapsed - 1.0) <= delta("capacity_seconds") <= workers * (elapsed + 1.0)
+    pools = box.admin.call("GET", "/v1/stats?window=5")["pools"]  # the connectors' too
+    assert all("busy_seconds" in p and "capacity_seconds" in p for p in pools.values())
+
+
+def test_the_control_plane_tier_holds_each_fetch_and_reports_its_slot_seconds(
+        box: Box) -> None:
+    """auth_failure_control_plane's tier (5 slots per zone, 10 ms + 5 ms mean draws):
+    every fetch holds a slot first, and ``control_plane_pools`` shows it."""
+    box.apply(str(REPO / "scenarios/auth_failure_control_plane.yaml"), *FAST)
+    first = box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"]
+    assert sorted(first) == [f"connector-{z}" for z in box.state["zones"]]
+    assert {p["workers"] for p in first.values()} == {5}
+    for i in range(8):
+        assert box.query(SQL.format(700 + i)).json()["cache"] == "miss"
+    second = box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"]
+
+    def delta(key: str) -> float:
+        return sum(float(second[n][key]) - float(first[n][key]) for n in first)
+    assert delta("started") == 8
+    assert 8 * 0.001 < delta("busy_seconds") < 8 * 0.2  # 15 ms on average each
+    assert delta("capacity_seconds") > delta("busy_seconds")
+    box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST)  # no control plane: no tier
+    assert box.admin.call("GET", "/v1/stats?window=5")["control_plane_pools"] == {}

@@ -44,6 +44,84 @@ def test_slots_queue_beyond_the_workers_in_arrival_order() -> None:
     assert asyncio.run(main()) == [("a", 0.0), ("b", 0.0), ("c", 0.2), ("d", 0.2), ("e", 0.4)]
 
 
+def test_slots_integrate_busy_and_available_slot_seconds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator's station integrals: 2 of 4 slots busy for 10 s, then 1 for 10 s, is
+    30 slot-seconds busy of 80 available (37.5%); a resize counts from its moment."""
+    now = [100.0]
+    monkeypatch.setattr("sandbox.slots.time.monotonic", lambda: now[0])
+
+    async def main() -> dict[str, float | int | None]:
+        slots = Slots("engine-az-a", workers=4)
+        await slots.acquire()
+        await slots.acquire()
+        now[0] += 10.0
+        slots.release()
+        now[0] += 10.0
+        first = slots.snapshot()
+        assert (first["busy_seconds"], first["capacity_seconds"], first["started"]) == (
+            30.0, 80.0, 2)
+        slots.resize(2, None)
+        now[0] += 5.0
+        return slots.snapshot()
+    after = asyncio.run(main())
+    assert (after["busy_seconds"], after["capacity_seconds"]) == (35.0, 90.0)
+    unlimited = Slots("x")
+    now[0] += 5.0
+    assert unlimited.snapshot()["capacity_seconds"] == 0.0  # no limit: no capacity
+
+
+CONTROL_PLANE = "scenarios/auth_failure_control_plane.yaml"
+
+
+def test_the_scenarios_control_plane_is_a_tier_of_the_connectors() -> None:
+    from sandbox.control_plane import ControlPlaneTier
+
+    scenario = read_scenario(CONTROL_PLANE, "standin").scenario
+    config = config_from_scenario(scenario)
+    section = connector_section(config["connector"])["control_plane"]
+    assert (section["workers"], section["queue_limit"]) == (5, None)
+    assert section["policy_time"] == {"dist": "exponential", "mean": 0.01}
+    assert "topology.control_plane" not in not_honoured(scenario, TENANTS)
+    assert connector_section(default_config()["connector"])["control_plane"] is None
+    one, two = ControlPlaneTier("az-a", section), ControlPlaneTier("az-a", section)
+    draws = [one.policy() + one.lookup() for _ in range(2000)]
+    assert draws[:5] == [two.policy() + two.lookup() for _ in range(5)]  # seeded streams
+    assert statistics.mean(draws) == pytest.approx(0.015, rel=0.1)  # 10 ms + 5 ms means
+
+
+@pytest.mark.parametrize("bad", [
+    {"workers": 5}, {"workers": None, "queue_limit": None, "policy_time": {"dist":
+     "constant", "value": 0.01}, "token_lookup_time": {"dist": "constant", "value": 0.01},
+     "seed": 1},
+    {"workers": 5, "queue_limit": None, "policy_time": {"dist": "nope"},
+     "token_lookup_time": {"dist": "constant", "value": 0.01}, "seed": 1}])
+def test_a_bad_control_plane_section_is_400(bad: dict[str, object]) -> None:
+    body = {**default_config()["connector"], "control_plane": bad}
+    with pytest.raises(ApiError) as err:
+        connector_section(body)
+    assert err.value.status == 400 and "connector.control_plane" in err.value.message
+
+
+def test_a_fetch_holds_a_control_plane_slot_for_the_drawn_times() -> None:
+    """5 fetches through 2 slots of 0.1 s each: 0.5 slot-seconds busy, the last waits."""
+    from sandbox.control_plane import ControlPlaneTier
+
+    constant = {"dist": "constant", "value": 0.05}
+    tier = ControlPlaneTier("az-a", {"workers": 2, "queue_limit": None, "seed": 1,
+                                     "policy_time": constant, "token_lookup_time": constant})
+
+    async def main() -> float:
+        t0 = time.monotonic()
+        await asyncio.gather(*(tier.pass_through() for _ in range(5)))
+        return time.monotonic() - t0
+    elapsed = asyncio.run(main())
+    snap = tier.slots.snapshot()
+    assert snap["started"] == 5 and snap["queued_total"] == 3 and snap["busy"] == 0
+    assert float(snap["busy_seconds"] or 0) == pytest.approx(0.5, abs=0.1)
+    assert elapsed == pytest.approx(0.3, abs=0.15)  # 3 rounds of 0.1 s
+
+
 def test_slots_refuse_past_the_queue_limit_and_grow_at_once() -> None:
     async def main() -> None:
         slots = Slots("connector-az-a", workers=1, queue_limit=1)
