@@ -13,8 +13,10 @@
    inputs (an alarm, a human, infrastructure as code), not something the stand-in measures.
 3. **The secondary region comes up** on the same processes, as the simulator reuses its
    zones: the result cache is flushed (cold), the streaming replica is promoted to primary,
-   the zones' processes start again, and tokens are revoked at the providers when KMS keys
-   or connector secrets were not replicated (every SaaS call then answers 401).
+   the zones' processes start again and are waited for until they answer their health
+   checks (their real start time is part of the RTO), and tokens are revoked at the
+   providers when KMS keys or connector secrets were not replicated (every SaaS call then
+   answers 401).
 4. **The DNS shift.** For one ``dns_ttl`` the gateway admits a request with probability
    ``elapsed / ttl`` and treats the rest as the lost region (the model's rule); then every
    client is on the secondary. What follows (a cold cache under real rate limits) is the
@@ -31,6 +33,8 @@ import contextlib
 import time
 from typing import Any
 
+import httpx
+
 from sandbox.admin.actions import invalidate
 from sandbox.admin.leases import parse_lease
 from sandbox.admin.plane import ControlPlane
@@ -38,7 +42,11 @@ from sandbox.admin.scenario import applied
 from sandbox.errors import ApiError
 from sandbox.region import draw_timeline
 
-__all__ = ["end_region", "lose_region"]
+__all__ = ["READY_SECONDS", "end_region", "lose_region"]
+
+#: How long the spin-up waits for the zones' services to serve before it gives up (and
+#: says so in ``GET /faults``): far above a process start on a loaded machine.
+READY_SECONDS = 90.0
 
 
 async def _gateway_region(plane: ControlPlane, phase: str, section: dict[str, Any] | None,
@@ -116,7 +124,33 @@ async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> N
             plane.faults.tokens_expired[name] = answer["revoked"]
     zones = list(plane.state["zones"])
     await asyncio.gather(*(plane.supervisor("startProcessGroup", z, True) for z in zones))
+    await _serving(plane, [n for n in plane.state["services"]
+                           if n.startswith(("engine-", "connector-"))])
     plane.faults.zones_lost.difference_update(zones)
+
+
+async def _serving(plane: ControlPlane, names: list[str], timeout: float = READY_SECONDS,
+                   ) -> None:
+    """Wait until every one of the zones' services answers its health check: the spin-up
+    ends when the data plane serves (a started process is not yet listening), as a DNS
+    failover waits for the secondary's health checks."""
+    loop = asyncio.get_running_loop()
+    deadline, pending = loop.time() + timeout, set(names)
+    while pending:
+        answers = await asyncio.gather(*(_healthy(plane, n) for n in sorted(pending)))
+        pending -= {n for n, ok in zip(sorted(pending), answers) if ok}
+        if pending and loop.time() > deadline:
+            raise ApiError(504, "UPSTREAM_TIMEOUT", f"not serving after {timeout:g}s: "
+                           f"{sorted(pending)}")
+        await asyncio.sleep(0.1 if pending else 0.0)
+
+
+async def _healthy(plane: ControlPlane, name: str) -> bool:
+    try:
+        resp = await plane.http.get(f"{plane.service_url(name)}/health", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 200
 
 
 async def end_region(plane: ControlPlane) -> None:
