@@ -1,10 +1,10 @@
 """A run whose fault is not the scenario's does not judge the scenario's recovery (issue 18).
 
-regional_failover's scenario loses a region; the one-region stand-in cannot, and its
-experiment fails over the metadata store instead (RTO about 0 against the simulator's
-~8.5 min). The stand-in says so when the scenario is applied (``faults.0`` not honoured);
-the chaos verdict then reports the fault-timed checks "not measured" with that reason,
-and still judges the RPO of the metadata failover it did inject."""
+When the stand-in cannot inject a scenario's fault it says so when the scenario is applied
+(``faults.N`` not honoured, e.g. a gray failure); the chaos verdict then reports the
+fault-timed checks "not measured" with that reason, and still judges the rest. The region
+loss used to be such a fault; the stand-in now acts it out, so regional_failover's own
+stand-in lists no fault gap and its RTO is judged."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chaosomnisql.verdict import fault_timed, judge_checks, verdict
 from sim import read_scenario
 
 REGIONAL = read_scenario("scenarios/regional_failover.yaml", profile="standin").scenario
-REGION = {"faults.0": "region_loss: the stand-in is one region (no second region)"}
+REGION = {"faults.0": "gray_failure: the fault API cannot degrade a zone's tier"}
 
 
 def _journal(**more: object) -> dict:
@@ -22,17 +22,24 @@ def _journal(**more: object) -> dict:
             "omnisql_windows": {"measured": {"rto_seconds": 0.0, "rpo_seconds": 0.4}}, **more}
 
 
-def test_the_region_losss_rto_is_not_measured_on_a_metadata_failover() -> None:
+def test_an_rto_is_not_measured_when_the_fault_is_not_the_scenarios() -> None:
     judged = judge_checks(_journal(omnisql_fault_not_honoured=REGION), REGIONAL.checks)
     assert [r.metric for r in judged.results] == ["rpo_seconds"]
     (skipped,) = judged.not_measured
-    assert skipped["metric"] == "rto_seconds" and "region_loss" in skipped["reason"]
+    assert skipped["metric"] == "rto_seconds" and "gray_failure" in skipped["reason"]
     assert verdict(_journal(omnisql_fault_not_honoured=REGION), REGIONAL.checks) == []
 
 
 def test_a_run_of_the_scenarios_own_fault_is_judged_as_before() -> None:
     judged = judge_checks(_journal(), REGIONAL.checks)
     assert {r.metric for r in judged.results} == {"rto_seconds", "rpo_seconds"}
+
+
+def test_the_region_loss_is_no_longer_a_fault_the_standin_cannot_inject() -> None:
+    from sandbox.standin import not_honoured
+
+    gaps = not_honoured(REGIONAL, tuple(REGIONAL.workload.tenants))
+    assert not [path for path in gaps if path.startswith("faults.")], gaps
 
 
 def test_fault_timed_metrics() -> None:
