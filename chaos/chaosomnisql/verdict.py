@@ -30,8 +30,8 @@ __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_i
 
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
-    "lose_zone", "lose_region", "fail_over_metadata", "fail_over_cache", "expire_tokens", "invalidate_cache",
-    "deploy_canary", "start_tenant_flood",
+    "lose_zone", "lose_region", "fail_over_metadata", "fail_over_cache", "expire_tokens",
+    "invalidate_cache", "deploy_canary", "start_tenant_flood",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
 MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
