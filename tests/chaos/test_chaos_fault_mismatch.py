@@ -8,6 +8,10 @@ stand-in lists no fault gap and its RTO is judged."""
 
 from __future__ import annotations
 
+import pytest
+from chaoslib.exceptions import ActivityFailed
+from chaosomnisql import actions
+from chaosomnisql.probes import nothing_injected
 from chaosomnisql.verdict import fault_timed, judge_checks, verdict
 
 from sim import read_scenario
@@ -46,3 +50,27 @@ def test_fault_timed_metrics() -> None:
     assert fault_timed("rto_seconds") and fault_timed("tenants_except.umbrella.rto_seconds")
     assert fault_timed("incident.latency_p95") and not fault_timed("rpo_seconds")
     assert not fault_timed("error_rate")
+
+
+def test_a_failover_under_way_is_injected_and_a_completed_one_is_the_system(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The after-hypothesis (``nothing_injected``) and ``end_metadata_kill`` see a region loss
+    as injected until its failover completed; then the secondary region is the system."""
+    quiet = {"zones_lost": [], "providers": {}, "canary": None, "metadata_needs_rebuild": [],
+             "metadata_primary_killed": False}
+    assert nothing_injected({**quiet, "region": None})
+    assert nothing_injected({**quiet, "region": {"phase": "failed_over"}})
+    for phase in ("lost", "spinning_up", "shifting"):
+        assert not nothing_injected({**quiet, "region": {"phase": phase}})
+
+    calls: list[str] = []
+
+    def answer(method: str, path: str, configuration: object, body: object = None) -> dict:
+        calls.append(f"{method} {path}")
+        return {**quiet, "metadata_primary_killed": True, "region": {"phase": "shifting"}}
+
+    monkeypatch.setattr(actions, "admin_call", answer)
+    monkeypatch.setattr(actions, "target_name", lambda configuration: "sandbox")
+    with pytest.raises(ActivityFailed, match="region"):
+        actions.end_metadata_kill({})
+    assert calls == ["GET /faults"]  # refused before any reset
