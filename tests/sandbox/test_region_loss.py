@@ -127,10 +127,41 @@ def test_region_loss_refuses_then_fails_over_cold_and_shifts(box: Box) -> None:
     assert 0 <= writes["last_acknowledged"] - (visible or 0) <= writes["last_acknowledged"]
 
 
-def test_reset_ends_the_failover_and_everything_serves(box: Box) -> None:
+def _reset(box: Box) -> None:
     box.admin.call("POST", "/faults/reset")
     if box.admin.call("GET", "/admin/metadata/status")["needs_rebuild"]:
         box.admin.call("POST", "/admin/metadata/rebuild")
+
+
+def test_without_replicated_secrets_every_saas_call_is_refused(box: Box) -> None:
+    """failover.replicated without connector_secrets: after the failover no OAuth token can
+    be read, so a miss's provider call answers 401 (the simulator's revoked tenants)."""
+    _reset(box)
+    apply_scenario(box.admin, SCENARIO, "standin_short",
+                   (*SHORT, "failover.replicated=[metadata, kms_keys]"))
+    box.admin.call("POST", "/faults/region/lose", {})
+    assert wait_for(lambda: box.phase() == "failed_over", 90.0)
+    refused = box.query(21)  # a cold key: the miss calls the provider
+    assert _code(refused) == "PROVIDER_UNAUTHORIZED", refused.text
+    assert box.faults()["tokens_expired"]
+    _reset(box)  # the reset refreshes every provider's tokens
+    apply_scenario(box.admin, SCENARIO, "standin_short", SHORT)
+    assert wait_for(lambda: box.query(22).status_code == 200, 30.0)
+
+
+def test_a_blackholed_region_leaves_clients_hanging(box: Box) -> None:
+    _reset(box)
+    box.admin.call("POST", "/faults/region/lose", {"blackhole": True})
+    started = time.monotonic()
+    hung = box.query(5)
+    waited = time.monotonic() - started
+    box.admin.call("POST", "/faults/reset")
+    timeout = box.admin.call("GET", "/admin/config")["gateway"]["timeout_seconds"]
+    assert hung.status_code == 504 and waited >= timeout - 0.5, (hung.text, waited)
+
+
+def test_reset_ends_the_failover_and_everything_serves(box: Box) -> None:
+    _reset(box)
     box.admin.call("POST", "/faults/region/lose", {})  # and a reset in the middle of one
     assert _code(box.query(3)) == "REGION_UNAVAILABLE"
     box.admin.call("POST", "/faults/reset")
