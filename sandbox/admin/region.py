@@ -31,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from redis.exceptions import RedisError
 
 from sandbox.admin.actions import invalidate
 from sandbox.admin.leases import parse_lease
@@ -77,6 +79,9 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
     section = _section(plane, body)
     if plane.region is not None and plane.region["phase"] != "failed_over":
         raise ApiError(409, "CONFLICT", "a region loss is already under way")
+    if plane.demoted:  # the secondary would have no streaming replica to promote
+        raise ApiError(409, "CONFLICT", "rebuild the old metadata primary first "
+                       "(POST /admin/metadata/rebuild)")
     zones = list(plane.state["zones"])
     await _gateway_region(plane, "down", section)  # first: clients see the loss at once
     await asyncio.gather(*(plane.supervisor("stopProcessGroup", z, True) for z in zones))
@@ -99,10 +104,8 @@ async def _fail_over(plane: ControlPlane, section: dict[str, Any], wait: float) 
     assert region is not None
     await asyncio.sleep(wait)
     region["phase"] = "spinning_up"
-    try:
-        await _bring_up_secondary(plane, section)
-    except ApiError as err:  # said in GET /faults; the runner's RTO shows the rest
-        region["error"] = f"{err.code}: {err.message}"
+    errors = await _bring_up_secondary(plane, section)
+    region["error"] = "; ".join(errors) or None  # said in GET /faults; the RTO shows the rest
     region["switch_seconds"] = round(time.time() - region["lost_at"], 3)
     region["phase"] = "shifting"
     await _gateway_region(plane, "shifting", section)
@@ -113,15 +116,31 @@ async def _fail_over(plane: ControlPlane, section: dict[str, Any], wait: float) 
                       status=f"failed over: {region}")
 
 
-async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> None:
-    """The secondary region's data plane: a cold cache, the replica promoted, the zones'
-    processes started; no readable OAuth token when KMS keys or secrets were not copied."""
-    await invalidate(plane, {})
-    await plane.promote()
+async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> list[str]:
+    """The secondary region's data plane: a cold cache, the replica promoted, no readable
+    OAuth token when KMS keys or secrets were not copied, the zones' processes serving.
+    Every step is tried (a failed promotion must not leave the zones down); what failed."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        ("flush", lambda: invalidate(plane, {})), ("promote", plane.promote)]
     if {"kms_keys", "connector_secrets"} & set(section["missing"]):
-        for name, url in plane.state["providers"].items():
-            answer = await plane.post(f"{url}/_control/revoke", {"fraction": 1.0})
-            plane.faults.tokens_expired[name] = answer["revoked"]
+        steps.append(("revoke", lambda: _revoke_tokens(plane)))
+    steps.append(("start", lambda: _start_zones(plane)))
+    errors = []
+    for name, step in steps:
+        try:
+            await step()
+        except (ApiError, RedisError) as err:
+            errors.append(f"{name}: {getattr(err, 'message', None) or err}")
+    return errors
+
+
+async def _revoke_tokens(plane: ControlPlane) -> None:
+    for name, url in plane.state["providers"].items():
+        answer = await plane.post(f"{url}/_control/revoke", {"fraction": 1.0})
+        plane.faults.tokens_expired[name] = answer["revoked"]
+
+
+async def _start_zones(plane: ControlPlane) -> None:
     zones = list(plane.state["zones"])
     await asyncio.gather(*(plane.supervisor("startProcessGroup", z, True) for z in zones))
     await _serving(plane, [n for n in plane.state["services"]

@@ -125,6 +125,9 @@ def test_region_loss_refuses_then_fails_over_cold_and_shifts(box: Box) -> None:
     assert status["promoted"] and status["primary"]["name"] == "pg-replica"
     visible = box.admin.call("GET", "/admin/metadata/writes")["max_visible"]
     assert 0 <= writes["last_acknowledged"] - (visible or 0) <= writes["last_acknowledged"]
+    with pytest.raises(ApiError) as again:  # no replica to promote until the rebuild
+        box.admin.call("POST", "/faults/region/lose", {})
+    assert again.value.status == 409 and "rebuild" in again.value.message
 
 
 def _reset(box: Box) -> None:
