@@ -82,17 +82,16 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
     if plane.demoted:  # the secondary would have no streaming replica to promote
         raise ApiError(409, "CONFLICT", "rebuild the old metadata primary first "
                        "(POST /admin/metadata/rebuild)")
-    zones = list(plane.state["zones"])
+    zones, lost_at, killed = list(plane.state["zones"]), time.time(), plane.primary
     await _gateway_region(plane, "down", section)  # first: clients see the loss at once
-    await asyncio.gather(*(plane.supervisor("stopProcessGroup", z, True) for z in zones))
-    killed = plane.primary.name
-    await plane.kill_node(plane.primary)
+    await asyncio.gather(plane.kill_node(killed),
+                         *(plane.supervisor("stopProcessGroup", z, True) for z in zones))
     plane.faults.metadata_primary_killed = True
     plane.faults.zones_lost.update(zones)
     delays = draw_timeline(section)
-    plane.region = {"phase": "lost", "blackhole": section["blackhole"], "lost_at": time.time(),
+    plane.region = {"phase": "lost", "blackhole": section["blackhole"], "lost_at": lost_at,
                     "timeline": delays, "dns_ttl_seconds": section["dns_ttl_seconds"],
-                    "missing": section["missing"], "metadata_killed": killed,
+                    "missing": section["missing"], "metadata_killed": killed.name,
                     "switch_seconds": None, "shifted_seconds": None, "error": None}
     plane.region_task = asyncio.create_task(_fail_over(plane, section, sum(delays.values())))
     held = plane.leases.grant("region", lease, lambda: end_region(plane))
@@ -102,7 +101,8 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
 async def _fail_over(plane: ControlPlane, section: dict[str, Any], wait: float) -> None:
     region = plane.region
     assert region is not None
-    await asyncio.sleep(wait)
+    # The timeline runs from the loss (stopping the processes took some of it).
+    await asyncio.sleep(max(0.0, region["lost_at"] + wait - time.time()))
     region["phase"] = "spinning_up"
     errors = await _bring_up_secondary(plane, section)
     region["error"] = "; ".join(errors) or None  # said in GET /faults; the RTO shows the rest
