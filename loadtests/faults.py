@@ -15,6 +15,9 @@ tokens: without it the next run would start with 401s), so no fault outlives the
 ``cache_flush``     ``POST /admin/cache/invalidate`` (``{"tenant"}`` if given)
 ``token_revocation`` ``POST /faults/tokens/expire {"provider", "fraction"}``
 ``traffic_surge``   nothing here: the load plan sends the surge (:mod:`loadtests.shapes`)
+``region_loss``     ``POST /faults/region/lose``: the stand-in acts out the failover timeline
+                    of the scenario the test applied (``sandbox.admin.region``); the end
+                    also rebuilds the old metadata primary as the new replica
 ==================  ===================================================================
 
 Latency injection on ``engine``, ``cache`` or ``gateway`` has no sandbox counterpart and
@@ -35,14 +38,19 @@ from labcore.scenario import (
     CacheFlush,
     LatencyInjection,
     ProviderOutage,
+    RegionLoss,
     Scenario,
     TokenRevocation,
     TrafficSurge,
 )
 
-__all__ = ["Action", "FaultPlanError", "FaultRunner", "fault_actions"]
+__all__ = ["REGION_LOSS", "Action", "FaultPlanError", "FaultRunner", "fault_actions"]
 
 log = logging.getLogger(__name__)
+
+
+REGION_LOSS = "/faults/region/lose"
+_REBUILD = "/admin/metadata/rebuild"
 
 
 class FaultPlanError(ValueError):
@@ -87,6 +95,8 @@ def _one(fault: Any, scenario: Scenario) -> list[Action]:
         return [Action(at, "POST", "/faults/tokens/expire", expire)]
     if isinstance(fault, TrafficSurge):
         return []
+    if isinstance(fault, RegionLoss):
+        return [Action(at, "POST", REGION_LOSS)]
     raise FaultPlanError(f"fault kind {fault.kind!r} has no sandbox counterpart")
 
 
@@ -146,12 +156,17 @@ class FaultRunner:
         """The calls that undo what ran: the fault API's reset and the token refreshes."""
         revoked = sorted({str((a.body or {})["provider"]) for _, a, _ in self.done
                           if a.path == "/faults/tokens/expire"})
-        return [Action(0.0, "POST", "/faults/reset"),
+        # A region loss's failover promoted the replica: the old primary becomes its replica.
+        rebuild = [Action(0.0, "POST", _REBUILD)] if any(
+            a.path == REGION_LOSS for _, a, _ in self.done) else []
+        return [Action(0.0, "POST", "/faults/reset"), *rebuild,
                 *(Action(0.0, "POST", "/admin/tokens/refresh", {"provider": p}) for p in revoked)]
 
     def _undo(self, action: Action) -> int:
         try:
-            return self.call(self.admin_url, action)
+            status = self.call(self.admin_url, action)
+            # 409: no demoted primary (the test ended before the failover promoted one).
+            return 200 if action.path == _REBUILD and status == 409 else status
         except OSError as exc:
             log.error("%s %s failed: %s", action.method, action.path, exc)
             return 0

@@ -30,6 +30,7 @@ from sandbox.deadline import budget_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
 from sandbox.metrics import LATENCY, REQUESTS, metrics_endpoint
+from sandbox.region import RegionGate
 from sandbox.routing import Backend, Router
 from sandbox.sections import gateway_section
 from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_json
@@ -83,6 +84,7 @@ class Gateway:
     directory: Directory
     stats: StatsWindow = field(default_factory=StatsWindow)
     versions: VersionTally = field(default_factory=VersionTally)  # the canary analysis's
+    region: RegionGate = field(default_factory=RegionGate)  # a region loss (sandbox.region)
     inflight: dict[tuple[str, str], int] = field(default_factory=dict)
     # httpx for health checks; aiohttp on the hot path, where it costs about half the CPU.
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
@@ -225,8 +227,21 @@ def _check_fields(body: dict[str, Any], tenant: str) -> None:
         raise ApiError(400, "BAD_REQUEST", f"unknown body fields {sorted(unknown)}")
 
 
+async def _resolve_region(gw: Gateway) -> None:
+    """During a region loss and its DNS shift, a client still resolving the lost region is
+    refused fast (503), or with blackhole gets no answer until its timeout."""
+    answer = gw.region.admit()
+    if answer == "pass":
+        return
+    if answer == "hang":
+        await asyncio.sleep(gw.timeout)
+        raise ApiError(504, "UPSTREAM_TIMEOUT", "the query timed out upstream")
+    raise ApiError(503, "REGION_UNAVAILABLE", "the region serving this name is unavailable")
+
+
 async def _handle(gw: Gateway, request: Request, info: QueryContext) -> Response:
     gw.authenticate(request, info)
+    await _resolve_region(gw)
     body = await read_json(request, MAX_BODY)
     _check_fields(body, info.tenant)
     sql = body.get("sql")
@@ -298,6 +313,21 @@ def _internal_routes(gw: Gateway) -> list[Route]:
             gw.apply(await read_json(request))
         return JSONResponse(gw.settings())
 
+    @handle_errors
+    async def region(request: Request) -> Response:
+        if request.method == "POST":
+            body = await read_json(request)
+            phase, ttl, seed = body.get("phase"), body.get("ttl_seconds", 0.0), body.get("seed", 0)
+            if phase not in ("up", "down", "shifting"):
+                raise ApiError(400, "BAD_REQUEST", "phase must be up, down or shifting")
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 <= ttl <= 3600:
+                raise ApiError(400, "BAD_REQUEST", "ttl_seconds must be a number in [0, 3600]")
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ApiError(400, "BAD_REQUEST", "seed must be an integer")
+            return JSONResponse(gw.region.set(phase, body.get("blackhole") is True,
+                                              float(ttl), seed))
+        return JSONResponse(gw.region.json())
+
     async def zones(request: Request) -> Response:
         canary = gw.router.canary
         return JSONResponse({"zones": gw.router.zones(),
@@ -310,6 +340,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         Route("/internal/canary", canary, methods=["POST"]),
         Route("/internal/canary/window", canary_window, methods=["POST"]),
         Route("/internal/config", settings, methods=["GET", "POST"]),
+        Route("/internal/region", region, methods=["GET", "POST"]),
     ]
 
 

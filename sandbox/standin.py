@@ -25,11 +25,11 @@ from labcore.scenario import (
     Coalescing,
     GrayFailure,
     LatencyInjection,
-    RegionLoss,
     Scenario,
     SoftCache,
     UserCapMitigation,
 )
+from sandbox.region import failover_section
 
 __all__ = [
     "STANDIN_FILE", "config_from_scenario", "default_config", "derive_seed", "not_honoured",
@@ -72,6 +72,7 @@ def default_config() -> dict[str, Any]:
         "providers": {name: _provider_default() for name in PROVIDER_NAMES},
         "user_caps": [],
         "release": None,
+        "failover": None,
     }
 
 
@@ -160,6 +161,8 @@ def config_from_scenario(scenario: Scenario, label: str = "") -> dict[str, Any]:
         # The canary analysis the admin runs at a deployment (sandbox.admin.canary).
         "release": (scenario.release.model_dump(mode="json")
                     if isinstance(scenario.release, Canary) else None),
+        # The regional failover the admin acts out at a region loss (sandbox.admin.region).
+        "failover": failover_section(scenario),
     })
     return config
 
@@ -243,9 +246,7 @@ def _workload_gaps(scenario: Scenario, tenants: tuple[str, ...]) -> dict[str, st
 def _timeline_gaps(scenario: Scenario) -> dict[str, str]:
     out: dict[str, str] = {}
     for i, fault in enumerate(scenario.faults):
-        if isinstance(fault, RegionLoss):
-            out[f"faults.{i}"] = "region_loss: the stand-in is one region (no second region)"
-        elif isinstance(fault, GrayFailure):
+        if isinstance(fault, GrayFailure):
             out[f"faults.{i}"] = "gray_failure: the fault API cannot degrade a zone's tier"
         elif isinstance(fault, LatencyInjection) and not fault.target.startswith("provider:"):
             out[f"faults.{i}"] = f"latency_injection on {fault.target}: only providers"
@@ -262,8 +263,22 @@ def _timeline_gaps(scenario: Scenario) -> dict[str, str]:
                                        "the runner's timeline action, not set at apply")
     if isinstance(scenario.release, Canary) and scenario.release.new_version.degradation:
         out["release.new_version.degradation"] = "the canary's error rate is fixed"
-    if scenario.failover is not None:
-        out["failover"] = "the stand-in is one region (no second region to fail over to)"
+    out.update(_failover_gaps(scenario))
+    return out
+
+
+def _failover_gaps(scenario: Scenario) -> dict[str, str]:
+    """A region loss is acted out (:mod:`sandbox.admin.region`); what of it is not."""
+    spec = scenario.failover
+    if spec is None:
+        return {}
+    out = {"failover.metadata.lag": "the replica's lag is PostgreSQL's real streaming lag"}
+    if spec.metadata.mode != "async":
+        out["failover.metadata.mode"] = (f"{spec.metadata.mode}: the metadata replica "
+                                         "streams (RPO is the real lag, not a copy interval)")
+    if "metadata" not in spec.replicated:
+        out["failover.replicated"] = ("metadata not replicated: the secondary region still "
+                                      "promotes the streaming replica (queries stay plannable)")
     return out
 
 

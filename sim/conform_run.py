@@ -36,6 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "chaos" / "experiments"
 #: Seconds a runner may take beyond the scenario's own length (start-up, warm-up, gate).
 RUNNER_MARGIN = 300.0
+#: Seconds the chaos wrapper's ``--timeout`` leaves before the runner's limit: its
+#: interruption, rollbacks (a metadata rebuild) and verdict.
+ROLLBACK_MARGIN = 120.0
 
 
 class ConformError(Exception):
@@ -172,8 +175,10 @@ def runner_command(source: ScenarioFile, runner: str, sandbox: Path, profile: st
                    overrides: Sequence[str], out: Path) -> list[str]:
     """The real runner's command line (docs/loadtests.md, docs/chaos.md)."""
     if runner == "chaos":
+        # The wrapper stops (and rolls back) before this command's own limit kills it.
+        limit = source.scenario.run.duration + RUNNER_MARGIN - ROLLBACK_MARGIN
         return [sys.executable, "-m", "chaosomnisql", "run", str(experiment(source.scenario)),
-                "--dir", str(sandbox), "--results", str(out)]
+                "--dir", str(sandbox), "--results", str(out), "--timeout", f"{limit:g}"]
     command = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
                "--headless", "--only-summary", "--loglevel", "WARNING",
                "--scenario", str(source.path), "--sandbox-dir", str(sandbox),

@@ -202,7 +202,7 @@ def test_overlay_series_follow_the_checks_tenants(tmp_path):
 
 
 def test_runner_commands(tmp_path):
-    from sim.conform_run import REPO, runner_command
+    from sim.conform_run import REPO, ROLLBACK_MARGIN, RUNNER_MARGIN, runner_command
 
     flood = read_scenario(REPO / "scenarios" / "rate_limit_flood.yaml", "standin")
     locust = runner_command(flood, "locust", tmp_path / "sb", "standin", ["run.window=5s"],
@@ -217,4 +217,7 @@ def test_runner_commands(tmp_path):
     chaos = runner_command(stampede, "chaos", tmp_path / "sb", "standin", [], tmp_path / "out")
     assert chaos[1:4] == ["-m", "chaosomnisql", "run"]
     assert chaos[4] == str(REPO / "chaos" / "experiments" / "cache_stampede.yaml")
-    assert chaos[5:] == ["--dir", str(tmp_path / "sb"), "--results", str(tmp_path / "out")]
+    assert chaos[5:9] == ["--dir", str(tmp_path / "sb"), "--results", str(tmp_path / "out")]
+    # the wrapper stops and rolls back before conform's own limit would kill it
+    limit = stampede.scenario.run.duration + RUNNER_MARGIN - ROLLBACK_MARGIN
+    assert chaos[9:] == ["--timeout", f"{limit:g}"] and limit > 0

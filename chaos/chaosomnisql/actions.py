@@ -32,6 +32,7 @@ __all__ = [
     "fail_over_cache",
     "fail_over_metadata",
     "invalidate_cache",
+    "lose_region",
     "lose_zone",
     "promote_metadata_replica",
     "rebuild_metadata_replica",
@@ -66,6 +67,19 @@ def restore_zone(zone: str, configuration: Configuration = None, secrets: Secret
     result = _target(configuration).restore_zone(zone, configuration=configuration,
                                                  secrets=secrets)
     ledger.LEDGER.restored("az_loss", zone)
+    return result
+
+
+def lose_region(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Lose the primary region: every zone and the metadata primary at once, then the
+    scenario's failover timeline (on the sandbox, ``POST /faults/region/lose``: the stand-in
+    acts out the timeline of the scenario it was configured with). A running metadata writer
+    is stopped right after the loss, so its last acknowledged write is the one the failover
+    may lose (the RPO, measured by ``acknowledged_writes_lost`` once the replica is
+    promoted). The rollback ``reset_faults`` ends the failover wherever it is."""
+    ledger.LEDGER.injected("region_loss", "primary")
+    result = _target(configuration).lose_region(configuration=configuration, secrets=secrets)
+    stop_metadata_writes(configuration, secrets)
     return result
 
 
@@ -136,18 +150,22 @@ def end_metadata_kill(configuration: Configuration = None, secrets: Secrets = No
     as the new replica, the stand-in still lists its primary as killed (that flag is
     cleared only by the fault API's reset), so the after-hypothesis would fail whatever
     the failover did. This ends it through the reset, and only when nothing else is
-    injected and nothing waits for a rebuild (else it fails: nothing is hidden)."""
+    injected, nothing waits for a rebuild and a region loss's failover is complete (else it
+    fails: nothing is hidden)."""
     if target_name(configuration) != "sandbox":
         return {"skipped": "RDS Multi-AZ keeps no kill to end"}
     now = admin_call("GET", "/faults", configuration)
     others = [k for k in ("zones_lost", "providers", "canary", "metadata_needs_rebuild")
               if now.get(k)]
+    if (now.get("region") or {}).get("phase", "failed_over") != "failed_over":
+        others.append("region")
     if others:
         raise ActivityFailed(f"not ending the metadata kill: still injected: {others}")
     if not now.get("metadata_primary_killed"):
         return {"ended": False}
     admin_call("POST", "/faults/reset", configuration)
-    ledger.LEDGER.restored("metadata_failover", "primary")
+    for kind in ("metadata_failover", "region_loss"):
+        ledger.LEDGER.restored(kind, "primary")
     return {"ended": True}
 
 

@@ -120,7 +120,7 @@ def _run_command(args: argparse.Namespace) -> int:
         print(f"no such experiment: {args.experiment}", file=sys.stderr)
         return 2
     try:
-        source = _source(args.experiment)
+        source = _source(args.experiment, args.short)
         if source is not None:
             _preflight(source)
     except ScenarioError as exc:
@@ -135,10 +135,12 @@ def _run_command(args: argparse.Namespace) -> int:
     return _run(args, source)
 
 
-def _source(experiment: Path) -> Any:
+def _source(experiment: Path, short: bool = False) -> Any:
     """The experiment's scenario (``ScenarioFile``) at its profile (``omnisql_profile``, or
     ``$OMNISQL_PROFILE`` where the experiment reads it from the environment, else
-    ``standin``); None when the scenario itself comes from the environment."""
+    ``standin``); None when the scenario itself comes from the environment. In short mode
+    a scenario's ``<profile>_short`` profile is used when it has one (regional_failover's
+    timeline of seconds where the standin profile's takes minutes)."""
     import yaml
 
     from .settings import resolve_path, scenario_file
@@ -152,7 +154,11 @@ def _source(experiment: Path) -> Any:
         profile = os.environ.get(str(profile.get("key")), profile.get("default"))
     settings = {"omnisql_scenario": str(resolve_path(name, str(experiment.parent))),
                 "omnisql_profile": profile if isinstance(profile, str) else "standin"}
-    return scenario_file(settings)
+    source = scenario_file(settings)
+    shorter = f"{settings['omnisql_profile']}_short"
+    if short and shorter in (source.data.get("profiles") or {}):
+        source = scenario_file({**settings, "omnisql_profile": shorter})
+    return source
 
 
 def _preflight(source: Any) -> None:
@@ -206,17 +212,20 @@ def _canary_wait(scenario: Any, pick: Any) -> float:
     return min(own, pick("OMNISQL_CANARY_TIMEOUT", own)) + GRACE
 
 
-def _env(args: argparse.Namespace, results: Path) -> dict[str, str]:
-    """The ``chaos`` process's environment: the target, keys, short mode, results."""
+def _env(args: argparse.Namespace, results: Path, source: Any = None) -> dict[str, str]:
+    """The ``chaos`` process's environment: the target, keys, short mode (with the profile
+    :func:`_source` chose), results."""
     env = {**os.environ, "OMNISQL_EXPERIMENT_DIR": str(args.experiment.resolve().parent),
            "OMNISQL_RESULTS_DIR": str(results.resolve())}
+    if args.short and source is not None and source.profile:
+        env["OMNISQL_PROFILE"] = source.profile
     env.update(sandbox_env(args.dir) if args.target == "sandbox" else {"OMNISQL_TARGET": "eks"})
     return {**SHORT_MODE, **env} if args.short else env
 
 
 def _run(args: argparse.Namespace, source: Any) -> int:
     results = args.results or Path(tempfile.mkdtemp(prefix="omnisql-chaos-"))
-    env = _env(args, results)
+    env = _env(args, results, source)
     journal = args.journal or results / "journal.json"
     timeout = args.timeout
     if timeout is None:

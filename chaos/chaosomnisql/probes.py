@@ -224,9 +224,13 @@ def within_slo(value: dict[str, Any] | None = None, tenants: list[str] | None = 
 
 def nothing_injected(value: dict[str, Any] | None = None, configuration: Configuration = None,
                      secrets: Secrets = None) -> bool:
-    """Tolerance: the fault API's answer shows no lost zone, provider fault, canary or kill."""
+    """Tolerance: the fault API's answer shows no lost zone, provider fault, canary or kill,
+    and no region loss whose failover is still under way (a completed one is the system
+    now: the secondary region serves)."""
     if not value:
         return False
-    return (not value.get("zones_lost") and not value.get("providers")
+    region = value.get("region") or {"phase": "failed_over"}
+    return (region.get("phase") == "failed_over"
+            and not value.get("zones_lost") and not value.get("providers")
             and not value.get("canary") and not value.get("metadata_primary_killed")
             and not value.get("metadata_needs_rebuild"))

@@ -31,8 +31,8 @@ __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_i
 
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
-    "lose_zone", "fail_over_metadata", "fail_over_cache", "expire_tokens", "invalidate_cache",
-    "deploy_canary", "start_tenant_flood",
+    "lose_zone", "lose_region", "fail_over_metadata", "fail_over_cache", "expire_tokens",
+    "invalidate_cache", "deploy_canary", "start_tenant_flood",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
 MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
@@ -110,7 +110,7 @@ def fault_timed(metric: str) -> bool:
 def fault_mismatch(journal: dict[str, Any]) -> str | None:
     """Why this run's fault is not the scenario's (None: it is): the stand-in's reasons for
     the scenario's faults it cannot inject (``omnisql_fault_not_honoured``, written by the
-    load control), e.g. a region loss on a one-region stand-in."""
+    load control), e.g. a gray failure the fault API cannot express."""
     gaps = journal.get("omnisql_fault_not_honoured") or {}
     if not gaps:
         return None

@@ -77,6 +77,7 @@ def _fault_parsers(faults: Any) -> None:
     _add(faults, "provider-clear", ("name", {}))
     _add(faults, "expire-tokens", ("provider", {}), ("--fraction", {"type": float}))
     faults.add_parser("kill-primary")
+    _add(faults, "lose-region", ("--blackhole", {"action": "store_true", "default": None}))
 
 
 def _scenario_parsers(top: Any) -> None:
@@ -105,6 +106,8 @@ def _fault_call(a: argparse.Namespace) -> Call:
             latency_ms=a.latency_ms, rate_limit_per_s=a.rate_limit, outage=a.outage or None))
     if a.action == "provider-clear":
         return ("DELETE", f"/faults/provider/{a.name}", None)
+    if a.action == "lose-region":  # the applied scenario's failover (docs/sandbox.md)
+        return ("POST", "/faults/region/lose", _some(blackhole=a.blackhole))
     return ("POST", "/faults/tokens/expire", _some(provider=a.provider, fraction=a.fraction))
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from sandbox.admin.actions import refresh_tokens, rollback_canary
 from sandbox.admin.leases import DEFAULT_LEASE, parse_lease
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.region import end_region, lose_region
 from sandbox.admin.scenario import applied, apply_config
 from sandbox.errors import ApiError
 from sandbox.mock_saas import parse_faults, parse_fraction
@@ -130,12 +131,13 @@ async def active(plane: ControlPlane) -> dict[str, Any]:
             "metadata_primary_killed": f.metadata_primary_killed,
             "metadata_promoted": plane.promoted,
             "metadata_needs_rebuild": sorted(plane.demoted),
-            "leases": plane.leases.listing()}
+            "region": plane.region, "leases": plane.leases.listing()}
 
 
 async def reset(plane: ControlPlane) -> dict[str, Any]:
     """Undo every fault that can be undone and restore the tokens and the applied
     scenario's settings; calling it twice is harmless."""
+    await end_region(plane)
     for zone in plane.state["zones"]:
         await restore_zone(plane, zone)
     for name in plane.state["providers"]:
@@ -192,6 +194,10 @@ def fault_routes(plane: ControlPlane) -> list[Route]:
             raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(body)}")
         return JSONResponse(await kill_primary(plane, lease))
 
+    @handle_errors
+    async def region(request: Request) -> Response:
+        return JSONResponse(await lose_region(plane, await read_json(request)))
+
     async def listing(request: Request) -> Response:
         return JSONResponse(await active(plane))
 
@@ -206,4 +212,5 @@ def fault_routes(plane: ControlPlane) -> list[Route]:
         Route("/faults/provider/{name}", provider, methods=["POST", "DELETE"]),
         Route("/faults/tokens/expire", tokens, methods=["POST"]),
         Route("/faults/metadata/primary/kill", primary_kill, methods=["POST"]),
+        Route("/faults/region/lose", region, methods=["POST"]),
     ]

@@ -67,6 +67,8 @@ class ControlPlane:
         self.analysis: Analysis | None = None  # the last canary analysis (sandbox.admin.canary)
         self.token_jobs: dict[str, PacedRefresh] = {}  # paced bulk refreshes (token_refresh)
         self.promoted_release = False  # every engine runs the canary's release
+        self.region: dict[str, Any] | None = None  # a region loss's failover (admin.region)
+        self.region_task: asyncio.Task[None] | None = None
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"],
                                     socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -76,6 +78,8 @@ class ControlPlane:
 
     async def close(self) -> None:
         self.leases.cancel_all()
+        if self.region_task is not None:
+            self.region_task.cancel()
         if self.analysis is not None and self.analysis.task is not None:
             self.analysis.task.cancel()
         for job in self.token_jobs.values():

@@ -183,6 +183,7 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
                   "soft_cache": options.soft_cache, "coalesce": options.coalesce},
         "user_caps": await _caps(plane),
         "release": saved.get("release"),  # the admin's own canary analysis (not a service)
+        "failover": saved.get("failover"),  # the admin's own region failover (admin.region)
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
 

@@ -67,6 +67,8 @@ def restored(sb: ChaosSandbox) -> list[str]:
                                               "metadata_needs_rebuild") if faults.get(k)]
     if faults.get("metadata_primary_killed"):
         problems.append("metadata primary killed")
+    if faults.get("region") is not None:
+        problems.append(f"region: {faults['region'].get('phase')}")
     zones = sb.get("/v1/stats?window=5")["zones"]
     problems += [f"{z} {h}" for z, h in zones.items() if h != "healthy"]
     return problems

@@ -185,7 +185,12 @@ def test_rate_limit_flood_is_not_contained_without_the_runbook(
 #: Short mode's 10 s warm-up is shorter than cache_stampede's cold fill at its standin
 #: provider limits (80 s in the simulator, 140-150 s on the stand-in): it runs with the
 #: scenario's own 3 min warm-up, as test_runbooks' cold-start test asks.
-_SHORT_ENV = {"cache_stampede": {"OMNISQL_WARMUP": "180", "OMNISQL_LOAD_SECONDS": "300"}}
+#: regional_failover runs its standin_short profile (the wrapper's short mode picks it: a
+#: 6 s timeline and DNS TTL); the secondary's processes start for real, so its recovery
+#: is waited for longer than short mode's 30 s on a loaded machine.
+_SHORT_ENV = {"cache_stampede": {"OMNISQL_WARMUP": "180", "OMNISQL_LOAD_SECONDS": "300"},
+              "regional_failover": {"OMNISQL_RECOVERY_TIMEOUT": "90",
+                                    "OMNISQL_LOAD_SECONDS": "240"}}
 
 
 @pytest.mark.parametrize("name", ["cache_stampede", "canary_bad_release", "regional_failover",
@@ -202,6 +207,13 @@ def test_short_mode_runs_inject_measure_and_roll_back(chaos_sandbox: ChaosSandbo
     assert summary["faults_injected"] and any(t["is_measured"] for t in summary["targets"])
     # the lab's exit code agrees with its own verdict
     assert (code == 0) == summary["passed"], out[-3000:]
+    if name == "regional_failover":  # the region loss itself, its RTO measured (issue 18)
+        assert [m[0] for m in journal["omnisql_windows"]["marks"]] == ["region_loss"]
+        assert "omnisql_fault_not_honoured" not in journal
+        rto = next(t for t in summary["targets"] if t["metric"] == "rto_seconds")
+        assert rto["is_measured"] and rto["measured"] is not None, out[-3000:]
+        # the failover's 6 s timeline and 6 s DNS shift are inside the measured RTO
+        assert rto["measured"] >= 6.0, rto
     assert _wait_restored(chaos_sandbox) == []
 
 

@@ -84,3 +84,21 @@ def test_zones_lost_and_a_replication_that_never_recovers() -> None:
     figure = _figure("rto", [10.0, None, 20.0], limit=1000.0)
     assert math.isinf(figure.predicted) and figure.missing == 1 and figure.breached
     assert not Figure("x", 1.0, 1.0, 1.0, 1.0).breached  # at the limit is within it
+
+
+def test_the_regional_experiment_passes_its_own_gate_and_refuses_a_tighter_one(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """Issue 18: regional_failover now loses the region on the stand-in; its safeguards
+    allow all 3 zones and a total outage (the experiment's point), so the gate passes it on
+    those and judges its RTO. With the other experiments' limits it is refused."""
+    regional = EXPERIMENTS / "regional_failover.yaml"
+    code = main(["run", str(regional), "--twin-gate", "--dir", str(tmp_path / "none")])
+    out, err = capsys.readouterr()
+    assert "twin gate: pass" in out and "REFUSE" not in out, out
+    assert "zones lost: predicted 3 (single runs 3..3) vs limit 3" in out
+    assert code == 2 and "no running sandbox" in err
+    monkeypatch.setenv("OMNISQL_MAX_ZONES_LOST", "1")
+    monkeypatch.setenv("OMNISQL_MAX_ERROR_RATE", "0.9")
+    assert main(["run", str(regional), "--twin-gate", "--dir", str(tmp_path / "none")]) == 3
+    out = capsys.readouterr().out
+    assert "REFUSE zones lost: predicted 3" in out and "REFUSE peak window error rate" in out

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lt_helpers import AZ_LOSS, SURGE, baseline
 
 from loadtests.faults import Action, FaultPlanError, FaultRunner, fault_actions
 from sim import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def test_az_loss_is_one_call_at_its_time() -> None:
@@ -104,3 +108,20 @@ def test_a_failed_token_refresh_fails_the_reset() -> None:
     assert runner.reset() == 503
     assert [(a.path, code) for a, code in runner.undone] == [
         ("/faults/reset", 200), ("/admin/tokens/refresh", 503)]
+
+
+def test_a_region_loss_is_one_call_and_its_undo_rebuilds_the_old_primary() -> None:
+    """Issue 18: the stand-in acts the region loss out (its failover promotes the replica);
+    the end resets and rebuilds the old primary, and "nothing to rebuild" (a test that ended
+    before the promotion: 409) is not a failed undo, while any other refusal is."""
+    regional = load_scenario(SCENARIOS / "regional_failover.yaml", "standin")
+    (lose,) = fault_actions(regional)
+    assert (lose.at, lose.method, lose.path) == (300.0, "POST", "/faults/region/lose")
+    for rebuild, worst in ((409, 200), (503, 503)):
+        def call(base: str, action: Action, code: int = rebuild) -> int:
+            return code if action.path == "/admin/metadata/rebuild" else 200
+
+        runner = FaultRunner("http://127.0.0.1:1", [lose], call=call, sleep=lambda s: None)
+        runner.run(lambda: 300.0)
+        assert runner.reset() == worst
+        assert [a.path for a, _ in runner.undone] == ["/faults/reset", "/admin/metadata/rebuild"]

@@ -86,14 +86,24 @@ def test_a_worker_clock_starts_at_the_masters_start(sandbox_dir: str) -> None:
 
 def test_a_fault_the_sandbox_cannot_inject_is_refused_only_when_injecting(
         sandbox_dir: str) -> None:
-    """regional_failover's region_loss has no fault-API call: a plain load test of that
+    """gray_zone_ejected's gray_failure has no fault-API call: a plain load test of that
     scenario runs (the faults are someone else's, or none), --inject-faults is refused."""
     from loadtests.faults import FaultPlanError
 
-    regional = str(Path(BASELINE).parent / "regional_failover.yaml")
-    session = build_session(_options(scenario=regional, sandbox_dir=sandbox_dir, run_time=30),
-                            None)
+    gray = str(Path(BASELINE).parent / "gray_zone_ejected.yaml")
+    session = build_session(_options(scenario=gray, scenario_profile=None,
+                                     sandbox_dir=sandbox_dir, run_time=30), None)
     assert session.actions == [] and not session.faults_applied
-    with pytest.raises(FaultPlanError, match="region_loss"):
-        build_session(_options(scenario=regional, sandbox_dir=sandbox_dir, run_time=30,
-                               inject_faults=True), None)
+    with pytest.raises(FaultPlanError, match="gray_failure"):
+        build_session(_options(scenario=gray, scenario_profile=None, sandbox_dir=sandbox_dir,
+                               run_time=30, inject_faults=True), None)
+
+
+def test_a_region_loss_is_injected_through_the_fault_api(sandbox_dir: str) -> None:
+    """Issue 18: the stand-in acts a region loss out, so --inject-faults replays it."""
+    from loadtests.faults import REGION_LOSS
+
+    regional = str(Path(BASELINE).parent / "regional_failover.yaml")
+    session = build_session(_options(scenario=regional, sandbox_dir=sandbox_dir,
+                                     inject_faults=True), None)
+    assert [(a.at, a.path) for a in session.actions] == [(300.0, REGION_LOSS)]

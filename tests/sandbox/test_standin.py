@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
-from labcore.distributions import LogNormal
+from labcore.distributions import Distribution, LogNormal
 from labcore.sandbox_client import LOOPBACK_HOSTS, ApiError, SandboxClient, apply_scenario
 from labcore.scenario import Scenario
 from labcore.scenario_file import read_scenario
@@ -39,6 +40,7 @@ STANDIN = sorted(p for p in glob.glob(str(REPO / "scenarios" / "*.yaml"))
 #: Profile fields a runner acts out (the load, the timeline, the judge), not the stand-in.
 RUNNER_FIELDS = ("run.", "workload.", "faults.", "checks.", "release.", "mitigations.",
                  "topology.cache.keys")
+_DIST: TypeAdapter[Any] = TypeAdapter(Distribution)
 #: No rate limit and a fast provider, for tests that are not about them.
 FAST = ("topology.providers.crm.rate_limit.per_tenant=100000/s",
         "topology.providers.crm.rate_limit.app=100000/s",
@@ -110,6 +112,13 @@ def _profile_reading(config: dict[str, Any], dotted: str) -> set[Any] | None:
     if dotted in pools:
         tier, key = pools[dotted]
         return {service[key] for service in config[tier].values()}
+    step = re.fullmatch(r"failover\.(detection|decision|spinup|dns_ttl)", dotted)
+    if step:  # the admin's own failover timeline (sandbox.admin.region)
+        section = config["failover"]
+        if step.group(1) == "dns_ttl":
+            return {section["dns_ttl_seconds"]}
+        return {_DIST.validate_python({k: f"{v!r}s" if isinstance(v, float) else v
+                                       for k, v in section[step.group(1)].items()})}
     limit = re.fullmatch(r"topology\.providers\.(\w+)\.rate_limit\.(\w+)", dotted)
     if limit:
         return {config["providers"][limit.group(1)]["rate_limit"][limit.group(2)]}

@@ -219,7 +219,14 @@ def test_coalescing_only_from_the_scenarios_mitigations() -> None:
 def test_not_honoured_names_what_the_stand_in_cannot_do() -> None:
     region = read_scenario(REPO / "scenarios/regional_failover.yaml", "standin").scenario
     gaps = not_honoured(region, TENANTS)
-    assert "faults.0" in gaps and "region" in gaps["faults.0"] and "failover" in gaps
+    # The region loss is acted out (sandbox.admin.region); only the metadata lag is not.
+    assert "faults.0" not in gaps and "failover" not in gaps
+    assert "PostgreSQL" in gaps["failover.metadata.lag"]
+    unreplicated = region.model_copy(update={"failover": region.failover.model_copy(
+        update={"replicated": ("kms_keys",), "metadata": region.failover.metadata.model_copy(
+            update={"mode": "snapshot"})})})
+    gaps = not_honoured(unreplicated, TENANTS)
+    assert "failover.replicated" in gaps and "failover.metadata.mode" in gaps
     assert "topology.engine.service_time" in gaps
     flood = read_scenario(REPO / "scenarios/rate_limit_flood_mitigated.yaml",
                           "standin").scenario

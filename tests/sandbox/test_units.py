@@ -165,6 +165,9 @@ def test_supervisor_config_groups(tmp_path: Path) -> None:
     (["canary", "rollback"], ("DELETE", "/admin/canary", None)),
     (["metadata", "promote"], ("POST", "/admin/metadata/promote", None)),
     (["faults", "lose-az", "az-b"], ("POST", "/faults/az/az-b/lose", None)),
+    (["faults", "lose-region"], ("POST", "/faults/region/lose", {})),
+    (["faults", "lose-region", "--blackhole"], ("POST", "/faults/region/lose",
+                                                {"blackhole": True})),
     (["faults", "provider", "crm", "--outage"], ("POST", "/faults/provider/crm", {"outage": True})),
     (["stats", "--window", "60"], ("GET", "/v1/stats?window=60", None)),
 ])

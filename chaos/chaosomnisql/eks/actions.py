@@ -18,6 +18,7 @@ from ..settings import setting
 __all__ = [
     "fail_over_cache",
     "fail_over_metadata",
+    "lose_region",
     "lose_zone",
     "restore_zone",
 ]
@@ -73,6 +74,12 @@ def fail_over_cache(configuration: Configuration = None, secrets: Secrets = None
         replication_group_id=_required(configuration, "elasticache_group"),
         node_group_id=str(setting(configuration, "elasticache_shard", "0001")),
         configuration=configuration, secrets=secrets)
+
+
+def lose_region(configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Not injected on EKS: losing a whole region of staging is a disaster-recovery game
+    day run by people, not an experiment the lab starts."""
+    raise ActivityFailed("eks: the lab does not take a whole region down (a DR game day)")
 
 
 def fail_over_metadata(configuration: Configuration = None, secrets: Secrets = None) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "fail_over_cache",
     "fail_over_metadata",
     "kill_metadata_primary",
+    "lose_region",
     "lose_zone",
     "promote_metadata_replica",
     "rebuild_metadata_replica",
@@ -37,6 +38,14 @@ def restore_zone(zone: str, configuration: Configuration = None,
                  secrets: Secrets = None) -> dict[str, Any]:
     """Start the zone's processes again."""
     result: dict[str, Any] = admin_call("POST", f"/faults/az/{zone}/restore", configuration)
+    return result
+
+
+def lose_region(configuration: Configuration = None,
+                secrets: Secrets = None) -> dict[str, Any]:
+    """Lose every zone and the metadata primary; the stand-in then runs the applied
+    scenario's failover timeline (``GET /faults`` shows it under ``region``)."""
+    result: dict[str, Any] = admin_call("POST", "/faults/region/lose", configuration)
     return result
 
 

@@ -1,0 +1,70 @@
+"""The region loss's plain logic (issue 18): the failover section the stand-in is configured
+with, the timeline's draws, and the gateway's DNS-shift gate (sandbox.region)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labcore.scenario_file import read_scenario
+from sandbox.region import RegionGate, draw_timeline, failover_section
+from sandbox.standin import config_from_scenario, default_config
+from sandbox.testing import REPO
+
+REGIONAL = REPO / "scenarios/regional_failover.yaml"
+
+
+def test_the_standin_profile_pins_the_timeline_to_the_scenarios_constants() -> None:
+    scenario = read_scenario(REGIONAL, "standin").scenario
+    section = config_from_scenario(scenario)["failover"]
+    assert section == failover_section(scenario)
+    assert draw_timeline(section) == {"detection": 30.0, "decision": 30.0, "spinup": 30.0}
+    assert section["dns_ttl_seconds"] == 60.0 and section["missing"] == []
+    assert section["blackhole"] is False and default_config()["failover"] is None
+
+
+def test_a_drawn_timeline_is_seeded_and_follows_the_distributions() -> None:
+    scenario = read_scenario(REGIONAL).scenario  # the lognormals of the full scenario
+    section = failover_section(scenario)
+    assert section is not None
+    first = draw_timeline(section)
+    assert first == draw_timeline(section)  # same seed, same draws
+    assert draw_timeline({**section, "seed": 2}) != first
+    assert all(v > 0 for v in first.values())
+    blackholed = read_scenario(REGIONAL, "standin", ["faults.0.blackhole=true",
+                                                     "failover.replicated=[metadata]"])
+    section = failover_section(blackholed.scenario)
+    assert section is not None and section["blackhole"] is True
+    assert section["missing"] == ["kms_keys", "connector_secrets"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_gate_refuses_a_lost_region_and_shifts_over_one_ttl() -> None:
+    clock = Clock()
+    gate = RegionGate(clock=clock)
+    assert gate.admit() == "pass"
+    gate.set("down")
+    assert {gate.admit() for _ in range(50)} == {"refuse"}
+    gate.set("down", blackhole=True)
+    assert gate.admit() == "hang"
+    gate.set("shifting", ttl=10.0, seed=1)
+    shares = []
+    for elapsed in (0.0, 2.5, 5.0, 7.5):
+        clock.now = 100.0 + elapsed
+        admitted = sum(gate.admit() == "pass" for _ in range(2000)) / 2000
+        shares.append(admitted)
+        assert admitted == pytest.approx(elapsed / 10.0, abs=0.04)
+    assert shares == sorted(shares)
+    clock.now = 110.0
+    assert gate.admit() == "pass" and gate.phase == "up"  # the shift is over
+
+
+def test_a_shift_without_a_ttl_moves_everyone_at_once() -> None:
+    gate = RegionGate()
+    assert gate.set("shifting", ttl=0.0)["phase"] == "up" and gate.admit() == "pass"
