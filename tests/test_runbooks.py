@@ -345,7 +345,7 @@ def test_mitigations_off_leave_the_data_path_alone() -> None:
     recorder = Recorder(env, 10.0, ["acme", "globex", "initech", "umbrella"], outcomes=OUTCOMES)
     system = System(env, scenario, Streams(1), recorder)
     assert system.read_through is None
-    assert "lookup" not in vars(system.cache)
+    assert system.engine.lookup == system.cache.lookup
     assert system.engine.fetch == system.connectors.submit
     assert system.connectors.finish == system.client.finish
 

@@ -4,6 +4,9 @@
 gives the first holding time; when it ends, ``after(job)`` either returns another holding
 time (the server stays with the job: a connector waiting out a Retry-After) or ``None``
 (the server is released and the job moves on). Jobs carry ``t_enq`` and ``alive``.
+``serve`` and ``after`` are the station's strategy fields: set at construction, and
+changed afterwards only through :meth:`set_serve` and :meth:`set_after` (a fault or a
+release wrapping them), which return the phase they replace so it can be restored.
 
 A station can fail (all its work is lost, completions already scheduled are ignored
 through a generation counter) and be restored. Busy time is integrated exactly for
@@ -119,6 +122,17 @@ class Station:
                 self.dropped += 1
                 continue
             self._start(nxt, now)
+
+    def set_serve(self, serve: Callable[[Any], float]) -> Callable[[Any], float]:
+        """Install ``serve`` as the first phase of every job started from now; returns the
+        one it replaces."""
+        previous, self.serve = self.serve, serve
+        return previous
+
+    def set_after(self, after: Callable[[Any], float | None]) -> Callable[[Any], float | None]:
+        """Install ``after`` for every phase ending from now; returns the one it replaces."""
+        previous, self.after = self.after, after
+        return previous
 
     def fail(self) -> list[Any]:
         """Lose every server and queued job; return the queued jobs (in-service ones are

@@ -38,6 +38,9 @@ from .request import OK, Attempt, Request
 if TYPE_CHECKING:
     import simpy
 
+    from .connector import Connectors
+    from .engine import Engine
+
 __all__ = ["ResultCache", "ReadThrough"]
 
 _MIN_SWEEP = 4096  # keys: below this the map is never swept
@@ -64,7 +67,6 @@ class ResultCache:
         if spec.max_keys_per_node is not None:
             self.capacity = spec.max_keys_per_node * self.n_shards
             self.expiry = OrderedDict()  # write order, for O(1) eviction
-            self.store = self._store_bounded  # type: ignore[method-assign]
         self.hits = self.misses = self.evictions = 0
         recorder.add_counters("cache", self, ("hits", "misses", "evictions"))
 
@@ -80,6 +82,9 @@ class ResultCache:
 
     def store(self, key: int, now: float) -> None:
         if self.enabled and self.shard_up[key % self.n_shards]:
+            if self.capacity is not None:
+                self._store_bounded(key, now)
+                return
             expiry = self.expiry
             expiry[key] = now + self.ttl
             if len(expiry) > self.sweep_at:
@@ -94,15 +99,15 @@ class ResultCache:
         self.sweep_at = max(_MIN_SWEEP, 2 * len(expiry))
 
     def _store_bounded(self, key: int, now: float) -> None:
-        if self.enabled and self.shard_up[key % self.n_shards]:
-            expiry = self.expiry
-            assert isinstance(expiry, OrderedDict) and self.capacity is not None
-            if key in expiry:
-                expiry.move_to_end(key)
-            elif len(expiry) >= self.capacity:
-                expiry.popitem(last=False)
-                self.evictions += 1
-            expiry[key] = now + self.ttl
+        """:meth:`store` into a full-capacity cache: evict the oldest write first."""
+        expiry = self.expiry
+        assert isinstance(expiry, OrderedDict) and self.capacity is not None
+        if key in expiry:
+            expiry.move_to_end(key)
+        elif len(expiry) >= self.capacity:
+            expiry.popitem(last=False)
+            self.evictions += 1
+        expiry[key] = now + self.ttl
 
     def shard_zone(self, shard: int) -> int:
         return shard % self.n_zones
@@ -157,8 +162,9 @@ class ResultCache:
 class ReadThrough:
     """Soft caching, request coalescing and XFetch in front of the connectors.
 
-    Installed by the first such mitigation (:meth:`install`): it then takes over the
-    cache's ``lookup``, the engine's ``fetch`` (its misses) and the connectors' ``finish``.
+    Installed by the first such mitigation (:meth:`install`): it then stands in front of
+    the engine's ``lookup`` and ``fetch`` (its misses) and the connectors' ``finish``,
+    through their setters, and forwards to the hops it replaced.
     It keeps, per key, the fetch in flight and the attempts waiting for it. A refresh
     (of a stale entry, or an early one by XFetch) is a fetch no client waits for: an
     attempt of a request with id -1 that ends here, not at the client.
@@ -183,7 +189,7 @@ class ReadThrough:
         self.refresh_backoff = 5.0
         self.retry_at: dict[int, float] = {}  # key → no refresh before this time
         self.installed = False
-        # Wired by the system: connectors.submit, client.finish, the routable zones.
+        # Set by install (the hops it stands in front of) and the system (the zones).
         self.submit: Callable[[Attempt], None] = lambda attempt: None
         self.finish: Callable[[Attempt, int], None] = lambda attempt, outcome: None
         self.zones: Callable[[], list[int]] = lambda: [0]
@@ -275,13 +281,12 @@ class ReadThrough:
 
     # -- narrow methods for mitigations ----------------------------------------------------
 
-    def install(self, cache: ResultCache, engine: object, connectors: object) -> None:
-        """Step onto the data path (once): lookups, misses and fetch ends come here."""
+    def install(self, engine: "Engine", connectors: "Connectors") -> None:
+        """Step onto the data path (once): lookups, misses and fetch ends come here; its
+        fetches go where the engine's misses went (the connectors, or a control plane)."""
         if self.installed:
             return
         self.installed = True
-        self.submit = connectors.submit  # type: ignore[attr-defined]
-        self.finish = connectors.finish  # type: ignore[attr-defined]
-        cache.lookup = self.lookup  # type: ignore[method-assign]
-        engine.fetch = self.fetch  # type: ignore[attr-defined]
-        connectors.finish = self.fetched  # type: ignore[attr-defined]
+        engine.set_lookup(self.lookup)
+        self.submit = engine.set_fetch(self.fetch)
+        self.finish = connectors.set_finish(self.fetched)

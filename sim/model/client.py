@@ -3,6 +3,12 @@
 Timeouts cost no event per request: attempts are kept in a FIFO in start order, which
 is deadline order because every attempt has the same timeout, and a single timer is
 armed for the oldest attempt still alive.
+
+Where an attempt goes next is a field, not a method: ``enter`` (the gateway's entry),
+``release`` (the gateway's slot bookkeeping) and ``observer`` are set by the system's
+wiring and changed afterwards only through :meth:`Client.set_enter`,
+:meth:`Client.set_release` and :meth:`Client.set_observer` (a failover's DNS shift, a
+canary's analysis), each returning the hop it replaces.
 """
 
 from __future__ import annotations
@@ -46,6 +52,24 @@ class Client:
         self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
         recorder.add_counters("client", self, ("requests", "attempts", "retries",
                                                "retries_denied", "wasted"))
+
+    # -- wiring: the next hops (see the module docstring) ---------------------------------
+
+    def set_enter(self, enter: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """Send every new attempt to ``enter``; returns the entry it replaces."""
+        previous, self.enter = self.enter, enter
+        return previous
+
+    def set_release(self, release: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """Hand every ended attempt holding a gateway slot to ``release``."""
+        previous, self.release = self.release, release
+        return previous
+
+    def set_observer(self, observer: Callable[[Attempt, int], None] | None
+                     ) -> Callable[[Attempt, int], None] | None:
+        """Show every live attempt's outcome to ``observer`` (``None``: nobody)."""
+        previous, self.observer = self.observer, observer
+        return previous
 
     def set_policy(self, budget: float | None, backoff: str | None,
                    max_attempts: int | None) -> None:

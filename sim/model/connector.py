@@ -6,8 +6,9 @@ slot: this is how a rate-limit flood ties up the shared pool and hurts other ten
 A successful fetch writes the result to the cache. ``enabled: false`` makes SaaS calls
 instant, which turns the tier off for textbook checks.
 
-Every fetch ends through ``finish`` (the client's, or a read-through policy's when
-coalescing or soft caching is on: see :mod:`sim.model.cache`). Per window the fleet
+Every fetch ends through ``finish``, a field: the client's, or a read-through policy's
+once coalescing or soft caching is on (installed through :meth:`Connectors.set_finish`,
+see :mod:`sim.model.cache`). Per window the fleet
 counts fetches (jobs), provider calls (a fetch re-calls after a 429), the distinct
 keys they were for (fetches or calls per key show a stampede), and per tenant the
 worker-seconds held (calls and Retry-After waits):
@@ -16,7 +17,7 @@ what the runbook's dashboard ranks tenants by.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from labcore.scenario import Connectors as ConnectorSpec
 
@@ -48,7 +49,9 @@ class Connectors:
         self.target_provider = target_provider  # target index → provider index
         self.stations = []
         n_tenants = len(recorder.tenants)
-        self.finish = client.finish  # a read-through policy may stand in front of it
+        #: Where a fetch ends: the client, unless a read-through policy stands in front
+        #: of it (only through :meth:`set_finish`).
+        self.finish: Callable[[Attempt, int], None] = client.finish
         self.calls = self.timeouts = self.fetches = 0
         self.rate_limited, self.unauthorized = [0] * n_tenants, [0] * n_tenants
         self.held = [0.0] * n_tenants  # worker-seconds per tenant
@@ -62,6 +65,11 @@ class Connectors:
                                   self._call, self._after, spec.queue_limit)
                 zone.add_station(station)
                 self.stations.append(station)
+
+    def set_finish(self, finish: Callable[[Attempt, int], None]) -> Callable[[Attempt, int], None]:
+        """End every fetch through ``finish``; returns the hop it replaces."""
+        previous, self.finish = self.finish, finish
+        return previous
 
     def submit(self, attempt: Attempt) -> None:
         self.fetches += 1  # one fetch: its provider calls include Retry-After re-calls

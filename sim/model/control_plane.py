@@ -6,8 +6,9 @@ miss, or a read-through refresh) first holds one control-plane worker of its zon
 tenant's SaaS token from the secret store. So a cache stampede (SOP-102) or a wave of
 re-fetches after a token failure (SOP-103) loads this tier as it does in production.
 
-The tier stands in front of :meth:`Connectors.submit` (it takes that entry over), so
-every path to a connector passes through it, whoever installed itself before. A full
+The tier stands in front of :meth:`Connectors.submit`: the system wires the engine's
+misses to it, and a read-through policy installed later sends its fetches where the
+engine's misses went, so every path to a connector passes through it. A full
 queue ends the attempt ``overload`` through the connectors' ``finish`` (a read-through
 policy may stand there). Like the connector, it forwards work whose client has already
 given up: the server does not know, and a read-through policy still waits for it.
@@ -38,8 +39,7 @@ class ControlPlane:
     def __init__(self, env: "simpy.Environment", spec: ControlPlaneSpec, zones: list["Zone"],
                  connectors: "Connectors", streams: Streams) -> None:
         self.connectors = connectors
-        self.forward: Callable[[Attempt], None] = connectors.submit
-        connectors.submit = self.submit  # type: ignore[method-assign]
+        self.forward: Callable[[Attempt], None] = connectors.submit  # its next hop
         # Two named streams of their own: no other component's draws move.
         policy = spec.policy_time.sampler(streams.numpy("control_plane.policy"))
         token = spec.token_lookup_time.sampler(streams.numpy("control_plane.token"))

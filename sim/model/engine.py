@@ -7,6 +7,11 @@ moves on to a connector worker and the engine worker is free again.
 With ``miss_service_time`` a miss first costs the engine worker that much more CPU
 (planning the pushdown, building the SaaS request) before the fetch: the control-plane
 CPU that rises in a cache stampede (SOP-102). Without it the miss path has no extra step.
+
+The engine's two hops are fields: ``lookup`` (the result cache's) and ``fetch`` (where a
+miss goes: the connectors, or the control plane in front of them). The system wires
+them; a read-through policy (soft caching, coalescing, XFetch) then stands in front of
+both through :meth:`Engine.set_lookup` and :meth:`Engine.set_fetch`.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Engine:
         self.factor = 1.0  # latency injection
         self.cache_factor = 1.0
         self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
+        self.lookup: Callable[[int, float], bool] = cache.lookup
         # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
         # runs once per request.
         buffer, refill = spec.service_time.buffered(streams.numpy("engine.service"))
@@ -76,6 +82,16 @@ class Engine:
             zone.add_station(station)
             self.stations.append(station)
 
+    def set_fetch(self, fetch: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """Send every miss to ``fetch``; returns the hop it replaces."""
+        previous, self.fetch = self.fetch, fetch
+        return previous
+
+    def set_lookup(self, lookup: Callable[[int, float], bool]) -> Callable[[int, float], bool]:
+        """Look every result up through ``lookup``; returns the one it replaces."""
+        previous, self.lookup = self.lookup, lookup
+        return previous
+
     def submit(self, attempt: Attempt) -> None:
         if not self.stations[attempt.zone].submit(attempt):
             self.client.finish(attempt, OVERLOAD)
@@ -84,7 +100,7 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.cache.lookup(attempt.request.key, self.env._now):
+        if self.lookup(attempt.request.key, self.env._now):
             self.client.finish(attempt, OK)
         else:
             self.fetch(attempt)
@@ -102,7 +118,7 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.cache.lookup(attempt.request.key, self.env._now):
+        if self.lookup(attempt.request.key, self.env._now):
             self.client.finish(attempt, OK)
             return None
         attempt.phase = _PLANNING

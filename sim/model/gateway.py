@@ -40,23 +40,31 @@ class Gateway:
 
     def __init__(self, env: "simpy.Environment", spec: GatewaySpec, zones: list["Zone"],
                  client: "Client", tenants: list[str], streams: Streams,
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, pinned: bool = False) -> None:
         self.env, self.spec, self.zones, self.client = env, spec, zones, client
         self.recorder = recorder
         self.tenants = tenants
         self.rng = streams.get("gateway.routing")
+        #: The entry for attempts (the client's ``enter``), chosen once here by the
+        #: routing policy: uniformly at random by default.
+        self.accept: Callable[[Attempt], None] = self._accept_random
         if spec.routing != "random":  # opt-in policies draw from streams of their own
             self._policy_rng = streams.get(f"gateway.routing.{spec.routing}")
             self.outstanding = [0] * len(zones)
             self._next = -1  # round robin: the last zone picked (an index into routable)
             self._pick = getattr(self, f"_pick_{spec.routing}")
-            self.accept = self._accept_balanced  # type: ignore[method-assign]
+            self.accept = self._accept_balanced
+        if pinned:  # zone-targeted surges: see _accept_pinned
+            self._unpinned = self.accept
+            self.accept = self._accept_pinned
         self.healthy = [True] * len(zones)
         self.routable = list(range(len(zones)))
         self.ejected: set[int] = set()  # zones ejected by outlier detection (issue 14)
         self._fails = [0] * len(zones)
         self._passes = [0] * len(zones)
-        self.forward: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
+        #: The next hop after admission (the engine's ``submit``): set by the system's
+        #: wiring, then only through :meth:`set_forward` (a canary stands in front of it).
+        self.forward: Callable[[Attempt], None] = lambda attempt: None
         # Policy table: tenant → (cap for every user or None, {user: cap}); in-flight counts.
         self.caps: dict[int, tuple[int | None, dict[int, int]]] = {}
         self.inflight: dict[tuple[int, int], int] = {}
@@ -97,9 +105,14 @@ class Gateway:
         else:
             self.caps[index] = (every, users)
 
+    def set_forward(self, forward: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """Hand every admitted attempt to ``forward``; returns the hop it replaces."""
+        previous, self.forward = self.forward, forward
+        return previous
+
     # -- data path ----------------------------------------------------------------------
 
-    def accept(self, attempt: Attempt) -> None:
+    def _accept_random(self, attempt: Attempt) -> None:
         """Route to a zone uniformly at random (the default policy). The hot path: this
         is :meth:`_route` inlined (the other policies call it)."""
         routable = self.routable
@@ -121,14 +134,10 @@ class Gateway:
         else:
             self.forward(attempt)
 
-    def pin_to_zones(self) -> None:
-        """Zone-targeted surges (a scenario with one only): an attempt of a request pinned
-        to a zone (``request.pin``, its retries too) goes there while the zone is routable,
-        else as any other."""
-        self._unpinned = self.accept
-        self.accept = self._accept_pinned  # type: ignore[method-assign]
-
     def _accept_pinned(self, attempt: Attempt) -> None:
+        """Zone-targeted surges (``pinned``, a scenario with one only): an attempt of a
+        request pinned to a zone (``request.pin``, its retries too) goes there while the
+        zone is routable, else as any other."""
         z = attempt.request.pin
         if z < 0 or z not in self.routable:
             self._unpinned(attempt)

@@ -7,10 +7,11 @@ out of routing. :func:`gray_failure` is the fault (a process, like the others in
 consecutive failures, failure percentage or success-rate deviation.
 
 The fault acts by wrapping the zone's station's ``serve`` and ``after`` for its
-duration: the first service phase of every job there is ``latency_factor`` times
-longer, and a share ``error_rate`` of them fail ``unavailable`` when that phase ends
-(the worker is released; for connectors, after the provider call was made). Only
-``capacity`` of the workers keep taking work; jobs in service finish.
+duration (through the station's setters): the first service phase of every job there
+is ``latency_factor`` times longer, and a share ``error_rate`` of them fail
+``unavailable`` when that phase ends (the worker is released; for connectors, after the
+provider call was made). Only ``capacity`` of the workers keep taking work; jobs in
+service finish.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def gray_failure(system: "System", fault: GrayFailure) -> Iterator["simpy.Event"
     yield env.timeout(max(0.0, fault.at - env.now))
     station, finish = _tier(system, fault)
     rng = system.streams.get(f"faults.gray_failure.{fault.zone}.{fault.tier}")
-    serve, after, capacity = station.serve, station.after, station.capacity
+    serve, after, capacity = station.serve, station.after, station.capacity  # to wrap
     doomed: set[Attempt] = set()
     factor, error_rate = fault.latency_factor, fault.error_rate
 
@@ -67,14 +68,16 @@ def gray_failure(system: "System", fault: GrayFailure) -> Iterator["simpy.Event"
             return None
         return after(job)
 
-    station.serve, station.after = degraded_serve, degraded_after
+    station.set_serve(degraded_serve)
+    station.set_after(degraded_after)
     station.resize(round(capacity * fault.capacity))
     system.mark(fault, f"{fault.zone} {fault.tier} gray: latency x{factor:g}, "
                        f"errors {error_rate:.0%}, capacity {fault.capacity:.0%}")
     if fault.duration is None:
         return
     yield env.timeout(fault.duration)
-    station.serve, station.after = serve, after
+    station.set_serve(serve)
+    station.set_after(after)
     if station.capacity > 0 or system.zones[system.zone_names.index(fault.zone)].up:
         station.resize(capacity)
     system.mark_end(fault)

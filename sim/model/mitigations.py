@@ -72,7 +72,7 @@ def _read_through(system: System, m: SoftCache | Coalescing | XFetch) -> Iterato
     yield _wait(system, m)
     policy = system.read_through
     assert policy is not None  # built by the system when a scenario has these
-    policy.install(system.cache, system.engine, system.connectors)
+    policy.install(system.engine, system.connectors)
     if isinstance(m, SoftCache):
         policy.max_stale = m.max_stale
         system.cache.soft_purge = True

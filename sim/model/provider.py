@@ -71,8 +71,6 @@ class Provider:
             self.app_bucket = TokenBucket(limit.app, limit.app_burst or max(1.0, limit.app))
         self.concurrency = spec.concurrency
         self.ends: list[float] = []  # when the admitted calls in flight end (a heap)
-        if spec.concurrency is not None:
-            self.call = self._call_loaded  # type: ignore[method-assign]
 
     def call(self, tenant: int, now: float) -> tuple[int, float]:
         """The outcome of one API call made now, and how long it takes to answer."""
@@ -84,21 +82,21 @@ class Provider:
         if not self._admit(tenant, now):
             return RATE_LIMITED, self.reject_latency()
         latency = self.latency() * self.factor
+        if self.concurrency is not None:  # refused calls above put no load on it
+            latency = self._loaded(latency, now)
         if self.error_rate and self.errors.random() < self.error_rate:
             return PROVIDER_ERROR, latency
         return OK, latency
 
-    def _call_loaded(self, tenant: int, now: float) -> tuple[int, float]:
-        """:meth:`call`, slowed by the calls in flight (see the module docstring)."""
-        outcome, latency = Provider.call(self, tenant, now)
-        if self.outage or outcome not in (OK, PROVIDER_ERROR):
-            return outcome, latency  # refused at once: no load
+    def _loaded(self, latency: float, now: float) -> float:
+        """An answered call's latency, slowed by the calls in flight (see the module
+        docstring); it joins them. Draws nothing, so it may run before the error draw."""
         ends = self.ends
         while ends and ends[0] <= now:
             heappop(ends)
         latency *= max(1.0, (len(ends) + 1) / self.concurrency)  # type: ignore[operator]
         heappush(ends, now + latency)
-        return outcome, latency
+        return latency
 
     def _admit(self, tenant: int, now: float) -> bool:
         tenant_bucket = self.tenant_buckets[tenant] if self.tenant_buckets else None

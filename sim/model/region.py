@@ -115,7 +115,7 @@ class RegionalFailover:
                 provider.revoke(tenants)  # no readable OAuth token: every call is a 401
         if "metadata" in self.missing:
             for station in system.engine.stations:
-                station.after = self._unplannable
+                station.set_after(self._unplannable)
 
     def _unplannable(self, attempt: Attempt) -> None:
         """No metadata in the secondary: the engine cannot plan any query."""
@@ -126,8 +126,7 @@ class RegionalFailover:
         ttl = self.spec.dns_ttl
         if ttl <= 0:
             return
-        client = self.system.client
-        enter, start = client.enter, self.env.now
+        client, start = self.system.client, self.env.now
 
         def resolve(attempt: Attempt) -> None:
             if self.dns_rng.random() * ttl < self.env._now - start:
@@ -135,6 +134,6 @@ class RegionalFailover:
             elif not self.fault.blackhole:
                 client.finish(attempt, UNAVAILABLE)  # the old region refuses fast
 
-        client.enter = resolve
+        enter = client.set_enter(resolve)  # the clients' old entry, until they resolve
         yield self.env.timeout(ttl)
-        client.enter = enter
+        client.set_enter(enter)

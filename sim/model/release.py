@@ -15,9 +15,10 @@ is logged with the standard error of the error-rate difference, so that the nois
 low canary share can be read next to the threshold.
 
 The canary shares the engine workers of each zone (a per-attempt version, not separate
-pods). It interposes on instance attributes when it starts (``gateway.forward`` and the engine
-stations' ``serve``/``after``) and sets the client's ``observer``, so a run without a
-release pays one ``is None`` test per attempt and nothing else.
+pods). When it starts it stands in front of the gateway's ``forward`` and the engine
+stations' ``serve``/``after`` and sets the client's ``observer``, each through its
+component's setter, so a run without a release pays one ``is None`` test per attempt and
+nothing else.
 
 **Blue-green.** At ``release.at`` new attempts go to green; blue keeps its in-flight
 attempts for ``drain_timeout`` and is then torn down: what is still running fails.
@@ -86,14 +87,13 @@ class CanaryRelease:
 
     def _install(self) -> None:
         system, new = self.system, self.spec.new_version
-        self._forward = system.gateway.forward
-        system.gateway.forward = self._submit
-        system.client.observer = self._observed
+        self._forward = system.gateway.set_forward(self._submit)
+        system.client.set_observer(self._observed)
         for station in system.engine.stations:
             if new.latency_factor != 1.0:
-                station.serve = self._slower(station.serve)
+                station.set_serve(self._slower(station.serve))
             if new.error_rate > 0 or new.degradation > 0:
-                station.after = self._failing(station.after)
+                station.set_after(self._failing(station.after))
 
     def _submit(self, attempt: Attempt) -> None:
         canary = self.route_rng.random() < self.share

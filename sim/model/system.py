@@ -1,8 +1,16 @@
 """The system: OmniSQL's data plane built from a scenario and wired together.
 
 Build phase: zones, cache, providers, engine, connectors, gateway, client, workload.
-Wire phase: client → gateway → engine → (cache) → connectors → client. Faults are then
-started as processes. The run loop itself lives in :mod:`sim.run`.
+Wire phase: client → gateway → engine → (cache) → (control plane) → connectors → client.
+Faults are then started as processes. The run loop itself lives in :mod:`sim.run`.
+
+How the request path is wired: each component calls its next hop through a typed field
+(``client.enter``, ``gateway.forward``, ``engine.lookup``, ``engine.fetch``,
+``connectors.finish``, a station's ``serve`` and ``after``...), never through a method
+that someone replaced at run time. The fields are set here, once; whatever stands in
+front of a hop later (a read-through policy, a canary, a failover's DNS shift, a gray
+failure) does so through the component's ``set_<hop>`` method, which returns the hop it
+replaces so the newcomer can forward to it (and a fault can restore it).
 """
 
 from __future__ import annotations
@@ -72,8 +80,10 @@ class System:
         client_type = NotifyingClient if closed else Client  # issue 14: closed-loop users
         self.client = client_type(env, topo.gateway.retries, topo.gateway.timeout, streams,
                                   recorder)
+        pinned = any(getattr(f, "zone", None) is not None for f in scenario.faults
+                     if f.kind == "traffic_surge")  # zone-targeted surges pin requests
         self.gateway = Gateway(env, topo.gateway, self.zones, self.client, self.tenant_names,
-                               streams, recorder)
+                               streams, recorder, pinned)
         cache_latency = (
             topo.cache.latency.sampler(streams.numpy("cache.latency"))
             if topo.cache.enabled else None
@@ -83,12 +93,9 @@ class System:
         target_provider = [self.provider_names.index(t.split(".")[0]) for t in self.targets]
         self.connectors = Connectors(env, topo.connectors, self.zones, self.providers,
                                      target_provider, self.cache, self.client, recorder)
-        self.control_plane = (  # issue 14: opt-in; it takes over connectors.submit
+        self.control_plane = (  # issue 14: opt-in; it stands in front of the connectors
             ControlPlane(env, topo.control_plane, self.zones, self.connectors, streams)
             if topo.control_plane is not None else None)
-        if any(getattr(f, "zone", None) is not None for f in scenario.faults
-               if f.kind == "traffic_surge"):
-            self.gateway.pin_to_zones()  # before _wire hands gateway.accept to the client
         self._wire()
         self.read_through = self._read_through()
         self.workload = Workload(env, scenario, streams, self.targets, self.client.send)
@@ -107,10 +114,12 @@ class System:
             self.release.collect()
 
     def _wire(self) -> None:
-        self.client.enter = self.gateway.accept
-        self.client.release = self.gateway.release
-        self.gateway.forward = self.engine.submit
-        self.engine.fetch = self.connectors.submit
+        self.client.set_enter(self.gateway.accept)
+        self.client.set_release(self.gateway.release)
+        self.gateway.set_forward(self.engine.submit)
+        control_plane = self.control_plane
+        self.engine.set_fetch(self.connectors.submit if control_plane is None
+                              else control_plane.submit)
         self.recorder.add_tier("gateway", self.gateway.stations)
         self.recorder.add_tier("engine", self.engine.stations)
         self.recorder.add_tier("connector", self.connectors.stations)
@@ -123,7 +132,7 @@ class System:
         if spec is None:
             return None
         detector = OutlierDetector(self.env, spec, self.gateway, self.recorder)
-        self.client.observer = detector.observe
+        self.client.set_observer(detector.observe)
         return detector
 
     def _autoscalers(self) -> list[Autoscaler]:

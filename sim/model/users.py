@@ -33,7 +33,13 @@ __all__ = ["ClosedLoopUsers", "NotifyingClient"]
 class NotifyingClient(Client):
     """A client that calls ``done(request, outcome)`` when a request ends for good."""
 
-    done: Callable[[Request, int], None] = staticmethod(lambda request, outcome: None)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.done: Callable[[Request, int], None] = lambda request, outcome: None
+
+    def set_done(self, done: Callable[[Request, int], None]) -> None:
+        """Tell ``done`` of every request's final outcome (the closed-loop sessions)."""
+        self.done = done
 
     def finish(self, attempt: Attempt, outcome: int) -> None:
         if not attempt.alive:
@@ -54,7 +60,7 @@ class ClosedLoopUsers:
         self.waiting: dict[int, "simpy.Event"] = {}  # request id → its session's wake-up
         self.abandoned = 0
         recorder.add_counters("users", self, ("abandoned",))
-        client.done = self._done  # type: ignore[method-assign]
+        client.set_done(self._done)
         for index, (name, tenant) in enumerate(scenario.workload.tenants.items()):
             spec = tenant.closed_loop
             if spec is None:

@@ -1,0 +1,122 @@
+"""The request path is wired through named fields, never by replacing methods (issue 15).
+
+Each component calls its next hop through a typed field that the system sets once, and
+whatever stands in front of a hop later goes through the component's ``set_<hop>``
+setter (see :mod:`sim.model.system`). A method replaced at run time is what a compiled
+class cannot have (its methods are fixed) and what hides the path from a reader, so
+these tests read the model's source and refuse both: an instance attribute shadowing a
+method, and a hop field assigned from outside its component or outside its setter.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "sim" / "model").glob("*.py")) + sorted(
+    (ROOT / "sim" / "kernel").glob("*.py"))
+
+#: The request path's hop fields: where each component sends an attempt next.
+HOPS = frozenset({"enter", "release", "observer", "done", "accept", "forward", "fetch",
+                  "lookup", "finish", "serve", "after", "submit", "store", "call"})
+#: Where a component may set its own hop fields: construction, its setters, and a
+#: read-through policy's one-time ``install``.
+SETTERS = ("__init__", "install")
+
+
+def _classes(tree: ast.Module) -> list[ast.ClassDef]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+
+
+def _methods(cls: ast.ClassDef) -> set[str]:
+    return {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
+
+
+def _all_methods() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for path in SOURCES:
+        for cls in _classes(ast.parse(path.read_text())):
+            out.setdefault(cls.name, set()).update(_methods(cls))
+    return out
+
+
+def _targets(node: ast.AST) -> list[ast.Attribute]:
+    """Attributes assigned by ``node`` (tuple targets unpacked)."""
+    if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        out: list[ast.Attribute] = []
+        for target in targets:
+            elts = target.elts if isinstance(target, ast.Tuple) else [target]
+            out.extend(t for t in elts if isinstance(t, ast.Attribute))
+        return out
+    return []
+
+
+def _violations(path: Path, methods: dict[str, set[str]]) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found: list[str] = []
+    name = path.relative_to(ROOT)
+    for cls in _classes(tree):
+        own = set(_methods(cls))
+        for base in cls.bases:
+            if isinstance(base, ast.Name):
+                own |= methods.get(base.id, set())
+        for func in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+            for node in ast.walk(func):
+                for target in _targets(node):
+                    on_self = isinstance(target.value, ast.Name) and target.value.id == "self"
+                    where = f"{name}:{target.lineno} {cls.name}.{func.name}"
+                    if on_self and target.attr in own:
+                        found.append(f"{where}: replaces the method {target.attr}")
+                    elif on_self and target.attr in HOPS and not (
+                            func.name in SETTERS or func.name == f"set_{target.attr}"):
+                        found.append(f"{where}: sets the hop {target.attr} outside a setter")
+    for node in ast.walk(tree):
+        for target in _targets(node):
+            on_self = isinstance(target.value, ast.Name) and target.value.id == "self"
+            if not on_self and target.attr in HOPS:
+                found.append(f"{name}:{target.lineno}: sets another object's hop "
+                             f"{target.attr} (use its set_{target.attr})")
+    return found
+
+
+def test_no_method_is_replaced_and_hops_change_only_through_their_setters() -> None:
+    methods = _all_methods()
+    found = [v for path in SOURCES for v in _violations(path, methods)]
+    assert not found, "\n".join(found)
+    assert not [p for p in SOURCES if "method-assign" in p.read_text()]
+
+
+def test_the_check_sees_a_replaced_method_and_a_hop_set_from_outside(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "class Cache:\n"
+        "    def __init__(self):\n"
+        "        self.store = self._bounded\n"
+        "    def store(self, key): ...\n"
+        "    def _bounded(self, key): ...\n"
+        "class Canary:\n"
+        "    def install(self, gateway):\n"
+        "        gateway.forward = self.submit\n"
+        "    def later(self):\n"
+        "        self.fetch = None\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = _violations(bad, _all_methods())
+    finally:
+        ROOT = saved
+    assert [v.split(": ", 1)[1] for v in found] == [
+        "replaces the method store", "sets the hop fetch outside a setter",
+        "sets another object's hop forward (use its set_forward)"]
+
+
+@pytest.mark.parametrize("hop", sorted(HOPS - {"accept", "submit", "store", "call"}))
+def test_every_hop_field_has_its_setter(hop: str) -> None:
+    """Every hop field but the fixed entries (``accept``, ``submit``, ``store``,
+    ``call``: chosen at construction or plain methods) is changed through one setter."""
+    setters = {name for cls_methods in _all_methods().values() for name in cls_methods}
+    assert f"set_{hop}" in setters
