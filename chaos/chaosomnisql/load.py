@@ -142,7 +142,11 @@ class BackgroundLoad:
         self.retries = ClientRetries(plan.retries, random.Random(plan.seed))
         workers = workers or pool_size(plan)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
-        self._client = httpx.Client(timeout=plan.timeout, transport=transport)
+        # As many connections as threads: httpx's default pool (100) would hold the rest
+        # waiting for a connection until their timeout, a shortfall no one sent.
+        self._client = httpx.Client(timeout=plan.timeout, transport=transport,
+                                    limits=httpx.Limits(max_connections=workers,
+                                                        max_keepalive_connections=workers))
         self._thread = threading.Thread(target=self._schedule, name="omnisql-load", daemon=True)
 
     def start(self) -> BackgroundLoad:

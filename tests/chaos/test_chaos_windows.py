@@ -281,3 +281,39 @@ def test_a_short_pool_counts_late_sends_and_never_outlives_the_load() -> None:
     assert report.sent == len(sent_at) <= 2 * 4  # what two threads send in ~1.5 s
     assert time.monotonic() - start < 3.0
     assert _late(windows) >= 20  # the rest of ~40 scheduled
+
+
+def test_every_thread_has_a_connection() -> None:
+    """~160 requests at once to a loopback server answering in 1 s, with a 1.5 s client
+    timeout: all answered. httpx's default pool (100 connections) kept the rest waiting
+    for a connection until they timed out without being sent: the chaos flood's victims
+    saw 100% time-outs while the stand-in's connectors made no call (13:48 UTC)."""
+    import threading as _threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            time.sleep(1.0)
+            body = b'{"rows": []}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    _threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plan = LoadPlan((TenantLoad("acme", 400.0, 5, (("crm.accounts", 1.0),)),), 0.4, 10_000,
+                        timeout=1.5)
+        load = BackgroundLoad(plan, f"http://127.0.0.1:{server.server_port}", {"acme": "k"})
+        report = load.start().wait(20)
+    finally:
+        server.shutdown()
+    assert report.sent > 110  # more than httpx's default pool, at once
+    assert report.by_status == {"200": report.sent}
