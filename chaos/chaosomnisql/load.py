@@ -14,7 +14,8 @@ more than a second behind its schedule is counted (``loadgen.late``), as Locust'
 does, and one still waiting when the load's time is over is not sent at all (counted as
 late, never as an answer): a load can never outlive its ``seconds`` by more than the
 answers in flight, whatever the pool's size. (A pool of 16 threads once turned a 4-minute
-flood at 20 req/s, answered in ~2.7 s, into a backlog sent at 6 req/s for 13 minutes.)
+flood at 20 req/s, answered in about 2.7 s, into a backlog sent at 6 req/s: it was still
+sending when the 11-minute run ended.)
 
 Every answer is also recorded, at its completion time on the run's clock, in a
 :class:`loadtests.recorder.ClientRecorder` when one is given: the window facts from which
