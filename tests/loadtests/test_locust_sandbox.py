@@ -134,7 +134,8 @@ def test_distributed_master_and_worker_with_a_noisy_tenant(standin: Standin,
             worker.wait()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert proc.returncode == 0, (summary["checks"], proc.stderr[-3000:])
-    assert summary["users"] == 90 + 100  # (18/s normal, 20/s noisy peak) x the 5 s timeout
+    # (18/s normal, 20/s noisy peak) x 19 s, the longest query (3 x 5 s + 2 backoffs of 2 s)
+    assert summary["users"] == 342 + 380
     # every request was made on the worker and reached the master's gate:
     # umbrella 2/s, then 20/s after a 4 s ramp from 10 s to 30 s; measured from 5 s
     expected = 2 * 5 + (2 + 20) / 2 * 4 + 20 * 16
