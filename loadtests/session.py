@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labcore.preflight import check_checks
-from labcore.retries import longest_request
 from labcore.sandbox_client import SandboxClient, apply_scenario
 from labcore.scenario import Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioFile, read_scenario
@@ -21,7 +20,7 @@ from labcore.scenario_file import ScenarioFile, read_scenario
 from .faults import Action, FaultPlanError, fault_actions
 from .queries import QueryMix
 from .recorder import ClientRecorder
-from .shapes import LoadPlan, build_plan
+from .shapes import LoadPlan, build_plan, default_per_user_rate
 from .targets import Target, resolve_target
 
 __all__ = ["LoadSession", "OptionsError", "build_session"]
@@ -120,8 +119,7 @@ def build_session(options: Any, host: str | None) -> LoadSession:
     recorder = ClientRecorder(tuple(scenario.workload.tenants), scenario.run.window)
     info = {"source": str(file.path), "profile": file.profile, "overrides": list(file.overrides),
             "host": target.host, "users": plan.users,
-            "per_user_rate": options.per_user_rate or 1.0 / longest_request(
-                scenario.topology.gateway.timeout, scenario.topology.gateway.retries),
+            "per_user_rate": options.per_user_rate or default_per_user_rate(scenario),
             "faults_injected": bool(options.inject_faults), "faults_external":
             bool(options.faults_external)}
     return LoadSession(file, plan, mix, target, recorder, actions, bool(options.inject_faults),

@@ -48,6 +48,7 @@ __all__ = [
     "LoadPlan",
     "PlanError",
     "build_plan",
+    "default_per_user_rate",
     "tenant_kinds",
 ]
 
@@ -132,6 +133,12 @@ def _peak(rate: RateFunction) -> float:
     return max((bound for _, _, bound, _ in rate.segments), default=0.0)
 
 
+def default_per_user_rate(scenario: Scenario) -> float:
+    """One over the longest a query can take (see the module docstring)."""
+    gateway = scenario.topology.gateway
+    return 1.0 / longest_request(gateway.timeout, gateway.retries)
+
+
 def build_plan(
     scenario: Scenario, per_user_rate: float | None = None, duration: float | None = None
 ) -> LoadPlan:
@@ -140,8 +147,7 @@ def build_plan(
     ``per_user_rate`` defaults to one over the longest query (see the module docstring).
     """
     if per_user_rate is None:
-        gateway = scenario.topology.gateway
-        per_user_rate = 1.0 / longest_request(gateway.timeout, gateway.retries)
+        per_user_rate = default_per_user_rate(scenario)
     if not per_user_rate > 0:
         raise PlanError(f"--per-user-rate must be positive, got {per_user_rate:g}")
     kinds = tenant_kinds(scenario)
