@@ -106,7 +106,7 @@ Runbooks (issue 3: noisy tenants, stampedes, auth failures and their mitigations
     ``outside_recovery`` / ``after_recovery`` use that recovery for these metrics.
 ``connector.fetches`` / ``connector.fetches_per_key`` / ``connector.calls_per_key``
     Fetches handed to the connectors (a fetch makes one provider call, more after 429s),
-    and fetches and provider calls per distinct key called for, keys counted per window
+    and fetches and provider calls per distinct key fetched, keys counted per window
     (one fetch per key in a window is 1.0; a thundering herd on hot keys pushes it up;
     calls also count the re-calls after 429s).
 ``cache.hits`` / ``cache.misses`` / ``cache.evictions`` / ``cache.stale_served`` /

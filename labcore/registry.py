@@ -181,8 +181,8 @@ _COUNTERS = [
     # The stand-in's connectors count them per tenant; chaos reads them per window.
     *[_m(f"connector.{n}", "count", d, chaos=SCOPES) for n, d in (
         ("rate_limited", "Provider 429s."), ("unauthorized", "Provider 401s."))],
-    _m("connector.calls_per_key", "ratio", "Provider calls per distinct key called for."),
-    _m("connector.fetches_per_key", "ratio", "Fetches per distinct key called for."),
+    _m("connector.calls_per_key", "ratio", "Provider calls per distinct key fetched."),
+    _m("connector.fetches_per_key", "ratio", "Fetches per distinct key fetched (called or not)."),
     # The real runners' clients retry as the scenario's does (labcore.retries) and count it.
     _m("client.retries", "count", "Client retries.", locust=True),
     _m("client.retries_denied", "count", "Retries refused by the retry budget.", locust=True),

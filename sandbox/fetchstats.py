@@ -1,7 +1,8 @@
 """A connector's own counters, per second: fetches, provider calls, distinct keys.
 
 The simulator's ``connector.fetches_per_key`` (and ``calls_per_key``) divide the fetches
-(provider calls) of a window by the distinct keys called for in it; the real runners need
+(and provider calls) of a window by the distinct keys fetched in it, counted when a
+fetch arrives, called or not; the real runners need
 the same figures from the stand-in, over the windows they measure. Each connector keeps one
 bin per second (an hour of them, as the gateway's stats do) with its counts and the set of
 keys it fetched (as 32-bit hashes; at most ``MAX_KEYS_PER_SECOND`` per bin, so a flood of

@@ -1,7 +1,7 @@
 """The stand-in's connector counters, window by window, into the run's window facts.
 
 The simulator's ``connector.fetches_per_key`` (and its incident and peak forms) divide a
-window's fetches by the distinct keys called for in it; a client cannot see either. The
+window's fetches by the distinct keys fetched in it; a client cannot see either. The
 stand-in's ``/v1/stats`` reports them (``connector``: fetches, provider calls and distinct
 keys over the last N seconds, added up over its connectors). :class:`ConnectorPoller`
 reads them at the end of each of the run's windows, over that window's length, and records

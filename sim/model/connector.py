@@ -8,11 +8,10 @@ instant, which turns the tier off for textbook checks.
 
 Every fetch ends through ``finish``, a field: the client's, or a read-through policy's
 once coalescing or soft caching is on (installed through :meth:`Connectors.set_finish`,
-see :mod:`sim.model.cache`). Per window the fleet
-counts fetches (jobs), provider calls (a fetch re-calls after a 429), the distinct
-keys they were for (fetches or calls per key show a stampede), and per tenant the
-worker-seconds held (calls and Retry-After waits):
-what the runbook's dashboard ranks tenants by.
+see :mod:`sim.model.cache`). Per window the fleet counts fetches (jobs), provider calls
+(a fetch re-calls after a 429), the distinct keys fetched, called yet or not (fetches or
+calls per key show a stampede), and per tenant the worker-seconds held (calls and
+Retry-After waits): what the runbook's dashboard ranks tenants by.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ class Connectors:
         self.calls = self.timeouts = self.fetches = 0
         self.rate_limited, self.unauthorized = [0] * n_tenants, [0] * n_tenants
         self.held = [0.0] * n_tenants  # worker-seconds per tenant
-        self.keys: set[int] = set()  # distinct keys called for in this window
+        self.keys: set[int] = set()  # distinct keys fetched in this window
         recorder.add_counters("connector", self, ("calls", "timeouts", "fetches", "rate_limited",
                                                   "unauthorized"))
         recorder.add_counters("connector", ConnectorFacts(self), ("held_ms", "keys"))
@@ -73,6 +72,9 @@ class Connectors:
 
     def submit(self, attempt: Attempt) -> None:
         self.fetches += 1  # one fetch: its provider calls include Retry-After re-calls
+        # Its key counts from here, called or not: a fetch that waits out its client in the
+        # queue is still a fetch for that key (the stand-in's connector counts the same).
+        self.keys.add(attempt.request.key)
         if not self.spec.enabled:
             self.cache.store(attempt.request.key, self.env.now)
             self.finish(attempt, OK)
@@ -86,7 +88,6 @@ class Connectors:
         attempt.calls += 1
         attempt.phase = _CALLING
         self.calls += 1
-        self.keys.add(request.key)
         outcome, latency = provider.call(request.tenant, self.env._now)
         if latency > self.spec.timeout:
             outcome, latency = TIMEOUT, self.spec.timeout
@@ -122,7 +123,7 @@ class Connectors:
 
 class ConnectorFacts:
     """The connector's non-integer facts as the recorder's integer counters: per-tenant
-    held time in milliseconds, and the number of distinct keys called for."""
+    held time in milliseconds, and the number of distinct keys fetched."""
 
     def __init__(self, connectors: Connectors) -> None:
         self.connectors = connectors
