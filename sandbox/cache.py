@@ -108,8 +108,7 @@ class ResultCache:
         self.options = CacheOptions()
         self.breaker = Breaker("redis")
         self._bypass = asyncio.Semaphore(BYPASS_SLOTS)
-        self._inflight: dict[str, asyncio.Future[Rows]] = {}  # bypass fetches
-        self._filling: dict[str, asyncio.Task[Rows]] = {}  # fills (fetch, then store)
+        self._inflight: dict[str, asyncio.Future[Rows]] = {}  # fills and bypass fetches
         self._background: set[asyncio.Task[Any]] = set()
 
     async def reload_options(self) -> None:
@@ -151,30 +150,36 @@ class ResultCache:
 
     async def _bypass_fill(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
         # Nothing is stored in bypass: a fetch past its caller's patience is cancelled.
-        return await self._coalesced(key, lambda: _bounded(self._bypassing(fetch), patience))
+        return await self._coalesced(key, lambda: _bounded(self._bypassing(fetch), patience),
+                                     patience)
 
     async def _fill(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
         """Fetch and store in a task of its own, which a caller that stops waiting does not
-        cancel (see the module docstring); with coalescing, concurrent callers for ``key``
-        share it, each waiting its own patience."""
-        task = self._filling.get(key) if self.options.coalesce else None
-        if task is None:
-            task = asyncio.create_task(self._fetch_and_store(key, fetch))
-            self._background.add(task)
-            task.add_done_callback(_settled)
-            task.add_done_callback(self._background.discard)
-            if self.options.coalesce:
-                self._filling[key] = task
-                task.add_done_callback(lambda _: self._filling.pop(key, None))
+        cancel (see the module docstring). With coalescing, concurrent callers for ``key``
+        share it (or a bypass fetch in flight), each waiting its own patience."""
+        pending = self._inflight.get(key) if self.options.coalesce else None
+        if pending is not None:
+            return await _bounded(asyncio.shield(pending), patience)
+        task = asyncio.create_task(self._fetch_and_store(key, fetch))
+        self._background.add(task)
+        task.add_done_callback(_settled)
+        task.add_done_callback(self._background.discard)
+        if self.options.coalesce:
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
         return await _bounded(asyncio.shield(task), patience)
 
-    async def _coalesced(self, key: str, fetch: Fetch) -> Rows:
+    def _forget(self, key: str, done: asyncio.Future[Rows]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+
+    async def _coalesced(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
         """``fetch()``, shared with the concurrent callers for ``key`` when coalescing is on."""
         if not self.options.coalesce:
             return await fetch()
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return await _bounded(asyncio.shield(pending), patience)
         future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -186,7 +191,7 @@ class ResultCache:
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         finally:
-            del self._inflight[key]
+            self._forget(key, future)
 
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -74,6 +75,21 @@ def test_coalesced_callers_share_the_fill_each_with_its_own_patience() -> None:
         done = await asyncio.gather(impatient, patient, return_exceptions=True)
         assert isinstance(done[0], ApiError) and done[0].status == 504
         assert done[1] == (ROWS, "miss")
+        assert calls == [0.3] and "k" in store.data
+    asyncio.run(main())
+
+
+def test_a_bypassing_caller_joins_the_fill_in_flight() -> None:
+    """The breaker may open between two misses on one key (a starved moment): the second,
+    now bypassing the cache, still shares the first one's fetch."""
+    async def main() -> None:
+        cache, store = _cache(coalesce=True)
+        calls: list[float] = []
+        filling = asyncio.create_task(cache.get("k", _slow(0.3, calls), patience=2.0))
+        await asyncio.sleep(0.05)
+        cache.breaker.open_until = time.monotonic() + 10.0
+        bypassing = await cache.get("k", _slow(0.3, calls), patience=2.0)
+        assert bypassing == (ROWS, "bypass") and await filling == (ROWS, "miss")
         assert calls == [0.3] and "k" in store.data
     asyncio.run(main())
 
