@@ -12,6 +12,13 @@ a circuit breaker opens and the engine serves from the provider directly ("bypas
 flood; beyond that it answers `503 CACHE_UNAVAILABLE`. Nothing is stored while the cache is
 down. Coalescing needs no Redis (the fetches in flight are the engine's own), so it holds in
 bypass too: a Redis that is down or one slow `GET` must not let a herd through to the provider.
+
+A caller waits at most its ``patience`` (the engine's timeout, its client's budget) and then
+gets `504 UPSTREAM_TIMEOUT`, but a fill it started runs on: the connector's answer is stored
+when it comes, as the simulator's connector writes the cache for an attempt whose client has
+given up (docs/model.md, "Connectors"). Cutting the fill at the client's timeout instead threw
+away most of the calls the providers admitted during a cold start (docs/conformance.md,
+cache_stampede's cold start).
 """
 
 from __future__ import annotations
@@ -101,25 +108,28 @@ class ResultCache:
         self.options = CacheOptions()
         self.breaker = Breaker("redis")
         self._bypass = asyncio.Semaphore(BYPASS_SLOTS)
-        self._inflight: dict[str, asyncio.Future[Rows]] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, asyncio.Future[Rows]] = {}  # fills and bypass fetches
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def reload_options(self) -> None:
         if self.breaker.closed:
             self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
 
-    async def get(self, key: str, fetch: Fetch) -> tuple[Rows, str]:
-        """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down)."""
+    async def get(self, key: str, fetch: Fetch,
+                  patience: float | None = None) -> tuple[Rows, str]:
+        """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down).
+        ``patience``: seconds this caller waits for a fetch (None: until it ends); past it,
+        504, while a fill goes on to store its rows."""
         if not self.options.enabled:
-            return await fetch(), "miss"
+            return await _bounded(fetch(), patience), "miss"
         if not self.breaker.closed:
-            return await self._coalesced(key, lambda: self._bypassing(fetch)), "bypass"
+            return await self._bypass_fill(key, fetch, patience), "bypass"
         started = time.monotonic()
         try:
             raw = await self.store.get(key)
         except RedisError:
             self.breaker.failure(started)
-            return await self._coalesced(key, lambda: self._bypassing(fetch)), "bypass"
+            return await self._bypass_fill(key, fetch, patience), "bypass"
         self.breaker.success()
         if raw is not None:
             entry = json.loads(raw)
@@ -128,7 +138,7 @@ class ResultCache:
             if self.options.soft_cache:
                 await self._refresh_in_background(key, fetch)
                 return entry["rows"], "stale"
-        return await self._fill(key, fetch), "miss"
+        return await self._fill(key, fetch, patience), "miss"
 
     async def _bypassing(self, fetch: Fetch) -> Rows:
         if self._bypass.locked():
@@ -138,16 +148,38 @@ class ResultCache:
         async with self._bypass:
             return await fetch()
 
-    async def _fill(self, key: str, fetch: Fetch) -> Rows:
-        return await self._coalesced(key, lambda: self._fetch_and_store(key, fetch))
+    async def _bypass_fill(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
+        # Nothing is stored in bypass: a fetch past its caller's patience is cancelled.
+        return await self._coalesced(key, lambda: _bounded(self._bypassing(fetch), patience),
+                                     patience)
 
-    async def _coalesced(self, key: str, fetch: Fetch) -> Rows:
+    async def _fill(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
+        """Fetch and store in a task of its own, which a caller that stops waiting does not
+        cancel (see the module docstring). With coalescing, concurrent callers for ``key``
+        share it (or a bypass fetch in flight), each waiting its own patience."""
+        pending = self._inflight.get(key) if self.options.coalesce else None
+        if pending is not None:
+            return await _bounded(asyncio.shield(pending), patience)
+        task = asyncio.create_task(self._fetch_and_store(key, fetch))
+        self._background.add(task)
+        task.add_done_callback(_settled)
+        task.add_done_callback(self._background.discard)
+        if self.options.coalesce:
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await _bounded(asyncio.shield(task), patience)
+
+    def _forget(self, key: str, done: asyncio.Future[Rows]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+
+    async def _coalesced(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
         """``fetch()``, shared with the concurrent callers for ``key`` when coalescing is on."""
         if not self.options.coalesce:
             return await fetch()
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return await _bounded(asyncio.shield(pending), patience)
         future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -159,7 +191,7 @@ class ResultCache:
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         finally:
-            del self._inflight[key]
+            self._forget(key, future)
 
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()
@@ -192,3 +224,17 @@ class ResultCache:
         finally:
             with contextlib.suppress(RedisError):
                 await self.store.delete(f"{key}:refresh")
+
+
+async def _bounded(work: Awaitable[Rows], patience: float | None) -> Rows:
+    """``work``'s rows, or 504 once ``patience`` seconds have passed (None: no limit)."""
+    try:
+        return await asyncio.wait_for(work, patience)
+    except TimeoutError:
+        raise ApiError(504, "UPSTREAM_TIMEOUT", "the connector did not answer in time") from None
+
+
+def _settled(task: asyncio.Task[Rows]) -> None:
+    """Read a detached fill's outcome, so one nobody waited for is not logged as lost."""
+    if not task.cancelled():
+        task.exception()

@@ -11,7 +11,8 @@ Each hop sends the seconds left in ``X-OmniSQL-Budget`` (relative, as gRPC's tim
 so no two clocks need to agree) and turns it back into a deadline on its own monotonic
 clock. The rule is the simulator's: a rate-limited call whose client is gone is not
 retried. A call already queued is still made (the simulator's dead attempt makes its call
-too; its answer still fills the cache).
+too), and its answer still fills the cache: the engine's fill outlives its client's timeout
+(:mod:`sandbox.cache`).
 """
 
 from __future__ import annotations

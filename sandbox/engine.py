@@ -37,6 +37,10 @@ __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
 # What a latency multiplier of M adds: (M - 1) x this, per request. A cache hit takes about a
 # millisecond, so multiplying the real handling time would be invisible.
 CANARY_LATENCY_UNIT = 0.05
+#: How long a fill waits for its connector, past its client's timeout (``sandbox.cache``):
+#: only a safety net, as the connector ends every fetch itself (its call timeout and retry
+#: rule: 3 x 10 s calls and 2 waits of at most 5 s at cache_stampede), besides its queue.
+FILL_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ class Engine:
         """Serve one query holding an engine slot for parsing and the cache lookup; a miss
         frees the slot before the connector fetch, as the simulator's engine worker does.
         ``deadline``: when the client gives up (:mod:`sandbox.deadline`), passed on to the
-        connector with the fetch (a coalesced fetch carries its first caller's)."""
+        connector with the fetch (a coalesced fetch carries its first caller's). The answer
+        waits at most the engine's timeout; the fill goes on and stores its rows."""
         await self.slots.acquire()
         held = True
 
@@ -101,7 +106,8 @@ class Engine:
         try:
             await self._inject_faults()
             query = parse(sql)
-            rows, how = await self.cache.get(cache_key(tenant, query.fingerprint()), fetch)
+            rows, how = await self.cache.get(cache_key(tenant, query.fingerprint()), fetch,
+                                             self.timeout)
         finally:
             if held:
                 self.slots.release()
@@ -132,7 +138,7 @@ class Engine:
                 "where": list(query.where) if query.where else None, "limit": query.limit}
         try:
             resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body,
-                                        headers=budget_headers(deadline), timeout=self.timeout)
+                                        headers=budget_headers(deadline), timeout=FILL_TIMEOUT)
         except httpx.TimeoutException:
             raise ApiError(504, "UPSTREAM_TIMEOUT",
                            f"connector-{self.config.zone} did not answer in time") from None

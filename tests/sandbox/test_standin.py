@@ -24,12 +24,15 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import redis
 from pydantic import TypeAdapter
 
 from labcore.distributions import Distribution, LogNormal
 from labcore.sandbox_client import LOOPBACK_HOSTS, ApiError, SandboxClient, apply_scenario
 from labcore.scenario import Scenario
 from labcore.scenario_file import read_scenario
+from sandbox.cache import cache_key
+from sandbox.sql import parse
 from sandbox.standin import derive_seed
 from sandbox.testing import REPO, detached_sandbox
 
@@ -312,6 +315,28 @@ def test_the_clients_budget_stops_retry_after_waits(box: Box) -> None:
     assert alive[0] >= 1.9, alive  # two Retry-After waits of 1 s between its three calls
     assert fetch("soon").status_code == 400
     assert fetch("-1").status_code == 400
+
+
+def test_an_answer_after_the_clients_timeout_still_fills_the_cache(box: Box) -> None:
+    """docs/model.md: a successful fetch writes the cache, whether or not its client still
+    waits (the simulator's connector stores a dead attempt's answer). The engine used to
+    stop waiting for its connector at the client's timeout and drop the rows."""
+    box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST[:2],
+              "topology.providers.crm.latency=2s", "topology.gateway.timeout=1s")
+    box.admin.call("POST", "/admin/cache/invalidate", {"tenant": "acme"})
+    sql = SQL.format(31)
+    first = box.query(sql)
+    assert first.status_code == 504, first.text
+    store = redis.Redis(port=box.state["redis"]["port"],
+                        password=box.state["internal"]["redis_password"])
+    key = cache_key("acme", parse(sql).fingerprint())
+    stored, deadline = False, time.monotonic() + 15.0
+    while not stored and time.monotonic() < deadline:
+        time.sleep(0.25)
+        stored = bool(store.exists(key))
+    assert stored, "the connector's answer never reached the cache"
+    second = box.query(sql)
+    assert second.status_code == 200 and second.json()["cache"] == "hit", second.text
 
 
 def test_provider_latency_follows_the_scenarios_distribution(box: Box) -> None:
