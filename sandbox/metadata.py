@@ -18,6 +18,7 @@ __all__ = [
     "node_role",
     "promote",
     "replay_lag",
+    "replication_lag",
     "seed",
     "write_sequenced",
 ]
@@ -69,17 +70,30 @@ def node_role(port: int) -> str:
     return "replica" if row and row[0] else "primary"
 
 
+def replication_lag(primary_port: int) -> tuple[bool, float | None]:
+    """(a replica streams, its replay lag in seconds or None when idle), from the primary.
+
+    ``pg_stat_replication.replay_lag`` is the time between the primary flushing WAL and the
+    standby reporting it replayed: under writes, how long an acknowledged write waits to
+    exist on the replica, i.e. what a promotion at that instant would lose. It is NULL once
+    the replica has caught up with no WAL activity (nothing at risk). The replica-side
+    ``now() - pg_last_xact_replay_timestamp()`` would instead grow on an idle database.
+    Raises :class:`psycopg.Error` when the primary does not answer."""
+    with psycopg.connect(conninfo(primary_port, 1), autocommit=True) as conn:
+        row = conn.execute("SELECT EXTRACT(EPOCH FROM replay_lag)::float8"
+                           " FROM pg_stat_replication LIMIT 1").fetchone()
+    if row is None:
+        return False, None
+    return True, None if row[0] is None else float(row[0])
+
+
 def replay_lag(primary_port: int) -> float | None:
     """Seconds the replica's replay trails the primary (0.0 when caught up; None if unknown)."""
     try:
-        with psycopg.connect(conninfo(primary_port, 1), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8"
-                " FROM pg_stat_replication LIMIT 1"
-            ).fetchone()
+        streaming, lag = replication_lag(primary_port)
     except psycopg.Error:
         return None
-    return float(row[0]) if row else None
+    return (lag or 0.0) if streaming else None
 
 
 def promote(port: int) -> bool:
