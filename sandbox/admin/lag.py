@@ -29,6 +29,7 @@ from typing import Any
 import psycopg
 
 from sandbox import metadata
+from sandbox.metadata import LagReading
 
 __all__ = ["CAPACITY", "INTERVAL", "LagSeries", "read_lag", "sample_forever"]
 
@@ -44,34 +45,42 @@ class LagSeries:
 
     capacity: int = CAPACITY
     samples: deque[float] = field(default_factory=deque)
-    idle: int = 0  # the replica had caught up with no WAL activity: nothing at risk
+    idle: int = 0  # no WAL written since the last sample, or caught up: nothing at risk
     unavailable: int = 0  # no replica streamed, or the primary did not answer
     at_loss: dict[str, Any] | None = None
+    _last_wal: int | None = None
 
-    def add(self, reading: tuple[bool, float | None] | None) -> None:
-        """One sample: ``None`` when the primary did not answer, else what
-        :func:`sandbox.metadata.replication_lag` returned."""
-        if reading is None or not reading[0]:
+    def add(self, reading: LagReading | None) -> None:
+        """One sample: ``None`` when the primary did not answer. A reading with no WAL
+        written since the previous one is idle: PostgreSQL keeps showing the last lag it
+        measured for a while, and repeating that stale value would weigh it in the fit."""
+        if reading is None or not reading.streaming:
             self.unavailable += 1
-        elif reading[1] is None:
+        elif reading.seconds is None or reading.wal_bytes == self._last_wal:
             self.idle += 1
         else:
-            self.samples.append(reading[1])
+            self.samples.append(reading.seconds)
             while len(self.samples) > self.capacity:
                 self.samples.popleft()
+        if reading is not None:
+            self._last_wal = reading.wal_bytes
 
     def clear(self) -> None:
         self.samples.clear()
         self.idle = self.unavailable = 0
+        self._last_wal = None
 
-    def loss(self, node: str, reading: tuple[bool, float | None] | None) -> dict[str, Any]:
-        """Remember the lag read just before ``node`` (the primary) was killed. Idle counts
-        as 0 s (caught up: nothing to lose); no reading is ``seconds: None``."""
-        streaming = reading is not None and reading[0]
-        seconds = (reading[1] or 0.0) if streaming and reading is not None else None
+    def loss(self, node: str, reading: LagReading | None) -> dict[str, Any]:
+        """Remember the lag read just before ``node`` (the primary) was killed. Caught up
+        and idle counts as 0 s (nothing to lose); no reading is ``seconds: None``."""
+        streaming = reading is not None and reading.streaming
+        seconds = None
+        if reading is not None and streaming:
+            seconds = reading.seconds or 0.0
         self.at_loss = {"node": node, "at": time.time(), "seconds": seconds,
                         "streaming": streaming,
-                        "idle": bool(streaming and reading is not None and reading[1] is None)}
+                        "idle": bool(streaming and reading is not None
+                                     and reading.seconds is None)}
         return self.at_loss
 
     def json(self) -> dict[str, Any]:
@@ -80,7 +89,7 @@ class LagSeries:
                 "unavailable": self.unavailable, "at_loss": self.at_loss}
 
 
-async def read_lag(port: int) -> tuple[bool, float | None] | None:
+async def read_lag(port: int) -> LagReading | None:
     """The replica's lag as the primary on ``port`` sees it; None if it did not answer."""
     try:
         return await asyncio.to_thread(metadata.replication_lag, port)
