@@ -6,18 +6,20 @@ API keys are stored as SHA-256 hashes; the plain keys exist only in the state fi
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
 __all__ = [
     "SCHEMA",
+    "LagReading",
     "conninfo",
     "hash_key",
     "max_sequence",
     "node_role",
     "promote",
     "replay_lag",
+    "replication_lag",
     "seed",
     "write_sequenced",
 ]
@@ -69,17 +71,43 @@ def node_role(port: int) -> str:
     return "replica" if row and row[0] else "primary"
 
 
+class LagReading(NamedTuple):
+    """The replica's lag as the primary sees it (:func:`replication_lag`)."""
+
+    streaming: bool  # a replica streams from this primary
+    seconds: float | None  # replay lag; None once caught up with no WAL activity
+    wal_bytes: int  # the primary's WAL position: unchanged = no write since the last look
+
+
+def replication_lag(primary_port: int) -> LagReading:
+    """The replica's replay lag, read on the primary.
+
+    ``pg_stat_replication.replay_lag`` is the time between the primary flushing WAL and the
+    standby reporting it replayed: under writes, how long an acknowledged write waits to
+    exist on the replica, i.e. what a promotion at that instant would lose. It is NULL once
+    the replica has caught up with no WAL activity (nothing at risk), and until then shows
+    the last lag measured (so a caller sampling it compares ``wal_bytes``). The replica-side
+    ``now() - pg_last_xact_replay_timestamp()`` would instead grow on an idle database.
+    Raises :class:`psycopg.Error` when the primary does not answer."""
+    with psycopg.connect(conninfo(primary_port, 1), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT (SELECT EXTRACT(EPOCH FROM replay_lag)::float8 FROM pg_stat_replication"
+            "        LIMIT 1),"
+            " (SELECT count(*) FROM pg_stat_replication),"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+    if row is None:
+        return LagReading(False, None, 0)
+    seconds = None if row[0] is None else float(row[0])
+    return LagReading(bool(row[1]), seconds, int(row[2]))
+
+
 def replay_lag(primary_port: int) -> float | None:
     """Seconds the replica's replay trails the primary (0.0 when caught up; None if unknown)."""
     try:
-        with psycopg.connect(conninfo(primary_port, 1), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8"
-                " FROM pg_stat_replication LIMIT 1"
-            ).fetchone()
+        reading = replication_lag(primary_port)
     except psycopg.Error:
         return None
-    return float(row[0]) if row else None
+    return (reading.seconds or 0.0) if reading.streaming else None
 
 
 def promote(port: int) -> bool:

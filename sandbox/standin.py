@@ -209,7 +209,8 @@ def _topology_gaps(scenario: Scenario) -> dict[str, str]:
         ("topology.cache.max_keys_per_node", cache.max_keys_per_node is not None,
          "Redis holds every key (no maxmemory)"),
         ("topology.metadata.replication_lag", True,
-         "the replica's lag is PostgreSQL's real streaming lag"),
+         "the replica's lag is PostgreSQL's real streaming lag (sampled: sim calibrate "
+         "fits it)"),
         ("topology.metadata.failover_time", True,
          "promotion is an admin action (POST /admin/metadata/promote), not timed"),
         ("topology.metadata.primary_zone",
@@ -272,7 +273,8 @@ def _failover_gaps(scenario: Scenario) -> dict[str, str]:
     spec = scenario.failover
     if spec is None:
         return {}
-    out = {"failover.metadata.lag": "the replica's lag is PostgreSQL's real streaming lag"}
+    out = {"failover.metadata.lag": "the replica's lag is PostgreSQL's real streaming lag "
+           "(sampled: sim calibrate fits it)"}
     if spec.metadata.mode != "async":
         out["failover.metadata.mode"] = (f"{spec.metadata.mode}: the metadata replica "
                                          "streams (RPO is the real lag, not a copy interval)")

@@ -18,6 +18,8 @@ simulator's own service time: they are reported, listed under ``not_fitted`` wit
 the stand-in would have to expose. The overlay is a YAML file ``{overrides: {dotted.path:
 value}, fit: [...], not_fitted: [...]}``; ``python -m sim run|conform --calibration FILE``
 applies its ``overrides`` after the profile, as ``--set`` would (``--set`` still wins).
+The metadata replica's lag, the RPO of a primary loss, is fitted from the stand-in's raw
+lag samples beside these histograms (:mod:`sim.calibrate_lag`).
 """
 
 from __future__ import annotations
@@ -190,8 +192,11 @@ def overlay(histograms: Sequence[Histogram], source: str) -> dict[str, Any]:
     return {"source": source, "overrides": overrides, "fit": fits, "not_fitted": not_fitted}
 
 
-def calibration_overrides(path: Path) -> list[str]:
-    """A calibration file's overrides as ``--set`` items (``PATH=VALUE``)."""
+def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None) -> list[str]:
+    """A calibration file's overrides as ``--set`` items (``PATH=VALUE``). With the
+    ``scenario``'s data, an override of a top-level section it lacks is left out: a
+    calibration describes the stand-in's parts, it does not add a ``failover:`` to a
+    scenario without one (the lag fit is written to both parameters that draw an RPO)."""
     import yaml
 
     from labcore.scenario_file import ScenarioError
@@ -204,18 +209,24 @@ def calibration_overrides(path: Path) -> list[str]:
     if not isinstance(overrides, Mapping):
         raise ScenarioError(str(path), "a calibration file needs an 'overrides' mapping "
                             "(python -m sim calibrate --from-sandbox DIR writes one)")
-    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()
+            if scenario is None or str(key).split(".")[0] in scenario]
 
 
 def run_command(args: Any, console: Any) -> int:
-    """Read the stand-in's histograms, fit, print, write the overlay; 0, or 1 if nothing
-    could be fitted (the reasons are printed)."""
+    """Read the stand-in's histograms and replica lag samples, fit, print, write the
+    overlay; 0, or 1 if nothing could be fitted (the reasons are printed)."""
     import yaml
 
-    from .calibrate_io import fetch_metrics, fit_table
+    from .calibrate_io import fetch_lag, fetch_metrics, fit_table
+    from .calibrate_lag import lag_overlay
 
     histograms = read_histograms(fetch_metrics(args.from_sandbox))
     result = overlay(histograms, str(args.from_sandbox))
+    overrides, fits, not_fitted = lag_overlay(fetch_lag(args.from_sandbox))
+    result["overrides"].update(overrides)
+    result["fit"] += fits
+    result["not_fitted"] += not_fitted
     from rich.console import Console
 
     Console().print(fit_table(result))

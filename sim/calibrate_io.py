@@ -1,12 +1,12 @@
 """The I/O of ``python -m sim calibrate``: the command line, the stand-in's ``/metrics``
-and the printed fit (the fitting itself is :mod:`sim.calibrate`)."""
+and replica lag samples, and the printed fit (the fitting itself is :mod:`sim.calibrate`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CalibrationError", "add_parser", "fetch_metrics", "fit_table"]
+__all__ = ["CalibrationError", "add_parser", "fetch_lag", "fetch_metrics", "fit_table"]
 
 
 class CalibrationError(Exception):
@@ -14,8 +14,8 @@ class CalibrationError(Exception):
 
 
 def add_parser(sub: Any) -> None:
-    calibrate = sub.add_parser("calibrate", help="fit the stand-in's measured latencies into "
-                               "a profile overlay (--calibration FILE)")
+    calibrate = sub.add_parser("calibrate", help="fit the stand-in's measured latencies and "
+                               "replica lag into a profile overlay (--calibration FILE)")
     calibrate.add_argument("--from-sandbox", type=Path, required=True, metavar="DIR",
                            help="a running stand-in's directory (state.json)")
     calibrate.add_argument("--out", type=Path, default=Path("runs") / "calibration.yaml",
@@ -24,6 +24,27 @@ def add_parser(sub: Any) -> None:
 
 def fetch_metrics(directory: Path) -> str:
     """The admin's merged ``/metrics`` of the stand-in in ``directory`` (loopback only)."""
+    text = _admin_get(directory, "/metrics")
+    if text is None:
+        raise CalibrationError(f"{directory}: the stand-in has no /metrics")
+    return text
+
+
+def fetch_lag(directory: Path) -> dict[str, Any] | None:
+    """The stand-in's replica lag samples (``GET /admin/metadata/lag``); None when it
+    serves none (a stand-in from before the samples existed answers 404)."""
+    import json
+
+    text = _admin_get(directory, "/admin/metadata/lag")
+    try:
+        data = None if text is None else json.loads(text)
+    except ValueError:
+        raise CalibrationError(f"{directory}: /admin/metadata/lag is not JSON") from None
+    return data if isinstance(data, dict) else None
+
+
+def _admin_get(directory: Path, path: str) -> str | None:
+    """GET ``path`` on the admin of the stand-in in ``directory``: the body, None on 404."""
     import urllib.error
     import urllib.request
 
@@ -40,11 +61,16 @@ def fetch_metrics(directory: Path) -> str:
     token = state.get("admin_token")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        request = urllib.request.Request(url + "/metrics", headers=headers)
+        request = urllib.request.Request(url + path, headers=headers)
         with urllib.request.urlopen(request, timeout=10.0) as resp:
             return str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise CalibrationError(f"{directory}: the stand-in's {path} answered {exc.code}"
+                               ) from None
     except (OSError, urllib.error.URLError) as exc:
-        raise CalibrationError(f"{directory}: the stand-in's /metrics did not answer "
+        raise CalibrationError(f"{directory}: the stand-in's {path} did not answer "
                                f"({type(exc).__name__})") from None
 
 
@@ -72,6 +98,7 @@ def fit_table(result: dict[str, Any]) -> Any:
         written = "yes" if "target" in row else f"no ({reasons.index(row['reason']) + 1})"
         table.add_row(row["series"], f"{row['observations']:.0f}", *cells, ks, written)
     table.caption = "\n".join(
-        ["quantiles: measured / fitted lognormal; KS: largest CDF gap at the bucket edges"]
+        ["quantiles: measured / fitted lognormal; KS: largest CDF gap at the bucket edges "
+         "for histograms, of the raw samples for the lag"]
         + [f"({i}) {why}" for i, why in enumerate(reasons, start=1)])
     return table

@@ -183,12 +183,26 @@ def _calibrate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_BAD_INPUT
 
 
-def with_calibration(args: argparse.Namespace) -> list[str]:
-    """``--calibration FILE``'s overrides, then ``--set``'s (which win)."""
+def with_calibration(args: argparse.Namespace, scenario: Path | None = None) -> list[str]:
+    """``--calibration FILE``'s overrides (those the ``scenario`` file has a section for),
+    then ``--set``'s (which win)."""
     from .calibrate import calibration_overrides
 
-    extra = calibration_overrides(args.calibration) if args.calibration else []
-    return [*extra, *args.overrides]
+    if not args.calibration:
+        return list(args.overrides)
+    return [*calibration_overrides(args.calibration, _raw_sections(scenario)), *args.overrides]
+
+
+def _raw_sections(scenario: Path | None) -> dict[str, Any] | None:
+    """The scenario file's top-level mapping, or None (unreadable: its own errors are
+    reported when it is read)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(scenario.read_text()) if scenario is not None else None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _new(args: argparse.Namespace, console: Console) -> int:
@@ -249,7 +263,7 @@ def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int
 
     from .limits import check_duration, check_memory, check_out_folder, choose_jobs
 
-    args.overrides = with_calibration(args)
+    args.overrides = with_calibration(args, args.scenario)
     source = read_scenario(args.scenario, args.profile, args.overrides)
     problems = check_problems(source, "sim")  # before the run, not after it; all of them
     if problems:

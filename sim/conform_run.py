@@ -108,7 +108,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[ScenarioFile, ScenarioFile]
     for path in args.scenarios:
         source = read_scenario(path, args.profile or None, args.overrides)
         _check_runnable(source, args.runner)
-        calibrated = with_calibration(args) if args.calibration else None
+        calibrated = with_calibration(args, path) if args.calibration else None
         pairs.append((source, read_scenario(path, args.profile or None, calibrated)
                       if calibrated is not None else source))
     return pairs

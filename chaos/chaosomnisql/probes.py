@@ -121,25 +121,66 @@ def active_faults(configuration: Configuration = None, secrets: Secrets = None) 
     return result
 
 
+#: Faults that take the metadata primary down (the ledger's kinds).
+PRIMARY_LOSSES = ("az_loss", "region_loss", "metadata_failover")
+
+
 def acknowledged_writes_lost(configuration: Configuration = None,
                              secrets: Secrets = None) -> dict[str, Any]:
-    """RPO of the last metadata failover: acknowledged writes missing on the new primary.
+    """RPO of the last metadata primary loss: the replica's lag at the loss.
 
-    ``lost = max(0, last acknowledged − max visible)``; ``rpo_seconds`` is how long before
-    the last acknowledgement the newest surviving write was acknowledged (0 if none lost).
-    Needs :func:`~chaosomnisql.actions.start_metadata_writes` before the failover.
+    That is the simulator's RPO (``topology.metadata.replication_lag``, or the failover's
+    ``metadata.lag``, drawn at the loss): what a continuous writer loses, the writes
+    acknowledged within the lag. The stand-in reads the lag just before it kills the
+    primary (``GET /admin/metadata/lag``'s ``at_loss``). Beside it, the writes a
+    :func:`~chaosomnisql.actions.start_metadata_writes` writer actually lost:
+    ``lost = max(0, last acknowledged − max visible)`` and their span (how long before the
+    last acknowledgement the newest surviving write was acknowledged); the RPO is at least
+    that span. A target without the lag reading (no ``at_loss`` of this fault) falls back
+    to the span (``rpo_source: acknowledged_writes``).
     """
+    lag = _lag_at_loss(configuration)
+    writes = _writes_lost(configuration)
+    if lag is None and writes is None:
+        raise ActivityFailed("neither the lag at the loss nor acknowledged writes were "
+                             "recorded: start_metadata_writes before the failover")
+    span = writes["lost_span_seconds"] if writes else 0.0
+    rpo = round(max(lag or 0.0, span), 6)
+    ledger.LEDGER.running["rpo_seconds"] = rpo  # into the run's window facts
+    blank = dict.fromkeys(("last_acknowledged", "max_visible", "lost", "lost_span_seconds"))
+    return {**(writes or blank), "lag_at_loss_seconds": lag, "rpo_seconds": rpo,
+            "rpo_source": "lag_at_loss" if lag is not None else "acknowledged_writes",
+            "measured": {"rpo_seconds": rpo}}
+
+
+def _lag_at_loss(configuration: Configuration) -> float | None:
+    """The stand-in's lag reading at this run's latest primary loss (None: none, or older)."""
+    record = next((r for r in reversed(ledger.LEDGER.faults) if r.kind in PRIMARY_LOSSES),
+                  None)
+    try:
+        reading = admin_call("GET", "/admin/metadata/lag", configuration).get("at_loss")
+    except ActivityFailed:
+        return None
+    if record is None or not reading or reading.get("seconds") is None:
+        return None
+    # The reading is taken after the fault was recorded; 1 s of slack for clock rounding.
+    if float(reading.get("at") or 0.0) < record.wall_started - 1.0:
+        return None
+    return float(reading["seconds"])
+
+
+def _writes_lost(configuration: Configuration) -> dict[str, Any] | None:
+    """The writer's acknowledged writes missing on the promoted replica, and their span."""
     acks = ledger.LEDGER.running.get("writer_acks")
     if not acks:
-        raise ActivityFailed("no acknowledged metadata writes recorded before the failover")
+        return None
     visible = int(admin_call("GET", "/admin/metadata/writes", configuration)["max_visible"] or 0)
     last_time, last = acks[-1]
     lost = max(0, last - visible)
     kept = [t for t, n in acks if n <= visible]
-    rpo = 0.0 if lost == 0 else last_time - (kept[-1] if kept else acks[0][0])
-    ledger.LEDGER.running["rpo_seconds"] = round(rpo, 3)  # into the run's window facts
+    span = 0.0 if lost == 0 else last_time - (kept[-1] if kept else acks[0][0])
     return {"last_acknowledged": last, "max_visible": visible, "lost": lost,
-            "rpo_seconds": round(rpo, 3), "measured": {"rpo_seconds": round(rpo, 3)}}
+            "lost_span_seconds": round(span, 3)}
 
 
 def measure_recovery(window: int | None = None, sustain: float | None = None,

@@ -67,24 +67,30 @@ def _hypothesis(journal: dict[str, Any], when: str) -> dict[str, Any] | None:
 
 
 def writes_lost(journal: dict[str, Any]) -> dict[str, Any] | None:
-    """The acknowledged-writes check of the method (`acknowledged_writes_lost`): how many
-    acknowledged metadata writes the failover lost, beside the RPO it measured."""
+    """The RPO check of the method (`acknowledged_writes_lost`): the replica's lag at the
+    loss (the RPO) and how many acknowledged metadata writes the failover lost beside it."""
     for entry in journal.get("run") or []:
         provider = (entry.get("activity") or {}).get("provider") or {}
         if provider.get("func") != "acknowledged_writes_lost":
             continue
         out = entry.get("output")
-        keys = ("lost", "last_acknowledged", "max_visible", "rpo_seconds")
+        keys = ("lost", "last_acknowledged", "max_visible", "rpo_seconds",
+                "lag_at_loss_seconds")
         if entry.get("status") == "succeeded" and isinstance(out, dict):
-            return {k: out.get(k) for k in keys}
-        return dict.fromkeys(keys)
+            return {"measured": True, **{k: out.get(k) for k in keys}}
+        return {"measured": False, **dict.fromkeys(keys)}
     return None
 
 
 def _lost_text(lost: dict[str, Any]) -> str:
-    if lost["lost"] is None:
+    if not lost.get("measured", lost["lost"] is not None):
         return "acknowledged writes lost: not measured (the check failed)"
-    return (f"acknowledged writes lost: {lost['lost']} (last acknowledged "
+    lag = lost.get("lag_at_loss_seconds")
+    lag_text = ("replica lag at the loss: not read" if lag is None
+                else f"replica lag at the loss: {lag * 1000:.1f} ms")
+    if lost["lost"] is None:
+        return f"{lag_text}; acknowledged writes lost: no writer ran"
+    return (f"{lag_text}; acknowledged writes lost: {lost['lost']} (last acknowledged "
             f"{lost['last_acknowledged']}, max visible after failover {lost['max_visible']})")
 
 

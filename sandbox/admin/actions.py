@@ -178,6 +178,12 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
             return JSONResponse({**(plane.canary or {"weight": 0.0}), "analysis": analysis})
         return JSONResponse(await deploy_canary(plane, await read_json(request)))
 
+    async def lag(request: Request) -> Response:
+        """The replica's lag samples and the reading at the last loss (sandbox.admin.lag)."""
+        if request.method == "DELETE":
+            plane.lag.clear()
+        return JSONResponse(plane.lag.json())
+
     async def caps_list() -> dict[str, Any]:
         try:
             return {"caps": await asyncio.to_thread(_read_caps, plane.primary.port)}
@@ -201,5 +207,6 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
         Route("/admin/metadata/rebuild", get(plane.rebuild), methods=["POST"]),
         Route("/admin/metadata/writes", post(sequenced_writes), methods=["POST"]),
         Route("/admin/metadata/writes", get(lambda: visible_writes(plane)), methods=["GET"]),
+        Route("/admin/metadata/lag", lag, methods=["GET", "DELETE"]),
         Route("/admin/status", get(status)),
     ]

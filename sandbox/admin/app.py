@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from sandbox.admin.actions import admin_routes
 from sandbox.admin.faults import fault_routes
+from sandbox.admin.lag import sample_forever
 from sandbox.admin.leases import AuditLog
 from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
@@ -55,8 +56,10 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keeper = asyncio.create_task(keep_redis_state(plane))
+        sampler = asyncio.create_task(sample_forever(plane.lag, lambda: plane.primary.port))
         yield
         keeper.cancel()
+        sampler.cancel()
         await plane.close()
 
     async def stats(request: Request) -> Response:

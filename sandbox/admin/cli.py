@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_parser("rebuild")
     _add(meta, "write", ("n", {"type": int}))
     meta.add_parser("writes")
+    meta.add_parser("lag")
     _fault_parsers(top.add_parser("faults").add_subparsers(dest="action", required=True))
     _scenario_parsers(top)
     return parser
@@ -143,6 +144,7 @@ def to_call(a: argparse.Namespace) -> Call:
         ("metadata", "rebuild"): lambda: ("POST", "/admin/metadata/rebuild", None),
         ("metadata", "write"): lambda: ("POST", "/admin/metadata/writes", {"n": a.n}),
         ("metadata", "writes"): lambda: ("GET", "/admin/metadata/writes", None),
+        ("metadata", "lag"): lambda: ("GET", "/admin/metadata/lag", None),
     }
     if g == "faults":
         return _fault_call(a)

@@ -18,6 +18,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from sandbox import metadata
+from sandbox.admin.lag import LagSeries, read_lag
 from sandbox.admin.leases import AuditLog, Leases
 from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
@@ -61,6 +62,7 @@ class ControlPlane:
         self.promoted = False
         self.demoted: set[str] = set()  # old primaries that must be rebuilt before they run
         self.faults = FaultLog()
+        self.lag = LagSeries()  # the replica's lag: samples, and at the last loss (admin.lag)
         self.audit = AuditLog(self.layout.logs / "audit.log")
         self.leases = Leases(self.audit)
         self.canary: dict[str, Any] | None = None
@@ -132,6 +134,8 @@ class ControlPlane:
                 "role": role}
 
     async def kill_node(self, node: PgNode) -> None:
+        if node.name == self.primary_name:  # the RPO of this loss: the lag just before it
+            self.lag.loss(node.name, await read_lag(node.port))
         # SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, WAL not yet sent is lost,
         # as in a crash; unlike SIGKILL it also takes the backends down with the postmaster.
         await self.supervisor("signalProcess", f"shared:{node.name}", "QUIT")

@@ -304,6 +304,21 @@ def test_lose_az_routes_around_then_restore(sandbox: Sandbox) -> None:
     assert "az-b" in zones
 
 
+def test_replica_lag_is_sampled_under_writes(sandbox: Sandbox) -> None:
+    """The stand-in samples its replica's lag once a second (what `sim calibrate` fits)."""
+    admin = sandbox.admin
+    cleared = sandbox.http.delete(f"{admin}/admin/metadata/lag").json()
+    assert cleared["samples"] == [] and cleared["interval_seconds"] == 1.0
+    end = time.monotonic() + 3.5
+    while time.monotonic() < end:  # a running writer: WAL to replay, so a lag to measure
+        written = sandbox.http.post(f"{admin}/admin/metadata/writes", json={"n": 20}).json()
+        assert written["error"] is None
+    series = sandbox.http.get(f"{admin}/admin/metadata/lag").json()
+    print(f"lag samples (s): {series['samples']}, idle {series['idle']}")
+    assert len(series["samples"]) >= 2, series
+    assert all(0.0 < s < 5.0 for s in series["samples"]), series  # loopback: far below 5 s
+
+
 def test_metadata_failover_counts_lost_writes(sandbox: Sandbox) -> None:
     admin = sandbox.admin
 
@@ -329,6 +344,9 @@ def test_metadata_failover_counts_lost_writes(sandbox: Sandbox) -> None:
     assert sandbox.http.post(f"{admin}/faults/metadata/primary/kill").status_code == 200
     thread.join(timeout=60)
     assert answers[-1]["error"] is not None, "writes to a dead primary must fail"
+    at_loss = sandbox.http.get(f"{admin}/admin/metadata/lag").json()["at_loss"]
+    assert at_loss["node"] == "pg-primary" and at_loss["streaming"] is True, at_loss
+    assert 0.0 <= at_loss["seconds"] < 5.0, at_loss  # the RPO the chaos probe reports
     last_ack = max(a["last_acknowledged"] or 0 for a in [first, *answers])
     promoted = sandbox.http.post(f"{admin}/admin/metadata/promote", timeout=60)
     assert promoted.status_code == 200 and promoted.json()["primary"]["zone"] == "az-b"

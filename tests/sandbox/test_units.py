@@ -164,6 +164,7 @@ def test_supervisor_config_groups(tmp_path: Path) -> None:
      ("POST", "/admin/canary", {"version": "v2", "weight": 0.05})),
     (["canary", "rollback"], ("DELETE", "/admin/canary", None)),
     (["metadata", "promote"], ("POST", "/admin/metadata/promote", None)),
+    (["metadata", "lag"], ("GET", "/admin/metadata/lag", None)),
     (["faults", "lose-az", "az-b"], ("POST", "/faults/az/az-b/lose", None)),
     (["faults", "lose-region"], ("POST", "/faults/region/lose", {})),
     (["faults", "lose-region", "--blackhole"], ("POST", "/faults/region/lose",
