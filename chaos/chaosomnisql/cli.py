@@ -31,12 +31,13 @@ from .twin_gate import EXIT_REFUSED
 __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
            "sandbox_env"]
 
-#: Short mode for CI: a compressed timeline (a 75 s run, 10 s warm-up, the first fault at
-#: 15 s), 4 s stats windows, 8 s sustain, 30 s recovery timeout, 15 s faults, a shorter
-#: bulk token refresh; the prediction keeps its 10 replications (a few seconds).
+#: Short mode for CI: a compressed timeline (an 80 s run, 10 s warm-up, the first fault at
+#: 15 s: the canary's 60 s decision wait fits), 4 s stats windows, 8 s sustain, 30 s
+#: recovery timeout, 15 s faults, a shorter bulk token refresh; the prediction keeps its
+#: 10 replications (a few seconds).
 SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
               "OMNISQL_RECOVERY_TIMEOUT": "30",
-              "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "75",
+              "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "80",
               "OMNISQL_FAULT_AT": "15", "OMNISQL_FAULT_SECONDS": "15",
               # SOP-103 5 s after the revocation, 10 tokens per tenant (not measured).
               "OMNISQL_OPERATOR_DELAY": "5", "OMNISQL_REFRESH_TOKENS_PER_TENANT": "10", **{

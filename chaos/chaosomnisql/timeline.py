@@ -27,13 +27,18 @@ from chaoslib.types import Configuration, Secrets
 from . import ledger
 from .settings import scenario_file, setting
 
-__all__ = ["HYPOTHESIS_LEAD", "Timeline", "injection_times", "run_clock", "run_end",
+__all__ = ["HYPOTHESIS_LEAD", "LOAD_TAIL", "Timeline", "injection_times", "run_clock", "run_end",
            "run_timeline", "run_until_end", "scenario_timeline", "wait_for_fault"]
 
 #: Seconds before the first injection at which the steady-state hypothesis starts: its
 #: probes take well under a second on the stand-in (the metadata writer started before a
 #: zone or region loss pauses 1 s); the rest is room for a loaded machine.
 HYPOTHESIS_LEAD = 5.0
+#: Seconds the load goes on past the run's end, unmeasured (the windows stop at
+#: ``run.duration``): traffic for what the method does after the run (restoring a zone,
+#: rebuilding a replica) and for the after hypothesis; the after-experiment control stops
+#: it sooner, after the rollbacks.
+LOAD_TAIL = 180.0
 #: The ledger's key of the run's :class:`~chaosomnisql.windows.RunWindows` (its clock).
 _WINDOWS = "windows"
 

@@ -1,8 +1,8 @@
 """End to end against one real sandbox: experiments pass, false greens fail, interrupted
 runs leave nothing injected, secrets stay out of journals and summaries.
 
-Each run uses the wrapper's short mode (a 75 s run with its fault at 15 s, 4 s windows,
-8 s sustain): about 90 s of wall time with the prediction and the rollbacks.
+Each run uses the wrapper's short mode (an 80 s run with its fault at 15 s, 4 s windows,
+8 s sustain): about 95 s of wall time with the prediction and the rollbacks.
 """
 
 from __future__ import annotations

@@ -72,9 +72,9 @@ def test_the_timeline_is_the_scenarios_and_short_mode_compresses_it() -> None:
     line = timeline.run_timeline(_config("cache_stampede"))
     assert (line.warmup, line.duration, line.injections) == (180.0, 600.0, (240.0,))
     assert line.hypothesis_at == 240.0 - timeline.HYPOTHESIS_LEAD
-    short = timeline.run_timeline(_config("auth_failure", warmup="10", load_seconds="75",
+    short = timeline.run_timeline(_config("auth_failure", warmup="10", load_seconds="80",
                                           fault_at="15"))
-    assert (short.warmup, short.duration, short.injections) == (10.0, 75.0, (15.0,))
+    assert (short.warmup, short.duration, short.injections) == (10.0, 80.0, (15.0,))
     assert short.hypothesis_at == 10.0  # after the warm-up, just before the fault
     canary_line = timeline.run_timeline(_config("canary_bad_release"))
     assert canary_line.injections == (60.0,)  # the release's own time

@@ -310,7 +310,7 @@ def test_the_wrappers_default_timeout_covers_the_scenarios_whole_run() -> None:
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
     assert default_timeout(flood, {}) == 720 + TIMEOUT_MARGIN
     assert default_timeout(flood, {"OMNISQL_LOAD_SECONDS": "400"}) == 400 + TIMEOUT_MARGIN
-    assert default_timeout(auth, SHORT_MODE) == 75 + TIMEOUT_MARGIN
+    assert default_timeout(auth, SHORT_MODE) == 80 + TIMEOUT_MARGIN
 
 
 def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
@@ -342,8 +342,11 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
             wait = min(rto_target(scenario, metric) + scenario.slo.sustain,
                        scenario.run.duration - at)
             assert at + wait <= default_timeout(scenario, {}) - TIMEOUT_MARGIN, path.name
-        if scenario.release is not None:  # the scenario's own decision limit fits the run
+        if scenario.release is not None:  # the decision's wait fits the run, short mode too
             assert at + scenario_limit(scenario) + GRACE <= scenario.run.duration
+            assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + GRACE
+                    + float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"])
+                    <= float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
     assert rto_target(flood, "tenants_except.umbrella.rto_seconds") == 300.0
     assert rto_target(flood) == 300.0

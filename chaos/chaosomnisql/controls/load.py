@@ -5,8 +5,9 @@ starts before the steady-state hypothesis (so the hypothesis has traffic to judg
 until just before the first injection (the scenario's first ``at``, at least the warm-up
 when the fault comes later), and stops after the rollbacks. Load = the scenario's tenants
 at its ``standin`` rates (``workload.scale`` applied), for the run's length
-(``run.duration``, or ``omnisql_load_seconds``) plus a few seconds for the after
-hypothesis, and at most ``max_requests``; the API keys come from ``secrets``. The windows
+(``run.duration``, or ``omnisql_load_seconds``) and, unmeasured, past it until the
+rollbacks are over (at most :data:`~chaosomnisql.timeline.LOAD_TAIL` seconds: traffic for
+the after hypothesis), and at most ``max_requests``; the API keys come from ``secrets``. The windows
 cover ``[warmup, duration]``, as the simulator's.
 
 Every answer goes into the run's windows (:class:`chaosomnisql.windows.RunWindows`). When
@@ -37,7 +38,7 @@ from ..counters import CONNECTOR_METRICS, ConnectorPoller
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
-from ..timeline import HYPOTHESIS_LEAD, Timeline, run_timeline
+from ..timeline import LOAD_TAIL, Timeline, run_timeline
 from ..windows import RunWindows, measured_metrics
 
 __all__ = ["POLLER", "WINDOWS", "after_experiment_control", "before_experiment_control"]
@@ -64,16 +65,16 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     """Start the load (t=0 of the run) and wait until the steady-state hypothesis is due:
     :attr:`Timeline.hypothesis_at <chaosomnisql.timeline.Timeline.hypothesis_at>`, just
     before the first injection, after the warm-up that lets the cache fill. ``seconds``
-    bounds the load (default: the run's length and :data:`HYPOTHESIS_LEAD` for the after
-    hypothesis). On the sandbox the stand-in is first configured from the scenario
-    (issue 18, :mod:`chaosomnisql.standin`; what it cannot honour is logged and kept in the
-    journal); the target's result-cache TTL is set to the scenario's
-    ``topology.cache.ttl`` for the run (and put back afterwards)."""
+    bounds the load (default: the run's length and :data:`LOAD_TAIL` after it). On the
+    sandbox the stand-in is first configured from the scenario (issue 18,
+    :mod:`chaosomnisql.standin`; what it cannot honour is logged and kept in the journal);
+    the target's result-cache TTL is set to the scenario's ``topology.cache.ttl`` for the
+    run (and put back afterwards)."""
     ledger.reset()
     scenario = scenario_file(configuration).scenario
     timeline = run_timeline(configuration)
     _configure_target(scenario, configuration)
-    seconds = float(seconds or timeline.duration + HYPOTHESIS_LEAD)
+    seconds = float(seconds or timeline.duration + LOAD_TAIL)
     plan = plan_from_scenario(scenario, seconds, 1)
     cap = int(max_requests) if max_requests else int(plan.total_rate * seconds * 2 + 100)
     # A fresh key sequence per run (recorded in the journal): with the scenario's fixed seed
