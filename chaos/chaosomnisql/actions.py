@@ -5,7 +5,8 @@ target's module (:mod:`.sandbox.actions` or :mod:`.eks.actions`); control-plane 
 (cache, tokens, canary, caps) and the lab's fault API use OmniSQL's HTTP API, whose
 address comes from the target (the sandbox's state file, or ``omnisql_admin_url``).
 Every injected fault is recorded in the :mod:`.ledger` so that the recovery probe knows
-when it started.
+when it started. :func:`wait_for_fault` and :func:`run_until_end` (from :mod:`.timeline`)
+put the method on the scenario's timeline.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from . import ledger
 from .api import admin_call
 from .load import BackgroundLoad, plan_from_scenario
 from .settings import api_keys, endpoints, scenario_file, setting, target_name
+from .timeline import run_until_end, wait_for_fault
 
 __all__ = [
     "apply_concurrency_cap",
@@ -40,11 +42,13 @@ __all__ = [
     "reset_faults",
     "restore_zone",
     "rollback_canary",
+    "run_until_end",
     "set_cache_options",
     "start_metadata_writes",
     "start_tenant_flood",
     "stop_metadata_writes",
     "stop_tenant_flood",
+    "wait_for_fault",
     "wait_tenant_flood",
 ]
 

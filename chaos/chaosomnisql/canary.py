@@ -24,6 +24,7 @@ from labcore.scenario import Canary
 from . import ledger
 from .api import admin_call
 from .settings import scenario_file, setting
+from .timeline import run_end
 
 __all__ = ["CANARY_METRICS", "GRACE", "canary_measured", "decision_limit", "measure_canary",
            "scenario_limit"]
@@ -84,7 +85,9 @@ def measure_canary(poll: float = 1.0, configuration: Configuration = None,
     if record is None:
         raise ActivityFailed("no canary was deployed before measure_canary")
     limit, full = decision_limit(configuration)
-    analysis = _wait(record.started_at + limit + GRACE, poll, configuration)
+    deadline = record.started_at + limit + GRACE
+    end = run_end(configuration)  # never past the run's end (.timeline)
+    analysis = _wait(deadline if end is None else min(deadline, end), poll, configuration)
     decision, seconds = analysis.get("decision"), analysis.get("decision_seconds")
     if decision == "rolled_back" and seconds is not None:  # the fault ended at the decision
         ledger.LEDGER.restored("canary", record.target, record.started_at + float(seconds))

@@ -26,28 +26,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .canary import GRACE, scenario_limit
-from .slo import rto_target
 from .twin_gate import EXIT_REFUSED
 
 __all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
            "sandbox_env"]
 
-#: Short mode for CI: 10 s warm-up, 4 s stats windows, 8 s sustain, 30 s recovery timeout,
-#: 15 s faults, a shorter bulk token refresh; the prediction keeps its 10 replications
-#: (a few seconds).
+#: Short mode for CI: a compressed timeline (an 80 s run, 10 s warm-up, the first fault at
+#: 15 s: the canary's 60 s decision wait fits), 4 s stats windows, 8 s sustain, 30 s
+#: recovery timeout, 15 s faults, a shorter bulk token refresh; the prediction keeps its
+#: 10 replications (a few seconds).
 SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
               "OMNISQL_RECOVERY_TIMEOUT": "30",
-              "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "120",
-              "OMNISQL_FAULT_SECONDS": "15",
+              "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "80",
+              "OMNISQL_FAULT_AT": "15", "OMNISQL_FAULT_SECONDS": "15",
               # SOP-103 5 s after the revocation, 10 tokens per tenant (not measured).
               "OMNISQL_OPERATOR_DELAY": "5", "OMNISQL_REFRESH_TOKENS_PER_TENANT": "10", **{
                   # The canary analysis in 10 s windows of at least 5 canary attempts (a
                   # noisier judge than the scenario's), its decision waited for 60 s.
                   "OMNISQL_CANARY_WINDOW": "10", "OMNISQL_CANARY_MIN_SAMPLES": "5",
                   "OMNISQL_CANARY_TIMEOUT": "60"}}
-#: Seconds the default ``--timeout`` adds to the run's own length: the hypotheses, the
-#: prediction, the rollbacks (a metadata rebuild runs pg tools) and a loaded machine.
+#: Seconds the default ``--timeout`` adds to the run's own length: the stand-in's
+#: configuration, the hypotheses, the prediction, the rollbacks (a metadata rebuild runs
+#: pg tools) and a loaded machine.
 TIMEOUT_MARGIN = 180.0
 
 
@@ -72,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="sandbox (the stand-in in --dir) or eks (OMNISQL_GATEWAY_URL, ...)")
     run.add_argument("--journal", type=Path, help="journal path (default: a temp file)")
     run.add_argument("--timeout", type=float, default=None,
-                     help="wall-clock limit, seconds (default: warm-up + the longer of the RTO "
-                     "target and the faults + sustain + a margin, from the scenario)")
+                     help="wall-clock limit, seconds (default: the scenario's run.duration, "
+                     "or OMNISQL_LOAD_SECONDS, + a margin for the prediction and rollbacks)")
     gate = run.add_mutually_exclusive_group()
     gate.add_argument("--twin-gate", dest="twin_gate", action="store_true", default=None,
                       help="predict the blast radius first and refuse (exit 3) beyond the "
@@ -187,29 +187,16 @@ def _twin_gate(args: argparse.Namespace, source: Any) -> bool:
 
 
 def default_timeout(scenario: Any, env: dict[str, str]) -> float:
-    """The wrapper's default wall-clock limit: warm-up, then the longer of the RTO target
-    (how long recovery is waited for) and the scenario's longest fault (a flood lasts
-    it), then the sustain and two windows, plus :data:`TIMEOUT_MARGIN`; each part as the
-    run will take it (``OMNISQL_WARMUP`` etc. in ``env``, short mode included)."""
-    def pick(key: str, fallback: float) -> float:
-        value = env.get(key)
-        return float(value) if value else float(fallback)
+    """The wrapper's default wall-clock limit: the run's length on the scenario's timeline
+    (:mod:`.timeline`: ``run.duration``, or ``OMNISQL_LOAD_SECONDS`` in ``env``, short mode
+    included), which every wait of the method ends by, plus :data:`TIMEOUT_MARGIN` for
+    what comes before and after it (the prediction, the rollbacks)."""
+    from .timeline import scenario_timeline
 
-    durations = [float(getattr(f, "duration", None) or 0.0) for f in scenario.faults]
-    recovery = pick("OMNISQL_RECOVERY_TIMEOUT", rto_target(scenario))
-    fault = pick("OMNISQL_FAULT_SECONDS", max(durations, default=0.0))
-    return (pick("OMNISQL_WARMUP", scenario.run.warmup)
-            + max(recovery, fault, _canary_wait(scenario, pick))
-            + pick("OMNISQL_SUSTAIN", scenario.slo.sustain)
-            + 2 * pick("OMNISQL_WINDOW", scenario.run.window) + TIMEOUT_MARGIN)
+    def get(key: str) -> str | None:
+        return env.get(f"OMNISQL_{key.upper()}")
 
-
-def _canary_wait(scenario: Any, pick: Any) -> float:
-    """How long a canary's decision is waited for (``chaosomnisql.canary``); 0 without one."""
-    if getattr(scenario.release, "kind", None) != "canary":
-        return 0.0
-    own = scenario_limit(scenario)
-    return min(own, pick("OMNISQL_CANARY_TIMEOUT", own)) + GRACE
+    return scenario_timeline(scenario, get).duration + TIMEOUT_MARGIN
 
 
 def _env(args: argparse.Namespace, results: Path, source: Any = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from . import ledger
 from .api import admin_call, stats
 from .settings import scenario_file, setting
 from .slo import recovery_time, rto_target, slo_failures
+from .timeline import run_end
 
 __all__ = [
     "acknowledged_writes_lost",
@@ -190,20 +191,25 @@ def measure_recovery(window: int | None = None, sustain: float | None = None,
                      secrets: Secrets = None) -> dict[str, Any]:
     """RTO of the latest fault: judge consecutive ``window``-second stats windows from the
     fault's start against the scenario's SLO until it holds for ``sustain`` seconds, or
-    ``timeout`` seconds pass. ``rto_seconds`` is window-granular, None if not recovered.
-    Defaults: the scenario's ``run.window``, ``slo.sustain`` and RTO target, each
-    overridable by ``omnisql_window``/``omnisql_sustain``/``omnisql_recovery_timeout``.
-    With ``tenants``, only their traffic is judged; ``metric`` names the scenario check
-    the result answers (e.g. ``tenants_except.umbrella.rto_seconds``)."""
+    ``timeout`` seconds pass, or the run ends (:mod:`.timeline`: never past
+    ``run.duration``). ``rto_seconds`` is window-granular, None if not recovered; ``outcome``
+    says whether the run's end or the timeout came first, as the simulator distinguishes
+    "not recovered by the end of the run". Defaults: the scenario's ``run.window``,
+    ``slo.sustain`` and RTO target, each overridable by ``omnisql_window``/
+    ``omnisql_sustain``/``omnisql_recovery_timeout``. With ``tenants``, only their traffic
+    is judged; ``metric`` names the scenario check the result answers (e.g.
+    ``tenants_except.umbrella.rto_seconds``)."""
     start = ledger.LEDGER.last_fault_start()
     if start is None:
         raise ActivityFailed("no fault was injected before measure_recovery")
     slo = scenario_file(configuration).scenario.slo
     window = _window(window, configuration)
     sustain, timeout = _recovery_limits(sustain, timeout, configuration, metric)
+    span, cut_by_end = _recovery_span(start, timeout + sustain, configuration)
     good: list[bool] = []
     misses: list[list[str]] = []
-    while (len(good) + 1) * window <= timeout + sustain:
+    rto = None
+    while (len(good) + 1) * window <= span:
         time.sleep(max(0.0, start + (len(good) + 1) * window - time.monotonic()))
         reasons = slo_failures(stats(window, configuration), slo, tenants, min_requests)
         good.append(not reasons)
@@ -211,8 +217,21 @@ def measure_recovery(window: int | None = None, sustain: float | None = None,
         rto = recovery_time(good, window, sustain)
         if rto is not None:
             break
-    return {"rto_seconds": rto, "recovered": rto is not None, "windows": len(good),
+    outcome = ("recovered" if rto is not None else "not recovered by the end of the run"
+               if cut_by_end else "not recovered within the timeout")
+    return {"rto_seconds": rto, "recovered": rto is not None, "outcome": outcome,
+            "windows": len(good), "waited_at_most": round(span, 3),
             "missed": [m for m in misses if m][:5], "measured": {metric: rto}}
+
+
+def _recovery_span(start: float, limit: float,
+                   configuration: Configuration) -> tuple[float, bool]:
+    """Seconds after ``start`` the recovery may be watched: ``limit``, cut at the run's
+    end; and whether the end cut it."""
+    end = run_end(configuration)
+    if end is None or end - start >= limit:
+        return limit, False
+    return max(0.0, end - start), True
 
 
 def measure_traffic(window: int | None = None, tenants: list[str] | None = None,

@@ -13,9 +13,10 @@ replications) and compares three predicted figures with the experiment's safegua
     ``region_loss`` every zone); the safeguard allows ``omnisql_max_zones_lost``.
 ``RTO``
     The predicted ``rto_seconds`` against the experiment's abort time
-    (``omnisql_abort_seconds``, default: the recovery timeout plus the sustain, how long
-    the experiment waits for recovery before it rolls back). A replication that never
-    recovers counts as beyond any abort time, so the mean is then beyond it too.
+    (``omnisql_abort_seconds``, default: how long the recovery probe watches, the recovery
+    timeout plus the sustain cut at the run's end after the first injection, as
+    :mod:`.timeline` has it). A replication that never recovers counts as beyond any abort
+    time, so the mean is then beyond it too.
 
 A figure beyond its limit refuses the run (exit 3, the figures printed); ``--force`` runs
 it anyway. On by default for the ``eks`` target, ``--twin-gate`` for the sandbox.
@@ -107,7 +108,10 @@ def _config_value(config: Mapping[str, Any], key: str, env: Mapping[str, str]) -
 def safeguards(config: Mapping[str, Any], scenario: Any,
                env: Mapping[str, str] = os.environ) -> Safeguards:
     """The experiment's safeguards from its ``configuration`` (and the environment), the
-    abort time defaulting to its recovery timeout plus sustain."""
+    abort time defaulting to how long the recovery probe watches: its recovery timeout
+    plus sustain, cut at the run's end (:mod:`.timeline`)."""
+    from .timeline import scenario_timeline
+
     def number(key: str, default: float) -> float:
         value = _config_value(config, key, env)
         return float(default if value is None else value)
@@ -115,9 +119,14 @@ def safeguards(config: Mapping[str, Any], scenario: Any,
     rto = [c.value for c in scenario.checks if c.metric.endswith("rto_seconds")]
     recovery = number("omnisql_recovery_timeout", max(rto) if rto else 900.0)
     sustain = number("omnisql_sustain", scenario.slo.sustain)
+    timeline = scenario_timeline(scenario, lambda key: _config_value(config, f"omnisql_{key}",
+                                                                     env))
+    watch = recovery + sustain
+    if timeline.injections:
+        watch = min(watch, timeline.duration - timeline.injections[0])
     return Safeguards(max_error_rate=number("omnisql_max_error_rate", 0.9),
                       max_zones_lost=int(number("omnisql_max_zones_lost", 1)),
-                      abort_seconds=number("omnisql_abort_seconds", recovery + sustain))
+                      abort_seconds=number("omnisql_abort_seconds", watch))
 
 
 def zones_lost(scenario: Any) -> int:

@@ -65,6 +65,8 @@ class RunWindows:
     window: float
     warmup: float
     sustain: float
+    #: The run's length (``run.duration``): windows past it are not measured.
+    duration: float | None = None
     origin: float = field(default_factory=time.monotonic)
     recorder: ClientRecorder = field(init=False)
     #: ``{tier: {window: TIER_FIELDS sums}}`` the target's pools reported (.counters).
@@ -107,9 +109,12 @@ class RunWindows:
     def facts(self, records: list[FaultRecord], rpo_seconds: float | None = None,
               elapsed: float | None = None, seed: int = 0,
               whole: dict[str, float | None] | None = None) -> RunFacts | None:
-        """The window facts of the whole windows so far (None: not one measured window);
-        ``whole``: whole-run facts a probe measured (the canary's decision)."""
+        """The window facts of the whole windows so far, up to the run's ``duration``
+        (None: not one measured window); ``whole``: whole-run facts a probe measured (the
+        canary's decision)."""
         elapsed = self.now() if elapsed is None else elapsed
+        if self.duration is not None:
+            elapsed = min(elapsed, self.duration)
         if elapsed < self.warmup + self.window:
             return None
         scenario = measured_scenario(self.scenario, self.window, self.warmup, self.sustain,

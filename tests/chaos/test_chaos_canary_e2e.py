@@ -13,9 +13,11 @@ CANARY = ("canary.rolled_back", "canary.decision_seconds", "canary.exposed_reque
 
 def test_the_chaos_summary_measures_the_canarys_decision(chaos_sandbox: ChaosSandbox) -> None:
     # The scenario's own 30 s warm-up (short mode's 10 s leaves the cache cold: with the
-    # scenario's provider latencies a 4 s stats window's P95 can then exceed the SLO).
+    # scenario's provider latencies a 4 s stats window's P95 can then exceed the SLO), the
+    # release after it and the run long enough for short mode's 60 s decision wait.
+    env = {"OMNISQL_WARMUP": "30", "OMNISQL_FAULT_AT": "35", "OMNISQL_LOAD_SECONDS": "105"}
     code, out, journal = chaos_sandbox.run(EXPERIMENTS / "canary_bad_release.yaml",
-                                           env={"OMNISQL_WARMUP": "30"}, timeout=300)
+                                           env=env, timeout=330)
     assert journal is not None, out[-3000:]
     assert journal["steady_states"]["before"]["steady_state_met"], out[-3000:]
     probe = next(e for e in journal["run"]

@@ -297,42 +297,56 @@ def test_summary_shows_acknowledged_writes_lost_beside_the_rpo() -> None:
                                                                             None))
 
 
-def test_the_wrappers_default_timeout_covers_warmup_recovery_and_sustain() -> None:
-    """warm-up + max(RTO target, longest fault) + sustain + 2 windows + margin, from the
-    scenario (auth_failure's full run was longer than the old fixed 600 s)."""
+def test_the_wrappers_default_timeout_covers_the_scenarios_whole_run() -> None:
+    """The run lasts the scenario's run.duration on its timeline (the faults at their
+    scenario time, the load until the end), then the rollbacks: the default timeout is
+    that length plus the margin (the old one, warm-up + RTO target + sustain, stopped
+    auth_failure's 900 s run at 750 s: issue 18), short mode's compressed length too."""
     from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
 
     auth = read_scenario("scenarios/auth_failure.yaml", profile="standin").scenario
-    assert (auth.run.warmup, auth.slo.sustain, auth.run.window) == (30.0, 120.0, 10.0)
-    assert default_timeout(auth, {}) == 30 + 600 + 120 + 20 + TIMEOUT_MARGIN > 600
+    assert auth.run.duration == 900.0
+    assert default_timeout(auth, {}) == 900 + TIMEOUT_MARGIN
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
-    assert default_timeout(flood, {}) == 30 + max(300, 240) + 120 + 20 + TIMEOUT_MARGIN
-    assert default_timeout(flood, {"OMNISQL_FAULT_SECONDS": "400"}) == (
-        30 + 400 + 120 + 20 + TIMEOUT_MARGIN)
-    assert default_timeout(auth, SHORT_MODE) == 10 + max(30, 15) + 8 + 8 + TIMEOUT_MARGIN
+    assert default_timeout(flood, {}) == 720 + TIMEOUT_MARGIN
+    assert default_timeout(flood, {"OMNISQL_LOAD_SECONDS": "400"}) == 400 + TIMEOUT_MARGIN
+    assert default_timeout(auth, SHORT_MODE) == 80 + TIMEOUT_MARGIN
 
 
-def test_the_recovery_probe_waits_no_longer_than_the_wrapper_allows() -> None:
-    """Every experiment's measure-recovery probe waits for the RTO target of the check it
-    measures (its ``metric``), the same target the wrapper's default timeout is built
-    from. rate_limit_flood's probe measures ``tenants_except.umbrella.rto_seconds``: it
-    once waited 900 s (only a check on plain ``rto_seconds`` counted) inside a 650 s
-    timeout, and the run was interrupted (13:20 UTC)."""
+def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
+    """Every experiment's measure-recovery probe watches from its fault's time for the RTO
+    target of the check it measures plus the sustain, cut at the run's end; the canary's
+    decision is waited for within the run too: both end before the wrapper's default
+    timeout takes its margin. rate_limit_flood's probe measures
+    ``tenants_except.umbrella.rto_seconds``: it once waited 900 s (only a check on plain
+    ``rto_seconds`` counted) inside a 650 s timeout (13:20 UTC)."""
     import yaml
-    from chaosomnisql.cli import TIMEOUT_MARGIN, default_timeout
+    from chaosomnisql.canary import GRACE, scenario_limit
+    from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
     from chaosomnisql.slo import rto_target
+    from chaosomnisql.timeline import scenario_timeline
 
     for path in sorted(Path("chaos/experiments").glob("*.yaml")):
         experiment = yaml.safe_load(path.read_text())
         scenario = read_scenario(experiment["configuration"]["omnisql_scenario"],
                                  profile="standin").scenario
+        for env in ({}, SHORT_MODE):
+            timeline = scenario_timeline(scenario, lambda k, e=env: e.get(f"OMNISQL_{k.upper()}"))
+            assert timeline.duration <= default_timeout(scenario, env) - TIMEOUT_MARGIN
+            assert timeline.hypothesis_at < timeline.fault_at(0) < timeline.duration, path
+        at = scenario_timeline(scenario, lambda k: None).fault_at(0)
         for activity in experiment["method"]:
             if activity["provider"].get("func") != "measure_recovery":
                 continue
             metric = activity["provider"].get("arguments", {}).get("metric", "rto_seconds")
-            wait = rto_target(scenario, metric)
-            assert scenario.run.warmup + wait + scenario.slo.sustain <= (
-                default_timeout(scenario, {}) - TIMEOUT_MARGIN), path.name
+            wait = min(rto_target(scenario, metric) + scenario.slo.sustain,
+                       scenario.run.duration - at)
+            assert at + wait <= default_timeout(scenario, {}) - TIMEOUT_MARGIN, path.name
+        if scenario.release is not None:  # the decision's wait fits the run, short mode too
+            assert at + scenario_limit(scenario) + GRACE <= scenario.run.duration
+            assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + GRACE
+                    + float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"])
+                    <= float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
     assert rto_target(flood, "tenants_except.umbrella.rto_seconds") == 300.0
     assert rto_target(flood) == 300.0

@@ -69,7 +69,12 @@ def test_safeguards_come_from_the_experiment_and_the_environment() -> None:
 
     scenario = read_scenario("scenarios/az_loss.yaml", profile="standin").scenario
     config = yaml.safe_load(AZ_LOSS.read_text())["configuration"]
-    assert safeguards(config, scenario, {}) == Safeguards(0.9, 1, 900.0 + 120.0)
+    # The recovery probe watches the RTO target + sustain (900 + 120 s) but never past the
+    # run's end: the zone is lost at 120 s of a 300 s run (issue 18's timeline).
+    assert (scenario.faults[0].at, scenario.run.duration) == (120.0, 300.0)
+    assert safeguards(config, scenario, {}) == Safeguards(0.9, 1, 300.0 - 120.0)
+    longer = {"OMNISQL_LOAD_SECONDS": "2000"}
+    assert safeguards(config, scenario, longer) == Safeguards(0.9, 1, 900.0 + 120.0)
     short = {"OMNISQL_RECOVERY_TIMEOUT": "30", "OMNISQL_SUSTAIN": "8",
              "OMNISQL_MAX_ZONES_LOST": "2", "OMNISQL_ABORT_SECONDS": ""}
     assert safeguards(config, scenario, short) == Safeguards(0.9, 2, 38.0)

@@ -1,9 +1,14 @@
 """Control: the scenario's background load for the whole experiment, bounded.
 
-Declared at the experiment level; it starts before the steady-state hypothesis (so the
-hypothesis has traffic to judge), waits ``warmup`` seconds, and stops after the rollbacks.
-Load = the scenario's tenants at its ``standin`` rates (``workload.scale`` applied), for
-at most ``seconds`` and ``max_requests``; the API keys come from ``secrets``.
+Declared at the experiment level; its start is the run's t=0 (:mod:`..timeline`). It
+starts before the steady-state hypothesis (so the hypothesis has traffic to judge), waits
+until just before the first injection (the scenario's first ``at``, at least the warm-up
+when the fault comes later), and stops after the rollbacks. Load = the scenario's tenants
+at its ``standin`` rates (``workload.scale`` applied), for the run's length
+(``run.duration``, or ``omnisql_load_seconds``) and, unmeasured, past it until the
+rollbacks are over (at most :data:`~chaosomnisql.timeline.LOAD_TAIL` seconds: traffic for
+the after hypothesis), and at most ``max_requests``; the API keys come from ``secrets``. The windows
+cover ``[warmup, duration]``, as the simulator's.
 
 Every answer goes into the run's windows (:class:`chaosomnisql.windows.RunWindows`). When
 the load stops, the windows become window facts: their metrics, over each check's scope,
@@ -14,7 +19,7 @@ before ``omnisql-verdict`` (Chaos Toolkit runs the after-controls in declared or
     controls:
       - name: omnisql-load
         provider: {type: python, module: chaosomnisql.controls.load,
-                   arguments: {seconds: 60, warmup: 4}}
+                   arguments: {max_requests: 100000}}
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..counters import CONNECTOR_METRICS, ConnectorPoller
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
+from ..timeline import LOAD_TAIL, Timeline, run_timeline
 from ..windows import RunWindows, measured_metrics
 
 __all__ = ["POLLER", "WINDOWS", "after_experiment_control", "before_experiment_control"]
@@ -44,46 +50,39 @@ WINDOWS = "windows"
 POLLER = "connector_poller"
 
 
-def _windows(scenario: Any, warmup: float, configuration: Configuration) -> RunWindows:
-    """The run's windows: ``omnisql_window``/``omnisql_sustain`` or the scenario's."""
+def _windows(scenario: Any, timeline: Timeline, configuration: Configuration) -> RunWindows:
+    """The run's windows, ``[warmup, duration]`` of the run's timeline, each
+    ``omnisql_window`` long, the sustain ``omnisql_sustain`` (else the scenario's)."""
     window = float(setting(configuration, "window") or scenario.run.window)
     sustain = float(setting(configuration, "sustain") or scenario.slo.sustain)
-    return RunWindows(scenario, window, warmup, sustain)
+    return RunWindows(scenario, window, timeline.warmup, sustain, duration=timeline.duration)
 
 
 def before_experiment_control(context: Experiment, seconds: float | None = None,
-                              max_requests: int | None = None, warmup: float | None = None,
+                              max_requests: int | None = None,
                               configuration: Configuration = None, secrets: Secrets = None,
                               **kwargs: Any) -> None:
-    """Start the load; ``seconds`` (``omnisql_load_seconds``, default 600) bounds it, and
-    ``warmup`` (``omnisql_warmup``, default the scenario's ``run.warmup``) lets the cache
-    fill before the hypothesis judges the steady state, as the simulator's warm-up does.
-    On the sandbox the stand-in is first configured from the scenario (issue 18,
+    """Start the load (t=0 of the run) and wait until the steady-state hypothesis is due:
+    :attr:`Timeline.hypothesis_at <chaosomnisql.timeline.Timeline.hypothesis_at>`, just
+    before the first injection, after the warm-up that lets the cache fill. ``seconds``
+    bounds the load (default: the run's length and :data:`LOAD_TAIL` after it). On the
+    sandbox the stand-in is first configured from the scenario (issue 18,
     :mod:`chaosomnisql.standin`; what it cannot honour is logged and kept in the journal);
     the target's result-cache TTL is set to the scenario's ``topology.cache.ttl`` for the
     run (and put back afterwards)."""
     ledger.reset()
     scenario = scenario_file(configuration).scenario
-    standin = configure_standin(configuration)  # issue 18: the stand-in from the scenario
-    ledger.LEDGER.running["standin_not_honoured"] = (standin or {}).get("not_honoured")
-    reasons = (standin or {}).get("reasons") or {}
-    ledger.LEDGER.running["fault_not_honoured"] = {  # the verdict's fault_mismatch
-        path: why for path, why in reasons.items() if path.startswith("faults.")}
-    seconds = float(seconds or setting(configuration, "load_seconds", 600))
-    if warmup is None:
-        warmup = float(setting(configuration, "warmup") or scenario.run.warmup)
-    before = admin_call("POST", "/admin/cache/options", configuration, {})
-    admin_call("POST", "/admin/cache/options", configuration,
-               {"ttl_seconds": scenario.topology.cache.ttl})
-    ledger.LEDGER.running["cache_ttl_before"] = before.get("ttl_seconds")
-    plan = plan_from_scenario(scenario, float(seconds), 1)
-    cap = int(max_requests) if max_requests else int(plan.total_rate * float(seconds) * 2 + 100)
+    timeline = run_timeline(configuration)
+    _configure_target(scenario, configuration)
+    seconds = float(seconds or timeline.duration + LOAD_TAIL)
+    plan = plan_from_scenario(scenario, seconds, 1)
+    cap = int(max_requests) if max_requests else int(plan.total_rate * seconds * 2 + 100)
     # A fresh key sequence per run (recorded in the journal): with the scenario's fixed seed
     # every run would ask for exactly the keys the previous one left in the cache.
     seed = int(setting(configuration, "load_seed") or secrets_module.randbits(31))
-    plan = dataclasses.replace(plan_from_scenario(scenario, float(seconds), cap), seed=seed)
+    plan = dataclasses.replace(plan_from_scenario(scenario, seconds, cap), seed=seed)
     ledger.LEDGER.running["load_seed"] = seed
-    windows = _windows(scenario, float(warmup), configuration)
+    windows = _windows(scenario, timeline, configuration)
     ledger.LEDGER.running[WINDOWS] = windows
     load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets),
                           recorder=windows, origin=windows.origin)
@@ -92,8 +91,23 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     ledger.LEDGER.running[POLLER] = ConnectorPoller(
         windows, lambda seconds: stats(seconds, configuration)).start()
     logger.info(f"omnisql: background load {plan.total_rate:.1f} req/s for at most "
-                f"{seconds:g} s / {cap} requests")
-    time.sleep(float(warmup))
+                f"{seconds:g} s / {cap} requests; first injection at "
+                f"{timeline.injections[:1]} s, run ends at {timeline.duration:g} s")
+    time.sleep(max(0.0, windows.origin + timeline.hypothesis_at - time.monotonic()))
+
+
+def _configure_target(scenario: Any, configuration: Configuration) -> None:
+    """The stand-in from the scenario (what it cannot honour into the ledger, for the
+    journal and the verdict's fault_mismatch) and the scenario's cache TTL."""
+    standin = configure_standin(configuration)  # issue 18: the stand-in from the scenario
+    ledger.LEDGER.running["standin_not_honoured"] = (standin or {}).get("not_honoured")
+    reasons = (standin or {}).get("reasons") or {}
+    ledger.LEDGER.running["fault_not_honoured"] = {
+        path: why for path, why in reasons.items() if path.startswith("faults.")}
+    before = admin_call("POST", "/admin/cache/options", configuration, {})
+    admin_call("POST", "/admin/cache/options", configuration,
+               {"ttl_seconds": scenario.topology.cache.ttl})
+    ledger.LEDGER.running["cache_ttl_before"] = before.get("ttl_seconds")
 
 
 def after_experiment_control(context: Experiment, state: Journal = None,
@@ -132,7 +146,8 @@ def window_report(windows: RunWindows, configuration: Configuration,
     facts = windows.facts(list(ledger.LEDGER.faults), ledger.LEDGER.running.get("rpo_seconds"),
                           whole=ledger.LEDGER.running.get("run_facts"))
     out: dict[str, Any] = {"window": windows.window, "warmup": windows.warmup,
-                           "sustain": windows.sustain, "elapsed": round(windows.now(), 3),
+                           "sustain": windows.sustain, "duration": windows.duration,
+                           "elapsed": round(windows.now(), 3),
                            "measured": {}, "facts": None}
     if facts is None:
         return out
