@@ -8,15 +8,16 @@
    the metadata primary is killed (PostgreSQL immediate shutdown: WAL not yet streamed is
    lost, so the RPO is the replica's real lag). The Redis cache is fenced: nothing that
    could reach it runs.
-2. **The timeline.** The admin waits the scenario's detection + decision + spin-up
+2. **The timeline.** The admin waits the scenario's detection + decision
    (:func:`sandbox.region.draw_timeline`: constants at the ``standin`` profile). These are
    inputs (an alarm, a human, infrastructure as code), not something the stand-in measures.
-3. **The secondary region comes up** on the same processes, as the simulator reuses its
-   zones: the result cache is flushed (cold), the streaming replica is promoted to primary,
-   the zones' processes start again and are waited for until they answer their health
-   checks (their real start time is part of the RTO), and tokens are revoked at the
-   providers when KMS keys or connector secrets were not replicated (every SaaS call then
-   answers 401).
+3. **The secondary region comes up** during the spin-up delay, on the same processes, as
+   the simulator reuses its zones: the result cache is flushed (cold), the streaming replica
+   is promoted to primary, the zones' processes start again and are waited for until they
+   answer their health checks, and tokens are revoked at the providers when KMS keys or
+   connector secrets were not replicated (every SaaS call then answers 401). The spin-up
+   ends when the delay has passed and the zones serve: a real start slower than the delay
+   lengthens it, a faster one is not added to it.
 4. **The DNS shift.** For one ``dns_ttl`` the gateway admits a request with probability
    ``elapsed / ttl`` and treats the rest as the lost region (the model's rule); then every
    client is on the secondary. What follows (a cold cache under real rate limits) is the
@@ -93,18 +94,26 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
                     "timeline": delays, "dns_ttl_seconds": section["dns_ttl_seconds"],
                     "missing": section["missing"], "metadata_killed": killed.name,
                     "switch_seconds": None, "shifted_seconds": None, "error": None}
-    plane.region_task = asyncio.create_task(_fail_over(plane, section, sum(delays.values())))
+    plane.region_task = asyncio.create_task(_fail_over(plane, section, delays))
     held = plane.leases.grant("region", lease, lambda: end_region(plane))
     return {**plane.region, **held}
 
 
-async def _fail_over(plane: ControlPlane, section: dict[str, Any], wait: float) -> None:
+async def _fail_over(plane: ControlPlane, section: dict[str, Any],
+                     delays: dict[str, float]) -> None:
     region = plane.region
     assert region is not None
     # The timeline runs from the loss (stopping the processes took some of it).
-    await asyncio.sleep(max(0.0, region["lost_at"] + wait - time.time()))
+    lost_at = region["lost_at"]
+    await asyncio.sleep(max(0.0, lost_at + delays["detection"] + delays["decision"]
+                            - time.time()))
     region["phase"] = "spinning_up"
-    errors = await _bring_up_secondary(plane, section)
+    # The spin-up is the secondary coming up, as the simulator's delay is: its processes
+    # start at the beginning of it, and it ends when the delay has passed and they serve
+    # (a start slower than the delay lengthens it; a faster one is not added to it).
+    errors, _ = await asyncio.gather(
+        _bring_up_secondary(plane, section),
+        asyncio.sleep(max(0.0, lost_at + sum(delays.values()) - time.time())))
     region["error"] = "; ".join(errors) or None  # said in GET /faults; the RTO shows the rest
     region["switch_seconds"] = round(time.time() - region["lost_at"], 3)
     region["phase"] = "shifting"

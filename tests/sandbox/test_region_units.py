@@ -3,6 +3,10 @@ with, the timeline's draws, and the gateway's DNS-shift gate (sandbox.region).""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from types import SimpleNamespace
+
 import pytest
 
 from labcore.scenario_file import read_scenario
@@ -68,3 +72,31 @@ def test_the_gate_refuses_a_lost_region_and_shifts_over_one_ttl() -> None:
 def test_a_shift_without_a_ttl_moves_everyone_at_once() -> None:
     gate = RegionGate()
     assert gate.set("shifting", ttl=0.0)["phase"] == "up" and gate.admit() == "pass"
+
+
+def test_the_secondary_starts_within_the_spin_up_delay_not_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenario's spin-up is the secondary coming up: its processes start when the
+    spin-up begins (after detection and decision), and a start shorter than the delay
+    is not added to it (the switch is at the timeline's 0.3 s, not 0.3 s + the start)."""
+    from sandbox.admin import region as admin_region
+
+    started: list[float] = []
+
+    async def bring_up(plane: object, section: object) -> list[str]:
+        started.append(time.time() - lost_at)
+        await asyncio.sleep(0.1)  # the processes' start, shorter than the spin-up
+        return []
+
+    async def gateway(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(admin_region, "_bring_up_secondary", bring_up)
+    monkeypatch.setattr(admin_region, "_gateway_region", gateway)
+    lost_at = time.time()
+    plane = SimpleNamespace(region={"lost_at": lost_at}, audit=SimpleNamespace(
+        write=lambda **kwargs: None))
+    delays = {"detection": 0.05, "decision": 0.05, "spinup": 0.2}
+    asyncio.run(admin_region._fail_over(plane, {"dns_ttl_seconds": 0.0}, delays))
+    assert started and 0.1 <= started[0] < 0.2
+    assert 0.3 <= plane.region["switch_seconds"] < 0.4
