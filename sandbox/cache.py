@@ -27,9 +27,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -48,6 +48,7 @@ __all__ = [
     "cache_key",
     "tenant_pattern",
 ]
+T = TypeVar("T")
 
 CONFIG_KEY = "omnisql:config"
 BYPASS_SLOTS = 8
@@ -160,14 +161,19 @@ class ResultCache:
         pending = self._inflight.get(key) if self.options.coalesce else None
         if pending is not None:
             return await _bounded(asyncio.shield(pending), patience)
-        task = asyncio.create_task(self._fetch_and_store(key, fetch))
-        self._background.add(task)
+        task = self._detach(self._fetch_and_store(key, fetch))
         task.add_done_callback(_settled)
-        task.add_done_callback(self._background.discard)
         if self.options.coalesce:
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         return await _bounded(asyncio.shield(task), patience)
+
+    def _detach(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``work`` in a task no caller's cancellation reaches, held until it ends."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _forget(self, key: str, done: asyncio.Future[Rows]) -> None:
         if self._inflight.get(key) is done:
@@ -212,9 +218,7 @@ class ResultCache:
         except RedisError:
             self.breaker.failure(started)
             return
-        task = asyncio.create_task(self._refresh(key, fetch))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._detach(self._refresh(key, fetch))
 
     async def _refresh(self, key: str, fetch: Fetch) -> None:
         try:
