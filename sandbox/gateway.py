@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -267,6 +268,19 @@ def _window(request: Request) -> float:
     return window
 
 
+def _slow_above(request: Request) -> float | None:
+    raw = request.query_params.get("slow_above")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < math.inf:
+        raise ApiError(400, "BAD_REQUEST", "slow_above must be a positive number of seconds")
+    return seconds
+
+
 def build_gateway(config: GatewayConfig) -> Gateway:
     engines = [Backend(f"engine-{z}", z, url) for z, url in config.engines.items()]
     canary = Backend("engine-canary", config.canary_zone, config.canary_url)
@@ -278,7 +292,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
 
     @handle_errors
     async def stats(request: Request) -> Response:
-        out = gw.stats.summary(_window(request))
+        out = gw.stats.summary(_window(request), slow_above=_slow_above(request))
         out["zones"] = gw.router.zones()
         return JSONResponse(out)
 

@@ -80,9 +80,16 @@ def _percentile(hist: dict[int, int], q: float) -> float | None:
     return None  # unreachable: seen ends at total >= rank
 
 
-def _summarise(b: _Bin) -> dict[str, Any]:
+def _slower_than(hist: dict[int, int], latency: float) -> int:
+    """Requests whose latency reads above ``latency``: by the bucket's upper bound, the value
+    :func:`_percentile` reads, so the P95 is above ``latency`` exactly when more than 5 % are."""
+    return sum(n for index, n in hist.items() if bucket_value(index) > latency)
+
+
+def _summarise(b: _Bin, slow_above: float | None = None) -> dict[str, Any]:
     requests = sum(b.statuses.values())
     errors = sum(n for s, n in b.statuses.items() if s >= 400)
+    slow = {} if slow_above is None else {"slow": _slower_than(b.latency, slow_above)}
     return {
         "requests": requests,
         "errors": errors,
@@ -94,10 +101,11 @@ def _summarise(b: _Bin) -> dict[str, Any]:
         "cache_hit_ratio": b.cached / b.ok if b.ok else None,
         "rate_limited": b.statuses.get(429, 0),
         "unauthorized": b.unauthorized,
+        **slow,
     }
 
 
-_TENANT_KEYS = ("requests", "errors", "error_rate", "latency_p95", "rate_limited")
+_TENANT_KEYS = ("requests", "errors", "error_rate", "latency_p95", "rate_limited", "slow")
 
 
 class StatsWindow:
@@ -116,7 +124,10 @@ class StatsWindow:
         bins = self._seconds[-1][1]
         bins.setdefault(fact.tenant, _Bin()).add(fact)
 
-    def summary(self, window: float, now: float | None = None) -> dict[str, Any]:
+    def summary(self, window: float, now: float | None = None,
+                slow_above: float | None = None) -> dict[str, Any]:
+        """The trailing ``window`` seconds; with ``slow_above`` (seconds), each scope also
+        counts its requests slower than that (``slow``), for a test on the P95."""
         since = (time.time() if now is None else now) - window
         total, tenants = _Bin(), dict[str, _Bin]()
         for second, bins in reversed(self._seconds):
@@ -125,8 +136,11 @@ class StatsWindow:
             for tenant, b in bins.items():
                 total.merge(b)
                 tenants.setdefault(tenant, _Bin()).merge(b)
-        out = _summarise(total)
+        out = _summarise(total, slow_above)
         out["window_seconds"] = int(window) if float(window).is_integer() else window
-        out["by_tenant"] = {t: {k: v for k, v in _summarise(b).items() if k in _TENANT_KEYS}
+        if slow_above is not None:
+            out["slow_above"] = slow_above
+        out["by_tenant"] = {t: {k: v for k, v in _summarise(b, slow_above).items()
+                                if k in _TENANT_KEYS}
                             for t, b in sorted(tenants.items()) if t}
         return out

@@ -34,7 +34,10 @@ def admin_call(
         raise ActivityFailed(str(exc)) from None
 
 
-def stats(window: int, configuration: Configuration) -> dict[str, Any]:
-    """The gateway's stats over the last ``window`` seconds (``GET /v1/stats``)."""
-    data: dict[str, Any] = admin_call("GET", f"/v1/stats?window={int(window)}", configuration)
+def stats(window: int, configuration: Configuration,
+          slow_above: float | None = None) -> dict[str, Any]:
+    """The gateway's stats over the last ``window`` seconds (``GET /v1/stats``); with
+    ``slow_above`` (seconds) each scope also counts its requests slower than that (``slow``)."""
+    query = f"window={int(window)}" + ("" if slow_above is None else f"&slow_above={slow_above!r}")
+    data: dict[str, Any] = admin_call("GET", f"/v1/stats?{query}", configuration)
     return data

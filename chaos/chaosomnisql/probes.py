@@ -41,8 +41,11 @@ __all__ = [
 def gateway_stats(window: int | None = None, configuration: Configuration = None,
                   secrets: Secrets = None) -> dict[str, Any]:
     """The gateway's stats over the last ``window`` seconds (requests, errors, P95, ...);
-    ``window`` defaults to ``omnisql_window``, else the scenario's ``run.window``."""
-    return stats(_window(window, configuration), configuration)
+    ``window`` defaults to ``omnisql_window``, else the scenario's ``run.window``. Each scope
+    also counts its requests slower than the scenario's P95 target (``slow``), which
+    :func:`within_slo` tests."""
+    slo = scenario_file(configuration).scenario.slo
+    return stats(_window(window, configuration), configuration, slow_above=slo.latency_p95)
 
 
 def _window(window: int | None, configuration: Configuration) -> int:
@@ -275,7 +278,9 @@ def within_slo(value: dict[str, Any] | None = None, tenants: list[str] | None = 
     """Tolerance: the stats ``value`` meet the scenario's SLO (overall or for ``tenants``).
 
     A steady-state gate on a few seconds of traffic: the error rate fails only when the
-    sample exceeds the budget at ``confidence`` (:func:`.slo.exceeds_error_budget`)."""
+    sample exceeds the budget at ``confidence`` (:func:`.slo.exceeds_error_budget`), and the
+    P95 only when the sample shows more than 5 % of requests above the target at that
+    confidence (:func:`.slo.exceeds_latency_target`, from the stats' ``slow`` counts)."""
     if not value:
         return False
     slo = scenario_file(configuration).scenario.slo

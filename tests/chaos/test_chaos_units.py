@@ -13,7 +13,12 @@ from chaoslib.exceptions import ActivityFailed
 from chaosomnisql import discover
 from chaosomnisql.load import BackgroundLoad, LoadPlan, TenantLoad, plan_from_scenario
 from chaosomnisql.settings import api_keys, check_url, endpoints
-from chaosomnisql.slo import exceeds_error_budget, recovery_time, slo_failures
+from chaosomnisql.slo import (
+    exceeds_error_budget,
+    exceeds_latency_target,
+    recovery_time,
+    slo_failures,
+)
 from chaosomnisql.verdict import measured, verdict
 
 from labcore.workload import key_sql
@@ -59,8 +64,23 @@ def test_the_gate_needs_evidence_that_the_error_budget_is_exceeded() -> None:
     assert slo_failures(stats, SLO, confidence=0.95) == []
     assert slo_failures({**stats, "errors": 3, "error_rate": 3 / 80}, SLO, confidence=0.95) == [
         "all: error_rate 0.0375 > 0.01 at 95% confidence"]
-    # latency stays a point rule
+    # without the count of slow requests, the P95 is a point rule
     assert slo_failures({**stats, "latency_p95": 1.6}, SLO, confidence=0.95) != []
+
+
+def test_the_gate_needs_evidence_that_the_p95_target_is_missed() -> None:
+    # CI, 19:09: initech's 31 requests read a P95 of 1.70 s against 1.5 s before anything was
+    # injected: two slow requests, 6.5 %, which a P95 of exactly 1.5 s gives with probability
+    # 46 %. Five or more (p = 1.9 %) fail the gate; the point rule still judges windows.
+    stats = {"requests": 31, "errors": 0, "error_rate": 0.0, "latency_p95": 1.70, "slow": 2}
+    assert slo_failures(stats, SLO) != []
+    assert slo_failures(stats, SLO, confidence=0.95) == []
+    assert not exceeds_latency_target(4, 31, 0.95)
+    assert exceeds_latency_target(5, 31, 0.95)
+    assert slo_failures({**stats, "latency_p95": 3.2, "slow": 5}, SLO, confidence=0.95) == [
+        "all: latency_p95 3.2 > 1.5s at 95% confidence (5 slower)"]
+    assert exceeds_latency_target(31, 31, 0.95)  # a real slowdown fails at once
+    assert slo_failures({**stats, "latency_p95": None, "slow": 0}, SLO, confidence=0.95) != []
 
 
 # ----------------------------------------------------------------- the verdict

@@ -439,6 +439,22 @@ def test_stats_count_fetches_and_distinct_keys(box: Box) -> None:
     assert all(p["busy"] == 0 and p["workers"] == 4 for p in coalesced["pools"].values())
 
 
+@pytest.mark.parametrize("query", ["slow_above=abc", "slow_above=0", "slow_above=-1",
+                                   "slow_above=nan", "slow_above=inf"])
+def test_a_bad_slow_above_is_a_400(box: Box, query: str) -> None:
+    with pytest.raises(ApiError) as err:
+        box.admin.call("GET", f"/v1/stats?window=5&{query}")
+    assert err.value.status == 400 and err.value.code == "BAD_REQUEST"
+
+
+def test_stats_count_the_requests_slower_than_slow_above(box: Box) -> None:
+    assert box.query(SQL.format(43), tenant="initech").status_code == 200
+    fast = box.admin.call("GET", "/v1/stats?window=30&slow_above=1e-05")
+    slow = box.admin.call("GET", "/v1/stats?window=30&slow_above=3600")
+    assert fast["slow"] == fast["requests"] >= 1 and slow["slow"] == 0
+    assert fast["by_tenant"]["initech"]["slow"] >= 1 and fast["slow_above"] == 1e-05
+
+
 def _unauthorized(box: Box, tenant: str) -> int:
     connector = box.admin.call("GET", "/v1/stats?window=3600")["connector"]
     return int(connector["unauthorized"].get(tenant, 0))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import pkgutil
+import random
 import time
 from pathlib import Path
 
@@ -99,6 +101,21 @@ def test_stats_window_summary() -> None:
     assert umbrella["error_rate"] == 1.0 and 0.001 <= umbrella["latency_p95"] <= 0.00104
     assert "" not in out["by_tenant"]
     assert StatsWindow().summary(30)["latency_p95"] is None
+
+
+def test_stats_count_requests_slower_than_a_target_as_the_p95_reads_them() -> None:
+    rng = random.Random(7)
+    for n in (1, 19, 20, 21, 31, 200):
+        stats = StatsWindow()
+        for _ in range(n):
+            stats.record(Fact(1000.0, 200, "acme", rng.lognormvariate(-1.0, 1.0), "miss"))
+        for target in (0.1, 0.3, 1.0, 1.5):
+            out = stats.summary(5, now=1000.5, slow_above=target)
+            assert out["slow_above"] == target and out["by_tenant"]["acme"]["slow"] == out["slow"]
+            # The P95 (nearest rank) is above the target exactly when more than n - rank are.
+            rank = max(1, math.ceil(0.95 * n))
+            assert (out["latency_p95"] > target) == (out["slow"] > n - rank)
+    assert "slow" not in StatsWindow().summary(30) and "slow_above" not in StatsWindow().summary(30)
 
 
 def test_stats_memory_is_per_second_not_per_request() -> None:
