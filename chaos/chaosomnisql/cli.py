@@ -26,15 +26,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labcore.scenario import Canary
+
 from .twin_gate import EXIT_REFUSED
 
-__all__ = ["SHORT_MODE", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main", "rollback",
-           "sandbox_env"]
+__all__ = ["SHORT_MODE", "SHORT_TAIL", "TIMEOUT_MARGIN", "Interrupts", "default_timeout", "main",
+           "rollback", "sandbox_env", "short_mode"]
 
-#: Short mode for CI: a compressed timeline (an 80 s run, 10 s warm-up, the first fault at
-#: 15 s: the canary's 60 s decision wait fits), 4 s stats windows, 8 s sustain, 30 s
-#: recovery timeout, 15 s faults, a shorter bulk token refresh; the prediction keeps its
-#: 10 replications (a few seconds).
+#: Short mode for CI: a compressed timeline (10 s warm-up, the first fault at 15 s, a run
+#: as long as :func:`short_mode` fits to the scenario, at most 80 s), 4 s stats windows,
+#: 8 s sustain, 30 s recovery timeout, 15 s faults, a shorter bulk token refresh; the
+#: prediction keeps its 10 replications (a few seconds).
 SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": "8",
               "OMNISQL_RECOVERY_TIMEOUT": "30",
               "OMNISQL_PREDICT_REPLICATIONS": "10", "OMNISQL_LOAD_SECONDS": "80",
@@ -45,6 +47,33 @@ SHORT_MODE = {"OMNISQL_WARMUP": "10", "OMNISQL_WINDOW": "4", "OMNISQL_SUSTAIN": 
                   # noisier judge than the scenario's), its decision waited for 60 s.
                   "OMNISQL_CANARY_WINDOW": "10", "OMNISQL_CANARY_MIN_SAMPLES": "5",
                   "OMNISQL_CANARY_TIMEOUT": "60"}}
+#: Seconds a short run goes on after the method's longest wait ends: one stats window and
+#: the after hypothesis's margin.
+SHORT_TAIL = 6.0
+
+
+def short_mode(scenario: Any | None) -> dict[str, str]:
+    """:data:`SHORT_MODE` with the run's length fitted to ``scenario``: its last injection
+    on the short timeline, then the longest wait the method makes after it (the recovery
+    probe's timeout and sustain, the flood's 15 s, a canary's decision wait and
+    :data:`.canary.GRACE`), then :data:`SHORT_TAIL`; never longer than SHORT_MODE's 80 s,
+    which is what a run without a scenario (or an unknown one) keeps. An explicit
+    ``OMNISQL_LOAD_SECONDS`` in the environment still wins over both."""
+    from .canary import GRACE
+    from .timeline import scenario_timeline
+
+    if scenario is None:
+        return dict(SHORT_MODE)
+    timeline = scenario_timeline(scenario, lambda k: SHORT_MODE.get(f"OMNISQL_{k.upper()}"))
+    last = timeline.injections[-1] if timeline.injections else timeline.warmup
+    waits = [float(SHORT_MODE["OMNISQL_RECOVERY_TIMEOUT"]) + float(SHORT_MODE["OMNISQL_SUSTAIN"]),
+             float(SHORT_MODE["OMNISQL_FAULT_SECONDS"])]
+    if isinstance(scenario.release, Canary):
+        waits.append(float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"]) + GRACE)
+    length = min(last + max(waits) + SHORT_TAIL, float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
+    return {**SHORT_MODE, "OMNISQL_LOAD_SECONDS": f"{length:g}"}
+
+
 #: Seconds the default ``--timeout`` adds to the run's own length: the stand-in's
 #: configuration, the hypotheses, the prediction, the rollbacks (a metadata rebuild runs
 #: pg tools) and a loaded machine.
@@ -176,7 +205,7 @@ def _twin_gate(args: argparse.Namespace, source: Any) -> bool:
 
     from .twin_gate import run_gate, safeguards
 
-    env = {**SHORT_MODE, **os.environ} if args.short else dict(os.environ)
+    env = {**short_mode(source.scenario), **os.environ} if args.short else dict(os.environ)
     config = (yaml.safe_load(args.experiment.read_text()) or {}).get("configuration") or {}
     result = run_gate(source, safeguards(config, source.scenario, env),
                       int(env.get("OMNISQL_PREDICT_REPLICATIONS") or 10))
@@ -207,7 +236,8 @@ def _env(args: argparse.Namespace, results: Path, source: Any = None) -> dict[st
     if args.short and source is not None and source.profile:
         env["OMNISQL_PROFILE"] = source.profile
     env.update(sandbox_env(args.dir) if args.target == "sandbox" else {"OMNISQL_TARGET": "eks"})
-    return {**SHORT_MODE, **env} if args.short else env
+    short = short_mode(None if source is None else source.scenario)
+    return {**short, **env} if args.short else env
 
 
 def _run(args: argparse.Namespace, source: Any) -> int:

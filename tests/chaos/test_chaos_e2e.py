@@ -183,8 +183,8 @@ def test_rate_limit_flood_is_not_contained_without_the_runbook(
     assert any(r.startswith(("acme", "globex", "initech")) for r in missed), probe["output"]
     rto = windows["measured"]["tenants_except.umbrella.rto_seconds"]
     assert rto is None or rto > 0, out[-4000:]  # not one good window from the fault on
-    # On the scenario's timeline the after hypothesis judges the run's end (80 s in short
-    # mode, 50 s after its 15 s flood), when the victims may have recovered, as the
+    # On the scenario's timeline the after hypothesis judges the run's end (59 s in short
+    # mode, 29 s after its 15 s flood), when the victims may have recovered, as the
     # simulator's victims have by the end of its run; it used to run as the flood ended
     # and always deviated. Whatever it found, the exit code agrees with the verdict.
     assert (code == 0) == journal["omnisql_summary"]["passed"], out[-4000:]

@@ -333,6 +333,24 @@ def test_the_wrappers_default_timeout_covers_the_scenarios_whole_run() -> None:
     assert default_timeout(auth, SHORT_MODE) == 80 + TIMEOUT_MARGIN
 
 
+def test_short_mode_fits_the_run_to_the_methods_longest_wait() -> None:
+    """Short mode's run ends when the method's longest wait after the last injection is
+    over (recovery timeout + sustain, or a canary's decision wait), plus a tail: CI spent
+    21 s of every non-canary run in an 80 s run whose probe was done at 53 s."""
+    from chaosomnisql.canary import GRACE
+    from chaosomnisql.cli import SHORT_MODE, SHORT_TAIL, short_mode
+
+    az = read_scenario("scenarios/az_loss.yaml", profile="standin").scenario
+    recovery = float(SHORT_MODE["OMNISQL_RECOVERY_TIMEOUT"]) + float(SHORT_MODE["OMNISQL_SUSTAIN"])
+    assert float(short_mode(az)["OMNISQL_LOAD_SECONDS"]) == 15 + recovery + SHORT_TAIL == 59
+    canary = read_scenario("scenarios/canary_bad_release.yaml", profile="standin").scenario
+    decision = float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"]) + GRACE
+    assert float(short_mode(canary)["OMNISQL_LOAD_SECONDS"]) == min(15 + decision + SHORT_TAIL, 80)
+    assert short_mode(None) == SHORT_MODE  # no scenario: the longest short run
+    assert {k: v for k, v in short_mode(az).items() if k != "OMNISQL_LOAD_SECONDS"} == {
+        k: v for k, v in SHORT_MODE.items() if k != "OMNISQL_LOAD_SECONDS"}
+
+
 def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
     """Every experiment's measure-recovery probe watches from its fault's time for the RTO
     target of the check it measures plus the sustain, cut at the run's end; the canary's
@@ -342,7 +360,7 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
     ``rto_seconds`` counted) inside a 650 s timeout (13:20 UTC)."""
     import yaml
     from chaosomnisql.canary import GRACE, scenario_limit
-    from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
+    from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout, short_mode
     from chaosomnisql.slo import rto_target
     from chaosomnisql.timeline import scenario_timeline
 
@@ -350,7 +368,8 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
         experiment = yaml.safe_load(path.read_text())
         scenario = read_scenario(experiment["configuration"]["omnisql_scenario"],
                                  profile="standin").scenario
-        for env in ({}, SHORT_MODE):
+        short = short_mode(scenario)
+        for env in ({}, short):
             timeline = scenario_timeline(scenario, lambda k, e=env: e.get(f"OMNISQL_{k.upper()}"))
             assert timeline.duration <= default_timeout(scenario, env) - TIMEOUT_MARGIN
             assert timeline.hypothesis_at < timeline.fault_at(0) < timeline.duration, path
@@ -366,7 +385,11 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
             assert at + scenario_limit(scenario) + GRACE <= scenario.run.duration
             assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + GRACE
                     + float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"])
-                    <= float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
+                    <= float(short["OMNISQL_LOAD_SECONDS"]))
+        # the recovery probe's short wait fits the short run
+        wait = sum(float(SHORT_MODE[f"OMNISQL_{k}"]) for k in ("RECOVERY_TIMEOUT", "SUSTAIN"))
+        assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + wait
+                <= float(short["OMNISQL_LOAD_SECONDS"])), path.name
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
     assert rto_target(flood, "tenants_except.umbrella.rto_seconds") == 300.0
     assert rto_target(flood) == 300.0
