@@ -31,6 +31,7 @@ from sandbox.sections import engine_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
 from sandbox.slots import Slots
 from sandbox.sql import Query, connector_of, parse
+from sandbox.standin import derive_seed
 
 __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
 
@@ -167,9 +168,13 @@ class Engine:
         version = body.get("version", self.release.version)
         error_rate = body.get("error_rate", 0.0)
         multiplier = body.get("latency_multiplier", 1.0)
+        seed = body.get("seed", 0)
         if not isinstance(version, str) or not version:
             raise ApiError(400, "BAD_REQUEST", "version must be a non-empty string")
-        self.release = Release(version, float(error_rate), float(multiplier))
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ApiError(400, "BAD_REQUEST", "seed must be an integer")
+        self.release = Release(version, float(error_rate), float(multiplier),
+                               random.Random(derive_seed(seed, "release.canary.errors")))
         return {"version": version, "error_rate": error_rate, "latency_multiplier": multiplier}
 
 

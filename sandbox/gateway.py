@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import math
+import random
 import re
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from sandbox.routing import Backend, Router
 from sandbox.sections import gateway_section
 from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_json
 from sandbox.sql import connector_of, parse
+from sandbox.standin import derive_seed
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
 from sandbox.versions import VersionTally
 
@@ -313,8 +315,13 @@ def _internal_routes(gw: Gateway) -> list[Route]:
             raise ApiError(400, "BAD_REQUEST", "weight must be a number in [0, 1]")
         if analysis is not None and not isinstance(analysis, bool):
             raise ApiError(400, "BAD_REQUEST", "analysis must be a boolean")
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ApiError(400, "BAD_REQUEST", "seed must be an integer")
         if analysis is not None:  # absent: a step of a running analysis keeps its counts
             gw.versions.arm(analysis)
+        if seed is not None:  # a deployment: its routing draws start anew from the seed
+            gw.router.rng = random.Random(derive_seed(seed, "release.canary.routing"))
         gw.router.canary_weight = float(weight)
         return JSONResponse({"weight": gw.router.canary_weight, "analysis": gw.versions.armed})
 

@@ -136,10 +136,15 @@ async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, 
                "error_rate": _number(body, "error_rate", 0.0, 1.0, 0.0),
                "latency_multiplier": _number(body, "latency_multiplier", 1.0, 100.0, 1.0)}
     spec = analysis_spec(plane, body, version) if weight > 0 else None
+    # The routing and error draws come from the applied scenario's seed, in the simulator's
+    # streams (release.canary.routing/errors): a fixed seed replays them, another seed
+    # draws anew. (Both used Random(0) before: every run drew the same canary share.)
+    saved = read_json_file(plane.layout.root / STANDIN_FILE) or {}
+    seed = int((saved.get("scenario") or {}).get("seed") or 0)
     await _stop(plane, "replaced by a new deployment")
-    await plane.post(f"{plane.service_url('engine-canary')}/_control", release)
+    await plane.post(f"{plane.service_url('engine-canary')}/_control", {**release, "seed": seed})
     await plane.post(f"{plane.gateway_internal}/internal/canary",
-                     {"weight": weight, "analysis": spec is not None})
+                     {"weight": weight, "analysis": spec is not None, "seed": seed})
     plane.canary = {**release, "weight": weight}
     if spec is not None:
         analysis = Analysis(spec, CanaryProgress(spec, _steps(spec, weight)))

@@ -10,6 +10,7 @@ rolled back, a good one is promoted, and a slow one is rolled back on its P95.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from labcore.sandbox_client import LOOPBACK_HOSTS, ApiError, SandboxClient
+from sandbox.standin import derive_seed
 from sandbox.testing import REPO, detached_sandbox, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(400)]
@@ -151,6 +153,35 @@ def test_no_analysis_when_asked_for_none(admin: Any) -> None:
                                                    "analysis": False})
     assert answer["analysis"] is False
     client.call("DELETE", "/admin/canary")
+
+
+def _versions(state: dict[str, Any], n: int) -> list[str]:
+    """The version that served each of ``n`` queries sent one after the other."""
+    key = state["tenants"]["acme"]["api_key"]
+    headers = {"Authorization": f"Bearer {key}", "X-OmniSQL-User": "u1"}
+    with httpx.Client(timeout=10.0) as http:
+        return [http.post(f"{state['gateway_url']}/v1/query", headers=headers,
+                          json={"sql": SQL.format(i)}).json()["version"] for i in range(n)]
+
+
+def test_the_canary_share_is_drawn_from_the_scenarios_seed(admin: Any) -> None:
+    """The gateway routes to the canary with the simulator's stream for the applied
+    scenario's seed (``release.canary.routing``), restarted at each deployment: the 18:43
+    chaos canary exposed exactly 210 attempts, as at 16:45, because every deployment drew
+    from ``Random(0)`` whatever the scenario's seed (210 of 3,600 draws: 2.3 sd above 5 %)."""
+    client, state, _ = admin
+    seed = client.call("GET", "/admin/config")["scenario"]["seed"]
+    draws = random.Random(derive_seed(seed, "release.canary.routing"))
+    expected = [draws.random() < 0.3 for _ in range(40)]  # True: the canary serves it
+    assert 0 < sum(expected) < 40
+    runs = []
+    for _ in range(2):
+        client.call("POST", "/admin/canary", {"version": "v8", "weight": 0.3, "analysis": False})
+        try:
+            runs.append([v == "v8" for v in _versions(state, 40)])
+        finally:
+            client.call("DELETE", "/admin/canary")
+    assert runs == [expected, expected]
 
 
 @pytest.mark.parametrize("analysis", [{"min_samples": 0}, {"counting": "sometimes"},
