@@ -38,10 +38,10 @@ PAIRS = [
 #: with 2% of the keys and rate limits, failed refreshes behind 429s give about 1.4
 #: fetches per key during the event even with soft caching (1.1 at full size; both
 #: measured over the flush's window, the incident before issue 13's definition).
-#: rate_limit_flood's does not either: its standin FAIL was the run ending before recovery
-#: could be seen (issue 18; 8 min until then); run long enough (12 min), the other tenants
-#: recover in about 4m20s, inside the 5 min target: see test_standin_flood_recovers_later.
-STANDIN_PAIRS = [p for p in PAIRS if p[0] not in ("cache_stampede", "rate_limit_flood")]
+#: rate_limit_flood's keeps them since its standin flood lasts 6 min, past the 5-minute
+#: target, as the full size's 8 min do (a 4 min flood let the victims "recover" within the
+#: target because the flood was over: test_standin_flood_recovers_later_without_the_cap).
+STANDIN_PAIRS = [p for p in PAIRS if p[0] != "cache_stampede"]
 
 
 def _run(name: str, profile: str | None = "standin", *overrides: str) -> dict[str, Any]:
@@ -63,12 +63,14 @@ def test_standin_pair_verdicts(bad: str, good: str, failing: str, tmp_path: Path
 
 
 def test_standin_flood_recovers_later_without_the_cap() -> None:
-    """Both standin runs see the other tenants recover (no truncation), the capped one
-    sooner: the cap takes the noisy tenant's users off the connector pool."""
+    """Both standin runs see the other tenants recover (no truncation): without the cap
+    only once the 6-minute flood is over, past the 5-minute target; with it while the flood
+    still runs: the cap takes the noisy tenant's users off the connector pool."""
     key = "tenants_except.umbrella.rto_seconds"
     bad, good = _run("rate_limit_flood")[key], _run("rate_limit_flood_mitigated")[key]
     assert bad is not None and good is not None
-    assert good + 60.0 <= bad < 300.0
+    assert 360.0 <= bad < 720.0 - 120.0  # after the flood's end, and with a sustain left
+    assert good + 60.0 <= 300.0 <= bad
 
 
 @pytest.mark.slow
@@ -100,11 +102,11 @@ def test_temporary_cap_is_lifted() -> None:
     scenario = load_scenario(SCENARIOS / "rate_limit_flood_mitigated.yaml", "standin")
     result = simulate(scenario)
     (entry,) = build_summary(scenario, [result])["mitigations"]
-    assert (entry["start"], entry["lifted"]) == (240.0, 420.0)  # 2m + 2m, then 3m later
+    assert (entry["start"], entry["lifted"]) == (240.0, 540.0)  # 2m + 2m, then 5m later
     table = window_table(result)
     assert table.loc[table["time"] < 240, "errors.capped"].sum() == 0
-    assert table.loc[(table["time"] >= 240) & (table["time"] < 420), "errors.capped"].sum() > 0
-    assert table.loc[table["time"] >= 420, "errors.capped"].sum() == 0
+    assert table.loc[(table["time"] >= 240) & (table["time"] < 540), "errors.capped"].sum() > 0
+    assert table.loc[table["time"] >= 540, "errors.capped"].sum() == 0
 
 
 def test_tenants_except_is_the_other_tenants_traffic() -> None:
