@@ -11,6 +11,7 @@ measured recovery marked.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,7 +67,10 @@ def window_series(facts: WindowFacts, which: str, scope: str) -> np.ndarray:
 
 def _band(results: Sequence[WindowFacts], which: str, scope: str) -> tuple[Any, Any, Any]:
     values = np.vstack([window_series(r, which, scope) for r in results])
-    with np.errstate(all="ignore"):
+    # A window no replication saw traffic in (a lost region's) has no band: NaN, silently
+    # (numpy warns "All-NaN slice" through the warnings module, not errstate).
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         low = np.nanpercentile(values, 2.5, axis=0)
         high = np.nanpercentile(values, 97.5, axis=0)
     return results[0].arrays["start"] / 60.0, low, high
