@@ -227,9 +227,9 @@ def run_command(args: Any, console: Any) -> int:
     result["overrides"].update(overrides)
     result["fit"] += fits
     result["not_fitted"] += not_fitted
-    from rich.console import Console
+    from .humanize import make_console
 
-    Console().print(fit_table(result))
+    make_console().print(fit_table(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(yaml.safe_dump(result, sort_keys=False))
     if not result["overrides"]:

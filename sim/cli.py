@@ -18,6 +18,8 @@ from rich.markup import escape
 
 from labcore.registry import metric_key
 
+from .humanize import make_console
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -116,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True, soft_wrap=True)
     from labcore.scenario_file import ScenarioError
 
     try:
@@ -147,10 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate-model":
             from .validation import run_command as validate_model
 
-            return validate_model(args, Console())
+            return validate_model(args, make_console())
         from .bench import run_bench
 
-        return run_bench(args, Console())
+        return run_bench(args, make_console())
     except ScenarioError as exc:
         _print_error(console, exc)
         return EXIT_BAD_INPUT
@@ -317,7 +319,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _print_why(summary: dict[str, Any]) -> None:
     from .why import why_lines
 
-    out = Console()
+    out = make_console()
     for line in why_lines(summary["why"]):
         out.print(escape(line), highlight=False)
 
@@ -327,7 +329,7 @@ def _print_verdict(summary: dict[str, Any], console: Console) -> None:
     from .resilience import release_table, resilience_table
     from .verdict import tenant_table, verdict_table
 
-    out = Console()
+    out = make_console()
     out.print(tenant_table(summary))
     out.print(verdict_table(summary))
     if summary["release"] is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from labcore.scenario_file import ScenarioError
 
-from .humanize import human, human_interval
+from .humanize import human, human_interval, make_console
 from .report import json_safe
 
 __all__ = ["ALPHA", "HEADLINE", "compare_runs", "compare_table", "load_run", "plot_compare"]
@@ -153,7 +153,6 @@ def plot_compare(a: dict[str, Any], b: dict[str, Any], path: Path) -> bool:
 
 def run_compare(run_a: Path, run_b: Path, out: Path | None, console: Any) -> int:
     """``python -m sim compare``: print the table, write compare.json and compare.png."""
-    from rich.console import Console
 
     from .limits import check_out_folder
 
@@ -164,7 +163,7 @@ def run_compare(run_a: Path, run_b: Path, out: Path | None, console: Any) -> int
     (out / "compare.json").write_text(json.dumps(json_safe(result), indent=2, sort_keys=True)
                                       + "\n")
     plotted = plot_compare(a, b, out / "compare.png")
-    Console().print(compare_table(result, run_a.name, run_b.name))
+    make_console().print(compare_table(result, run_a.name, run_b.name))
     console.print(f"written: {out / 'compare.json'}"
                   f"{' and ' + str(out / 'compare.png') if plotted else ''}", highlight=False)
     return 0

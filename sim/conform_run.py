@@ -29,6 +29,7 @@ from labcore.scenario import Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioError, ScenarioFile, read_scenario
 
 from .conform import CheckComparison, compare, measure, overall, predict, runner_not_measured
+from .humanize import make_console
 
 __all__ = ["ConformError", "add_parser", "run_command"]
 
@@ -150,7 +151,7 @@ def _one(source: ScenarioFile, sim_source: ScenarioFile, args: argparse.Namespac
         from .conform_plot import plot_overlay
 
         plot_overlay(rows, results, facts, folder / "overlay.png")
-    Console().print(conformance_table(scenario.name, rows, note))
+    make_console().print(conformance_table(scenario.name, rows, note))
     return {"scenario": scenario.name, "source": str(source.path), "runner_exit": code,
             "note": note, "agree": note is None and overall(rows),
             "checks": [r.as_dict() for r in rows],

@@ -462,10 +462,11 @@ class _ProgressBar:
     """A rich progress bar over runs; off by default when not on a terminal."""
 
     def __init__(self, total: int, show: bool | None) -> None:
-        from rich.console import Console
         from rich.progress import MofNCompleteColumn, Progress
 
-        console = Console(stderr=True)
+        from .humanize import make_console
+
+        console = make_console(stderr=True)
         enabled = console.is_terminal if show is None else show
         self.progress = Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
                                  console=console, disable=not enabled)

@@ -31,7 +31,8 @@ def two_runs(tmp_path_factory):
     return root
 
 
-def test_compare_shows_both_runs_the_difference_and_its_test(two_runs, capsys):
+def test_compare_shows_both_runs_the_difference_and_its_test(two_runs, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal: the table still fits
     out = two_runs / "cmp"
     assert main(["compare", str(two_runs / "a"), str(two_runs / "b"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -49,7 +50,17 @@ def test_compare_shows_both_runs_the_difference_and_its_test(two_runs, capsys):
         "metrics"]["latency_p95"]
     assert "Welch t" in printed and "latency_p95" in printed
     assert "…" not in printed and max(map(len, printed.splitlines())) <= 80
+
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_written_to_a_file_are_not_broken_at_80_columns(monkeypatch):
+    from sim.humanize import FILE_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert make_console().width == FILE_WIDTH == 120  # pytest's stdout is not a terminal
+    monkeypatch.setenv("COLUMNS", "100")
+    assert make_console().width == 100 and make_console(stderr=True).width == 100
 
 
 def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
