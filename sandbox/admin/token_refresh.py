@@ -22,9 +22,9 @@ the background (one per provider; a new one replaces a running one) and answers 
 finished (wall clock and seconds), ``in_effect_seconds`` (the registry's
 ``mitigation.token_refresh.in_effect_seconds``: from the job's start to its last token),
 the tokens renewed and when each tenant's last token was stored (``usable_seconds``: from
-then on all its calls are answered). The unpaced refresh (no ``rate``: rollbacks, resets,
-the cold start) cancels a running job for its provider and leaves every tenant one
-working token.
+then on every token of the tenant is a renewed one). The unpaced refresh (no ``rate``:
+rollbacks, resets, the cold start) cancels a running job for its provider and leaves
+every tenant one working token.
 """
 
 from __future__ import annotations
