@@ -4,13 +4,18 @@ It pages through the provider's API, honours Retry-After within a bounded budget
 turns into fast 429s instead of piling up waiting requests), and takes OAuth tokens from the
 token store. On a 401 it re-reads the store once (the bulk refresh may have replaced the
 token) and otherwise reports PROVIDER_UNAUTHORIZED: refreshing a revoked grant is the
-control plane's job (SOP-103), not every worker's.
+control plane's job (SOP-103), not every worker's. When a tenant holds a set of tokens (a
+paced bulk refresh, ``sandbox.admin.token_refresh``), each provider call uses one drawn
+uniformly from a stream seeded like the simulator's (the run seed, the zone, the
+provider), and the re-read after a 401 reads the same one of the set: the simulator draws
+a call's 401 once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,7 +39,8 @@ from sandbox.metrics import LATENCY, PROVIDER_REQUESTS, REQUESTS, metrics_endpoi
 from sandbox.sections import connector_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
 from sandbox.slots import Slots
-from sandbox.tokens import TokenCipher, fetch_token, load_token, store_token
+from sandbox.standin import derive_seed
+from sandbox.tokens import TokenCipher, fetch_token, load_credential, load_token, store_token
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
 
@@ -73,6 +79,7 @@ class Connector:
         self.stats = FetchStats()  # fetches, calls and keys per second (GET /_control/stats)
         self.settings: dict[str, Any] = {}
         self.control: ControlPlaneTier | None = None  # the scenario's control plane
+        self._draws: dict[str, random.Random] = {}  # provider -> which token a call uses
         self.apply(config.settings or {
             "workers": None, "queue_limit": None, "timeout_seconds": config.timeout,
             "retries": {"max_attempts": None, "honour_retry_after": True,
@@ -83,7 +90,10 @@ class Connector:
     def apply(self, body: Any) -> dict[str, Any]:
         """Take a new ``connector`` section (400 on a bad one); requests in flight keep
         the slot they hold."""
+        seed = self.settings.get("seed")
         self.settings = connector_section(body)
+        if self.settings["seed"] != seed:
+            self._draws.clear()
         self.slots.resize(self.settings["workers"], self.settings["queue_limit"])
         control = self.settings["control_plane"]
         if control != (None if self.control is None else self.control.section):
@@ -95,27 +105,46 @@ class Connector:
         await self.http.aclose()
         await self.store.aclose()
 
-    async def stored_token(self, provider: str, tenant: str) -> str | None:
-        """The shared store's token; with Redis down, the one this connector fetched."""
+    def _draw(self, provider: str) -> random.Random:
+        """The provider's stream of token draws (the simulator's ``provider.<name>.auth``,
+        one per zone: each connector draws for its own calls)."""
+        if provider not in self._draws:
+            seed = derive_seed(self.settings["seed"], self.scope, f"provider.{provider}.auth")
+            self._draws[provider] = random.Random(seed)
+        return self._draws[provider]
+
+    async def stored_token(self, provider: str, tenant: str, index: int | None = None,
+                           draw: bool = False) -> tuple[str | None, int | None]:
+        """The shared store's token for a call and its index in the tenant's set of tokens:
+        drawn with ``draw``, else that of ``index`` (None: the single token). With Redis
+        down, the one this connector fetched."""
         if self.breaker.closed:
             started = time.monotonic()
             try:
-                token = await load_token(self.store, self.cipher, provider, tenant)
+                if draw:
+                    found = await load_credential(self.store, self.cipher, provider, tenant,
+                                                  self._draw(provider).randrange)
+                else:
+                    found = (await load_token(self.store, self.cipher, provider, tenant,
+                                              index), index)
                 self.breaker.success()
-                return token
+                return found
             except RedisError:
                 self.breaker.failure(started)
-        return self._local.get((provider, tenant))
+        return self._local.get((provider, tenant)), None
 
-    async def token(self, provider: str, tenant: str) -> str:
-        token = await self.stored_token(provider, tenant)
+    async def token(self, provider: str, tenant: str, index: int | None = None,
+                    draw: bool = True) -> tuple[str, int | None]:
+        """A call's token and its index in the tenant's set (see :meth:`stored_token`);
+        fetched from the provider when the store has none."""
+        token, index = await self.stored_token(provider, tenant, index, draw)
         if token is not None:
-            return token
+            return token, index
         store_up = not self.breaker.last_failed and self.breaker.closed
         # One refresh per (provider, tenant) at a time, so a cold start does not stampede.
         async with self._locks.setdefault((provider, tenant), asyncio.Lock()):
             # Re-read (another request may have refreshed it), unless the store just failed.
-            token = await self.stored_token(provider, tenant) if store_up else None
+            token = (await self.stored_token(provider, tenant, index))[0] if store_up else None
             if token is None:
                 token, ttl = await fetch_token(
                     self.http, self.config.providers[provider], provider, tenant,
@@ -124,7 +153,7 @@ class Connector:
                 if self.breaker.closed:
                     with contextlib.suppress(RedisError):
                         await store_token(self.store, self.cipher, provider, tenant, token, ttl)
-            return token
+            return token, index
 
     async def fetch(self, tenant: str, provider: str, obj: str, where: list[Any] | None,
                     limit: int, deadline: float | None = None) -> list[dict[str, Any]]:
@@ -155,8 +184,8 @@ class Connector:
                         deadline: float | None = None) -> dict[str, Any]:
         url = f"{self.config.providers[provider]}/v1/{obj}"
         waited, retried_auth, calls = 0.0, False, 0
+        token, index = await self.token(provider, tenant)
         while True:
-            token = await self.token(provider, tenant)
             resp = await self._call(url, params, token, provider, tenant)
             calls += 1
             if resp.status_code == 200:
@@ -167,7 +196,9 @@ class Connector:
                 return page
             if resp.status_code == 401 and not retried_auth:
                 retried_auth = True
-                if await self.stored_token(provider, tenant) != token:
+                # Again only if the same token of the set changed: no second draw.
+                if (await self.stored_token(provider, tenant, index))[0] != token:
+                    token, index = await self.token(provider, tenant, index, draw=False)
                     continue
                 raise ApiError(502, "PROVIDER_UNAUTHORIZED",
                                f"{provider} rejected the tenant's access token")
@@ -179,6 +210,7 @@ class Connector:
                                    "exhausted", retry_after=_retry_after(resp))
                 waited += wait
                 await asyncio.sleep(wait)
+                token, index = await self.token(provider, tenant)  # a new call, a new draw
                 continue
             raise _provider_error(provider, resp.status_code)
 

@@ -79,15 +79,19 @@ def _retries(body: Any) -> dict[str, Any]:
 def connector_section(body: Any) -> dict[str, Any]:
     from sandbox.control_plane import control_plane_section  # it builds on this module
 
-    if isinstance(body, dict):  # a configuration written before the control plane: none
-        body = {"control_plane": None, **body}
+    if isinstance(body, dict):  # written before the control plane and the seed: none, 0
+        body = {"control_plane": None, "seed": 0, **body}
     body = _known(body, {"workers", "queue_limit", "timeout_seconds", "retries",
-                         "control_plane"}, "connector")
+                         "control_plane", "seed"}, "connector")
     workers, queue = slots_of(body, "connector")
+    seed = body["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _bad("connector.seed must be a non-negative integer")
     return {"workers": workers, "queue_limit": queue,
             "timeout_seconds": number(body["timeout_seconds"], "connector.timeout_seconds"),
             "retries": _retries(body["retries"]),
-            "control_plane": control_plane_section(body["control_plane"])}
+            "control_plane": control_plane_section(body["control_plane"]),
+            "seed": seed}  # the run seed: which of a tenant's tokens a call uses
 
 
 def _health(body: Any) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def default_config() -> dict[str, Any]:
         "connector": {"workers": None, "queue_limit": None, "timeout_seconds": 8.0,
                       "retries": {"max_attempts": None, "honour_retry_after": True,
                                   "max_wait_seconds": 60.0, "total_wait_seconds": 1.0},
-                      "control_plane": None},
+                      "control_plane": None, "seed": 0},
         "cache": {"enabled": True, "ttl_seconds": 60.0, "soft_cache": False, "coalesce": True},
         "providers": {name: _provider_default() for name in PROVIDER_NAMES},
         "user_caps": [],
@@ -155,7 +155,8 @@ def config_from_scenario(scenario: Scenario, label: str = "") -> dict[str, Any]:
                                   "honour_retry_after": conn.retries.honour_retry_after,
                                   "max_wait_seconds": conn.retries.max_wait,
                                   "total_wait_seconds": None},
-                      "control_plane": _control_plane(topo.control_plane, seed)},
+                      "control_plane": _control_plane(topo.control_plane, seed),
+                      "seed": seed},
         "cache": _cache(scenario),
         "user_caps": _caps(scenario),
         # The canary analysis the admin runs at a deployment (sandbox.admin.canary).

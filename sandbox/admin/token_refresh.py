@@ -2,22 +2,29 @@
 provider's token endpoint, ``tokens_per_tenant`` of them per tenant, tenant after tenant.
 
 The simulator's job (``sim/model/mitigations.py``) renews one token every ``1/rate``
-seconds, the tenants in their order, and a tenant's 401 share falls token by token. The
-stand-in holds one token per (provider, tenant), so it makes the same number of real token
-calls at the same pace and makes the tenant's new token usable (stores it) when the
-tenant's last call is answered: each tenant's calls stop failing at the end of its block,
-where the simulator's fall linearly over it (the two agree on when the job is done, and on
-when each tenant is fully renewed). The stand-in renews every tenant (it cannot ask the
-provider which grants were revoked); the simulator only the revoked share: the same when
-a provider's tokens are all revoked, as in every shipped scenario.
+seconds, the tenants in their order, and a tenant's 401 share falls token by token: its
+provider answers each call 401 with a uniform draw against the share not renewed yet. The
+stand-in does the same with real tokens. When the job starts, every tenant's credential
+with the provider becomes a set of ``tokens_per_tenant`` tokens (one per user integration,
+``sandbox.tokens``); each connector call draws one of them from a seeded stream
+(``sandbox.connector``), and a token not renewed yet is the tenant's old one, refused with
+a 401 after a revocation. The job stores each token in the set as its call is answered, so
+the tenant's 401 share falls by ``1/tokens_per_tenant`` with every call, and it also
+stores the tenant's last token as its single token. The set stays after the job (a later
+revocation and refresh work on it again); the unpaced refresh drops it. The stand-in
+renews every tenant (it cannot ask the provider which grants were revoked); the simulator
+only the revoked share: the same when a provider's tokens are all revoked, as in every
+shipped scenario.
 
 ``POST /admin/tokens/refresh {"provider", "rate", "tokens_per_tenant"}`` starts the job in
 the background (one per provider; a new one replaces a running one) and answers at once;
 ``GET /admin/tokens/refresh`` reports each provider's last job: when it started and
 finished (wall clock and seconds), ``in_effect_seconds`` (the registry's
 ``mitigation.token_refresh.in_effect_seconds``: from the job's start to its last token),
-the tokens renewed and when each tenant's token became usable. The unpaced refresh (no
-``rate``: rollbacks, resets, the cold start) cancels a running job for its provider.
+the tokens renewed and when each tenant's last token was stored (``usable_seconds``: from
+then on every token of the tenant is a renewed one). The unpaced refresh (no ``rate``:
+rollbacks, resets, the cold start) cancels a running job for its provider and leaves
+every tenant one working token.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ApiError
-from sandbox.tokens import fetch_token, store_token
+from sandbox.tokens import fetch_token, open_set, store_in_set, store_token
 
 if TYPE_CHECKING:
     from sandbox.admin.plane import ControlPlane
@@ -88,18 +95,27 @@ def _plan(plane: ControlPlane, provider: str, body: dict[str, Any]) -> PacedRefr
     return PacedRefresh(provider, float(rate), count, list(plane.state["tenants"]))
 
 
+async def _renew(plane: ControlPlane, job: PacedRefresh, tenant: str) -> None:
+    """The tenant's block: each token stored in its set as its call is answered."""
+    url, secret = plane.state["providers"][job.provider], plane.state["internal"][
+        "oauth_clients"][tenant]
+    count = job.tokens_per_tenant
+    for index in range(count):
+        await asyncio.sleep(max(0.0, job.due(job.tokens + 1) - time.time()))
+        token, ttl = await fetch_token(plane.http, url, job.provider, tenant, secret)
+        await store_in_set(plane.store, plane.cipher, job.provider, tenant, index, count,
+                           token, ttl)
+        job.tokens += 1  # counted once connectors can use it
+    await store_token(plane.store, plane.cipher, job.provider, tenant, token, ttl)
+    job.usable[tenant] = time.time() - job.started_at
+
+
 async def _run(plane: ControlPlane, job: PacedRefresh) -> None:
-    url = plane.state["providers"][job.provider]
-    secrets = plane.state["internal"]["oauth_clients"]
     try:
         for tenant in job.tenants:
-            for _ in range(job.tokens_per_tenant):
-                await asyncio.sleep(max(0.0, job.due(job.tokens + 1) - time.time()))
-                token, ttl = await fetch_token(plane.http, url, job.provider, tenant,
-                                               secrets[tenant])
-                job.tokens += 1
-            await store_token(plane.store, plane.cipher, job.provider, tenant, token, ttl)
-            job.usable[tenant] = time.time() - job.started_at
+            await open_set(plane.store, job.provider, tenant, job.tokens_per_tenant)
+        for tenant in job.tenants:
+            await _renew(plane, job, tenant)
     except ApiError as exc:
         job.error = exc.message
     except Exception as exc:  # Redis down: the job failed, and says so

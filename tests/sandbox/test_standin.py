@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import redis
 from pydantic import TypeAdapter
+from scipy.stats import binomtest
 
 from labcore.distributions import Distribution, LogNormal
 from labcore.sandbox_client import LOOPBACK_HOSTS, ApiError, SandboxClient, apply_scenario
@@ -157,7 +158,8 @@ def _expected(scenario: Scenario) -> dict[str, Any]:
                           "workers": cp.workers_per_zone, "queue_limit": cp.queue_limit,
                           "policy_time": cp.policy_time.model_dump(by_alias=True),
                           "token_lookup_time": cp.token_lookup_time.model_dump(by_alias=True),
-                          "seed": scenario.run.seed}},
+                          "seed": scenario.run.seed},
+                      "seed": scenario.run.seed},
         "providers": {name: {
             "latency": p.latency.model_dump(by_alias=True),
             "reject_latency": p.reject_latency.model_dump(by_alias=True),
@@ -491,6 +493,53 @@ def test_the_bulk_refresh_keeps_the_runbooks_pace_tenant_after_tenant(box: Box) 
     assert [usable[t] >= 0.5 * (k + 1) for k, t in enumerate(usable)] == [True] * 4, usable
     assert box.query(SQL.format(41), tenant="umbrella").status_code == 200
     assert box.admin.call("GET", "/faults")["tokens_expired"] == {}
+
+
+def _renewed(box: Box) -> int:
+    return int(box.admin.call("GET", "/admin/tokens/refresh")["jobs"]["crm"]["tokens"])
+
+
+def _by_renewed(box: Box, count: int, limit: float) -> dict[int, list[bool]]:
+    """acme's queries (each on a new key: one crm call) while the paced job renews its
+    ``count`` tokens, grouped by how many were renewed; a query during which one more was
+    renewed counts nowhere. Until ``count`` are renewed and 5 queries more were answered."""
+    outcomes: dict[int, list[bool]] = {k: [] for k in range(count + 1)}
+    deadline, key = time.monotonic() + limit, 1000
+    while time.monotonic() < deadline and len(outcomes[count]) < 5:
+        before, key = _renewed(box), key + 1
+        answered = box.query(SQL.format(key)).status_code == 200
+        if _renewed(box) == before:
+            outcomes[min(before, count)].append(answered)
+    return outcomes
+
+
+def test_a_paced_refresh_brings_a_tenants_calls_back_token_by_token(box: Box) -> None:
+    """acme holds 2 tokens (renewed at 3 s and 6 s, one every 3 s): with none renewed
+    every call is a 401, with one about half (each call draws one of the two, as the
+    simulator draws a call's 401 against the revoked share), with both none. The reset
+    stops the job and leaves every tenant one working token."""
+    box.apply(str(REPO / "scenarios/auth_failure_mitigated.yaml"), *FAST)
+    box.admin.call("POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0})
+    box.admin.call("POST", "/admin/tokens/refresh",
+                   {"provider": "crm", "rate": 1 / 3, "tokens_per_tenant": 2})
+    none, half, both = _by_renewed(box, 2, limit=20.0).values()
+    assert none and not any(none), none
+    assert len(half) >= 15, f"only {len(half)} queries in 3 s"
+    answered = sum(half)
+    assert 0 < answered < len(half), half
+    assert binomtest(answered, len(half), 0.5).pvalue > 1e-3, half
+    assert len(both) == 5 and all(both), both
+    # umbrella's block (the last) has not begun: its token is still the revoked one
+    assert box.query(SQL.format(2000), tenant="umbrella").json()["error"]["code"] == (
+        "PROVIDER_UNAUTHORIZED")
+    box.admin.call("POST", "/faults/reset")
+    assert _paced_job(box, "crm", limit=5.0)["state"] == "failed"  # cancelled
+    assert [box.query(SQL.format(2001 + k), tenant=t).status_code
+            for k, t in enumerate(("acme", "umbrella") * 3)] == [200] * 6
+    store = redis.Redis(port=box.state["redis"]["port"],
+                        password=box.state["internal"]["redis_password"])
+    assert store.exists("omnisql:tokens:crm:acme", "omnisql:tokens:crm:umbrella") == 0
+    store.close()
 
 
 def test_an_unpaced_refresh_supersedes_a_paced_one(box: Box) -> None:

@@ -74,6 +74,17 @@ def test_slots_integrate_busy_and_available_slot_seconds(
 CONTROL_PLANE = "scenarios/auth_failure_control_plane.yaml"
 
 
+def test_the_connector_section_carries_the_run_seed() -> None:
+    """The seed of the connectors' token draws (sandbox.connector: which of a tenant's
+    tokens a call uses); a configuration written before it draws from seed 0."""
+    scenario = read_scenario("scenarios/auth_failure_mitigated.yaml", "standin").scenario
+    config = config_from_scenario(scenario.model_copy(
+        update={"run": scenario.run.model_copy(update={"seed": 7})}))
+    assert connector_section(config["connector"])["seed"] == 7
+    older = {k: v for k, v in default_config()["connector"].items() if k != "seed"}
+    assert connector_section(older)["seed"] == 0
+
+
 def test_the_scenarios_control_plane_is_a_tier_of_the_connectors() -> None:
     from sandbox.control_plane import ControlPlaneTier
 
@@ -187,6 +198,8 @@ def test_latency_draws_follow_the_seeded_stream() -> None:
     (engine_section, {"workers": 2, "queue_limit": None}),
     (connector_section, {"workers": 2, "queue_limit": None, "timeout_seconds": 1,
                          "retries": {"max_attempts": 1}}),
+    (connector_section, {**default_config()["connector"], "seed": -1}),
+    (connector_section, {**default_config()["connector"], "seed": "1"}),
     (gateway_section, {"timeout_seconds": float("inf"), "zone_retry": False,
                        "health_check": {}}),
     (gateway_section, []),
