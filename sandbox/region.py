@@ -10,7 +10,8 @@ never answers with ``blackhole``). The stand-in acts out the same steps with rea
 
 - :func:`failover_section` maps the scenario onto the ``failover`` section of the stand-in's
   configuration (``DIR/standin.json``): the three delay distributions as the scenario gives
-  them, the DNS TTL, the missing replicated dependencies, ``blackhole`` and the seed.
+  them, the DNS TTL, the missing replicated dependencies, ``blackhole``, the seed and how
+  metadata is copied (a snapshot schedule: :mod:`sandbox.admin.snapshots`).
 - :func:`draw_timeline` draws the delays, seeded like the simulator's streams of the same
   names. The delays are *inputs* (an alarm, a human, infrastructure as code), not something
   the stand-in can measure: the ``standin`` profile pins them to constants so the measured
@@ -61,7 +62,17 @@ def failover_section(scenario: Scenario) -> dict[str, Any] | None:
         "missing": [d for d in DEPENDENCIES if d not in spec.replicated],
         "blackhole": bool(losses and losses[0].blackhole),
         "seed": scenario.run.seed,
+        "metadata": _metadata(spec),
     }
+
+
+def _metadata(spec: Any) -> dict[str, Any]:
+    """How metadata reaches the secondary: ``snapshots`` when the admin runs a snapshot
+    schedule (:mod:`sandbox.admin.snapshots`); otherwise the streaming replica is promoted."""
+    meta = spec.metadata
+    return {"mode": meta.mode,
+            "interval_seconds": None if meta.mode == "async" else meta.interval,
+            "snapshots": meta.mode == "snapshot" and "metadata" in spec.replicated}
 
 
 def _distribution(data: dict[str, Any]) -> Any:

@@ -120,6 +120,7 @@ async def apply_config(plane: ControlPlane, config: dict[str, Any]) -> list[str]
     except psycopg.Error:
         raise ApiError(503, "METADATA_UNAVAILABLE", "no writable metadata primary") from None
     await plane.post(f"{plane.gateway_internal}/internal/reload")
+    await plane.snapshots.apply(config.get("failover"), lambda: plane.primary.port)
     return missed
 
 
@@ -183,9 +184,16 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
                   "soft_cache": options.soft_cache, "coalesce": options.coalesce},
         "user_caps": await _caps(plane),
         "release": saved.get("release"),  # the admin's own canary analysis (not a service)
-        "failover": saved.get("failover"),  # the admin's own region failover (admin.region)
+        "failover": _failover(plane, saved.get("failover")),
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
+
+
+def _failover(plane: ControlPlane, section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The admin's own region failover (admin.region); a snapshot schedule as it runs."""
+    if section is None or not (section.get("metadata") or {}).get("snapshots"):
+        return section
+    return {**section, "metadata": {**section["metadata"], **plane.snapshots.effective()}}
 
 
 async def _window(plane: ControlPlane, name: str, seconds: float) -> dict[str, Any] | None:

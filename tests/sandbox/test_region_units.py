@@ -100,3 +100,48 @@ def test_the_secondary_starts_within_the_spin_up_delay_not_after_it(
     asyncio.run(admin_region._fail_over(plane, {"dns_ttl_seconds": 0.0}, delays))
     assert started and 0.1 <= started[0] < 0.2
     assert 0.3 <= plane.region["switch_seconds"] < 0.4
+
+
+SNAPSHOT_RPO = REPO / "scenarios/regional_failover_snapshot_rpo.yaml"
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_the_snapshot_schedule_has_the_simulators_phase(seed: int) -> None:
+    """The stand-in's snapshot phase for a run seed is the simulator's (its first
+    replication): the simulator's RPO at the loss is (loss − phase) mod interval."""
+    from sandbox.admin.snapshots import snapshot_phase
+    from sim import compute_metrics, simulate
+
+    scenario = read_scenario(SNAPSHOT_RPO, "standin",
+                             ["workload.scale=0.002", "run.duration=6m"]).scenario
+    section = failover_section(scenario)
+    assert section is not None
+    meta = section["metadata"]
+    assert meta == {"mode": "snapshot", "interval_seconds": 900.0, "snapshots": True}
+    rpo = compute_metrics(simulate(scenario, seed))["rpo_seconds"]
+    loss = scenario.faults[0].at
+    phase = snapshot_phase(seed, meta["interval_seconds"])
+    assert rpo == pytest.approx((loss - phase) % meta["interval_seconds"], abs=1e-6)
+
+
+def test_snapshots_are_due_on_the_schedule_after_its_start() -> None:
+    from sandbox.admin.snapshots import next_due
+
+    assert next_due(100.0, 5.0, 30.0, 50.0) == 105.0  # before the first: the first
+    assert next_due(100.0, 5.0, 30.0, 105.0) == 105.0
+    assert next_due(100.0, 5.0, 30.0, 105.5) == 135.0
+    assert next_due(100.0, 5.0, 30.0, 200.0) == 225.0
+
+
+def test_only_a_replicated_snapshot_is_honoured() -> None:
+    from sandbox.standin import not_honoured
+
+    tenants = ("acme", "globex", "initech", "umbrella")
+    gaps = not_honoured(read_scenario(SNAPSHOT_RPO, "standin").scenario, tenants)
+    assert "failover.metadata.mode" not in gaps and "failover.replicated" not in gaps
+    shipping = read_scenario(SNAPSHOT_RPO, "standin",
+                             ["failover.metadata.mode=log_shipping"]).scenario
+    assert "log_shipping" in not_honoured(shipping, tenants)["failover.metadata.mode"]
+    streaming = failover_section(read_scenario(REGIONAL, "standin").scenario)
+    assert streaming is not None and streaming["metadata"] == {
+        "mode": "async", "interval_seconds": None, "snapshots": False}
