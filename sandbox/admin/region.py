@@ -135,7 +135,7 @@ async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> l
     Every step is tried (a failed promotion must not leave the zones down); what failed."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         ("flush", lambda: invalidate(plane, {})), ("promote", plane.promote)]
-    if section["metadata"]["snapshots"]:  # the secondary's metadata: the newest snapshot
+    if (section.get("metadata") or {}).get("snapshots"):  # the newest snapshot, restored
         steps.append(("restore", lambda: _restore_snapshot(plane)))
     if {"kms_keys", "connector_secrets"} & set(section["missing"]):
         steps.append(("revoke", lambda: _revoke_tokens(plane)))
