@@ -158,11 +158,7 @@ def acknowledged_writes_lost(configuration: Configuration = None,
     before = restored["rpo_seconds"] if restored else lag
     rpo = round(max(before or 0.0, span), 6)
     ledger.LEDGER.running["rpo_seconds"] = rpo  # into the run's window facts
-    measured = {"rpo_seconds": rpo}
-    if snapshots:  # the scheme's worst case: the interval the stand-in's schedule ran with
-        measured["failover.rpo_bound_seconds"] = snapshots["rpo_bound_seconds"]
-        ledger.LEDGER.running.setdefault("run_facts", {}).update(
-            {"failover.rpo_bound_seconds": snapshots["rpo_bound_seconds"]})
+    measured = {"rpo_seconds": rpo, **_bound(snapshots)}
     source = ("snapshot_at_loss" if restored else "lag_at_loss" if lag is not None
               else "acknowledged_writes")
     blank = dict.fromkeys(("last_acknowledged", "max_visible", "lost", "lost_span_seconds"))
@@ -170,12 +166,25 @@ def acknowledged_writes_lost(configuration: Configuration = None,
             "rpo_source": source, "snapshot_restored": restored, "measured": measured}
 
 
+def _bound(snapshots: dict[str, Any] | None) -> dict[str, float]:
+    """The scheme's worst case, the interval the stand-in's schedule ran with, as a measured
+    whole-run fact (into the window facts, as the canary's are); none without a schedule."""
+    if not snapshots:
+        return {}
+    bound = {"failover.rpo_bound_seconds": float(snapshots["rpo_bound_seconds"])}
+    ledger.LEDGER.running.setdefault("run_facts", {}).update(bound)
+    return bound
+
+
 def _snapshots_at_loss(configuration: Configuration) -> dict[str, Any] | None:
-    """The stand-in's metadata snapshot schedule, when one ran (``failover.metadata.mode:
-    snapshot``): its interval and, for this run's latest loss, the snapshot the secondary
-    restored and its RPO (loss − the snapshot's start). None: no schedule ran."""
+    """The stand-in's metadata snapshot schedule when this run's latest loss is a region's
+    and a schedule ran (``failover.metadata.mode: snapshot``): its interval and the snapshot
+    the secondary restored with its RPO (loss − the snapshot's start). None otherwise (a
+    zone's loss promotes the streaming replica: its lag is the RPO)."""
     record = next((r for r in reversed(ledger.LEDGER.faults) if r.kind in PRIMARY_LOSSES),
                   None)
+    if record is None or record.kind != "region_loss":
+        return None
     try:
         schedule = admin_call("GET", "/admin/metadata/snapshots", configuration)
     except ActivityFailed:  # a target without snapshots (or an older stand-in)
@@ -183,7 +192,7 @@ def _snapshots_at_loss(configuration: Configuration) -> dict[str, Any] | None:
     if schedule.get("rpo_bound_seconds") is None:
         return None
     restored = schedule.get("restored")
-    if record is None or not restored or float(restored["lost_at"]) < record.wall_started - 1.0:
+    if not restored or float(restored["lost_at"]) < record.wall_started - 1.0:
         restored = None  # no restore of this run's loss (it failed: GET /faults says why)
     return {"rpo_bound_seconds": float(schedule["rpo_bound_seconds"]), "restored": restored}
 

@@ -92,6 +92,12 @@ def test_without_lag_nor_writer_the_probe_fails(
         probes.acknowledged_writes_lost()
 
 
+def _region_loss(fresh: Any) -> dict[str, Any]:
+    record = fresh.injected("region_loss", "region")
+    return {"node": "pg-primary", "at": record.wall_started + 0.1,
+            "seconds": 0.0042, "streaming": True, "idle": False}
+
+
 def _restored(fresh: Any, lost_after: float, rpo: float) -> dict[str, Any]:
     record = fresh.faults[-1]
     return {"snapshot": "metadata-1.dump", "snapshot_started_at": 0.0,
@@ -102,7 +108,7 @@ def test_with_snapshots_the_rpo_is_the_restored_snapshots_age_and_the_bound_its_
         fresh_ledger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """failover.metadata.mode: snapshot (sandbox.admin.snapshots): the lag of the streaming
     replica is not what the secondary restored; the snapshot's age is."""
-    at_loss = _loss(fresh_ledger)
+    at_loss = _region_loss(fresh_ledger)
     snapshots = {"rpo_bound_seconds": 900.0,
                  "restored": _restored(fresh_ledger, 0.05, rpo=204.25)}
     fresh_ledger.running["writer_acks"] = [(1.0, 20), (100.0, 40), (200.0, 60)]
@@ -117,7 +123,7 @@ def test_with_snapshots_the_rpo_is_the_restored_snapshots_age_and_the_bound_its_
 
 def test_a_restore_older_than_the_loss_is_not_this_losss(
         fresh_ledger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    _loss(fresh_ledger)
+    _region_loss(fresh_ledger)
     snapshots = {"rpo_bound_seconds": 900.0,
                  "restored": _restored(fresh_ledger, -300.0, rpo=12.0)}  # a previous run's
     fresh_ledger.running["writer_acks"] = [(1.0, 20), (3.5, 40)]
@@ -125,6 +131,17 @@ def test_a_restore_older_than_the_loss_is_not_this_losss(
     out = probes.acknowledged_writes_lost()
     assert out["rpo_source"] == "acknowledged_writes" and out["rpo_seconds"] == 2.5
     assert out["measured"]["failover.rpo_bound_seconds"] == 900.0  # the schedule still ran
+
+
+def test_a_zones_loss_under_a_snapshot_schedule_is_the_replicas_lag(
+        fresh_ledger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AZ loss promotes the streaming replica: no region failover, no snapshot bound."""
+    at_loss = _loss(fresh_ledger)
+    snapshots = {"rpo_bound_seconds": 900.0, "restored": None}
+    fresh_ledger.running["writer_acks"] = [(1.0, 20)]
+    monkeypatch.setattr(probes, "admin_call", FakeAdmin(at_loss, 20, snapshots))
+    out = probes.acknowledged_writes_lost()
+    assert out["rpo_source"] == "lag_at_loss" and out["measured"] == {"rpo_seconds": 0.0042}
 
 
 def test_chaos_judges_the_snapshot_bound_as_the_simulator_does() -> None:
