@@ -168,7 +168,10 @@ class SnapshotSchedule:
         started = time.time()  # before the dump's own snapshot: see the module docstring
         path = self.directory / f"metadata-{started:.6f}.dump"
         partial = path.with_suffix(".partial")
-        error = await _run([_tool("pg_dump"), *_target(port), "-Fc", "-f", str(partial)])
+        try:
+            error = await _run([_tool("pg_dump"), *_target(port), "-Fc", "-f", str(partial)])
+        except (ApiError, OSError) as exc:  # no pg_dump: recorded, the schedule goes on
+            error = getattr(exc, "message", None) or str(exc)
         record = {"kind": kind, "started_at": started, "finished_at": time.time(),
                   "file": path.name, "error": error}
         self.taken.append(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -145,3 +146,44 @@ def test_only_a_replicated_snapshot_is_honoured() -> None:
     streaming = failover_section(read_scenario(REGIONAL, "standin").scenario)
     assert streaming is not None and streaming["metadata"] == {
         "mode": "async", "interval_seconds": None, "snapshots": False}
+
+
+def test_the_newest_completed_snapshot_is_restored_and_older_dumps_pruned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule's bookkeeping with pg_dump/pg_restore stood in for: a failed dump is
+    recorded and never restored, only the newest KEEP_FILES dumps stay on disk, and the
+    RPO is the loss − the restored snapshot's start."""
+    from sandbox.admin import snapshots
+    from sandbox.errors import ApiError
+
+    calls: list[list[str]] = []
+    failing = {"now": False}
+
+    async def run(cmd: list[str]) -> str | None:
+        calls.append(cmd)
+        if cmd[0] == "pg_dump":
+            if failing["now"]:
+                return "exit 1: connection refused"
+            Path(cmd[-1]).write_bytes(b"dump")
+        return None
+
+    monkeypatch.setattr(snapshots, "_tool", lambda name: name)
+    monkeypatch.setattr(snapshots, "_run", run)
+    schedule = snapshots.SnapshotSchedule(tmp_path / "snaps")
+    with pytest.raises(ApiError) as none:
+        asyncio.run(snapshots.restore_newest(schedule, 5432, time.time()))
+    assert none.value.status == 503
+    for _ in range(snapshots.KEEP_FILES + 1):
+        asyncio.run(schedule.take(5432, "scheduled"))
+    good = schedule.taken[-1]
+    failing["now"] = True
+    asyncio.run(schedule.take(5432, "scheduled"))
+    assert (schedule.count, schedule.failed) == (snapshots.KEEP_FILES + 1, 1)
+    on_disk = sorted(p.name for p in (tmp_path / "snaps").iterdir())
+    assert on_disk == sorted(r["file"] for r in schedule.completed()[-snapshots.KEEP_FILES:])
+    lost_at = good["started_at"] + 42.0
+    restored = asyncio.run(snapshots.restore_newest(schedule, 5433, lost_at))
+    assert restored["snapshot"] == good["file"]
+    assert restored["rpo_seconds"] == pytest.approx(42.0, abs=1e-5)
+    assert calls[-1][0] == "pg_restore" and calls[-1][-1].endswith(good["file"])
+    assert "5433" in calls[-1] and schedule.json()["restored"] == restored
