@@ -21,7 +21,7 @@ from sandbox.admin.lag import sample_forever
 from sandbox.admin.leases import AuditLog
 from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
-from sandbox.admin.scenario import applied, connector_stats, scenario_routes
+from sandbox.admin.scenario import connector_stats, scenario_routes
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
 from sandbox.service import EXCEPTION_HANDLERS, health
@@ -58,7 +58,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
         keeper = asyncio.create_task(keep_redis_state(plane))
         sampler = asyncio.create_task(sample_forever(plane.lag, lambda: plane.primary.port))
         # A restarted admin resumes the applied scenario's snapshot schedule (admin.snapshots).
-        await plane.snapshots.apply(applied(plane).get("failover"), lambda: plane.primary.port)
+        await plane.snapshots.resume(plane.layout.root, lambda: plane.primary.port)
         yield
         keeper.cancel()
         sampler.cancel()

@@ -184,16 +184,9 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
                   "soft_cache": options.soft_cache, "coalesce": options.coalesce},
         "user_caps": await _caps(plane),
         "release": saved.get("release"),  # the admin's own canary analysis (not a service)
-        "failover": _failover(plane, saved.get("failover")),
+        "failover": saved.get("failover"),  # the admin's own region failover (admin.region)
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
-
-
-def _failover(plane: ControlPlane, section: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The admin's own region failover (admin.region); a snapshot schedule as it runs."""
-    if section is None or not (section.get("metadata") or {}).get("snapshots"):
-        return section
-    return {**section, "metadata": {**section["metadata"], **plane.snapshots.effective()}}
 
 
 async def _window(plane: ControlPlane, name: str, seconds: float) -> dict[str, Any] | None:
@@ -222,6 +215,16 @@ async def connector_stats(plane: ControlPlane, seconds: float) -> dict[str, Any]
                                     if n in names and w.get("control_plane_slots")}}
 
 
+def _with_schedule(plane: ControlPlane, config: dict[str, Any]) -> dict[str, Any]:
+    """The failover's metadata snapshot schedule as it runs (admin.snapshots), not only as
+    it was asked for: its interval is what ``failover.rpo_bound_seconds`` reports."""
+    section = config.get("failover")
+    if section is not None and (section.get("metadata") or {}).get("snapshots"):
+        config["failover"] = {**section, "metadata": {**section["metadata"],
+                                                      **plane.snapshots.effective()}}
+    return config
+
+
 def scenario_routes(plane: ControlPlane) -> list[Route]:
     @handle_errors
     async def post(request: Request) -> Response:
@@ -230,7 +233,7 @@ def scenario_routes(plane: ControlPlane) -> list[Route]:
 
     @handle_errors
     async def get(request: Request) -> Response:
-        return JSONResponse(await live_config(plane))
+        return JSONResponse(_with_schedule(plane, await live_config(plane)))
 
     return [Route("/admin/scenario", post, methods=["POST"]),
             Route("/admin/config", get, methods=["GET"])]

@@ -140,6 +140,14 @@ class SnapshotSchedule:
         else:
             await self.disable()
 
+    async def resume(self, root: Path, primary_port: Callable[[], int]) -> None:
+        """At the admin's start: the schedule of the configuration applied last, if any."""
+        from sandbox.standin import STANDIN_FILE
+        from sandbox.state import read_json_file
+
+        saved = read_json_file(root / STANDIN_FILE) or {}
+        await self.apply(saved.get("failover"), primary_port)
+
     async def stop(self) -> None:
         """Stop taking snapshots (a dump under way is killed and does not count)."""
         task, self.task = self.task, None
