@@ -187,3 +187,36 @@ def test_the_newest_completed_snapshot_is_restored_and_older_dumps_pruned(
     assert restored["rpo_seconds"] == pytest.approx(42.0, abs=1e-5)
     assert calls[-1][0] == "pg_restore" and calls[-1][-1].endswith(good["file"])
     assert "5433" in calls[-1] and schedule.json()["restored"] == restored
+
+
+def test_a_restarted_admin_resumes_the_applied_scenarios_schedule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sandbox.admin import snapshots
+    from sandbox.standin import STANDIN_FILE
+
+    async def run(cmd: list[str]) -> str | None:
+        Path(cmd[-1]).write_bytes(b"dump")
+        return None
+
+    monkeypatch.setattr(snapshots, "_tool", lambda name: name)
+    monkeypatch.setattr(snapshots, "_run", run)
+    scenario = read_scenario(SNAPSHOT_RPO, "standin").scenario
+    (tmp_path / STANDIN_FILE).write_text(json.dumps(config_from_scenario(scenario)))
+    schedule = snapshots.SnapshotSchedule(tmp_path / "snaps")
+
+    async def resume() -> dict[str, object]:
+        await schedule.resume(tmp_path, lambda: 5432)
+        await asyncio.sleep(0.05)  # the baseline is taken at once
+        running = schedule.running
+        await schedule.stop()
+        return {**schedule.json(), "running": running}
+
+    seen = asyncio.run(resume())
+    assert seen["running"] and seen["interval_seconds"] == 900.0
+    assert seen["phase_seconds"] == pytest.approx(snapshots.snapshot_phase(1, 900.0), abs=1e-6)
+    assert [s["kind"] for s in schedule.taken] == ["baseline"]
+    (tmp_path / STANDIN_FILE).write_text(json.dumps(default_config()))  # no failover
+    asyncio.run(schedule.resume(tmp_path, lambda: 5432))
+    assert schedule.json()["mode"] is None and not schedule.taken
