@@ -43,11 +43,11 @@ _DIST: TypeAdapter[Any] = TypeAdapter(Distribution)
 Phase = Literal["up", "down", "shifting"]
 
 
-def stream_seed(seed: int, name: str) -> int:
+def stream_seed(seed: int, *name: str) -> int:
     """A seed per named stream: ``sandbox.standin.derive_seed`` (the simulator's rule)."""
     from sandbox.standin import derive_seed
 
-    return derive_seed(seed, name)
+    return derive_seed(seed, *name)
 
 
 def failover_section(scenario: Scenario) -> dict[str, Any] | None:
@@ -87,7 +87,10 @@ def draw_timeline(section: dict[str, Any]) -> dict[str, float]:
     out = {}
     for step in STEPS:
         dist = _distribution(section[step])
-        rng = np.random.default_rng(stream_seed(int(section["seed"]), f"failover.{step}"))
+        # The simulator's numpy streams add "numpy" to the name (sim.kernel.streams): the
+        # same seed, so the stand-in's draws are the simulator's first replication's.
+        rng = np.random.default_rng(stream_seed(int(section["seed"]), "numpy",
+                                                f"failover.{step}"))
         out[step] = max(0.0, float(dist.sampler(rng)()))
     return out
 

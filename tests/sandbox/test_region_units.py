@@ -220,3 +220,17 @@ def test_a_restarted_admin_resumes_the_applied_scenarios_schedule(
     (tmp_path / STANDIN_FILE).write_text(json.dumps(default_config()))  # no failover
     asyncio.run(schedule.resume(tmp_path, lambda: 5432))
     assert schedule.json()["mode"] is None and not schedule.taken
+
+
+def test_a_drawn_timeline_is_the_simulators_first_replications() -> None:
+    """The stand-in draws detection, decision and spin-up from the simulator's own streams
+    for the run seed (replication 0 runs with it): the same delays, not merely seeded ones."""
+    from sim.kernel.streams import Streams
+
+    scenario = read_scenario(SNAPSHOT_RPO, "standin").scenario  # lognormal delays
+    section = failover_section(scenario)
+    assert section is not None and scenario.failover is not None
+    streams = Streams(scenario.run.seed)
+    expected = {step: getattr(scenario.failover, step).sampler(
+        streams.numpy(f"failover.{step}"))() for step in ("detection", "decision", "spinup")}
+    assert draw_timeline(section) == pytest.approx(expected, rel=1e-12)
