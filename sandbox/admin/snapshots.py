@@ -180,6 +180,9 @@ class SnapshotSchedule:
             error = await _run([_tool("pg_dump"), *_target(port), "-Fc", "-f", str(partial)])
         except (ApiError, OSError) as exc:  # no pg_dump: recorded, the schedule goes on
             error = getattr(exc, "message", None) or str(exc)
+        except asyncio.CancelledError:  # stopped (a region loss): not a snapshot at all
+            partial.unlink(missing_ok=True)
+            raise
         record = {"kind": kind, "started_at": started, "finished_at": time.time(),
                   "file": path.name, "error": error}
         self.taken.append(record)
