@@ -10,7 +10,8 @@ never answers with ``blackhole``). The stand-in acts out the same steps with rea
 
 - :func:`failover_section` maps the scenario onto the ``failover`` section of the stand-in's
   configuration (``DIR/standin.json``): the three delay distributions as the scenario gives
-  them, the DNS TTL, the missing replicated dependencies, ``blackhole`` and the seed.
+  them, the DNS TTL, the missing replicated dependencies, ``blackhole``, the seed and how
+  metadata is copied (a snapshot schedule: :mod:`sandbox.admin.snapshots`).
 - :func:`draw_timeline` draws the delays, seeded like the simulator's streams of the same
   names. The delays are *inputs* (an alarm, a human, infrastructure as code), not something
   the stand-in can measure: the ``standin`` profile pins them to constants so the measured
@@ -42,11 +43,11 @@ _DIST: TypeAdapter[Any] = TypeAdapter(Distribution)
 Phase = Literal["up", "down", "shifting"]
 
 
-def stream_seed(seed: int, name: str) -> int:
+def stream_seed(seed: int, *name: str) -> int:
     """A seed per named stream: ``sandbox.standin.derive_seed`` (the simulator's rule)."""
     from sandbox.standin import derive_seed
 
-    return derive_seed(seed, name)
+    return derive_seed(seed, *name)
 
 
 def failover_section(scenario: Scenario) -> dict[str, Any] | None:
@@ -61,7 +62,17 @@ def failover_section(scenario: Scenario) -> dict[str, Any] | None:
         "missing": [d for d in DEPENDENCIES if d not in spec.replicated],
         "blackhole": bool(losses and losses[0].blackhole),
         "seed": scenario.run.seed,
+        "metadata": _metadata(spec),
     }
+
+
+def _metadata(spec: Any) -> dict[str, Any]:
+    """How metadata reaches the secondary: ``snapshots`` when the admin runs a snapshot
+    schedule (:mod:`sandbox.admin.snapshots`); otherwise the streaming replica is promoted."""
+    meta = spec.metadata
+    return {"mode": meta.mode,
+            "interval_seconds": None if meta.mode == "async" else meta.interval,
+            "snapshots": meta.mode == "snapshot" and "metadata" in spec.replicated}
 
 
 def _distribution(data: dict[str, Any]) -> Any:
@@ -76,7 +87,10 @@ def draw_timeline(section: dict[str, Any]) -> dict[str, float]:
     out = {}
     for step in STEPS:
         dist = _distribution(section[step])
-        rng = np.random.default_rng(stream_seed(int(section["seed"]), f"failover.{step}"))
+        # The simulator's numpy streams add "numpy" to the name (sim.kernel.streams): the
+        # same seed, so the stand-in's draws are the simulator's first replication's.
+        rng = np.random.default_rng(stream_seed(int(section["seed"]), "numpy",
+                                                f"failover.{step}"))
         out[step] = max(0.0, float(dist.sampler(rng)()))
     return out
 

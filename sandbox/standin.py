@@ -276,9 +276,12 @@ def _failover_gaps(scenario: Scenario) -> dict[str, str]:
         return {}
     out = {"failover.metadata.lag": "the replica's lag is PostgreSQL's real streaming lag "
            "(sampled: sim calibrate fits it)"}
-    if spec.metadata.mode != "async":
-        out["failover.metadata.mode"] = (f"{spec.metadata.mode}: the metadata replica "
-                                         "streams (RPO is the real lag, not a copy interval)")
+    # Snapshots are taken and restored for real (sandbox.admin.snapshots); log shipping is
+    # not, nor a snapshot of metadata that is not replicated (no copy to restore).
+    mode = spec.metadata.mode
+    if mode == "log_shipping" or (mode == "snapshot" and "metadata" not in spec.replicated):
+        out["failover.metadata.mode"] = (f"{mode}: the metadata replica streams (RPO is "
+                                         "the real lag, not a copy interval)")
     if "metadata" not in spec.replicated:
         out["failover.replicated"] = ("metadata not replicated: the secondary region still "
                                       "promotes the streaming replica (queries stay plannable)")

@@ -131,7 +131,8 @@ PRIMARY_LOSSES = ("az_loss", "region_loss", "metadata_failover")
 
 def acknowledged_writes_lost(configuration: Configuration = None,
                              secrets: Secrets = None) -> dict[str, Any]:
-    """RPO of the last metadata primary loss: the replica's lag at the loss.
+    """RPO of the last metadata primary loss: the replica's lag at the loss, or the age of
+    the snapshot a region's secondary restored (``failover.metadata.mode: snapshot``).
 
     That is the simulator's RPO (``topology.metadata.replication_lag``, or the failover's
     ``metadata.lag``, drawn at the loss): what a continuous writer loses, the writes
@@ -141,20 +142,59 @@ def acknowledged_writes_lost(configuration: Configuration = None,
     ``lost = max(0, last acknowledged − max visible)`` and their span (how long before the
     last acknowledgement the newest surviving write was acknowledged); the RPO is at least
     that span. A target without the lag reading (no ``at_loss`` of this fault) falls back
-    to the span (``rpo_source: acknowledged_writes``).
+    to the span (``rpo_source: acknowledged_writes``). When the stand-in copies metadata by
+    snapshots (``GET /admin/metadata/snapshots``), the RPO is the loss − the restored
+    snapshot's start (``rpo_source: snapshot_at_loss``) and ``failover.rpo_bound_seconds``
+    is the interval its schedule ran with: the scheme's worst case, not a measurement.
     """
-    lag = _lag_at_loss(configuration)
+    snapshots = _snapshots_at_loss(configuration)
+    lag = None if snapshots else _lag_at_loss(configuration)
+    restored = (snapshots or {}).get("restored")
     writes = _writes_lost(configuration)
-    if lag is None and writes is None:
+    if lag is None and writes is None and restored is None:
         raise ActivityFailed("neither the lag at the loss nor acknowledged writes were "
                              "recorded: start_metadata_writes before the failover")
     span = writes["lost_span_seconds"] if writes else 0.0
-    rpo = round(max(lag or 0.0, span), 6)
+    before = restored["rpo_seconds"] if restored else lag
+    rpo = round(max(before or 0.0, span), 6)
     ledger.LEDGER.running["rpo_seconds"] = rpo  # into the run's window facts
+    measured = {"rpo_seconds": rpo, **_bound(snapshots)}
+    source = ("snapshot_at_loss" if restored else "lag_at_loss" if lag is not None
+              else "acknowledged_writes")
     blank = dict.fromkeys(("last_acknowledged", "max_visible", "lost", "lost_span_seconds"))
     return {**(writes or blank), "lag_at_loss_seconds": lag, "rpo_seconds": rpo,
-            "rpo_source": "lag_at_loss" if lag is not None else "acknowledged_writes",
-            "measured": {"rpo_seconds": rpo}}
+            "rpo_source": source, "snapshot_restored": restored, "measured": measured}
+
+
+def _bound(snapshots: dict[str, Any] | None) -> dict[str, float]:
+    """The scheme's worst case, the interval the stand-in's schedule ran with, as a measured
+    whole-run fact (into the window facts, as the canary's are); none without a schedule."""
+    if not snapshots:
+        return {}
+    bound = {"failover.rpo_bound_seconds": float(snapshots["rpo_bound_seconds"])}
+    ledger.LEDGER.running.setdefault("run_facts", {}).update(bound)
+    return bound
+
+
+def _snapshots_at_loss(configuration: Configuration) -> dict[str, Any] | None:
+    """The stand-in's metadata snapshot schedule when this run's latest loss is a region's
+    and a schedule ran (``failover.metadata.mode: snapshot``): its interval and the snapshot
+    the secondary restored with its RPO (loss − the snapshot's start). None otherwise (a
+    zone's loss promotes the streaming replica: its lag is the RPO)."""
+    record = next((r for r in reversed(ledger.LEDGER.faults) if r.kind in PRIMARY_LOSSES),
+                  None)
+    if record is None or record.kind != "region_loss":
+        return None
+    try:
+        schedule = admin_call("GET", "/admin/metadata/snapshots", configuration)
+    except ActivityFailed:  # a target without snapshots (or an older stand-in)
+        return None
+    if schedule.get("rpo_bound_seconds") is None:
+        return None
+    restored = schedule.get("restored")
+    if not restored or float(restored["lost_at"]) < record.wall_started - 1.0:
+        restored = None  # no restore of this run's loss (it failed: GET /faults says why)
+    return {"rpo_bound_seconds": float(schedule["rpo_bound_seconds"]), "restored": restored}
 
 
 def _lag_at_loss(configuration: Configuration) -> float | None:

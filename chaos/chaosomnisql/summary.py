@@ -75,7 +75,7 @@ def writes_lost(journal: dict[str, Any]) -> dict[str, Any] | None:
             continue
         out = entry.get("output")
         keys = ("lost", "last_acknowledged", "max_visible", "rpo_seconds",
-                "lag_at_loss_seconds")
+                "lag_at_loss_seconds", "snapshot_restored")
         if entry.get("status") == "succeeded" and isinstance(out, dict):
             return {"measured": True, **{k: out.get(k) for k in keys}}
         return {"measured": False, **dict.fromkeys(keys)}
@@ -85,9 +85,12 @@ def writes_lost(journal: dict[str, Any]) -> dict[str, Any] | None:
 def _lost_text(lost: dict[str, Any]) -> str:
     if not lost.get("measured", lost["lost"] is not None):
         return "acknowledged writes lost: not measured (the check failed)"
-    lag = lost.get("lag_at_loss_seconds")
+    lag, snapshot = lost.get("lag_at_loss_seconds"), lost.get("snapshot_restored")
     lag_text = ("replica lag at the loss: not read" if lag is None
                 else f"replica lag at the loss: {lag * 1000:.1f} ms")
+    if snapshot:  # failover.metadata.mode: snapshot (sandbox.admin.snapshots)
+        lag_text = (f"restored the snapshot started {snapshot['rpo_seconds']:.1f} s before "
+                    "the loss")
     if lost["lost"] is None:
         return f"{lag_text}; acknowledged writes lost: no writer ran"
     return (f"{lag_text}; acknowledged writes lost: {lost['lost']} (last acknowledged "

@@ -156,6 +156,10 @@ async def _status(plane: ControlPlane) -> dict[str, Any]:
     return paced_status(plane)
 
 
+async def _snapshots(plane: ControlPlane) -> dict[str, Any]:
+    return plane.snapshots.json()
+
+
 def admin_routes(plane: ControlPlane) -> list[Route]:
     def post(fn: Any) -> Any:
         @handle_errors
@@ -208,5 +212,6 @@ def admin_routes(plane: ControlPlane) -> list[Route]:
         Route("/admin/metadata/writes", post(sequenced_writes), methods=["POST"]),
         Route("/admin/metadata/writes", get(lambda: visible_writes(plane)), methods=["GET"]),
         Route("/admin/metadata/lag", lag, methods=["GET", "DELETE"]),
+        Route("/admin/metadata/snapshots", get(lambda: _snapshots(plane))),
         Route("/admin/status", get(status)),
     ]

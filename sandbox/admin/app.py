@@ -57,6 +57,8 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keeper = asyncio.create_task(keep_redis_state(plane))
         sampler = asyncio.create_task(sample_forever(plane.lag, lambda: plane.primary.port))
+        # A restarted admin resumes the applied scenario's snapshot schedule (admin.snapshots).
+        await plane.snapshots.resume(plane.layout.root, lambda: plane.primary.port)
         yield
         keeper.cancel()
         sampler.cancel()

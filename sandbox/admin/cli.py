@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(meta, "write", ("n", {"type": int}))
     meta.add_parser("writes")
     meta.add_parser("lag")
+    meta.add_parser("snapshots")
     _fault_parsers(top.add_parser("faults").add_subparsers(dest="action", required=True))
     _scenario_parsers(top)
     return parser
@@ -145,6 +146,7 @@ def to_call(a: argparse.Namespace) -> Call:
         ("metadata", "write"): lambda: ("POST", "/admin/metadata/writes", {"n": a.n}),
         ("metadata", "writes"): lambda: ("GET", "/admin/metadata/writes", None),
         ("metadata", "lag"): lambda: ("GET", "/admin/metadata/lag", None),
+        ("metadata", "snapshots"): lambda: ("GET", "/admin/metadata/snapshots", None),
     }
     if g == "faults":
         return _fault_call(a)

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from sandbox import metadata
 from sandbox.admin.lag import LagSeries, read_lag
 from sandbox.admin.leases import AuditLog, Leases
+from sandbox.admin.snapshots import SnapshotSchedule
 from sandbox.auth import internal_headers
 from sandbox.errors import ApiError
 from sandbox.pgcluster import make_replica
@@ -71,6 +72,8 @@ class ControlPlane:
         self.promoted_release = False  # every engine runs the canary's release
         self.region: dict[str, Any] | None = None  # a region loss's failover (admin.region)
         self.region_task: asyncio.Task[None] | None = None
+        # The metadata snapshots a region's secondary restores (admin.snapshots).
+        self.snapshots = SnapshotSchedule(self.layout.root / "metadata-snapshots")
         self.store = aioredis.Redis(host="127.0.0.1", port=state["redis"]["port"],
                                     password=state["internal"]["redis_password"],
                                     socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -82,6 +85,7 @@ class ControlPlane:
         self.leases.cancel_all()
         if self.region_task is not None:
             self.region_task.cancel()
+        await self.snapshots.stop()
         if self.analysis is not None and self.analysis.task is not None:
             self.analysis.task.cancel()
         for job in self.token_jobs.values():

@@ -13,7 +13,9 @@
    inputs (an alarm, a human, infrastructure as code), not something the stand-in measures.
 3. **The secondary region comes up** during the spin-up delay, on the same processes, as
    the simulator reuses its zones: the result cache is flushed (cold), the streaming replica
-   is promoted to primary, the zones' processes start again and are waited for until they
+   is promoted to primary (with ``failover.metadata.mode: snapshot`` its content is then
+   replaced by the newest snapshot taken before the loss, :mod:`sandbox.admin.snapshots`:
+   the RPO is that snapshot's age), the zones' processes start again and are waited for until they
    answer their health checks, and tokens are revoked at the providers when KMS keys or
    connector secrets were not replicated (every SaaS call then answers 401). The spin-up
    ends when the delay has passed and the zones serve: a real start slower than the delay
@@ -42,6 +44,7 @@ from sandbox.admin.actions import invalidate
 from sandbox.admin.leases import parse_lease
 from sandbox.admin.plane import ControlPlane
 from sandbox.admin.scenario import applied
+from sandbox.admin.snapshots import restore_newest
 from sandbox.errors import ApiError
 from sandbox.region import draw_timeline
 
@@ -85,7 +88,7 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
                        "(POST /admin/metadata/rebuild)")
     zones, lost_at, killed = list(plane.state["zones"]), time.time(), plane.primary
     await _gateway_region(plane, "down", section)  # first: clients see the loss at once
-    await asyncio.gather(plane.kill_node(killed),
+    await asyncio.gather(plane.snapshots.stop(), plane.kill_node(killed),
                          *(plane.supervisor("stopProcessGroup", z, True) for z in zones))
     plane.faults.metadata_primary_killed = True
     plane.faults.zones_lost.update(zones)
@@ -93,7 +96,8 @@ async def lose_region(plane: ControlPlane, body: dict[str, Any]) -> dict[str, An
     plane.region = {"phase": "lost", "blackhole": section["blackhole"], "lost_at": lost_at,
                     "timeline": delays, "dns_ttl_seconds": section["dns_ttl_seconds"],
                     "missing": section["missing"], "metadata_killed": killed.name,
-                    "switch_seconds": None, "shifted_seconds": None, "error": None}
+                    "switch_seconds": None, "shifted_seconds": None, "error": None,
+                    "metadata_snapshot": None}
     plane.region_task = asyncio.create_task(_fail_over(plane, section, delays))
     held = plane.leases.grant("region", lease, lambda: end_region(plane))
     return {**plane.region, **held}
@@ -131,6 +135,8 @@ async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> l
     Every step is tried (a failed promotion must not leave the zones down); what failed."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         ("flush", lambda: invalidate(plane, {})), ("promote", plane.promote)]
+    if (section.get("metadata") or {}).get("snapshots"):  # the newest snapshot, restored
+        steps.append(("restore", lambda: _restore_snapshot(plane)))
     if {"kms_keys", "connector_secrets"} & set(section["missing"]):
         steps.append(("revoke", lambda: _revoke_tokens(plane)))
     steps.append(("start", lambda: _start_zones(plane)))
@@ -141,6 +147,15 @@ async def _bring_up_secondary(plane: ControlPlane, section: dict[str, Any]) -> l
         except (ApiError, RedisError) as err:
             errors.append(f"{name}: {getattr(err, 'message', None) or err}")
     return errors
+
+
+async def _restore_snapshot(plane: ControlPlane) -> None:
+    """Replace what the promoted replica streamed by the newest completed snapshot: the
+    writes after its start are lost (RPO = loss − its start; sandbox.admin.snapshots)."""
+    region = plane.region
+    assert region is not None
+    region["metadata_snapshot"] = await restore_newest(plane.snapshots, plane.primary.port,
+                                                       region["lost_at"])
 
 
 async def _revoke_tokens(plane: ControlPlane) -> None:

@@ -120,6 +120,7 @@ async def apply_config(plane: ControlPlane, config: dict[str, Any]) -> list[str]
     except psycopg.Error:
         raise ApiError(503, "METADATA_UNAVAILABLE", "no writable metadata primary") from None
     await plane.post(f"{plane.gateway_internal}/internal/reload")
+    await plane.snapshots.apply(config.get("failover"), lambda: plane.primary.port)
     return missed
 
 
@@ -214,6 +215,16 @@ async def connector_stats(plane: ControlPlane, seconds: float) -> dict[str, Any]
                                     if n in names and w.get("control_plane_slots")}}
 
 
+def _with_schedule(plane: ControlPlane, config: dict[str, Any]) -> dict[str, Any]:
+    """The failover's metadata snapshot schedule as it runs (admin.snapshots), not only as
+    it was asked for: its interval is what ``failover.rpo_bound_seconds`` reports."""
+    section = config.get("failover")
+    if section is not None and (section.get("metadata") or {}).get("snapshots"):
+        config["failover"] = {**section, "metadata": {**section["metadata"],
+                                                      **plane.snapshots.effective()}}
+    return config
+
+
 def scenario_routes(plane: ControlPlane) -> list[Route]:
     @handle_errors
     async def post(request: Request) -> Response:
@@ -222,7 +233,7 @@ def scenario_routes(plane: ControlPlane) -> list[Route]:
 
     @handle_errors
     async def get(request: Request) -> Response:
-        return JSONResponse(await live_config(plane))
+        return JSONResponse(_with_schedule(plane, await live_config(plane)))
 
     return [Route("/admin/scenario", post, methods=["POST"]),
             Route("/admin/config", get, methods=["GET"])]

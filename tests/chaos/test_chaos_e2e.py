@@ -203,10 +203,11 @@ _SHORT_ENV = {"cache_stampede": {"OMNISQL_WARMUP": "180", "OMNISQL_FAULT_AT": "1
                                  "OMNISQL_LOAD_SECONDS": "240"},
               "regional_failover": {"OMNISQL_RECOVERY_TIMEOUT": "90",
                                     "OMNISQL_LOAD_SECONDS": "120"}}
+_SHORT_ENV["regional_failover_snapshot_rpo"] = _SHORT_ENV["regional_failover"]
 
 
 @pytest.mark.parametrize("name", ["cache_stampede", "canary_bad_release", "regional_failover",
-                                  "auth_failure_mitigated"])
+                                  "auth_failure_mitigated", "regional_failover_snapshot_rpo"])
 @pytest.mark.timeout(540)
 def test_short_mode_runs_inject_measure_and_roll_back(chaos_sandbox: ChaosSandbox,
                                                      name: str) -> None:
@@ -226,7 +227,25 @@ def test_short_mode_runs_inject_measure_and_roll_back(chaos_sandbox: ChaosSandbo
         assert rto["is_measured"] and rto["measured"] is not None, out[-3000:]
         # the failover's 6 s timeline and 6 s DNS shift are inside the measured RTO
         assert rto["measured"] >= 6.0, rto
+    if name == "regional_failover_snapshot_rpo":  # the secondary restored a snapshot
+        _snapshot_restored(summary, out)
     assert _wait_restored(chaos_sandbox) == []
+
+
+def _snapshot_restored(summary: dict[str, Any], out: str) -> None:
+    """The RPO is the restored snapshot's age, the writes after it are lost, and the bound
+    is the interval the stand-in's schedule ran with (the scenario's), judged as FAIL."""
+    from sim import read_scenario
+
+    interval = read_scenario(REPO / "scenarios/regional_failover_snapshot_rpo.yaml",
+                             profile="standin_short").scenario.failover.metadata.interval
+    targets = {t["metric"]: t for t in summary["targets"]}
+    bound, rpo = targets["failover.rpo_bound_seconds"], targets["rpo_seconds"]
+    assert bound["is_measured"] and bound["measured"] == interval, out[-3000:]
+    assert bound["passed"] is False
+    lost = summary["writes_lost"]
+    assert lost["snapshot_restored"] is not None and lost["lost"] > 0, lost
+    assert rpo["measured"] >= lost["snapshot_restored"]["rpo_seconds"] > 0.0, (rpo, lost)
 
 
 def test_auth_failure_without_refresh_does_not_recover_as_the_simulator_predicts(

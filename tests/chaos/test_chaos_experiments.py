@@ -15,6 +15,8 @@ NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canar
          "regional_failover", "auth_failure_mitigated"]
 #: Argument names that would hold a threshold: they must come from the scenario instead.
 THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
+#: The region loss whose metadata the stand-in copies by snapshots (sandbox.admin.snapshots).
+NAMES.append("regional_failover_snapshot_rpo")
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -62,6 +64,8 @@ def test_no_credentials_and_no_thresholds_inline(name: str) -> None:
 #: Configuration an experiment may set to its own default, and why: regional_failover loses
 #: every zone and refuses every request until the failover (its point), and waits longer.
 OWN_DEFAULTS = {"regional_failover": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
+                "regional_failover_snapshot_rpo": {"omnisql_max_zones_lost",
+                                                   "omnisql_max_error_rate"},
                 # the unmitigated flood fails 80-92% of all requests by design; no zone lost
                 "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
 
@@ -176,9 +180,10 @@ def test_canary_deploys_the_scenarios_release_at_its_first_step() -> None:
     assert call["error_rate"] == pytest.approx(release.new_version.error_rate)
 
 
-def test_regional_failover_measures_the_scenarios_rpo_and_rto() -> None:
-    metrics = {c.metric for c in _scenario("regional_failover").scenario.checks}
-    exp = _experiment("regional_failover")
+@pytest.mark.parametrize("name", ["regional_failover", "regional_failover_snapshot_rpo"])
+def test_regional_failover_measures_the_scenarios_rpo_and_rto(name: str) -> None:
+    metrics = {c.metric for c in _scenario(name).scenario.checks}
+    exp = _experiment(name)
     assert {"rto_seconds", "rpo_seconds"} <= metrics
     funcs = [a["provider"]["func"] for a in exp["method"]]
     # The region loss itself (issue 18), not a metadata failover standing in for it; the

@@ -172,3 +172,46 @@ def test_reset_ends_the_failover_and_everything_serves(box: Box) -> None:
     assert faults["region"] is None and faults["zones_lost"] == []
     assert not faults["metadata_primary_killed"]
     assert wait_for(lambda: box.query(3).status_code == 200, 60.0)
+
+
+SNAPSHOT = REPO / "scenarios/regional_failover_snapshot_rpo.yaml"
+
+
+def _newest_snapshot(box: Box) -> float:
+    newest = box.admin.call("GET", "/admin/metadata/snapshots")["newest_started_at"]
+    return 0.0 if newest is None else float(newest)
+
+
+def test_a_snapshot_copy_restores_the_newest_snapshot_and_loses_the_writes_after_it(
+        box: Box) -> None:
+    """``failover.metadata.mode: snapshot``: the secondary's metadata is the newest pg_dump
+    taken before the loss, not the streaming replica's; the RPO is the loss − its start."""
+    _reset(box)
+    interval = 30.0
+    apply_scenario(box.admin, SNAPSHOT, "standin",
+                   (*SHORT, f"failover.metadata.interval={interval:g}s"))
+    running = box.admin.call("GET", "/admin/config")["failover"]["metadata"]
+    assert running["running"] and running["interval_seconds"] == interval, running
+    kept = box.admin.call("POST", "/admin/metadata/writes", {"n": 50})
+    acked = time.time()
+    assert wait_for(lambda: _newest_snapshot(box) > acked, interval + 30.0)
+    lost = box.admin.call("POST", "/admin/metadata/writes", {"n": 50})  # after the snapshot
+    box.admin.call("POST", "/faults/region/lose", {})
+    assert wait_for(lambda: box.phase() == "failed_over", 90.0)
+    region = box.faults()["region"]
+    assert region["error"] is None, region
+    visible = box.admin.call("GET", "/admin/metadata/writes")["max_visible"]
+    assert lost["acknowledged"] == 50 and visible == kept["last_acknowledged"], (kept, visible)
+    restored = region["metadata_snapshot"]
+    assert restored["rpo_seconds"] == pytest.approx(
+        region["lost_at"] - restored["snapshot_started_at"], abs=1e-5)
+    assert 0.0 < restored["rpo_seconds"] < interval
+    schedule = box.admin.call("GET", "/admin/metadata/snapshots")
+    assert schedule["restored"] == restored and schedule["rpo_bound_seconds"] == interval
+    assert not schedule["running"]  # stopped at the loss
+    # The scheduled snapshots keep the schedule: started at applied + phase + k * interval.
+    origin = schedule["started_at"] + schedule["phase_seconds"]
+    scheduled = [s for s in schedule["snapshots"] if s["kind"] == "scheduled"]
+    assert scheduled and all((s["started_at"] - origin) % interval < 2.0 for s in scheduled)
+    # The secondary serves from the restored metadata (keys, connectors).
+    assert wait_for(lambda: box.query(31).status_code == 200, 30.0)

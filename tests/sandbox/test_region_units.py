@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -100,3 +101,136 @@ def test_the_secondary_starts_within_the_spin_up_delay_not_after_it(
     asyncio.run(admin_region._fail_over(plane, {"dns_ttl_seconds": 0.0}, delays))
     assert started and 0.1 <= started[0] < 0.2
     assert 0.3 <= plane.region["switch_seconds"] < 0.4
+
+
+SNAPSHOT_RPO = REPO / "scenarios/regional_failover_snapshot_rpo.yaml"
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_the_snapshot_schedule_has_the_simulators_phase(seed: int) -> None:
+    """The stand-in's snapshot phase for a run seed is the simulator's (its first
+    replication): the simulator's RPO at the loss is (loss − phase) mod interval."""
+    from sandbox.admin.snapshots import snapshot_phase
+    from sim import compute_metrics, simulate
+
+    scenario = read_scenario(SNAPSHOT_RPO, "standin",
+                             ["workload.scale=0.002", "run.duration=6m"]).scenario
+    section = failover_section(scenario)
+    assert section is not None
+    meta = section["metadata"]
+    assert meta == {"mode": "snapshot", "interval_seconds": 900.0, "snapshots": True}
+    rpo = compute_metrics(simulate(scenario, seed))["rpo_seconds"]
+    loss = scenario.faults[0].at
+    phase = snapshot_phase(seed, meta["interval_seconds"])
+    assert rpo == pytest.approx((loss - phase) % meta["interval_seconds"], abs=1e-6)
+
+
+def test_snapshots_are_due_on_the_schedule_after_its_start() -> None:
+    from sandbox.admin.snapshots import next_due
+
+    assert next_due(100.0, 5.0, 30.0, 50.0) == 105.0  # before the first: the first
+    assert next_due(100.0, 5.0, 30.0, 105.0) == 105.0
+    assert next_due(100.0, 5.0, 30.0, 105.5) == 135.0
+    assert next_due(100.0, 5.0, 30.0, 200.0) == 225.0
+
+
+def test_only_a_replicated_snapshot_is_honoured() -> None:
+    from sandbox.standin import not_honoured
+
+    tenants = ("acme", "globex", "initech", "umbrella")
+    gaps = not_honoured(read_scenario(SNAPSHOT_RPO, "standin").scenario, tenants)
+    assert "failover.metadata.mode" not in gaps and "failover.replicated" not in gaps
+    shipping = read_scenario(SNAPSHOT_RPO, "standin",
+                             ["failover.metadata.mode=log_shipping"]).scenario
+    assert "log_shipping" in not_honoured(shipping, tenants)["failover.metadata.mode"]
+    streaming = failover_section(read_scenario(REGIONAL, "standin").scenario)
+    assert streaming is not None and streaming["metadata"] == {
+        "mode": "async", "interval_seconds": None, "snapshots": False}
+
+
+def test_the_newest_completed_snapshot_is_restored_and_older_dumps_pruned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule's bookkeeping with pg_dump/pg_restore stood in for: a failed dump is
+    recorded and never restored, only the newest KEEP_FILES dumps stay on disk, and the
+    RPO is the loss − the restored snapshot's start."""
+    from sandbox.admin import snapshots
+    from sandbox.errors import ApiError
+
+    calls: list[list[str]] = []
+    failing = {"now": False}
+
+    async def run(cmd: list[str]) -> str | None:
+        calls.append(cmd)
+        if cmd[0] == "pg_dump":
+            if failing["now"]:
+                return "exit 1: connection refused"
+            Path(cmd[-1]).write_bytes(b"dump")
+        return None
+
+    monkeypatch.setattr(snapshots, "_tool", lambda name: name)
+    monkeypatch.setattr(snapshots, "_run", run)
+    schedule = snapshots.SnapshotSchedule(tmp_path / "snaps")
+    with pytest.raises(ApiError) as none:
+        asyncio.run(snapshots.restore_newest(schedule, 5432, time.time()))
+    assert none.value.status == 503
+    for _ in range(snapshots.KEEP_FILES + 1):
+        asyncio.run(schedule.take(5432, "scheduled"))
+    good = schedule.taken[-1]
+    failing["now"] = True
+    asyncio.run(schedule.take(5432, "scheduled"))
+    assert (schedule.count, schedule.failed) == (snapshots.KEEP_FILES + 1, 1)
+    on_disk = sorted(p.name for p in (tmp_path / "snaps").iterdir())
+    assert on_disk == sorted(r["file"] for r in schedule.completed()[-snapshots.KEEP_FILES:])
+    lost_at = good["started_at"] + 42.0
+    restored = asyncio.run(snapshots.restore_newest(schedule, 5433, lost_at))
+    assert restored["snapshot"] == good["file"]
+    assert restored["rpo_seconds"] == pytest.approx(42.0, abs=1e-5)
+    assert calls[-1][0] == "pg_restore" and calls[-1][-1].endswith(good["file"])
+    assert "5433" in calls[-1] and schedule.json()["restored"] == restored
+
+
+def test_a_restarted_admin_resumes_the_applied_scenarios_schedule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sandbox.admin import snapshots
+    from sandbox.standin import STANDIN_FILE
+
+    async def run(cmd: list[str]) -> str | None:
+        Path(cmd[-1]).write_bytes(b"dump")
+        return None
+
+    monkeypatch.setattr(snapshots, "_tool", lambda name: name)
+    monkeypatch.setattr(snapshots, "_run", run)
+    scenario = read_scenario(SNAPSHOT_RPO, "standin").scenario
+    (tmp_path / STANDIN_FILE).write_text(json.dumps(config_from_scenario(scenario)))
+    schedule = snapshots.SnapshotSchedule(tmp_path / "snaps")
+
+    async def resume() -> dict[str, object]:
+        await schedule.resume(tmp_path, lambda: 5432)
+        await asyncio.sleep(0.05)  # the baseline is taken at once
+        running = schedule.running
+        await schedule.stop()
+        return {**schedule.json(), "running": running}
+
+    seen = asyncio.run(resume())
+    assert seen["running"] and seen["interval_seconds"] == 900.0
+    assert seen["phase_seconds"] == pytest.approx(snapshots.snapshot_phase(1, 900.0), abs=1e-6)
+    assert [s["kind"] for s in schedule.taken] == ["baseline"]
+    (tmp_path / STANDIN_FILE).write_text(json.dumps(default_config()))  # no failover
+    asyncio.run(schedule.resume(tmp_path, lambda: 5432))
+    assert schedule.json()["mode"] is None and not schedule.taken
+
+
+def test_a_drawn_timeline_is_the_simulators_first_replications() -> None:
+    """The stand-in draws detection, decision and spin-up from the simulator's own streams
+    for the run seed (replication 0 runs with it): the same delays, not merely seeded ones."""
+    from sim.kernel.streams import Streams
+
+    scenario = read_scenario(SNAPSHOT_RPO, "standin").scenario  # lognormal delays
+    section = failover_section(scenario)
+    assert section is not None and scenario.failover is not None
+    streams = Streams(scenario.run.seed)
+    expected = {step: getattr(scenario.failover, step).sampler(
+        streams.numpy(f"failover.{step}"))() for step in ("detection", "decision", "spinup")}
+    assert draw_timeline(section) == pytest.approx(expected, rel=1e-12)

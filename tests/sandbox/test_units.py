@@ -182,6 +182,7 @@ def test_supervisor_config_groups(tmp_path: Path) -> None:
     (["canary", "rollback"], ("DELETE", "/admin/canary", None)),
     (["metadata", "promote"], ("POST", "/admin/metadata/promote", None)),
     (["metadata", "lag"], ("GET", "/admin/metadata/lag", None)),
+    (["metadata", "snapshots"], ("GET", "/admin/metadata/snapshots", None)),
     (["faults", "lose-az", "az-b"], ("POST", "/faults/az/az-b/lose", None)),
     (["faults", "lose-region"], ("POST", "/faults/region/lose", {})),
     (["faults", "lose-region", "--blackhole"], ("POST", "/faults/region/lose",
