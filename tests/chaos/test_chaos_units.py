@@ -343,8 +343,11 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
     import yaml
     from chaosomnisql.canary import GRACE, scenario_limit
     from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout
+    from chaosomnisql.cutover import GRACE as CUTOVER_GRACE
     from chaosomnisql.slo import rto_target
     from chaosomnisql.timeline import scenario_timeline
+
+    from labcore.scenario import BlueGreen, Canary
 
     for path in sorted(Path("chaos/experiments").glob("*.yaml")):
         experiment = yaml.safe_load(path.read_text())
@@ -362,10 +365,15 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
             wait = min(rto_target(scenario, metric) + scenario.slo.sustain,
                        scenario.run.duration - at)
             assert at + wait <= default_timeout(scenario, {}) - TIMEOUT_MARGIN, path.name
-        if scenario.release is not None:  # the decision's wait fits the run, short mode too
+        if isinstance(scenario.release, Canary):  # the decision's wait fits the run, short too
             assert at + scenario_limit(scenario) + GRACE <= scenario.run.duration
             assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + GRACE
                     + float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"])
+                    <= float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
+        if isinstance(scenario.release, BlueGreen):  # so does the drain's
+            drain = scenario.release.drain_timeout + CUTOVER_GRACE
+            assert at + drain <= scenario.run.duration
+            assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + drain
                     <= float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
     flood = read_scenario("scenarios/rate_limit_flood.yaml", profile="standin").scenario
     assert rto_target(flood, "tenants_except.umbrella.rto_seconds") == 300.0
