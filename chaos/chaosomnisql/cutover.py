@@ -7,7 +7,8 @@ cutover to the scenario's ``release.version`` with its ``drain_timeout``; on the
 new attempt from the switch, blue drains and is torn down at the deadline, cutting what it
 still runs. :func:`measure_cutover` waits for the drain's end (at most ``drain_timeout``
 and :data:`GRACE`, never past the run's end) and reports the simulator's ``cutover.*``
-facts as the gateway measured them. A drain still running when the wait ends is not a
+facts as the gateway measured them (:func:`labcore.cutover.cutover_facts`, which Locust
+uses too). A drain still running when the wait ends is not a
 measurement: the facts are then left unmeasured and the output says why.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from labcore.cutover import CUTOVER_METRICS, RELEASE_PATH
+from labcore.cutover import cutover_facts as cutover_measured
 from labcore.scenario import BlueGreen
 
 from . import ledger
@@ -29,9 +32,6 @@ from .timeline import run_end
 __all__ = ["CUTOVER_METRICS", "GRACE", "KIND", "cut_over_release", "cutover_measured",
            "measure_cutover", "scenario_release"]
 
-#: What :func:`measure_cutover` measures (registered for chaos in labcore/registry.py).
-CUTOVER_METRICS = ("cutover.inflight_at_switch", "cutover.dropped_requests",
-                   "cutover.drain_seconds")
 #: Seconds past the drain's deadline allowed for the gateway's teardown to be reported.
 GRACE = 5.0
 #: The ledger's (and the simulator's fault marks') name of the cutover.
@@ -55,19 +55,9 @@ def cut_over_release(configuration: Configuration = None, secrets: Secrets = Non
                       {"version": release.version, "drain_timeout": release.drain_timeout})
 
 
-def cutover_measured(status: dict[str, Any]) -> dict[str, float | None]:
-    """The ``cutover.*`` metrics of the target's account (empty: still draining)."""
-    if status.get("phase") != "done":
-        return {}
-    drained = status.get("drain_seconds")
-    return {"cutover.inflight_at_switch": float(status["inflight_at_switch"]),
-            "cutover.dropped_requests": float(status["dropped_requests"]),
-            "cutover.drain_seconds": None if drained is None else float(drained)}
-
-
 def _wait(deadline: float, poll: float, configuration: Configuration) -> dict[str, Any]:
     while True:
-        status: dict[str, Any] = admin_call("GET", "/admin/release", configuration)
+        status: dict[str, Any] = admin_call("GET", RELEASE_PATH, configuration)
         if status.get("phase") != "draining" or time.monotonic() >= deadline:
             return status
         time.sleep(max(0.0, min(poll, deadline - time.monotonic())))

@@ -98,6 +98,8 @@ async def release_status(plane: ControlPlane) -> dict[str, Any]:
         resp = await plane.http.get(f"{plane.gateway_internal}/internal/cutover", timeout=5.0)
     except httpx.HTTPError:
         raise ApiError(502, "UPSTREAM_ERROR", "gateway unreachable") from None
+    if resp.status_code != 200:
+        raise ApiError(502, "UPSTREAM_ERROR", f"the gateway answered {resp.status_code}")
     data: dict[str, Any] = resp.json()
     plane.colour = str(data.get("active", plane.colour))
     return data
