@@ -26,12 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.errors import ApiError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-__all__ = ["BLUE", "COLOURS", "GREEN", "Cutover", "Tracked"]
+from sandbox.errors import ApiError
+from sandbox.service import handle_errors, read_json
+
+__all__ = ["BLUE", "COLOURS", "GREEN", "Cutover", "Tracked", "cutover_route"]
 
 BLUE, GREEN = "blue", "green"
 COLOURS = (BLUE, GREEN)
@@ -132,3 +138,26 @@ class Cutover:
         return {"active": self.active, "phase": self.phase, "version": self.version,
                 "drain_timeout": self.drain_timeout, **self.facts,
                 "inflight": {c: len(s) for c, s in self.inflight.items()}}
+
+
+Account = Callable[[], dict[str, Any]]
+
+
+def cutover_route(cut_over: Callable[[str, float], dict[str, Any]], reset: Account,
+                  account: Account) -> Route:
+    """The gateway's ``/internal/cutover`` (for the admin service, which checks the body):
+    POST ``{"version", "drain_timeout"}`` cuts over, DELETE resets, GET the account."""
+
+    @handle_errors
+    async def endpoint(request: Request) -> Response:
+        if request.method == "DELETE":
+            return JSONResponse(reset())
+        if request.method == "POST":
+            body = await read_json(request)
+            drain = body.get("drain_timeout")
+            if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not 0 < drain:
+                raise ApiError(400, "BAD_REQUEST", "drain_timeout must be a positive number")
+            return JSONResponse(cut_over(str(body.get("version")), float(drain)))
+        return JSONResponse(account())
+
+    return Route("/internal/cutover", endpoint, methods=["GET", "POST", "DELETE"])

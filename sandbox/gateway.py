@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.auth import internal_headers
-from sandbox.cutover import GREEN, Cutover, Tracked
+from sandbox.cutover import GREEN, Cutover, Tracked, cutover_route
 from sandbox.deadline import budget_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
@@ -387,19 +387,6 @@ def _internal_routes(gw: Gateway) -> list[Route]:
                              "canary_weight": gw.router.canary_weight,
                              "colour": gw.router.colour})
 
-    @handle_errors
-    async def cutover(request: Request) -> Response:
-        """POST {"version", "drain_timeout"} (checked by the admin API), DELETE: reset."""
-        if request.method == "DELETE":
-            return JSONResponse(gw.reset_cutover())
-        if request.method == "POST":
-            body = await read_json(request)
-            drain = body.get("drain_timeout")
-            if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not 0 < drain:
-                raise ApiError(400, "BAD_REQUEST", "drain_timeout must be a positive number")
-            return JSONResponse(gw.cut_over(str(body.get("version")), float(drain)))
-        return JSONResponse(gw.cutover.json())
-
     return [
         Route("/internal/stats", stats), Route("/internal/zones", zones),
         Route("/internal/reload", reload, methods=["POST"]),
@@ -407,7 +394,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         Route("/internal/canary/window", canary_window, methods=["POST"]),
         Route("/internal/config", settings, methods=["GET", "POST"]),
         Route("/internal/region", region, methods=["GET", "POST"]),
-        Route("/internal/cutover", cutover, methods=["GET", "POST", "DELETE"]),
+        cutover_route(gw.cut_over, gw.reset_cutover, gw.cutover.json),
     ]
 
 
