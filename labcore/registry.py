@@ -251,7 +251,10 @@ _RELEASES = [
          "error rate over the first step's windows."),
         ("latency_p95", "s", "The canary's worst P95 over judged windows."),
         ("latency_p99", "s", "The canary's worst P99 over judged windows."))],
-    *[_m(f"cutover.{n}", unit, d, fact=True) for n, unit, d in (
+    # The stand-in's gateway measures the cutover it acts out (labcore.cutover): chaos
+    # reads it, and Locust when it replayed the release (--inject-faults).
+    *[_m(f"cutover.{n}", unit, d, fact=True, chaos=_FACT, locust=True,
+         locust_needs_faults=True) for n, unit, d in (
         ("inflight_at_switch", "count", "Attempts in flight when traffic switched to green."),
         ("dropped_requests", "count", "Attempts still running when blue was torn down."),
         ("drain_seconds", "s", "How long blue took to drain (null: not within the timeout)."))],

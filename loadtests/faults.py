@@ -18,7 +18,12 @@ tokens: without it the next run would start with 401s), so no fault outlives the
 ``region_loss``     ``POST /faults/region/lose``: the stand-in acts out the failover timeline
                     of the scenario the test applied (``sandbox.admin.region``); the end
                     also rebuilds the old metadata primary as the new replica
+release blue_green  ``POST /admin/release/cutover {"version", "drain_timeout"}`` at
+                    ``release.at``; before the reset the stand-in's account is read
+                    (:meth:`FaultRunner.cutover_facts`: ``cutover.*``)
 ==================  ===================================================================
+
+A canary release is not replayed (its analysis and rollback are the chaos experiment's).
 
 Latency injection on ``engine``, ``cache`` or ``gateway`` has no sandbox counterpart and
 is refused as a :class:`FaultPlanError` before any load is sent.
@@ -32,9 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from labcore.sandbox_client import SandboxClient
+from labcore.cutover import RELEASE_PATH, cutover_facts
+from labcore.sandbox_client import SandboxClient, SandboxError
 from labcore.scenario import (
     AzLoss,
+    BlueGreen,
     CacheFlush,
     LatencyInjection,
     ProviderOutage,
@@ -44,12 +51,13 @@ from labcore.scenario import (
     TrafficSurge,
 )
 
-__all__ = ["REGION_LOSS", "Action", "FaultPlanError", "FaultRunner", "fault_actions"]
+__all__ = ["CUTOVER", "REGION_LOSS", "Action", "FaultPlanError", "FaultRunner", "fault_actions"]
 
 log = logging.getLogger(__name__)
 
 
 REGION_LOSS = "/faults/region/lose"
+CUTOVER = "/admin/release/cutover"
 _REBUILD = "/admin/metadata/rebuild"
 
 
@@ -100,10 +108,19 @@ def _one(fault: Any, scenario: Scenario) -> list[Action]:
     raise FaultPlanError(f"fault kind {fault.kind!r} has no sandbox counterpart")
 
 
+def _release(scenario: Scenario) -> list[Action]:
+    release = scenario.release
+    if not isinstance(release, BlueGreen):
+        return []
+    return [Action(release.at, "POST", CUTOVER,
+                   {"version": release.version, "drain_timeout": release.drain_timeout})]
+
+
 def fault_actions(scenario: Scenario, until: float | None = None) -> list[Action]:
-    """Every call of the scenario's timeline before ``until``, in time order."""
+    """Every call of the scenario's timeline (faults, a blue-green release) before
+    ``until``, in time order."""
     until = scenario.run.duration if until is None else until
-    actions = [a for f in scenario.faults for a in _one(f, scenario)]
+    actions = [a for f in scenario.faults for a in _one(f, scenario)] + _release(scenario)
     return sorted((a for a in actions if a.at < until), key=lambda a: a.at)
 
 
@@ -113,11 +130,14 @@ class FaultRunner:
     def __init__(self, admin_url: str, actions: list[Action],
                  call: Callable[[str, Action], int] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 admin_token: str | None = None) -> None:
+                 admin_token: str | None = None,
+                 read: Callable[[str], Any] | None = None) -> None:
         if call is None:  # the shared sandbox client (it sends the admin token if any)
             client = SandboxClient(admin_url, admin_token, timeout=10.0)
             call = lambda _, a: client.status(a.method, a.path, a.body)  # noqa: E731
+            read = read or (lambda path: client.call("GET", path))
         self.admin_url, self.actions, self.call, self.sleep = admin_url, actions, call, sleep
+        self.read = read  # GET an admin path's JSON (the cutover's account)
         self.done: list[tuple[float, Action, int]] = []
         self.undone: list[tuple[Action, int]] = []  # the reset's calls and their statuses
 
@@ -142,6 +162,19 @@ class FaultRunner:
     def failed(self) -> list[Action]:
         """Calls that did not answer 2xx: the timeline did not run as the scenario says."""
         return [action for _, action, status in self.done if not 200 <= status < 300]
+
+    def cutover_facts(self) -> dict[str, float | None]:
+        """The ``cutover.*`` facts of a cutover this run made, read from the stand-in now
+        (call it before :meth:`reset`, which ends the release); empty when none was made,
+        its call failed, it still drains (the run ended first) or nothing answered."""
+        made = any(a.path == CUTOVER and 200 <= s < 300 for _, a, s in self.done)
+        if not made or self.read is None:
+            return {}
+        try:
+            return cutover_facts(self.read(RELEASE_PATH))
+        except (OSError, SandboxError) as exc:
+            log.error("GET %s failed: %s", RELEASE_PATH, exc)
+            return {}
 
     def reset(self) -> int | None:
         """``POST /faults/reset`` if anything was injected, then a token refresh per provider

@@ -182,6 +182,7 @@ def _gate(environment: Any, **_: Any) -> None:
     if faults is not None:
         runner, greenlet = faults
         greenlet.kill()  # no fault call may land after the reset
+        cutover = runner.cutover_facts()  # before the reset ends the release
         status = runner.reset()
         session.info["faults_done"] = [[round(t, 2), a.method, a.path, s]
                                        for t, a, s in runner.done]
@@ -190,9 +191,10 @@ def _gate(environment: Any, **_: Any) -> None:
         failed += [f"{a.method} {a.path} (reset)" for a, code in runner.undone
                    if not 200 <= code < 300]  # something would outlive the test
     else:
-        failed = []
+        failed, cutover = [], {}
     result = session.recorder.window_facts(session.scenario, session.now(),
                                            session.scenario.run.seed)
+    result.facts.update(cutover)  # whole-run facts, as the simulator's run has them
     gate = gates.evaluate_gate(session.scenario, result, session.faults_applied)
     if "prometheus_url" in session.info:
         gate = _prometheus_gate(session, gate)

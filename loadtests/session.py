@@ -14,7 +14,7 @@ from typing import Any
 
 from labcore.preflight import check_checks
 from labcore.sandbox_client import SandboxClient, apply_scenario
-from labcore.scenario import Scenario, TrafficSurge
+from labcore.scenario import BlueGreen, Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioFile, read_scenario
 
 from .faults import Action, FaultPlanError, fault_actions
@@ -75,9 +75,12 @@ class LoadSession:
     @property
     def faults_applied(self) -> bool:
         """Whether the scenario's fault timeline really happened on the target: a traffic
-        surge is sent by the load itself, other faults need injecting (or someone else)."""
+        surge is sent by the load itself, other faults need injecting (or someone else);
+        a blue-green release is replayed by ``--inject-faults`` only (it reads the facts)."""
         faults = self.scenario.faults
         surges_only = all(isinstance(f, TrafficSurge) for f in faults)
+        if isinstance(self.scenario.release, BlueGreen) and self.inject_faults:
+            return True
         return bool(faults) and (surges_only or self.inject_faults or self.faults_external)
 
 

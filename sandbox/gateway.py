@@ -1,4 +1,5 @@
-"""The gateway: tenant API keys, per-user concurrency caps, AZ-aware routing, canary split.
+"""The gateway: tenant API keys, per-user concurrency caps, AZ-aware routing, canary split,
+blue-green cutover (sandbox.cutover).
 
 Request path: authenticate (in-memory key table) → validate body and SQL here, so bad input
 never reaches an engine → check the user's cap → forward to an engine chosen by the router,
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.auth import internal_headers
+from sandbox.cutover import GREEN, Cutover, Tracked, cutover_route
 from sandbox.deadline import budget_headers
 from sandbox.directory import Directory
 from sandbox.errors import ApiError, error_response
@@ -68,6 +70,8 @@ class GatewayConfig:
     timeout: float = 10.0
     #: The ``gateway`` section of ``sandbox.standin`` (None: today's defaults).
     settings: dict[str, Any] | None = None
+    #: zone -> green engine url (a blue-green cutover's other colour; none: no cutover).
+    green: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Gateway:
     stats: StatsWindow = field(default_factory=StatsWindow)
     versions: VersionTally = field(default_factory=VersionTally)  # the canary analysis's
     region: RegionGate = field(default_factory=RegionGate)  # a region loss (sandbox.region)
+    cutover: Cutover = field(default_factory=Cutover)  # blue-green (sandbox.cutover)
     inflight: dict[tuple[str, str], int] = field(default_factory=dict)
     # httpx for health checks; aiohttp on the hot path, where it costs about half the CPU.
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
@@ -155,7 +160,7 @@ class Gateway:
             if backend is None:
                 break
             try:
-                return await self._attempt(backend, info, started + self.timeout)
+                return await self._tracked(backend, info, started + self.timeout)
             except _RETRYABLE:
                 if not self.zone_retry:
                     raise ApiError(502, "ENGINE_UNAVAILABLE",
@@ -169,6 +174,38 @@ class Gateway:
         if last is not None:  # every zone tried answered why it could not: say that
             return last
         raise ApiError(503, "NO_HEALTHY_AZ", "no healthy availability zone can serve the query")
+
+    async def _tracked(self, backend: Backend, info: QueryContext,
+                       deadline: float) -> Response:
+        """An attempt on a blue or green engine, cut if that colour is torn down under it:
+        the client gets 503 ENGINE_UNAVAILABLE, never a retry in another zone."""
+        if backend.colour not in ("blue", GREEN):  # the canary is not part of a cutover
+            return await self._attempt(backend, info, deadline)
+        tracked: Tracked = self.cutover.enter(backend.colour)
+        try:
+            async with tracked.scope:
+                return await self._attempt(backend, info, deadline)
+        except TimeoutError:
+            if not tracked.cut:
+                raise
+            raise ApiError(503, "ENGINE_UNAVAILABLE",
+                           f"{backend.name} was torn down (blue-green cutover)") from None
+        finally:
+            self.cutover.leave(tracked)
+
+    def cut_over(self, version: str, drain_timeout: float) -> dict[str, Any]:
+        """New attempts to the standby colour from now; the old one drains (sandbox.cutover)."""
+        if not self.router.standby:
+            raise ApiError(409, "CONFLICT", "this stand-in has no green engines")
+        if self.cutover.phase == "draining":
+            raise ApiError(409, "CONFLICT", "a cutover is still draining")
+        self.router.switch()  # no await between the two: no attempt slips past the switch
+        return self.cutover.switch(version, drain_timeout)
+
+    def reset_cutover(self) -> dict[str, Any]:
+        if self.router.colour != "blue" and self.router.standby:
+            self.router.switch()
+        return self.cutover.reset()
 
     async def _attempt(self, backend: Backend, info: QueryContext,
                        deadline: float) -> Response:
@@ -285,8 +322,9 @@ def _slow_above(request: Request) -> float | None:
 
 def build_gateway(config: GatewayConfig) -> Gateway:
     engines = [Backend(f"engine-{z}", z, url) for z, url in config.engines.items()]
-    canary = Backend("engine-canary", config.canary_zone, config.canary_url)
-    return Gateway(config, Router(engines, canary), Directory(config.pg_ports))
+    canary = Backend("engine-canary", config.canary_zone, config.canary_url, "canary")
+    green = [Backend(f"engine-green-{z}", z, url, GREEN) for z, url in config.green.items()]
+    return Gateway(config, Router(engines, canary, green), Directory(config.pg_ports))
 
 
 def _internal_routes(gw: Gateway) -> list[Route]:
@@ -353,7 +391,8 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         canary = gw.router.canary
         return JSONResponse({"zones": gw.router.zones(),
                              "canary": "healthy" if canary and canary.healthy else "unhealthy",
-                             "canary_weight": gw.router.canary_weight})
+                             "canary_weight": gw.router.canary_weight,
+                             "colour": gw.router.colour})
 
     return [
         Route("/internal/stats", stats), Route("/internal/zones", zones),
@@ -362,6 +401,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
         Route("/internal/canary/window", canary_window, methods=["POST"]),
         Route("/internal/config", settings, methods=["GET", "POST"]),
         Route("/internal/region", region, methods=["GET", "POST"]),
+        cutover_route(gw.cut_over, gw.reset_cutover, gw.cutover.json),
     ]
 
 

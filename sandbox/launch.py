@@ -98,6 +98,7 @@ def build_state(root: Path) -> dict[str, Any]:
                      "engine-canary": _url(free_port())})
     for zone in ZONES:
         services[f"engine-{zone}"] = _url(free_port())
+        services[f"engine-green-{zone}"] = _url(free_port())  # sandbox.cutover
         services[f"connector-{zone}"] = _url(free_port())
     return {
         "dir": str(root), "pid": None, "started_at": None,

@@ -1,5 +1,9 @@
 """Which engine gets a request: healthy AZs in turn, plus a weighted share to the canary.
 
+Each zone has a blue and (on a stand-in that has them) a green engine; only the active
+colour's engines take new attempts (a blue-green cutover switches it: sandbox.cutover).
+Both colours are health-checked, so green's health is known before traffic moves to it.
+
 Health checks run every `interval` seconds; `threshold` consecutive failures mark a backend
 unhealthy and one success heals it. Requests that find a dead engine before the checker does
 are retried elsewhere by the gateway, and also count as failures here. When no AZ looks
@@ -27,6 +31,7 @@ class Backend:
     name: str
     zone: str
     url: str
+    colour: str = "blue"  # blue, green, or canary (not part of a cutover)
     healthy: bool = True
     failures: int = 0
     successes: int = 0
@@ -46,8 +51,10 @@ class Backend:
 
 @dataclass
 class Router:
-    engines: list[Backend]
+    engines: list[Backend]  # the active colour's (blue until a cutover)
     canary: Backend | None
+    #: The other colour's engines (none: a stand-in without green engines).
+    standby: list[Backend] = field(default_factory=list)
     interval: float = 0.5
     probe_timeout: float = 1.0
     threshold: int = 2
@@ -72,6 +79,14 @@ class Router:
             return None
         return pool[next(self._turn) % len(pool)]
 
+    def switch(self) -> None:
+        """The standby colour takes new attempts from now on; the other becomes standby."""
+        self.engines, self.standby = self.standby, self.engines
+
+    @property
+    def colour(self) -> str:
+        return self.engines[0].colour if self.engines else "blue"
+
     def configure(self, health: dict[str, Any]) -> None:
         """A ``gateway.health_check`` section (``sandbox.sections``): the next probe round
         uses it."""
@@ -93,8 +108,8 @@ class Router:
         backend.observe(False, 1)
 
     async def check_forever(self, http: httpx.AsyncClient) -> None:
-        backends = self.engines + ([self.canary] if self.canary else [])
         while True:
+            backends = self.engines + self.standby + ([self.canary] if self.canary else [])
             results = await asyncio.gather(*(self._probe(http, b) for b in backends))
             for backend, ok in zip(backends, results):
                 backend.observe(ok, self.threshold, self.heal)

@@ -78,7 +78,9 @@ def _gateway(state: dict[str, Any], args: argparse.Namespace) -> None:
     config = GatewayConfig({z: services[f"engine-{z}"] for z in state["zones"]},
                            services["engine-canary"], internal["canary_zone"],
                            _pg_ports(state), internal["service_token"],
-                           settings=_standin(args, "gateway"))
+                           settings=_standin(args, "gateway"),
+                           green={z: services[f"engine-green-{z}"] for z in state["zones"]
+                                  if f"engine-green-{z}" in services})
     inside = _port(internal["gateway_internal_url"])
 
     def elsewhere(scope: dict[str, Any]) -> bool:

@@ -159,9 +159,10 @@ def config_from_scenario(scenario: Scenario, label: str = "") -> dict[str, Any]:
                       "seed": seed},
         "cache": _cache(scenario),
         "user_caps": _caps(scenario),
-        # The canary analysis the admin runs at a deployment (sandbox.admin.canary).
+        # The canary analysis the admin runs at a deployment (sandbox.admin.canary), or the
+        # blue-green cutover's version and drain (sandbox.admin.release; when is the runner's).
         "release": (scenario.release.model_dump(mode="json")
-                    if isinstance(scenario.release, Canary) else None),
+                    if scenario.release is not None else None),
         # The regional failover the admin acts out at a region loss (sandbox.admin.region).
         "failover": failover_section(scenario),
     })

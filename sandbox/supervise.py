@@ -60,6 +60,10 @@ def _zone_programs(root: Path, zone: str) -> list[Program]:
         Program(f"connector-{zone}", zone, _py("connector", root, "--zone", zone)),
         Program(f"engine-{zone}", zone, _py("engine", root, "--zone", zone, "--name",
                                             f"engine-{zone}")),
+        # Green: the blue-green cutover's other colour, idle until traffic switches to it
+        # (sandbox.cutover); in the zone's group, so a lost zone loses both colours.
+        Program(f"engine-green-{zone}", zone, _py("engine", root, "--zone", zone, "--name",
+                                                  f"engine-green-{zone}")),
     ]
     if zone == CANARY_ZONE:
         progs.append(Program("engine-canary", zone, _py("engine", root, "--zone", zone,

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from labcore.facts import load_facts
-from labcore.scenario import Scenario, TrafficSurge
+from labcore.scenario import BlueGreen, Scenario, TrafficSurge
 from labcore.scenario_file import ScenarioError, ScenarioFile, read_scenario
 
 from .conform import CheckComparison, compare, measure, overall, predict, runner_not_measured
@@ -194,8 +194,10 @@ def runner_command(source: ScenarioFile, runner: str, sandbox: Path, profile: st
 
 
 def _needs_injection(scenario: Scenario) -> bool:
-    """Locust sends traffic surges itself; any other fault goes through the fault API."""
-    return any(not isinstance(f, TrafficSurge) for f in scenario.faults)
+    """Locust sends traffic surges itself; any other fault, and a blue-green release (the
+    stand-in's cutover), goes through the fault and admin APIs."""
+    return (any(not isinstance(f, TrafficSurge) for f in scenario.faults)
+            or isinstance(scenario.release, BlueGreen))
 
 
 def _run_runner(source: ScenarioFile, args: argparse.Namespace, out: Path) -> tuple[int, str]:
@@ -229,8 +231,9 @@ def _measure(source: ScenarioFile, args: argparse.Namespace, out: Path,
     measured_scenario = _as_measured(source, args, summary)
     facts = load_facts(out / "facts.npz", measured_scenario)
     # Locust gets --inject-faults (or sends the surge itself) and a chaos experiment injects
-    # its fault: the timeline ran unless a fault call failed.
-    faults_applied = bool(scenario.faults) and not summary.get("faults_failed")
+    # its fault (or cuts a blue-green release over): the timeline ran unless a call failed.
+    timeline = bool(scenario.faults) or isinstance(scenario.release, BlueGreen)
+    faults_applied = timeline and not summary.get("faults_failed")
     measured = measure(measured_scenario, facts, args.runner, faults_applied,
                        runner_not_measured(summary))
     return compare(scenario, predicted, measured), facts, None

@@ -6,7 +6,8 @@ target's module (:mod:`.sandbox.actions` or :mod:`.eks.actions`); control-plane 
 address comes from the target (the sandbox's state file, or ``omnisql_admin_url``).
 Every injected fault is recorded in the :mod:`.ledger` so that the recovery probe knows
 when it started. :func:`wait_for_fault` and :func:`run_until_end` (from :mod:`.timeline`)
-put the method on the scenario's timeline.
+put the method on the scenario's timeline; :func:`cut_over_release` (from :mod:`.cutover`)
+is the blue-green release's cutover.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from chaoslib.types import Configuration, Secrets
 
 from . import ledger
 from .api import admin_call
+from .cutover import cut_over_release
 from .load import BackgroundLoad, plan_from_scenario
 from .settings import api_keys, endpoints, scenario_file, setting, target_name
 from .timeline import run_until_end, wait_for_fault
@@ -28,6 +30,7 @@ from .timeline import run_until_end, wait_for_fault
 __all__ = [
     "apply_concurrency_cap",
     "clear_concurrency_cap",
+    "cut_over_release",
     "deploy_canary",
     "end_metadata_kill",
     "expire_tokens",

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labcore.scenario import Canary
+from labcore.scenario import BlueGreen, Canary
 
 from .twin_gate import EXIT_REFUSED
 
@@ -56,10 +56,12 @@ def short_mode(scenario: Any | None) -> dict[str, str]:
     """:data:`SHORT_MODE` with the run's length fitted to ``scenario``: its last injection
     on the short timeline, then the longest wait the method makes after it (the recovery
     probe's timeout and sustain, the flood's 15 s, a canary's decision wait and
-    :data:`.canary.GRACE`), then :data:`SHORT_TAIL`; never longer than SHORT_MODE's 80 s,
-    which is what a run without a scenario (or an unknown one) keeps. An explicit
+    :data:`.canary.GRACE`, a blue-green drain and :data:`.cutover.GRACE`), then
+    :data:`SHORT_TAIL`; never longer than SHORT_MODE's 80 s, which is what a run without a
+    scenario (or an unknown one) keeps. An explicit
     ``OMNISQL_LOAD_SECONDS`` in the environment still wins over both."""
     from .canary import GRACE
+    from .cutover import GRACE as CUTOVER_GRACE
     from .timeline import scenario_timeline
 
     if scenario is None:
@@ -70,6 +72,8 @@ def short_mode(scenario: Any | None) -> dict[str, str]:
              float(SHORT_MODE["OMNISQL_FAULT_SECONDS"])]
     if isinstance(scenario.release, Canary):
         waits.append(float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"]) + GRACE)
+    if isinstance(scenario.release, BlueGreen):
+        waits.append(float(scenario.release.drain_timeout) + CUTOVER_GRACE)
     length = min(last + max(waits) + SHORT_TAIL, float(SHORT_MODE["OMNISQL_LOAD_SECONDS"]))
     return {**SHORT_MODE, "OMNISQL_LOAD_SECONDS": f"{length:g}"}
 

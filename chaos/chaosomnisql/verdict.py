@@ -24,6 +24,7 @@ from labcore.checks import Judgement, judge
 from labcore.registry import metric_key
 
 from .canary import CANARY_METRICS
+from .cutover import CUTOVER_METRICS
 from .token_refresh import REFRESH_METRICS
 
 __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_injected",
@@ -32,11 +33,11 @@ __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_i
 #: Activities that inject a fault (reported as "faults injected").
 FAULT_FUNCS = frozenset({
     "lose_zone", "lose_region", "fail_over_metadata", "fail_over_cache", "expire_tokens",
-    "invalidate_cache", "deploy_canary", "start_tenant_flood",
+    "invalidate_cache", "deploy_canary", "start_tenant_flood", "cut_over_release",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
 MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",
-                      "measure_canary", "bulk_refresh_tokens"})
+                      "measure_canary", "bulk_refresh_tokens", "measure_cutover"})
 
 
 def _func(entry: dict[str, Any]) -> str:
@@ -88,6 +89,8 @@ def _would_measure(entry: dict[str, Any]) -> list[str]:
         return ["rpo_seconds"]
     if func == "measure_canary":
         return list(CANARY_METRICS)
+    if func == "measure_cutover":
+        return list(CUTOVER_METRICS)
     if func == "bulk_refresh_tokens":
         return list(REFRESH_METRICS)
     prefix = args.get("prefix", "")

@@ -21,6 +21,7 @@ from sandbox.admin.lag import sample_forever
 from sandbox.admin.leases import AuditLog
 from sandbox.admin.persist import keep_redis_state
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.release import release_routes
 from sandbox.admin.scenario import connector_stats, scenario_routes
 from sandbox.auth import TokenGuard
 from sandbox.metrics import METADATA_UP, REPLICA_LAG, merge_expositions
@@ -88,6 +89,7 @@ def build_app(root: Path, state: dict[str, Any]) -> Audited:
     app = Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/v1/stats", stats), Route("/metrics", metrics), Route("/health", health),
         *admin_routes(plane), *fault_routes(plane), *scenario_routes(plane),
+        *release_routes(plane),
     ])
     return Audited(TokenGuard(app, _privileged, bearer=state["admin_token"]), plane.audit)
 

@@ -106,6 +106,8 @@ def analysis_spec(plane: ControlPlane, body: dict[str, Any], version: str) -> Ca
     ``analysis`` fields over it (durations in seconds); None when there is none to run."""
     ask = body.get("analysis")
     release = (read_json_file(plane.layout.root / STANDIN_FILE) or {}).get("release")
+    if release is not None and release.get("kind") != "canary":
+        release = None  # a blue-green release has no analysis (sandbox.admin.release)
     if ask is False or (ask is None and release is None):
         return None
     if ask is not None and not isinstance(ask, (bool, dict)):

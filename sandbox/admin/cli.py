@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
          ("--error-rate", {"type": float}), ("--latency-multiplier", {"type": float}))
     canary.add_parser("rollback")
     canary.add_parser("status")
+    release = top.add_parser("release").add_subparsers(dest="action", required=True)
+    _add(release, "cutover", ("version", {}), ("drain_timeout", {"type": float}))
+    release.add_parser("status")
     meta = top.add_parser("metadata").add_subparsers(dest="action", required=True)
     meta.add_parser("status")
     meta.add_parser("promote")
@@ -140,6 +143,9 @@ def to_call(a: argparse.Namespace) -> Call:
             latency_multiplier=a.latency_multiplier)),
         ("canary", "rollback"): lambda: ("DELETE", "/admin/canary", None),
         ("canary", "status"): lambda: ("GET", "/admin/canary", None),
+        ("release", "cutover"): lambda: ("POST", "/admin/release/cutover", {
+            "version": a.version, "drain_timeout": a.drain_timeout}),
+        ("release", "status"): lambda: ("GET", "/admin/release", None),
         ("metadata", "status"): lambda: ("GET", "/admin/metadata/status", None),
         ("metadata", "promote"): lambda: ("POST", "/admin/metadata/promote", None),
         ("metadata", "rebuild"): lambda: ("POST", "/admin/metadata/rebuild", None),

@@ -15,6 +15,7 @@ from sandbox.admin.actions import refresh_tokens, rollback_canary
 from sandbox.admin.leases import DEFAULT_LEASE, parse_lease
 from sandbox.admin.plane import ControlPlane
 from sandbox.admin.region import end_region, lose_region
+from sandbox.admin.release import reset_release
 from sandbox.admin.scenario import applied, apply_config
 from sandbox.errors import ApiError
 from sandbox.mock_saas import parse_faults, parse_fraction
@@ -137,6 +138,7 @@ async def active(plane: ControlPlane) -> dict[str, Any]:
 async def reset(plane: ControlPlane) -> dict[str, Any]:
     """Undo every fault that can be undone and restore the tokens and the applied
     scenario's settings; calling it twice is harmless."""
+    await reset_release(plane)  # first: a cutover's drain must not cut while the rest runs
     await end_region(plane)
     for zone in plane.state["zones"]:
         await restore_zone(plane, zone)

@@ -70,6 +70,7 @@ class ControlPlane:
         self.analysis: Analysis | None = None  # the last canary analysis (sandbox.admin.canary)
         self.token_jobs: dict[str, PacedRefresh] = {}  # paced bulk refreshes (token_refresh)
         self.promoted_release = False  # every engine runs the canary's release
+        self.colour = "blue"  # the engines serving: blue, or green after a cutover (.release)
         self.region: dict[str, Any] | None = None  # a region loss's failover (admin.region)
         self.region_task: asyncio.Task[None] | None = None
         # The metadata snapshots a region's secondary restores (admin.snapshots).

@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 from sandbox.admin.actions import invalidate
 from sandbox.admin.leases import parse_lease
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.release import serving_engines
 from sandbox.admin.scenario import applied
 from sandbox.admin.snapshots import restore_newest
 from sandbox.errors import ApiError
@@ -167,8 +168,11 @@ async def _revoke_tokens(plane: ControlPlane) -> None:
 async def _start_zones(plane: ControlPlane) -> None:
     zones = list(plane.state["zones"])
     await asyncio.gather(*(plane.supervisor("startProcessGroup", z, True) for z in zones))
-    await _serving(plane, [n for n in plane.state["services"]
-                           if n.startswith(("engine-", "connector-"))])
+    # The data plane that serves: each zone's connector and serving engine (not the
+    # blue-green standby colour, which takes no traffic: sandbox.admin.release).
+    serving = set(serving_engines(plane).values())
+    await _serving(plane, [n for n in plane.state["services"] if n in serving
+                           or n.startswith("connector-") or n == "engine-canary"])
     plane.faults.zones_lost.difference_update(zones)
 
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from labcore.scenario import Scenario
 from sandbox import metadata
 from sandbox.admin.plane import ControlPlane
+from sandbox.admin.release import serving_engines
 from sandbox.cache import CONFIG_KEY, CacheOptions
 from sandbox.errors import ApiError
 from sandbox.fetchstats import merge_windows
@@ -184,6 +185,8 @@ async def live_config(plane: ControlPlane) -> dict[str, Any]:
                   "soft_cache": options.soft_cache, "coalesce": options.coalesce},
         "user_caps": await _caps(plane),
         "release": saved.get("release"),  # the admin's own canary analysis (not a service)
+        # The gateway's blue-green state: the serving colour, the last cutover's facts.
+        "cutover": await _get(plane, f"{plane.gateway_internal}/internal/cutover"),
         "failover": saved.get("failover"),  # the admin's own region failover (admin.region)
         "not_running": sorted(k for k, v in found.items() if v is None),
     }
@@ -205,12 +208,15 @@ async def connector_stats(plane: ControlPlane, seconds: float) -> dict[str, Any]
     zone's engine's; a lost zone's is absent) and ``control_plane_pools`` (each zone's
     control-plane tier, with one) for ``/v1/stats``."""
     names = _service_names(plane, "connector")
-    engines = [f"engine-{zone}" for zone in plane.state["zones"]]
+    # Each zone's serving engine (green after a cutover), named by its zone's engine.
+    serving = {name: f"engine-{zone}" for zone, name in serving_engines(plane).items()}
+    engines = list(serving)
     found = await asyncio.gather(*(_window(plane, n, seconds) for n in names + engines))
     windows = {n: w for n, w in zip(names + engines, found) if w is not None}
     return {"connector": merge_windows([w for n, w in windows.items() if n in names]),
             "pools": {n: w["slots"] for n, w in windows.items() if n in names},
-            "engine_pools": {n: w["slots"] for n, w in windows.items() if n in engines},
+            "engine_pools": {serving[n]: w["slots"] for n, w in windows.items()
+                             if n in engines},
             "control_plane_pools": {n: w["control_plane_slots"] for n, w in windows.items()
                                     if n in names and w.get("control_plane_slots")}}
 

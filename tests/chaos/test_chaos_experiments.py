@@ -12,7 +12,8 @@ from sim import read_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canary_bad_release",
-         "regional_failover", "auth_failure_mitigated"]
+         "regional_failover", "auth_failure_mitigated", "blue_green_cutover",
+         "blue_green_cutover_short_drain"]
 #: Argument names that would hold a threshold: they must come from the scenario instead.
 THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
 #: The region loss whose metadata the stand-in copies by snapshots (sandbox.admin.snapshots).
@@ -193,3 +194,18 @@ def test_regional_failover_measures_the_scenarios_rpo_and_rto(name: str) -> None
         < funcs.index("measure_recovery") < funcs.index("acknowledged_writes_lost")
     rollbacks = [a["provider"]["func"] for a in exp["rollbacks"]]
     assert rollbacks[0] == rollbacks[-1] == "reset_faults"  # ends the failover first
+
+
+@pytest.mark.parametrize("name", ["blue_green_cutover", "blue_green_cutover_short_drain"])
+def test_blue_green_cuts_over_at_the_release_and_measures_the_cutover(name: str) -> None:
+    """The release's version and drain come from the scenario (the action takes no
+    argument); the cutover is measured after it, and the reset puts blue back."""
+    sf = _scenario(name)
+    assert sf.scenario.release.kind == "blue_green" and not sf.scenario.faults
+    exp = _experiment(name)
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("wait_for_fault") < funcs.index("cut_over_release") \
+        < funcs.index("measure_cutover") < funcs.index("run_until_end")
+    assert _calls(exp, "cut_over_release") == [{}]
+    checked = {c.metric for c in sf.scenario.checks}
+    assert {"cutover.dropped_requests", "cutover.drain_seconds"} <= checked

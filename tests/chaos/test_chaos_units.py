@@ -361,8 +361,11 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
     import yaml
     from chaosomnisql.canary import GRACE, scenario_limit
     from chaosomnisql.cli import SHORT_MODE, TIMEOUT_MARGIN, default_timeout, short_mode
+    from chaosomnisql.cutover import GRACE as CUTOVER_GRACE
     from chaosomnisql.slo import rto_target
     from chaosomnisql.timeline import scenario_timeline
+
+    from labcore.scenario import BlueGreen, Canary
 
     for path in sorted(Path("chaos/experiments").glob("*.yaml")):
         experiment = yaml.safe_load(path.read_text())
@@ -381,11 +384,16 @@ def test_every_wait_of_the_method_ends_within_the_wrappers_timeout() -> None:
             wait = min(rto_target(scenario, metric) + scenario.slo.sustain,
                        scenario.run.duration - at)
             assert at + wait <= default_timeout(scenario, {}) - TIMEOUT_MARGIN, path.name
-        if scenario.release is not None:  # the decision's wait fits the run, short mode too
+        if isinstance(scenario.release, Canary):  # the decision's wait fits the run, short too
             assert at + scenario_limit(scenario) + GRACE <= scenario.run.duration
             assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + GRACE
                     + float(SHORT_MODE["OMNISQL_CANARY_TIMEOUT"])
                     <= float(short["OMNISQL_LOAD_SECONDS"]))
+        if isinstance(scenario.release, BlueGreen):  # so does the drain's
+            drain = scenario.release.drain_timeout + CUTOVER_GRACE
+            assert at + drain <= scenario.run.duration
+            assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + drain
+                    <= float(short["OMNISQL_LOAD_SECONDS"])), path.name
         # the recovery probe's short wait fits the short run
         wait = sum(float(SHORT_MODE[f"OMNISQL_{k}"]) for k in ("RECOVERY_TIMEOUT", "SUSTAIN"))
         assert (float(SHORT_MODE["OMNISQL_FAULT_AT"]) + wait

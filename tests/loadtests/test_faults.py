@@ -125,3 +125,45 @@ def test_a_region_loss_is_one_call_and_its_undo_rebuilds_the_old_primary() -> No
         runner.run(lambda: 300.0)
         assert runner.reset() == worst
         assert [a.path for a, _ in runner.undone] == ["/faults/reset", "/admin/metadata/rebuild"]
+
+
+def test_a_blue_green_release_is_one_cutover_and_its_facts_are_read_before_the_reset() -> None:
+    """Issue 18: the scenario's release is replayed at ``release.at``; its ``cutover.*``
+    facts are the stand-in's account, read before the reset (which ends the release)."""
+    scenario = load_scenario(SCENARIOS / "blue_green_cutover_short_drain.yaml", "standin")
+    (cut,) = fault_actions(scenario)
+    assert cut == Action(120.0, "POST", "/admin/release/cutover",
+                         {"version": "v2", "drain_timeout": 0.5})
+    assert fault_actions(scenario, until=120.0) == []
+    order: list[str] = []
+    account = {"phase": "done", "inflight_at_switch": 3, "dropped_requests": 1,
+               "drain_seconds": None}
+
+    def call(base: str, action: Action) -> int:
+        order.append(action.path)
+        return 200
+
+    def read(path: str) -> dict:
+        order.append(f"GET {path}")
+        return account
+
+    runner = FaultRunner("http://127.0.0.1:1", [cut], call=call, sleep=lambda s: None,
+                         read=read)
+    assert runner.cutover_facts() == {}  # nothing cut over yet
+    runner.run(lambda: 120.0)
+    assert runner.cutover_facts() == {"cutover.inflight_at_switch": 3.0,
+                                      "cutover.dropped_requests": 1.0,
+                                      "cutover.drain_seconds": None}
+    runner.reset()
+    assert order == ["/admin/release/cutover", "GET /admin/release", "/faults/reset"]
+    account["phase"] = "draining"  # the run ended before the drain: not a measurement
+    assert runner.cutover_facts() == {}
+
+
+def test_a_refused_cutover_measures_nothing() -> None:
+    scenario = load_scenario(SCENARIOS / "blue_green_cutover.yaml", "standin")
+    runner = FaultRunner("http://127.0.0.1:1", fault_actions(scenario),
+                         call=lambda base, action: 409, sleep=lambda s: None,
+                         read=lambda path: {"phase": "done"})
+    runner.run(lambda: 120.0)
+    assert runner.cutover_facts() == {} and runner.failed

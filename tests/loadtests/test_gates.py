@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from lt_helpers import AZ_LOSS, baseline
 
 from loadtests.gates import EXIT_FAIL, EXIT_PASS, evaluate_gate, is_observable
@@ -9,6 +12,7 @@ from loadtests.recorder import ClientRecorder
 from sim import load_scenario
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def _steady(scenario, latency: float, error_every: int = 0, until: float = 60.0,
@@ -87,3 +91,24 @@ def test_az_loss_checks_scope_out_the_recovery_and_judge_rto_only_with_faults() 
         never.request(t + 0.5, "acme", 0.1, "unavailable")  # 1 error in 20 requests: 5%
     gate = evaluate_gate(scenario, never.window_facts(scenario, 60.0), faults_applied=True)
     assert not next(c for c in gate.checks if c.metric == "rto_seconds").passed
+
+
+@pytest.mark.parametrize("account, passed", [
+    ({"phase": "done", "inflight_at_switch": 4, "dropped_requests": 0, "drain_seconds": 1.2},
+     True),
+    ({"phase": "done", "inflight_at_switch": 4, "dropped_requests": 2, "drain_seconds": None},
+     False)])
+def test_the_cutover_is_judged_from_the_stand_ins_account_only_when_replayed(
+        account: dict, passed: bool) -> None:
+    from labcore.cutover import cutover_facts
+
+    scenario = load_scenario(SCENARIOS / "blue_green_cutover.yaml", "standin")
+    result = _steady(scenario, 0.1, until=300.0).window_facts(scenario, 300.0)
+    result.facts.update(cutover_facts(account))
+    cut = {"cutover.dropped_requests", "cutover.drain_seconds"}
+    without = evaluate_gate(scenario, result, faults_applied=False)
+    assert {s["metric"] for s in without.skipped} == cut
+    replayed = evaluate_gate(scenario, result, faults_applied=True)
+    judged = {c.metric: c.passed for c in replayed.checks}
+    assert judged == {"cutover.dropped_requests": passed, "cutover.drain_seconds": passed,
+                      "error_rate": True}

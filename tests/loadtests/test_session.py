@@ -107,3 +107,13 @@ def test_a_region_loss_is_injected_through_the_fault_api(sandbox_dir: str) -> No
     session = build_session(_options(scenario=regional, sandbox_dir=sandbox_dir,
                                      inject_faults=True), None)
     assert [(a.at, a.path) for a in session.actions] == [(300.0, REGION_LOSS)]
+
+
+def test_a_blue_green_release_is_applied_only_when_injected(sandbox_dir: str) -> None:
+    bg = str(Path(BASELINE).parent / "blue_green_cutover.yaml")
+    plain = build_session(_options(scenario=bg, sandbox_dir=sandbox_dir), None)
+    assert not plain.faults_applied
+    injected = build_session(_options(scenario=bg, sandbox_dir=sandbox_dir,
+                                      inject_faults=True), None)
+    assert injected.faults_applied
+    assert [a.path for a in injected.actions] == ["/admin/release/cutover"]
