@@ -42,6 +42,8 @@ CANARY_LATENCY_UNIT = 0.05
 #: only a safety net, as the connector ends every fetch itself (its call timeout and retry
 #: rule: 3 x 10 s calls and 2 waits of at most 5 s at cache_stampede), besides its queue.
 FILL_TIMEOUT = 120.0
+#: The health probe's wait for the connector's ``/health``.
+HEALTH_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,17 @@ class Engine:
         self.timeout = config.timeout
         self.http = httpx.AsyncClient(timeout=config.timeout,
                                       headers=internal_headers(config.service_token))
+        # The health probe's own client: it reports whether the connector answers, not
+        # whether the fetches' pool has a free connection.
+        self.probe = httpx.AsyncClient(timeout=HEALTH_TIMEOUT,
+                                       limits=httpx.Limits(max_connections=2))
+        self._exchanges: set[asyncio.Task[httpx.Response]] = set()
 
     async def close(self) -> None:
+        for exchange in self._exchanges:
+            exchange.cancel()
         await self.http.aclose()
+        await self.probe.aclose()
         await self.store.aclose()
 
     async def run(self, tenant: str, sql: str, deadline: float | None = None) -> dict[str, Any]:
@@ -138,8 +148,7 @@ class Engine:
         body = {"tenant": tenant, "provider": query.connector, "object": query.obj,
                 "where": list(query.where) if query.where else None, "limit": query.limit}
         try:
-            resp = await self.http.post(f"{self.config.connector_url}/fetch", json=body,
-                                        headers=budget_headers(deadline), timeout=FILL_TIMEOUT)
+            resp = await self._exchange(body, budget_headers(deadline))
         except httpx.TimeoutException:
             raise ApiError(504, "UPSTREAM_TIMEOUT",
                            f"connector-{self.config.zone} did not answer in time") from None
@@ -157,9 +166,24 @@ class Engine:
                            str(err.get("message", "connector failed")), err.get("retry_after"))
         return [{c: row.get(c) for c in query.columns} for row in data["rows"]]
 
+    async def _exchange(self, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """POST /fetch in a task no caller's cancellation reaches: a caller past its
+        patience stops waiting and the exchange ends on httpx's own timeouts. httpcore
+        (1.0.9) loses a pool slot for good when a request is cancelled just as the pool
+        hands it a new connection (encode/httpcore#1093); the cache's patience cancelled
+        thousands during a flood, until all 100 slots were lost and every fetch and health
+        probe of the engine waited for a connection that never came."""
+        exchange = asyncio.create_task(self.http.post(
+            f"{self.config.connector_url}/fetch", json=body, headers=headers,
+            timeout=FILL_TIMEOUT))
+        self._exchanges.add(exchange)
+        exchange.add_done_callback(_finished)
+        exchange.add_done_callback(self._exchanges.discard)
+        return await asyncio.shield(exchange)
+
     async def connector_ok(self) -> bool:
         try:
-            resp = await self.http.get(f"{self.config.connector_url}/health", timeout=0.5)
+            resp = await self.probe.get(f"{self.config.connector_url}/health")
         except httpx.HTTPError:
             return False
         return resp.status_code == 200
@@ -176,6 +200,12 @@ class Engine:
         self.release = Release(version, float(error_rate), float(multiplier),
                                random.Random(derive_seed(seed, "release.canary.errors")))
         return {"version": version, "error_rate": error_rate, "latency_multiplier": multiplier}
+
+
+def _finished(exchange: asyncio.Task[httpx.Response]) -> None:
+    """Read an exchange's outcome, so one nobody waited for is not logged as lost."""
+    if not exchange.cancelled():
+        exchange.exception()
 
 
 async def _poll_options(engine: Engine) -> None:
