@@ -150,7 +150,8 @@ class ResultCache:
             return await fetch()
 
     async def _bypass_fill(self, key: str, fetch: Fetch, patience: float | None) -> Rows:
-        # Nothing is stored in bypass: a fetch past its caller's patience is cancelled.
+        # Nothing is stored in bypass: past its caller's patience, the caller stops waiting
+        # (the engine's HTTP exchange with its connector runs on: sandbox.engine._exchange).
         return await self._coalesced(key, lambda: _bounded(self._bypassing(fetch), patience),
                                      patience)
 
