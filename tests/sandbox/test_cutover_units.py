@@ -9,6 +9,7 @@ retry in another zone never rescues a cut attempt.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -80,6 +81,26 @@ def test_a_drain_longer_than_the_attempts_cuts_nothing() -> None:
     assert answers == ["blue", "blue"]
     assert facts["phase"] == "done" and facts["dropped_requests"] == 0.0
     assert 0.2 < facts["drain_seconds"] < 1.0, facts
+
+
+def test_the_drain_is_timed_by_the_checks_schedule_not_by_a_late_event_loop() -> None:
+    """Blue empties between two checks; the report is the scheduled time of the check that
+    found it empty, even when the loop runs that check late (here: blocked 30 ms), and a
+    drain found at the deadline's check is within the drain timeout, never above it."""
+    async def scenario(seconds: float, timeout: float) -> dict[str, Any]:
+        gw, _ = _gateway(seconds, True)
+        blue = asyncio.create_task(_outcome(gw))
+        await asyncio.sleep(0.01)
+        gw.cut_over("v2", timeout)
+        await blue
+        time.sleep(0.03)  # the event loop is late for the next check
+        await asyncio.sleep(0.3)
+        return dict(gw.cutover.json())
+
+    facts = _run(scenario(0.25, 5.0))
+    assert facts["dropped_requests"] == 0.0 and facts["drain_seconds"] == 0.3, facts
+    facts = _run(scenario(0.45, 0.5))
+    assert facts["dropped_requests"] == 0.0 and facts["drain_seconds"] == 0.5, facts
 
 
 def test_nothing_in_flight_drains_at_once_and_reset_goes_back_to_blue() -> None:
