@@ -284,23 +284,31 @@ def test_a_short_pool_counts_late_sends_and_never_outlives_the_load() -> None:
 
 
 #: How long test_every_thread_has_a_connection's server takes to answer.
-SLOW_ANSWER = 2.0
+SLOW_ANSWER = 1.0
 
 
 def test_every_thread_has_a_connection() -> None:
-    """~160 requests at once to a loopback server answering in 2 s, with a 3.5 s client
-    timeout: all answered. httpx's default pool (100 connections) kept the rest waiting
-    for a connection until they timed out without being sent (answered at ~4 s at best):
-    the chaos flood's victims saw 100% time-outs while the stand-in's connectors made no
-    call (13:48 UTC). The 1.5 s margin is for a loaded machine: with 1 s against 1.5 s,
-    5 of 170 timed out in a CI rehearsal beside two measurement runs (22:00 UTC)."""
+    """~160 requests at once to a loopback server answering in 1 s: the server has more
+    than httpx's default pool (100 connections) in flight at once, and all are answered
+    within the client's timeout. With that default pool the rest waited for a connection
+    until they timed out without being sent: the chaos flood's victims saw 100% time-outs
+    while the stand-in's connectors made no call (13:48 UTC). The peak is what tells the
+    pool's size; the timeout (answer + 2.5 s) only has to hold on a loaded machine (with
+    1 s against 1.5 s, 5 of 170 timed out in a CI rehearsal, 22:00 UTC)."""
     import threading as _threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock, inflight, peak = _threading.Lock(), [0], [0]
 
     class Slow(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             self.rfile.read(int(self.headers.get("content-length", 0)))
+            with lock:
+                inflight[0] += 1
+                peak[0] = max(peak[0], inflight[0])
             time.sleep(SLOW_ANSWER)
+            with lock:
+                inflight[0] -= 1
             body = b'{"rows": []}'
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -311,15 +319,19 @@ def test_every_thread_has_a_connection() -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 512  # socketserver's 5 drops a burst's SYNs: 1 s retries
+
+    server = Server(("127.0.0.1", 0), Slow)
     server.daemon_threads = True
     _threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         plan = LoadPlan((TenantLoad("acme", 400.0, 5, (("crm.accounts", 1.0),)),), 0.4, 10_000,
-                        timeout=SLOW_ANSWER + 1.5)
+                        timeout=SLOW_ANSWER + 2.5)
         load = BackgroundLoad(plan, f"http://127.0.0.1:{server.server_port}", {"acme": "k"})
         report = load.start().wait(20)
     finally:
         server.shutdown()
     assert report.sent > 110  # more than httpx's default pool, at once
+    assert peak[0] > 100, peak  # ... and in flight at the server at once: not pooled
     assert report.by_status == {"200": report.sent}
