@@ -13,9 +13,10 @@ says). A cut attempt is never retried in another zone by the gateway, whatever i
 ``zone_retry``: the simulator's gateway does not either.
 
 The facts are the simulator's (``cutover.*``): ``inflight_at_switch``, ``dropped_requests``
-(attempts cut) and ``drain_seconds`` (from the switch to the first drain check, every
-:data:`POLL` seconds as the simulator's, that finds the old colour empty, on the gateway's
-clock; 0 when nothing was in flight; null when it did not drain by the deadline). The old
+(attempts cut) and ``drain_seconds`` (the scheduled time, from the switch, of the first
+drain check that finds the old colour empty: every :data:`POLL` seconds as the
+simulator's, the last at the deadline; 0 when nothing was in flight; null when it did not
+drain by the deadline). The old
 colour's processes keep running, deregistered and idle, as the next release's target and
 the rollback (``reset`` makes blue active again at once, cutting nothing).
 

@@ -10,10 +10,22 @@ is armed only while an analysis runs, so a stand-in without one keeps no latenci
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_LATENCIES", "VersionTally"]
+from sandbox.errors import ApiError
+
+__all__ = ["MAX_LATENCIES", "VersionTally", "deployable_version"]
+
+_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def deployable_version(value: Any) -> str:
+    """A version a deployment (a canary, a blue-green cutover) may name, else 400."""
+    if not isinstance(value, str) or not _VERSION.match(value):
+        raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
+    return value
 
 #: Latencies kept per version and window; beyond it the window's sample is the first ones
 #: (the stand-in serves tens of queries a second: a 3-minute window holds far fewer).

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +34,10 @@ from sandbox.admin.plane import ControlPlane
 from sandbox.errors import ApiError
 from sandbox.standin import STANDIN_FILE
 from sandbox.state import read_json_file
+from sandbox.versions import deployable_version
 
 __all__ = ["MAX_WINDOW", "Analysis", "analysis_spec", "deploy_canary", "rollback_canary"]
 
-_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 MAX_WINDOW = 3600.0  # seconds: an analysis window longer than the run is a mistake
 
 
@@ -130,9 +129,7 @@ def _steps(spec: Canary, weight: float) -> tuple[float, ...]:
 
 async def deploy_canary(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     lease = parse_lease(body)
-    version = body.get("version")
-    if not isinstance(version, str) or not _VERSION.match(version):
-        raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
+    version = deployable_version(body.get("version"))
     weight = _number(body, "weight", 0.0, 1.0, math.nan)
     release = {"version": version,
                "error_rate": _number(body, "error_rate", 0.0, 1.0, 0.0),

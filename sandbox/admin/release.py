@@ -16,7 +16,6 @@ green engine back on v1; nothing is cut.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -27,33 +26,33 @@ from starlette.routing import Route
 from sandbox.admin.plane import ControlPlane
 from sandbox.errors import ApiError
 from sandbox.service import handle_errors, read_json
+from sandbox.versions import deployable_version
 
 __all__ = ["MAX_DRAIN", "cutover_release", "release_routes", "release_status", "reset_release",
            "serving_engines"]
 
-_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 MAX_DRAIN = 3600.0  # seconds: a drain longer than any run is a mistake
+
+
+def _engine(colour: str, zone: str) -> str:
+    return f"engine-green-{zone}" if colour == "green" else f"engine-{zone}"
 
 
 def serving_engines(plane: ControlPlane) -> dict[str, str]:
     """zone -> the name of the engine that serves it now (blue, or green after a cutover)."""
-    prefix = "engine-green-" if plane.colour == "green" else "engine-"
-    return {zone: f"{prefix}{zone}" for zone in plane.state["zones"]}
+    return {zone: _engine(plane.colour, zone) for zone in plane.state["zones"]}
 
 
 def _colour_engines(plane: ControlPlane, colour: str) -> list[str]:
-    prefix = "engine-green-" if colour == "green" else "engine-"
-    return [f"{prefix}{zone}" for zone in plane.state["zones"]
-            if f"{prefix}{zone}" in plane.state["services"]]
+    names = (_engine(colour, zone) for zone in plane.state["zones"])
+    return [name for name in names if name in plane.state["services"]]
 
 
 def _parse(body: dict[str, Any]) -> tuple[str, float]:
     unknown = set(body) - {"version", "drain_timeout"}
     if unknown:
         raise ApiError(400, "BAD_REQUEST", f"unknown fields {sorted(unknown)}")
-    version, drain = body.get("version"), body.get("drain_timeout")
-    if not isinstance(version, str) or not _VERSION.match(version):
-        raise ApiError(400, "BAD_REQUEST", "version must be a short version string")
+    version, drain = deployable_version(body.get("version")), body.get("drain_timeout")
     if (isinstance(drain, bool) or not isinstance(drain, (int, float))
             or not 0 < drain <= MAX_DRAIN):
         raise ApiError(400, "BAD_REQUEST", f"drain_timeout must be seconds in (0, {MAX_DRAIN:g}]")
