@@ -13,7 +13,10 @@ For each check of a scenario (``python -m sim conform``, docs/conformance.md):
   as the runner sees them; a check the runner cannot observe (the registry, or the runner's
   own ``summary.json``) is "not measured" and neither agrees nor disagrees.
 * ``inside``: the measured value lies in the interval (a missing value is inside only when
-  some replication had none too); ``agree``: the two verdicts are the same.
+  some replication had none too); ``agree``: the two verdicts are the same; ``alike``:
+  how many replications judged the check as the real run did, the verdict's counterpart of
+  ``inside`` (one real run is one draw: it disagrees with a verdict its replications pass 40%
+  of the time in about 40% of runs, whichever system is right).
 
 The run as a whole agrees when at least one check was compared and none disagrees.
 """
@@ -77,6 +80,15 @@ class CheckComparison:
         return None if not self.compared else self.measured.passed == self.predicted.passed
 
     @property
+    def alike(self) -> int | None:
+        """How many of the replications judged the check as the measured run did."""
+        pred = self.predicted
+        if not self.compared or pred.p_pass is None:
+            return None
+        passing = round(pred.p_pass * pred.replications)
+        return passing if self.measured.passed else pred.replications - passing
+
+    @property
     def inside(self) -> bool | None:
         if not self.compared:
             return None
@@ -89,7 +101,8 @@ class CheckComparison:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "over": self.over, "op": self.op,
                 "threshold": self.threshold, "predicted": asdict(self.predicted),
-                "measured": asdict(self.measured), "inside": self.inside, "agree": self.agree}
+                "measured": asdict(self.measured), "inside": self.inside, "agree": self.agree,
+                "alike": self.alike}
 
 
 def _clean(value: float | None) -> float | None:

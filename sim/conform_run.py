@@ -283,8 +283,15 @@ def conformance_table(name: str, rows: Sequence[CheckComparison], note: str | No
                       _value(meas.value, row.metric) if row.compared
                       else f"not measured ({reasons.index(meas.reason) + 1})"
                       if meas.reason in reasons else "not measured",
-                      _verdict(meas.passed), _yes(row.inside), _yes(row.agree))
+                      _verdict(meas.passed), _yes(row.inside), _agree(row))
     return table
+
+
+def _agree(row: CheckComparison) -> str:
+    """yes/no, and for a disagreement how many replications judged as the real run did."""
+    if row.agree is not False or row.alike is None:
+        return _yes(row.agree)
+    return f"[bold red]no[/bold red] ({row.alike}/{row.predicted.replications} runs alike)"
 
 
 def _value(value: float | None, metric: str) -> str:

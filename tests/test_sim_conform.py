@@ -27,6 +27,7 @@ from sim.conform import (
     prediction_interval,
     runner_not_measured,
 )
+from sim.conform_run import conformance_table
 from sim.run import simulate
 
 
@@ -58,6 +59,20 @@ def test_agree_disagree_inside_outside_not_measured():
     assert skipped.agree is None and skipped.inside is None and not skipped.compared
     assert overall([agree, outside, skipped]) and not overall([agree, disagree])
     assert not overall([skipped])  # nothing compared: no agreement shown
+
+
+def test_alike_counts_the_replications_that_judged_as_the_real_run_did():
+    coin = Predicted(False, 0.4, 77.0, 793.0, 347.0, 10, 0)  # fails on its mean, 4 of 10 pass
+    lucky = _row(coin, Measured(204.4, True), "rpo_seconds")
+    assert lucky.agree is False and lucky.alike == 4 and lucky.as_dict()["alike"] == 4
+    assert _row(coin, Measured(500.0, False), "rpo_seconds").alike == 6
+    never = _row(Predicted(True, 1.0, 0.2, 0.8, 0.5, 10, 0), Measured(1.2, False))
+    assert never.agree is False and never.alike == 0  # no replication failed: a real finding
+    assert _row(PASS, Measured(None, None, "not observable")).alike is None
+    table = conformance_table("s", [lucky, never], None)
+    cells = [str(c) for c in table.columns[-1].cells]
+    assert cells == ["[bold red]no[/bold red] (4/10 runs alike)",
+                     "[bold red]no[/bold red] (0/10 runs alike)"]
 
 
 def test_a_run_that_did_not_recover_is_inside_only_if_a_replication_did_not_either():
