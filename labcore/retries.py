@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from .scenario import Retries
+from .scenario import Retries, RetryPolicy, Scenario
+from .scenario.topology import BackoffStrategy
 
-__all__ = ["Backoff", "ClientRetries", "RetryBudget", "RetryState", "Tried", "attempt",
-           "longest_request"]
+__all__ = ["Backoff", "ClientRetries", "PolicyPush", "RetryBudget", "RetryState", "Tried",
+           "attempt", "longest_request", "policy_pushes", "push_policy"]
 
 T = TypeVar("T")
 
@@ -88,6 +89,45 @@ class RetryBudget:
         return False
 
 
+class _Policy(Protocol):
+    """A client whose retries a config push changes (the simulator's and the real loads')."""
+
+    budget: RetryBudget
+    backoff: Backoff
+    max_attempts: int
+
+
+def push_policy(client: _Policy, budget: float | None, backoff: BackoffStrategy | None,
+                max_attempts: int | None) -> None:
+    """A client config push (the ``retry_policy`` mitigation): a new retry budget (full,
+    as a fresh client's), backoff strategy or attempt limit; None keeps the old one."""
+    if budget is not None:
+        client.budget = RetryBudget(budget)
+    if backoff is not None:
+        client.backoff.strategy = backoff
+    if max_attempts is not None:
+        client.max_attempts = max_attempts
+
+
+@dataclass(frozen=True)
+class PolicyPush:
+    """A ``retry_policy`` mitigation on the run's clock: at ``at`` seconds, the push."""
+
+    at: float
+    budget: float | None
+    backoff: BackoffStrategy | None
+    max_attempts: int | None
+
+
+def policy_pushes(scenario: Scenario) -> list[PolicyPush]:
+    """The scenario's client config pushes in time order, as the simulator's
+    ``retry_policy`` mitigation makes them (an operator's push after a fault is made
+    whether or not a real run injected that fault: it is the clients' timeline)."""
+    pushes = [PolicyPush(m.start(scenario.faults), m.budget, m.backoff, m.max_attempts)
+              for m in scenario.mitigations if isinstance(m, RetryPolicy)]
+    return sorted(pushes, key=lambda p: p.at)
+
+
 class ClientRetries:
     """A load client's retry policy (a real runner's, thread- or greenlet-shared): which
     outcomes, how many attempts, the backoff and one retry budget for all its senders."""
@@ -103,6 +143,11 @@ class ClientRetries:
         """A new request earns the budget its share."""
         with self._lock:
             self.budget.earn()
+
+    def push(self, push: PolicyPush) -> None:
+        """A config push reaches this client (:func:`push_policy`)."""
+        with self._lock:
+            push_policy(self, push.budget, push.backoff, push.max_attempts)
 
     def wanted(self, outcome: str, attempts: int) -> bool:
         return outcome != "ok" and outcome in self.on and attempts < self.max_attempts

@@ -25,7 +25,7 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from labcore.retries import ClientRetries, attempt
+from labcore.retries import ClientRetries, PolicyPush, attempt, policy_pushes
 from labcore.sandbox_client import SandboxError
 from labcore.scenario_file import ScenarioError
 from loadtests import gates, promslis
@@ -164,10 +164,19 @@ def _test_start(environment: Any, **_: Any) -> None:
     else:
         session.start()
         setattr(options, _STARTED_AT, time.time())
+    # The scenario's client config pushes (retry_policy): every process's clients take them.
+    for push in policy_pushes(session.scenario):
+        gevent.spawn_later(max(0.0, push.at - session.now()), _push, environment, push)
     if session.inject_faults and not isinstance(environment.runner, WorkerRunner):
         runner = FaultRunner(str(session.target.admin_url), session.actions, sleep=gevent.sleep,
                              admin_token=session.target.admin_token)
         session.info["fault_runner"] = (runner, gevent.spawn(runner.run, session.now))
+
+
+def _push(environment: Any, push: PolicyPush) -> None:
+    environment.omnisql_retries.push(push)
+    log.info("retry policy pushed at %.1fs: budget %s, backoff %s, max attempts %s",
+             push.at, push.budget, push.backoff, push.max_attempts)
 
 
 @events.quitting.add_listener

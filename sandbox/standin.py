@@ -255,8 +255,12 @@ def _timeline_gaps(scenario: Scenario) -> dict[str, str]:
             out[f"faults.{i}"] = f"latency_injection on {fault.target}: only providers"
     for i, mitigation in enumerate(scenario.mitigations):
         kind = mitigation.kind
-        if kind in ("xfetch", "cache_scale", "retry_policy"):
+        if kind in ("xfetch", "cache_scale"):
             out[f"mitigations.{i}"] = f"{kind}: the stand-in has no such lever"
+        elif kind == "retry_policy":  # a client config push: labcore.retries.policy_pushes
+            out[f"mitigations.{i}"] = (
+                f"retry_policy at {mitigation.start(scenario.faults):g}s: the load's clients "
+                "take it (Locust's users, the chaos load), not the stand-in")
         elif kind == "token_refresh":  # paced as the scenario says: sandbox.admin.token_refresh
             out[f"mitigations.{i}"] = (
                 f"token_refresh at {mitigation.start(scenario.faults):g}s: the runner's timeline "

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
-from labcore.retries import ClientRetries, Tried, attempt
+from labcore.retries import (
+    Backoff,
+    ClientRetries,
+    PolicyPush,
+    RetryBudget,
+    Tried,
+    attempt,
+    policy_pushes,
+)
 from labcore.scenario import Retries
 
+REPO = Path(__file__).resolve().parents[1]
 SPEC = Retries(max_attempts=3, backoff="exponential", base="100ms", cap="150ms", budget=None)
 
 
@@ -54,3 +64,31 @@ def test_the_budget_refuses_and_a_stop_ends_the_backoff() -> None:
 def test_a_single_attempt_without_a_retry_policy() -> None:
     tried, sent, _ = _run(["unavailable", "ok"], ClientRetries(None, random.Random(1)))
     assert (tried.outcome, tried.attempts, sent) == ("unavailable", 1, ["unavailable"])
+
+
+def test_a_config_push_changes_a_real_client_as_the_simulators() -> None:
+    """retry_storm_mitigated's push (budget 10%, full jitter) on the client the real loads
+    share, and on the simulator's: the same fields, the budget starting full."""
+    from sim import load_scenario
+    from sim.model.client import Client
+
+    scenario = load_scenario(REPO / "scenarios" / "retry_storm_mitigated.yaml")
+    (push,) = policy_pushes(scenario)
+    assert push == PolicyPush(480.0, 0.1, "full_jitter", None)  # fault at 4m + 4m operator
+    assert policy_pushes(load_scenario(REPO / "scenarios" / "retry_storm.yaml")) == []
+    spec = scenario.topology.gateway.retries
+    real = ClientRetries(spec, random.Random(1))
+    assert (real.budget.ratio, real.backoff.strategy) == (None, "none")  # the storm's client
+    real.push(push)
+    simulated = Client.__new__(Client)  # only the policy's fields: no run needed
+    simulated.budget, simulated.backoff, simulated.max_attempts = (
+        RetryBudget(spec.budget), Backoff(spec, random.Random(1)), spec.max_attempts)
+    simulated.set_policy(push.budget, push.backoff, push.max_attempts)
+    for client in (real, simulated):
+        assert (client.budget.ratio, client.budget.tokens) == (0.1, client.budget.reserve)
+        assert (client.backoff.strategy, client.max_attempts) == ("full_jitter",
+                                                                   spec.max_attempts)
+    # a retry once the budget is spent is refused, as the simulator's client refuses it
+    real.budget.tokens = 0.0
+    tried, _, _ = _run(["unavailable", "ok"], real)
+    assert (tried.attempts, tried.denied) == (1, 1)

@@ -35,13 +35,14 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 
-from labcore.retries import ClientRetries, Tried, attempt, longest_request
+from labcore.retries import ClientRetries, PolicyPush, Tried, attempt, longest_request
 from labcore.scenario import Retries
 from labcore.workload import key_sql, mix_cdf, pick, zipf_cdf
 from loadtests.recorder import classify
@@ -129,7 +130,8 @@ class BackgroundLoad:
 
     def __init__(self, plan: LoadPlan, gateway_url: str, keys: dict[str, str],
                  workers: int | None = None, transport: httpx.BaseTransport | None = None,
-                 recorder: Recording | None = None, origin: float = 0.0) -> None:
+                 recorder: Recording | None = None, origin: float = 0.0,
+                 pushes: Sequence[PolicyPush] = ()) -> None:
         missing = [t.tenant for t in plan.tenants if t.tenant not in keys]
         if missing:
             raise ValueError(f"no API key for tenants {missing}")
@@ -141,6 +143,8 @@ class BackgroundLoad:
         self.report = LoadReport()
         self.recorder, self.origin = recorder, origin
         self.retries = ClientRetries(plan.retries, random.Random(plan.seed))
+        #: The scenario's client config pushes (retry_policy), at run times since ``origin``.
+        self._pushes = sorted(pushes, key=lambda p: p.at)
         workers = workers or pool_size(plan)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omnisql-load")
         # As many connections as threads: httpx's default pool (100) would hold the rest
@@ -185,6 +189,8 @@ class BackgroundLoad:
             if at > self.plan.seconds or self._stop.wait(max(0.0, start + at - time.monotonic())):
                 return
             arrivals.remove((at, tenant))
+            while self._pushes and time.monotonic() - self.origin >= self._pushes[0].at:
+                self.retries.push(self._pushes.pop(0))  # before the requests sent after it
             arrivals.append((at + rng.expovariate(tenant.rate), tenant))
             self._submit(tenant, pick(zipf, rng.random()), rng, start + at)
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from .base import Duration, Fraction, Name, Rate, Strict
+from .topology import BackoffStrategy
 
 __all__ = [
     "CacheScale", "Coalescing", "Mitigation", "RetryPolicy", "SoftCache", "TokenRefresh",
@@ -107,8 +108,7 @@ class RetryPolicy(_Mitigation):
 
     kind: Literal["retry_policy"]
     budget: Fraction | None = None
-    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter",
-                     "decorrelated_jitter"] | None = None
+    backoff: BackoffStrategy | None = None
     max_attempts: int | None = Field(default=None, ge=1)
 
 

@@ -34,12 +34,16 @@ class HealthCheck(Strict):
     success_threshold: int = Field(default=2, ge=1)
 
 
+#: A client's backoff between attempts (:class:`labcore.retries.Backoff`).
+BackoffStrategy = Literal["none", "exponential", "full_jitter", "equal_jitter",
+                          "decorrelated_jitter"]
+
+
 class Retries(Strict):
     """Client-side retries of a whole query, with backoff and an optional retry budget."""
 
     max_attempts: int = Field(default=1, ge=1)
-    backoff: Literal["none", "exponential", "full_jitter", "equal_jitter",
-                     "decorrelated_jitter"] = "exponential"
+    backoff: BackoffStrategy = "exponential"
     base: Duration = 0.1
     cap: Duration = 10.0
     #: At most this many retries per first attempt (e.g. 10%), as a token bucket.

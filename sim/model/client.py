@@ -17,8 +17,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from labcore.facts import OUTCOMES
-from labcore.retries import Backoff, RetryBudget  # shared with the chaos load
+from labcore.retries import Backoff, RetryBudget, push_policy  # shared with the real loads
 from labcore.scenario import Retries
+from labcore.scenario.topology import BackoffStrategy
 
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call, schedule_job
@@ -71,15 +72,10 @@ class Client:
         previous, self.observer = self.observer, observer
         return previous
 
-    def set_policy(self, budget: float | None, backoff: str | None,
+    def set_policy(self, budget: float | None, backoff: BackoffStrategy | None,
                    max_attempts: int | None) -> None:
         """A config push (a mitigation): a new retry budget, backoff or attempt limit."""
-        if budget is not None:
-            self.budget = RetryBudget(budget)
-        if backoff is not None:
-            self.backoff.strategy = backoff  # type: ignore[assignment]
-        if max_attempts is not None:
-            self.max_attempts = max_attempts
+        push_policy(self, budget, backoff, max_attempts)
 
     def send(self, request: Request) -> None:
         """A new client request, or a retry of one: a new attempt through the stack."""

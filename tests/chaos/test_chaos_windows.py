@@ -177,7 +177,8 @@ def _flaky(failures: int) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-def _retrying_load(failures: int, budget: float | None) -> tuple[RunWindows, BackgroundLoad]:
+def _retrying_load(failures: int, budget: float | None, pushes: tuple[Any, ...] = (),
+                   ) -> tuple[RunWindows, BackgroundLoad]:
     from labcore.scenario import Retries
 
     windows = RunWindows(FLOOD, window=W, warmup=0.0, sustain=8.0)
@@ -186,7 +187,8 @@ def _retrying_load(failures: int, budget: float | None) -> tuple[RunWindows, Bac
     plan = LoadPlan((TenantLoad("acme", 2000.0, 5, (("crm.accounts", 1.0),)),), 30.0, 20,
                     retries=spec)
     load = BackgroundLoad(plan, "http://127.0.0.1:9", {"acme": "k"}, workers=1,
-                          transport=_flaky(failures), recorder=windows, origin=windows.origin)
+                          transport=_flaky(failures), recorder=windows, origin=windows.origin,
+                          pushes=pushes)
     return windows, load
 
 
@@ -208,6 +210,20 @@ def test_the_load_retries_as_the_scenarios_client_does() -> None:
     assert counters["client.attempts"] == counters["client.requests"] * 3
     assert counters["client.retries"] == counters["client.requests"] * 2
     assert FLOOD.topology.gateway.retries.max_attempts == 3  # what plan_from_scenario passes
+
+
+def test_a_config_push_changes_the_loads_retries_from_its_time_on() -> None:
+    """A retry_policy push at run time 0 (one attempt): no request is retried, so the
+    two 503s before each answer stand; without it (above) each request ends ok."""
+    from labcore.retries import PolicyPush
+
+    windows, load = _retrying_load(failures=2, budget=None,
+                                   pushes=(PolicyPush(0.0, None, None, 1),))
+    report = load.start().wait(10)
+    outcomes, counters = _totals(windows)
+    assert report.sent == counters["client.requests"] == counters["client.attempts"] > 0
+    assert counters["client.retries"] == 0 and load.retries.max_attempts == 1
+    assert int(outcomes[0]) < report.sent  # the 503s stood: not every request ended ok
 
 
 def test_an_exhausted_retry_budget_lets_the_error_stand() -> None:

@@ -32,13 +32,15 @@ from typing import Any
 
 from chaoslib.types import Configuration, Experiment, Journal, Secrets
 
+from labcore.retries import PolicyPush, policy_pushes
+
 from .. import ledger
 from ..api import admin_call, stats
 from ..counters import CONNECTOR_METRICS, ConnectorPoller
 from ..load import BackgroundLoad, plan_from_scenario
 from ..settings import api_keys, endpoints, scenario_file, setting
 from ..standin import configure_standin
-from ..timeline import LOAD_TAIL, Timeline, run_timeline
+from ..timeline import LOAD_TAIL, Timeline, injection_times, run_timeline
 from ..windows import RunWindows, measured_metrics
 
 __all__ = ["POLLER", "WINDOWS", "after_experiment_control", "before_experiment_control"]
@@ -85,7 +87,8 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
     windows = _windows(scenario, timeline, configuration)
     ledger.LEDGER.running[WINDOWS] = windows
     load = BackgroundLoad(plan, endpoints(configuration)["gateway_url"], api_keys(secrets),
-                          recorder=windows, origin=windows.origin)
+                          recorder=windows, origin=windows.origin,
+                          pushes=_pushes(scenario, timeline))
     ledger.LEDGER.running[_KEY] = load.start()
     # The stand-in's connector counters per window (fetches per key: issue 18).
     ledger.LEDGER.running[POLLER] = ConnectorPoller(
@@ -94,6 +97,14 @@ def before_experiment_control(context: Experiment, seconds: float | None = None,
                 f"{seconds:g} s / {cap} requests; first injection at "
                 f"{timeline.injections[:1]} s, run ends at {timeline.duration:g} s")
     time.sleep(max(0.0, windows.origin + timeline.hypothesis_at - time.monotonic()))
+
+
+def _pushes(scenario: Any, timeline: Timeline) -> list[PolicyPush]:
+    """The scenario's client config pushes (retry_policy) on the run's clock: moved with
+    the faults when the run moves its first injection (short mode, ``fault_at``)."""
+    times = injection_times(scenario)
+    shift = timeline.injections[0] - times[0] if times and timeline.injections else 0.0
+    return [dataclasses.replace(p, at=p.at + shift) for p in policy_pushes(scenario)]
 
 
 def _configure_target(scenario: Any, configuration: Configuration) -> None:
