@@ -116,21 +116,37 @@ class ResultCache:
         if self.breaker.closed:
             self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
 
-    async def get(self, key: str, fetch: Fetch,
-                  patience: float | None = None) -> tuple[Rows, str]:
+    async def get(self, key: str, fetch: Fetch, patience: float | None = None,
+                  on_miss: Callable[[], None] | None = None) -> tuple[Rows, str]:
         """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down).
         ``patience``: seconds this caller waits for a fetch (None: until it ends); past it,
-        504, while a fill goes on to store its rows."""
-        if not self.options.enabled:
+        504, while a fill goes on to store its rows. ``on_miss``: called once the lookup
+        found nothing to serve, before this caller starts a fetch or joins one in flight
+        (the engine frees its worker slot there: the rest is waiting, not work)."""
+        found = await self._look(key, fetch)
+        if isinstance(found, tuple):
+            return found
+        if on_miss is not None:
+            on_miss()
+        if found == "off":
             return await _bounded(fetch(), patience), "miss"
-        if not self.breaker.closed:
+        if found == "bypass":
             return await self._bypass_fill(key, fetch, patience), "bypass"
+        return await self._fill(key, fetch, patience), "miss"
+
+    async def _look(self, key: str, fetch: Fetch) -> tuple[Rows, str] | str:
+        """A hit, or a stale entry (its refresh started), else how the miss is filled:
+        "off" (no cache), "bypass" (cache down) or "miss"."""
+        if not self.options.enabled:
+            return "off"
+        if not self.breaker.closed:
+            return "bypass"
         started = time.monotonic()
         try:
             raw = await self.store.get(key)
         except RedisError:
             self.breaker.failure(started)
-            return await self._bypass_fill(key, fetch, patience), "bypass"
+            return "bypass"
         self.breaker.success()
         if raw is not None:
             entry = json.loads(raw)
@@ -139,7 +155,7 @@ class ResultCache:
             if self.options.soft_cache:
                 await self._refresh_in_background(key, fetch)
                 return entry["rows"], "stale"
-        return await self._fill(key, fetch, patience), "miss"
+        return "miss"
 
     async def _bypassing(self, fetch: Fetch) -> Rows:
         if self._bypass.locked():
