@@ -94,6 +94,7 @@ class Engine:
     async def close(self) -> None:
         for exchange in self._exchanges:
             exchange.cancel()
+        await self.cache.fills.close()
         await self.http.aclose()
         await self.probe.aclose()
         await self.store.aclose()

@@ -37,7 +37,8 @@ HIT_SECONDS = 1.0
 
 
 class FakeStore:
-    """The two Redis calls the cache makes on this path (``GET``, ``SET``), in memory."""
+    """The Redis calls the cache makes on this path (``GET``, ``SET``; the fill's claim and
+    release), in memory."""
 
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
@@ -45,8 +46,18 @@ class FakeStore:
     async def get(self, key: str) -> str | None:
         return self.data.get(key)
 
-    async def set(self, key: str, value: str, ex: int | None = None) -> None:
+    async def set(self, key: str, value: str, ex: int | None = None, nx: bool = False,
+                  px: int | None = None) -> bool:
+        if nx and key in self.data:
+            return False
         self.data[key] = value
+        return True
+
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    async def publish(self, channel: str, message: str) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None
