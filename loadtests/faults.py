@@ -25,6 +25,20 @@ release blue_green  ``POST /admin/release/cutover {"version", "drain_timeout"}``
 
 A canary release is not replayed (its analysis and rollback are the chaos experiment's).
 
+The runbook's mitigations that start after the run does (``operator_delay`` after a fault,
+or a later ``at``) are the operator's timed calls, as the chaos experiments make them;
+those in force from the start are set when the scenario is applied:
+
+==================  ===================================================================
+``user_cap``        ``POST /admin/caps {"tenant", "user", "max_concurrency"}``, lifted
+                    (``"max_concurrency": null``) after its ``duration``
+``token_refresh``   ``POST /admin/tokens/refresh {"provider", "rate", "tokens_per_tenant"}``:
+                    the stand-in's paced SOP-103 job
+``retry_policy``    nothing here: the load's clients take the push (``labcore.retries``)
+==================  ===================================================================
+
+The fault API's reset puts the applied scenario's caps back and renews every token.
+
 Latency injection on ``engine``, ``cache`` or ``gateway`` has no sandbox counterpart and
 is refused as a :class:`FaultPlanError` before any load is sent.
 """
@@ -47,8 +61,10 @@ from labcore.scenario import (
     ProviderOutage,
     RegionLoss,
     Scenario,
+    TokenRefresh,
     TokenRevocation,
     TrafficSurge,
+    UserCapMitigation,
 )
 
 __all__ = ["CUTOVER", "REGION_LOSS", "Action", "FaultPlanError", "FaultRunner", "fault_actions"]
@@ -58,6 +74,7 @@ log = logging.getLogger(__name__)
 
 REGION_LOSS = "/faults/region/lose"
 CUTOVER = "/admin/release/cutover"
+CAPS = "/admin/caps"
 _REBUILD = "/admin/metadata/rebuild"
 
 
@@ -116,11 +133,34 @@ def _release(scenario: Scenario) -> list[Action]:
                    {"version": release.version, "drain_timeout": release.drain_timeout})]
 
 
+def _mitigations(scenario: Scenario) -> list[Action]:
+    """The operator's timed calls: the mitigations that start after the run does."""
+    out = []
+    for m in scenario.mitigations:
+        start = m.start(scenario.faults)
+        if start <= 0.0:
+            continue  # in force from the start: set when the scenario is applied
+        if isinstance(m, UserCapMitigation):
+            cap = {"tenant": m.tenant, "user": m.user}
+            out.append(Action(start, "POST", CAPS, {**cap, "max_concurrency": m.max_concurrency}))
+            if m.duration is not None:
+                out.append(Action(start + m.duration, "POST", CAPS,
+                                  {**cap, "max_concurrency": None}))
+        elif isinstance(m, TokenRefresh):
+            if m.rotate_secret:
+                raise FaultPlanError("token_refresh with rotate_secret has no sandbox call")
+            out.append(Action(start, "POST", "/admin/tokens/refresh",
+                              {"provider": m.provider, "rate": m.rate,
+                               "tokens_per_tenant": m.tokens_per_tenant}))
+    return out
+
+
 def fault_actions(scenario: Scenario, until: float | None = None) -> list[Action]:
-    """Every call of the scenario's timeline (faults, a blue-green release) before
-    ``until``, in time order."""
+    """Every call of the scenario's timeline (faults, a blue-green release, the operator's
+    timed mitigations) before ``until``, in time order."""
     until = scenario.run.duration if until is None else until
-    actions = [a for f in scenario.faults for a in _one(f, scenario)] + _release(scenario)
+    actions = ([a for f in scenario.faults for a in _one(f, scenario)] + _release(scenario)
+               + _mitigations(scenario))
     return sorted((a for a in actions if a.at < until), key=lambda a: a.at)
 
 

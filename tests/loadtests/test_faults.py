@@ -42,6 +42,32 @@ def test_every_expressible_kind_and_its_undo() -> None:
     assert fault_actions(baseline(SURGE)) == []  # the load plan sends the surge
 
 
+def test_the_operators_timed_mitigations_are_calls_at_their_time() -> None:
+    """SOP-101's cap 2 minutes into the flood, lifted after its 10 minutes, and SOP-103's
+    paced refresh: the calls the chaos experiments make; a mitigation in force from the
+    start is the applied scenario's, not a call."""
+    flood = load_scenario(SCENARIOS / "rate_limit_flood_mitigated.yaml", "standin")
+    start, lifted = flood.faults[0].at + 120.0, flood.mitigations[0].duration
+    assert lifted == 300.0  # the standin profile's 5 minutes (10 at full size)
+    cap = {"tenant": "umbrella", "user": "*"}
+    assert [a for a in fault_actions(flood) if a.path == "/admin/caps"] == [
+        Action(start, "POST", "/admin/caps", {**cap, "max_concurrency": 1}),
+        Action(start + lifted, "POST", "/admin/caps", {**cap, "max_concurrency": None})]
+    auth = load_scenario(SCENARIOS / "auth_failure_mitigated.yaml", "standin")
+    (refresh,) = [a for a in fault_actions(auth) if a.path == "/admin/tokens/refresh"]
+    m = auth.mitigations[0]
+    assert refresh == Action(auth.faults[0].at + m.operator_delay, "POST",
+                             "/admin/tokens/refresh", {"provider": "crm", "rate": m.rate,
+                                                       "tokens_per_tenant": m.tokens_per_tenant})
+    at_start = baseline("mitigations=[{kind: user_cap, tenant: umbrella, max_concurrency: 2}]")
+    assert fault_actions(at_start) == []
+    rotating = baseline("faults=[{kind: token_revocation, provider: crm, at: 5s}]",
+                        "mitigations=[{kind: token_refresh, provider: crm, rate: 5/s, "
+                        "rotate_secret: true, after_fault: 0, operator_delay: 5s}]")
+    with pytest.raises(FaultPlanError, match="rotate_secret"):
+        fault_actions(rotating)
+
+
 def test_engine_latency_cannot_be_injected_into_the_sandbox() -> None:
     scenario = baseline("faults=[{kind: latency_injection, target: engine, at: 5s, "
                         "duration: 5s, factor: 2}]")
