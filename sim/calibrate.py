@@ -28,11 +28,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Fit", "Histogram", "calibration_overrides", "fit_lognormal", "histogram_quantile",
+from labcore.scenario import Scenario
+
+__all__ = ["Fit", "Histogram", "calibration_mismatches", "calibration_overrides", "fit_lognormal",
+           "fitted_on", "histogram_quantile",
            "informative_edges", "overlay", "read_histograms", "run_command"]
 
 FAMILY = "omnisql_request_latency_seconds"
@@ -192,7 +195,8 @@ def overlay(histograms: Sequence[Histogram], source: str) -> dict[str, Any]:
     return {"source": source, "overrides": overrides, "fit": fits, "not_fitted": not_fitted}
 
 
-def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None) -> list[str]:
+def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None,
+                          skip: Collection[str] = ()) -> list[str]:
     """A calibration file's overrides as ``--set`` items (``PATH=VALUE``). With the
     ``scenario``'s data, an override of a top-level section it lacks is left out: a
     calibration describes the stand-in's parts, it does not add a ``failover:`` to a
@@ -210,7 +214,46 @@ def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None)
         raise ScenarioError(str(path), "a calibration file needs an 'overrides' mapping "
                             "(python -m sim calibrate --from-sandbox DIR writes one)")
     return [f"{key}={json.dumps(value)}" for key, value in overrides.items()
-            if scenario is None or str(key).split(".")[0] in scenario]
+            if (scenario is None or str(key).split(".")[0] in scenario) and key not in skip]
+
+
+def fitted_on(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """For each fitted provider latency, the distribution the stand-in's mock was configured
+    with (``config``: its ``GET /admin/config``): the fit describes the mock plus the
+    stand-in's own overhead at that configuration, not at another one."""
+    providers = config.get("providers") or {}
+    out = {}
+    for key in overrides:
+        parts = str(key).split(".")
+        if parts[:2] == ["topology", "providers"] and parts[3:] == ["latency"]:
+            configured = (providers.get(parts[2]) or {}).get("latency")
+            if configured:
+                out[str(key)] = configured
+    return out
+
+
+def calibration_mismatches(path: Path, scenario: Scenario) -> dict[str, str]:
+    """``{override: reason}`` for every calibrated provider latency fitted on a stand-in
+    configured otherwise than ``scenario`` (at its profile) configures that provider: such a
+    fit would replace the scenario's own latency (a 3 s API) with another scenario's."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}  # calibration_overrides reports an unreadable file
+    recorded = data.get("fitted_on") if isinstance(data, Mapping) else None
+    out = {}
+    for key, configured in (recorded or {}).items():
+        name = str(key).split(".")[2]
+        spec = scenario.topology.providers.get(name)
+        if spec is None:
+            continue
+        own = spec.latency.model_dump(by_alias=True)
+        if own != configured:
+            out[str(key)] = (f"fitted on a stand-in whose {name} latency was {configured}; "
+                             f"the scenario's is {own}")
+    return out
 
 
 def run_command(args: Any, console: Any) -> int:
@@ -218,7 +261,7 @@ def run_command(args: Any, console: Any) -> int:
     overlay; 0, or 1 if nothing could be fitted (the reasons are printed)."""
     import yaml
 
-    from .calibrate_io import fetch_lag, fetch_metrics, fit_table
+    from .calibrate_io import fetch_config, fetch_lag, fetch_metrics, fit_table
     from .calibrate_lag import lag_overlay
 
     histograms = read_histograms(fetch_metrics(args.from_sandbox))
@@ -227,6 +270,7 @@ def run_command(args: Any, console: Any) -> int:
     result["overrides"].update(overrides)
     result["fit"] += fits
     result["not_fitted"] += not_fitted
+    result["fitted_on"] = fitted_on(fetch_config(args.from_sandbox), result["overrides"])
     from .humanize import make_console
 
     make_console().print(fit_table(result))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CalibrationError", "add_parser", "fetch_lag", "fetch_metrics", "fit_table"]
+__all__ = ["CalibrationError", "add_parser", "fetch_config", "fetch_lag", "fetch_metrics",
+           "fit_table"]
 
 
 class CalibrationError(Exception):
@@ -28,6 +29,19 @@ def fetch_metrics(directory: Path) -> str:
     if text is None:
         raise CalibrationError(f"{directory}: the stand-in has no /metrics")
     return text
+
+
+def fetch_config(directory: Path) -> dict[str, Any]:
+    """The stand-in's effective configuration (``GET /admin/config``); empty when it
+    serves none."""
+    import json
+
+    text = _admin_get(directory, "/admin/config")
+    try:
+        data = None if text is None else json.loads(text)
+    except ValueError:
+        raise CalibrationError(f"{directory}: /admin/config is not JSON") from None
+    return data if isinstance(data, dict) else {}
 
 
 def fetch_lag(directory: Path) -> dict[str, Any] | None:

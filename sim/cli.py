@@ -185,14 +185,36 @@ def _calibrate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_BAD_INPUT
 
 
-def with_calibration(args: argparse.Namespace, scenario: Path | None = None) -> list[str]:
-    """``--calibration FILE``'s overrides (those the ``scenario`` file has a section for),
-    then ``--set``'s (which win)."""
+def with_calibration(args: argparse.Namespace, scenario: Path | None = None,
+                     console: Console | None = None) -> list[str]:
+    """``--calibration FILE``'s overrides (those the ``scenario`` file has a section for,
+    and not a provider latency fitted on a stand-in configured otherwise than the scenario
+    at its profile: each such one is named on ``console``), then ``--set``'s (which win)."""
     from .calibrate import calibration_overrides
 
     if not args.calibration:
         return list(args.overrides)
-    return [*calibration_overrides(args.calibration, _raw_sections(scenario)), *args.overrides]
+    skip = _calibration_mismatches(args, scenario)
+    for key, why in skip.items():
+        if console is not None:
+            console.print(f"calibration: {key} not applied: {why}", highlight=False)
+    return [*calibration_overrides(args.calibration, _raw_sections(scenario), skip),
+            *args.overrides]
+
+
+def _calibration_mismatches(args: argparse.Namespace, scenario: Path | None) -> dict[str, str]:
+    from labcore.scenario_file import ScenarioError, read_scenario
+
+    from .calibrate import calibration_mismatches
+
+    if scenario is None:
+        return {}
+    try:
+        own = read_scenario(scenario, getattr(args, "profile", None) or None,
+                            list(args.overrides)).scenario
+    except ScenarioError:
+        return {}  # reported when the calibrated scenario is read
+    return calibration_mismatches(args.calibration, own)
 
 
 def _raw_sections(scenario: Path | None) -> dict[str, Any] | None:
@@ -265,7 +287,7 @@ def _plan_run(args: argparse.Namespace, console: Console) -> tuple[Any, int, int
 
     from .limits import check_duration, check_memory, check_out_folder, choose_jobs
 
-    args.overrides = with_calibration(args, args.scenario)
+    args.overrides = with_calibration(args, args.scenario, console)
     source = read_scenario(args.scenario, args.profile, args.overrides)
     problems = check_problems(source, "sim")  # before the run, not after it; all of them
     if problems:

@@ -75,7 +75,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     if not (args.dir / "state.json").exists():
         raise ConformError(f"{args.dir}: no running stand-in (python -m sandbox up "
                            f"--detach --dir {args.dir})")
-    pairs = _sources(args)
+    pairs = _sources(args, console)
     report: dict[str, Any] = {"runner": args.runner, "profile": args.profile,
                               "overrides": list(args.overrides),
                               "calibration": str(args.calibration) if args.calibration else None,
@@ -100,7 +100,8 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     return 0 if agree else 1
 
 
-def _sources(args: argparse.Namespace) -> list[tuple[ScenarioFile, ScenarioFile]]:
+def _sources(args: argparse.Namespace, console: Console,
+             ) -> list[tuple[ScenarioFile, ScenarioFile]]:
     """Each scenario as the runner runs it and as the simulator predicts it (with
     ``--calibration``: the stand-in is what it is, the model is calibrated), checked."""
     from .cli import with_calibration
@@ -109,7 +110,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[ScenarioFile, ScenarioFile]
     for path in args.scenarios:
         source = read_scenario(path, args.profile or None, args.overrides)
         _check_runnable(source, args.runner)
-        calibrated = with_calibration(args, path) if args.calibration else None
+        calibrated = with_calibration(args, path, console) if args.calibration else None
         pairs.append((source, read_scenario(path, args.profile or None, calibrated)
                       if calibrated is not None else source))
     return pairs

@@ -103,3 +103,38 @@ def test_bad_calibration_input_exits_2(tmp_path: Path, capsys):
     assert "needs an 'overrides' mapping" in capsys.readouterr().err
     assert main(["calibrate", "--from-sandbox", str(tmp_path / "nowhere")]) == 2
     assert "no running stand-in" in capsys.readouterr().err
+
+
+def test_a_provider_latency_fitted_on_another_configuration_is_not_applied(tmp_path: Path,
+                                                                           capsys):
+    """A fit of the mock's latency holds for the latency the mock was configured with:
+    cache_stampede_short_ttl's 3 s tickets API is not replaced by a baseline fit (200 ms)."""
+    from sim import load_scenario
+    from sim.calibrate import calibration_mismatches, fitted_on
+
+    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
+    baseline = load_scenario(scenarios / "baseline.yaml", "standin")
+    # the stand-in's GET /admin/config after the baseline was applied (sandbox.standin)
+    config = {"providers": {name: {"latency": spec.latency.model_dump(by_alias=True)}
+                            for name, spec in baseline.topology.providers.items()}}
+    fit = {"dist": "lognormal", "median": "205ms", "p99": "1.4s"}
+    overrides = {"topology.providers.tickets.latency": fit,
+                 "topology.metadata.replication_lag": fit}
+    recorded = fitted_on(config, overrides)
+    assert list(recorded) == ["topology.providers.tickets.latency"]  # providers only
+    path = tmp_path / "calibration.yaml"
+    path.write_text(yaml.safe_dump({"overrides": overrides, "fitted_on": recorded}))
+    assert calibration_mismatches(path, baseline) == {}
+    short_ttl = scenarios / "cache_stampede_short_ttl.yaml"
+    mismatches = calibration_mismatches(path, load_scenario(short_ttl, "standin"))
+    assert list(mismatches) == ["topology.providers.tickets.latency"]
+    out = tmp_path / "run"
+    assert main(["run", str(short_ttl), "--profile", "standin", "--calibration", str(path),
+                 "--set", "run.duration=2m", "--set", "run.warmup=30s", "--no-plots",
+                 "--out", str(out), "-j", "1", "-R", "1"]) in (0, 1)
+    printed = capsys.readouterr()
+    assert "calibration: topology.providers.tickets.latency not applied" in (
+        printed.out + printed.err)
+    effective = yaml.safe_load((out / "scenario.yaml").read_text())["topology"]
+    assert effective["providers"]["tickets"]["latency"]["median"] in (3.0, "3s")
+    assert effective["metadata"]["replication_lag"]["median"] in ("205ms", 0.205)
