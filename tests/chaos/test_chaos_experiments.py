@@ -18,6 +18,9 @@ NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canar
 THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
 #: The region loss whose metadata the stand-in copies by snapshots (sandbox.admin.snapshots).
 NAMES.append("regional_failover_snapshot_rpo")
+#: Variants of the scenarios above (issue 18: every standin-profiled scenario has one).
+NAMES += ["auth_failure_control_plane", "az_loss_underprovisioned", "cache_stampede_control_plane",
+          "cache_stampede_mitigated", "regional_failover_missing_secrets"]
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -67,6 +70,8 @@ def test_no_credentials_and_no_thresholds_inline(name: str) -> None:
 OWN_DEFAULTS = {"regional_failover": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
                 "regional_failover_snapshot_rpo": {"omnisql_max_zones_lost",
                                                    "omnisql_max_error_rate"},
+                "regional_failover_missing_secrets": {"omnisql_max_zones_lost",
+                                                      "omnisql_max_error_rate"},
                 # the unmitigated flood fails 80-92% of all requests by design; no zone lost
                 "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
 
@@ -113,9 +118,10 @@ def _faults(name: str, kind: str) -> list[Any]:
     return [f for f in _scenario(name).scenario.faults if f.kind == kind]
 
 
-def test_az_loss_loses_the_scenarios_zone() -> None:
-    (fault,) = _faults("az_loss", "az_loss")
-    exp = _experiment("az_loss")
+@pytest.mark.parametrize("name", ["az_loss", "az_loss_underprovisioned"])
+def test_az_loss_loses_the_scenarios_zone(name: str) -> None:
+    (fault,) = _faults(name, "az_loss")
+    exp = _experiment(name)
     assert [c["zone"] for c in _calls(exp, "lose_zone")] == [fault.zone]
     assert [c["zone"] for c in _calls(exp, "restore_zone")] == [fault.zone]
     assert fault.zone in [r["provider"].get("arguments", {}).get("zone")
@@ -136,15 +142,18 @@ def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor() -> None:
     assert {traffic["prefix"] + m for m in ("error_rate", "latency_p95")} <= checks
 
 
-def test_cache_stampede_flushes_what_the_scenario_flushes() -> None:
-    (fault,) = _faults("cache_stampede", "cache_flush")
-    (call,) = _calls(_experiment("cache_stampede"), "invalidate_cache")
+@pytest.mark.parametrize("name", ["cache_stampede", "cache_stampede_control_plane",
+                                  "cache_stampede_mitigated"])
+def test_cache_stampede_flushes_what_the_scenario_flushes(name: str) -> None:
+    (fault,) = _faults(name, "cache_flush")
+    (call,) = _calls(_experiment(name), "invalidate_cache")
     assert call.get("tenant") == fault.tenant
 
 
-def test_auth_failure_revokes_the_scenarios_provider_and_fraction() -> None:
-    (fault,) = _faults("auth_failure", "token_revocation")
-    exp = _experiment("auth_failure")
+@pytest.mark.parametrize("name", ["auth_failure", "auth_failure_control_plane"])
+def test_auth_failure_revokes_the_scenarios_provider_and_fraction(name: str) -> None:
+    (fault,) = _faults(name, "token_revocation")
+    exp = _experiment(name)
     (call,) = _calls(exp, "expire_tokens")
     assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
     rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
@@ -172,16 +181,19 @@ def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> Non
     assert {"provider": fault.provider} in rollback_arguments
 
 
-def test_canary_deploys_the_scenarios_release_at_its_first_step() -> None:
-    sf = _scenario("canary_bad_release")
+@pytest.mark.parametrize("name", ["canary_bad_release"])
+def test_canary_deploys_the_scenarios_release_at_its_first_step(name: str) -> None:
+    sf = _scenario(name)
     release = sf.scenario.release
-    (call,) = _calls(_experiment("canary_bad_release"), "deploy_canary")
+    (call,) = _calls(_experiment(name), "deploy_canary")
     assert call["version"] == release.version
     assert call["weight"] == pytest.approx(release.steps[0])
     assert call["error_rate"] == pytest.approx(release.new_version.error_rate)
+    assert call.get("latency_multiplier", 1.0) == pytest.approx(release.new_version.latency_factor)
 
 
-@pytest.mark.parametrize("name", ["regional_failover", "regional_failover_snapshot_rpo"])
+@pytest.mark.parametrize("name", ["regional_failover", "regional_failover_snapshot_rpo",
+                                  "regional_failover_missing_secrets"])
 def test_regional_failover_measures_the_scenarios_rpo_and_rto(name: str) -> None:
     metrics = {c.metric for c in _scenario(name).scenario.checks}
     exp = _experiment(name)
