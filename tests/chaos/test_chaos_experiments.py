@@ -20,7 +20,8 @@ THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "r
 NAMES.append("regional_failover_snapshot_rpo")
 #: Variants of the scenarios above (issue 18: every standin-profiled scenario has one).
 NAMES += ["auth_failure_control_plane", "az_loss_underprovisioned", "cache_stampede_control_plane",
-          "cache_stampede_mitigated", "regional_failover_missing_secrets"]
+          "cache_stampede_mitigated", "regional_failover_missing_secrets", "retry_storm",
+          "retry_storm_mitigated"]
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -158,6 +159,21 @@ def test_auth_failure_revokes_the_scenarios_provider_and_fraction(name: str) -> 
     assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
     rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
     assert {"provider": fault.provider} in rollback_arguments
+
+
+@pytest.mark.parametrize("name", ["retry_storm", "retry_storm_mitigated"])
+def test_retry_storm_slows_the_scenarios_provider_by_its_factor(name: str) -> None:
+    """The provider and factor are the scenario's; the slowdown's length is its (the action
+    reads it); the retry policy is the chaos load's push, not the method's."""
+    (fault,) = _faults(name, "latency_injection")
+    exp = _experiment(name)
+    (call,) = _calls(exp, "inject_provider_latency")
+    assert (f"provider:{call['provider']}", call["factor"]) == (fault.target, fault.factor)
+    assert "seconds" not in call
+    assert _calls(exp, "end_provider_latency") == [{"provider": call["provider"]}]
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("inject_provider_latency") < funcs.index("measure_recovery") \
+        < funcs.index("end_provider_latency") < funcs.index("run_until_end")
 
 
 def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> None:
