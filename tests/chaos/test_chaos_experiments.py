@@ -21,7 +21,7 @@ NAMES.append("regional_failover_snapshot_rpo")
 #: Variants of the scenarios above (issue 18: every standin-profiled scenario has one).
 NAMES += ["auth_failure_control_plane", "az_loss_underprovisioned", "cache_stampede_control_plane",
           "cache_stampede_mitigated", "regional_failover_missing_secrets", "retry_storm",
-          "retry_storm_mitigated"]
+          "retry_storm_mitigated", "rate_limit_flood_mitigated"]
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -74,7 +74,9 @@ OWN_DEFAULTS = {"regional_failover": {"omnisql_max_zones_lost", "omnisql_max_err
                 "regional_failover_missing_secrets": {"omnisql_max_zones_lost",
                                                       "omnisql_max_error_rate"},
                 # the unmitigated flood fails 80-92% of all requests by design; no zone lost
-                "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
+                "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
+                "rate_limit_flood_mitigated": {"omnisql_max_zones_lost",
+                                               "omnisql_max_error_rate"}}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -129,16 +131,17 @@ def test_az_loss_loses_the_scenarios_zone(name: str) -> None:
                           for r in exp["rollbacks"]]
 
 
-def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor() -> None:
-    (fault,) = _faults("rate_limit_flood", "traffic_surge")
-    exp = _experiment("rate_limit_flood")
+@pytest.mark.parametrize("name", ["rate_limit_flood", "rate_limit_flood_mitigated"])
+def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor(name: str) -> None:
+    (fault,) = _faults(name, "traffic_surge")
+    exp = _experiment(name)
     (flood,) = _calls(exp, "start_tenant_flood")
     assert (flood["tenant"], flood["factor"]) == (fault.tenant, fault.factor)
-    victims = sorted(set(_scenario("rate_limit_flood").scenario.workload.tenants) - {fault.tenant})
+    victims = sorted(set(_scenario(name).scenario.workload.tenants) - {fault.tenant})
     (recovery,) = _calls(exp, "measure_recovery")
     assert sorted(recovery["tenants"]) == victims
     assert recovery["metric"] == f"tenants_except.{fault.tenant}.rto_seconds"
-    checks = {c.metric for c in _scenario("rate_limit_flood").scenario.checks}
+    checks = {c.metric for c in _scenario(name).scenario.checks}
     (traffic,) = _calls(exp, "measure_traffic")
     assert {traffic["prefix"] + m for m in ("error_rate", "latency_p95")} <= checks
 
@@ -174,6 +177,27 @@ def test_retry_storm_slows_the_scenarios_provider_by_its_factor(name: str) -> No
     funcs = [a["provider"]["func"] for a in exp["method"]]
     assert funcs.index("inject_provider_latency") < funcs.index("measure_recovery") \
         < funcs.index("end_provider_latency") < funcs.index("run_until_end")
+
+
+def test_rate_limit_flood_mitigated_caps_as_the_scenarios_runbook_says() -> None:
+    """The cap's tenant, user, limit and delay are the scenario's; it is set in the
+    background after the flood starts, before recovery is measured; the rollbacks lift it."""
+    (fault,) = _faults("rate_limit_flood_mitigated", "traffic_surge")
+    (mitigation,) = _scenario("rate_limit_flood_mitigated").scenario.mitigations
+    exp = _experiment("rate_limit_flood_mitigated")
+    (cap,) = [a for a in exp["method"] if a["provider"].get("func") == "cap_users_after_delay"]
+    assert cap["background"] is True
+    assert (mitigation.kind, mitigation.after_fault) == ("user_cap", 0)
+    assert cap["provider"]["arguments"] == {
+        "tenant": mitigation.tenant, "user": mitigation.user,
+        "max_concurrency": mitigation.max_concurrency, "operator_delay": mitigation.operator_delay}
+    assert mitigation.tenant == fault.tenant
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("start_tenant_flood") < funcs.index("cap_users_after_delay") \
+        < funcs.index("measure_recovery")
+    lifts = [r["provider"].get("arguments") for r in exp["rollbacks"]
+             if r["provider"]["func"] == "clear_concurrency_cap"]
+    assert lifts == [{"tenant": mitigation.tenant, "user": mitigation.user}]
 
 
 def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> None:
