@@ -76,7 +76,10 @@ OWN_DEFAULTS = {"regional_failover": {"omnisql_max_zones_lost", "omnisql_max_err
                 # the unmitigated flood fails 80-92% of all requests by design; no zone lost
                 "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
                 "rate_limit_flood_mitigated": {"omnisql_max_zones_lost",
-                                               "omnisql_max_error_rate"}}
+                                               "omnisql_max_error_rate"},
+                # the storm times out nearly every request at its peak; no zone lost
+                "retry_storm": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
+                "retry_storm_mitigated": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -115,6 +118,19 @@ def test_the_floods_safeguards_allow_its_predicted_blast_radius() -> None:
     peak = next(f for f in result.figures if f.name == "peak window error rate")
     assert 0.9 < peak.predicted <= guards.max_error_rate  # beyond the usual limit, by design
     assert not result.refused, result
+
+
+@pytest.mark.parametrize("name", ["retry_storm", "retry_storm_mitigated"])
+def test_the_retry_storms_safeguards_allow_a_total_timeout_and_no_zone_loss(name: str) -> None:
+    """At `standin` the twin gate predicts a peak window error rate of 100% for both retry
+    storms (run_gate, 2026-11-30 00:12 UTC: the mitigated one then passes the gate, the
+    unmitigated one is refused on its RTO alone; not re-simulated here: 38 s); the usual
+    0.9 aborted the short run 23 s into the slowdown (00:10 UTC). No zone is lost."""
+    from chaosomnisql.twin_gate import safeguards, zones_lost
+
+    scenario = _scenario(name).scenario
+    guards = safeguards(_experiment(name)["configuration"], scenario, {})
+    assert (guards.max_zones_lost, guards.max_error_rate) == (zones_lost(scenario), 1.0) == (0, 1.0)
 
 
 def _faults(name: str, kind: str) -> list[Any]:
