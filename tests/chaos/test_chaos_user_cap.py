@@ -60,3 +60,29 @@ def test_a_stopped_flood_is_not_capped_and_no_flood_is_refused(clock: list[Any])
     with pytest.raises(ActivityFailed, match="no flood from 'acme'"):
         cap_users_after_delay("acme", "*", 1, 120.0, configuration=_config())
     assert clock[1] == []
+
+
+def test_the_stand_ins_admin_api_takes_the_tenants_cap_on_every_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``POST /admin/caps`` with ``user: "*"`` (the scenario's user_cap) is written as the
+    tenant's cap, the one the directory falls back to; it answered 400 before (the short
+    run of 2026-11-30 00:11 UTC); a name that is neither is still refused."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from sandbox.admin import actions as admin
+    from sandbox.errors import ApiError
+
+    written: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(admin, "_write_cap", lambda *args: written.append(args[1:]))
+
+    async def post(url: str, body: Any = None) -> Any:
+        return {}
+
+    plane = SimpleNamespace(state={"tenants": {"umbrella": {}}}, nodes=[SimpleNamespace(port=1)],
+                            gateway_internal="http://gw", post=post)
+    body = {"tenant": "umbrella", "user": "*", "max_concurrency": 1}
+    assert asyncio.run(admin.set_cap(plane, body)) == body  # type: ignore[arg-type]
+    assert written == [("umbrella", "*", 1)]
+    with pytest.raises(ApiError, match="user name"):
+        asyncio.run(admin.set_cap(plane, {**body, "user": "a b"}))  # type: ignore[arg-type]
