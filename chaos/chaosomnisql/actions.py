@@ -32,10 +32,12 @@ __all__ = [
     "clear_concurrency_cap",
     "cut_over_release",
     "deploy_canary",
+    "end_provider_latency",
     "end_metadata_kill",
     "expire_tokens",
     "fail_over_cache",
     "fail_over_metadata",
+    "inject_provider_latency",
     "invalidate_cache",
     "lose_region",
     "lose_zone",
@@ -185,6 +187,44 @@ def expire_tokens(provider: str, fraction: float = 1.0, configuration: Configura
     ledger.LEDGER.injected("token_revocation", provider)
     return admin_call("POST", "/faults/tokens/expire", configuration,
                       {"provider": provider, "fraction": fraction})
+
+
+def inject_provider_latency(provider: str, factor: float, seconds: float | None = None,
+                            configuration: Configuration = None, secrets: Secrets = None) -> Any:
+    """Slow ``provider`` down ``factor``-fold for ``seconds`` (default
+    ``omnisql_fault_seconds``, else the scenario's ``latency_injection`` duration on it).
+
+    The fault API adds a fixed ``latency_ms``: (factor - 1) x the scenario's mean latency of
+    the provider, the rule Locust's fault replay uses (:mod:`loadtests.faults`). The
+    stand-in ends it by itself when its lease (``seconds``) runs out, on time whatever the
+    method is doing then (measuring recovery); the rollbacks' reset ends it sooner."""
+    scenario = scenario_file(configuration).scenario
+    spec = scenario.topology.providers.get(provider)
+    if spec is None:
+        raise ActivityFailed(f"provider {provider!r} is not in the scenario's topology")
+    if seconds is None:
+        lasts = [f.duration for f in scenario.faults
+                 if f.kind == "latency_injection" and f.target == f"provider:{provider}"]
+        seconds = float(setting(configuration, "fault_seconds") or (lasts[0] if lasts else 60))
+    extra_ms = max(0.0, (float(factor) - 1.0) * spec.latency.mean * 1e3)
+    record = ledger.LEDGER.injected("latency_injection", f"provider:{provider}")
+    ledger.LEDGER.running[f"latency:{provider}"] = record.started_at + float(seconds)
+    answer = admin_call("POST", f"/faults/provider/{provider}", configuration,
+                        {"latency_ms": extra_ms, "lease_seconds": max(1.0, float(seconds))})
+    return {"provider": provider, "latency_ms": extra_ms, "seconds": seconds, "answer": answer}
+
+
+def end_provider_latency(provider: str, configuration: Configuration = None,
+                         secrets: Secrets = None) -> Any:
+    """Wait for the end of :func:`inject_provider_latency`'s fault on ``provider`` (its
+    lease), end it (idempotent) and record its end, on time, for the run's fault marks."""
+    end = ledger.LEDGER.running.pop(f"latency:{provider}", None)
+    if end is None:
+        return {"ended": False}
+    time.sleep(max(0.0, end - time.monotonic()))
+    answer = admin_call("DELETE", f"/faults/provider/{provider}", configuration)
+    ledger.LEDGER.restored("latency_injection", f"provider:{provider}", min(end, time.monotonic()))
+    return {"ended": True, "answer": answer}
 
 
 # ----------------------------------------------------------------- control plane (SOPs)

@@ -34,6 +34,7 @@ __all__ = ["FAULT_FUNCS", "MEASURES", "fault_mismatch", "fault_timed", "faults_i
 FAULT_FUNCS = frozenset({
     "lose_zone", "lose_region", "fail_over_metadata", "fail_over_cache", "expire_tokens",
     "invalidate_cache", "deploy_canary", "start_tenant_flood", "cut_over_release",
+    "inject_provider_latency",
 })
 #: Probes whose output carries ``measured``: ``{scenario metric: value}``.
 MEASURES = frozenset({"measure_recovery", "measure_traffic", "acknowledged_writes_lost",

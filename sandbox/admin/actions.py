@@ -66,8 +66,9 @@ def _read_caps(port: int) -> list[dict[str, Any]]:
 
 async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
     tenant, user = _tenant(plane, body.get("tenant")), body.get("user")
-    if not isinstance(user, str) or not _USER.match(user):
-        raise ApiError(400, "BAD_REQUEST", "user must be a user name")
+    # "*" is the tenant's cap on every user (the directory's fallback, a scenario's user_cap)
+    if not isinstance(user, str) or not (user == "*" or _USER.match(user)):
+        raise ApiError(400, "BAD_REQUEST", "user must be a user name or *")
     if "max_concurrency" not in body:
         raise ApiError(400, "BAD_REQUEST", "max_concurrency is required (null removes the cap)")
     cap = body["max_concurrency"]

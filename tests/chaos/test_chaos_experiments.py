@@ -18,6 +18,10 @@ NAMES = ["az_loss", "rate_limit_flood", "cache_stampede", "auth_failure", "canar
 THRESHOLD_WORDS = ("error_rate_max", "latency", "threshold", "target", "rto", "rpo", "slo")
 #: The region loss whose metadata the stand-in copies by snapshots (sandbox.admin.snapshots).
 NAMES.append("regional_failover_snapshot_rpo")
+#: Variants of the scenarios above (issue 18: every standin-profiled scenario has one).
+NAMES += ["auth_failure_control_plane", "az_loss_underprovisioned", "cache_stampede_control_plane",
+          "cache_stampede_mitigated", "regional_failover_missing_secrets", "retry_storm",
+          "retry_storm_mitigated", "rate_limit_flood_mitigated"]
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -67,8 +71,15 @@ def test_no_credentials_and_no_thresholds_inline(name: str) -> None:
 OWN_DEFAULTS = {"regional_failover": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
                 "regional_failover_snapshot_rpo": {"omnisql_max_zones_lost",
                                                    "omnisql_max_error_rate"},
+                "regional_failover_missing_secrets": {"omnisql_max_zones_lost",
+                                                      "omnisql_max_error_rate"},
                 # the unmitigated flood fails 80-92% of all requests by design; no zone lost
-                "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
+                "rate_limit_flood": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
+                "rate_limit_flood_mitigated": {"omnisql_max_zones_lost",
+                                               "omnisql_max_error_rate"},
+                # the storm times out nearly every request at its peak; no zone lost
+                "retry_storm": {"omnisql_max_zones_lost", "omnisql_max_error_rate"},
+                "retry_storm_mitigated": {"omnisql_max_zones_lost", "omnisql_max_error_rate"}}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -109,46 +120,100 @@ def test_the_floods_safeguards_allow_its_predicted_blast_radius() -> None:
     assert not result.refused, result
 
 
+@pytest.mark.parametrize("name", ["retry_storm", "retry_storm_mitigated"])
+def test_the_retry_storms_safeguards_allow_a_total_timeout_and_no_zone_loss(name: str) -> None:
+    """At `standin` the twin gate predicts a peak window error rate of 100% for both retry
+    storms (run_gate, 2026-11-30 00:12 UTC: the mitigated one then passes the gate, the
+    unmitigated one is refused on its RTO alone; not re-simulated here: 38 s); the usual
+    0.9 aborted the short run 23 s into the slowdown (00:10 UTC). No zone is lost."""
+    from chaosomnisql.twin_gate import safeguards, zones_lost
+
+    scenario = _scenario(name).scenario
+    guards = safeguards(_experiment(name)["configuration"], scenario, {})
+    assert (guards.max_zones_lost, guards.max_error_rate) == (zones_lost(scenario), 1.0) == (0, 1.0)
+
+
 def _faults(name: str, kind: str) -> list[Any]:
     return [f for f in _scenario(name).scenario.faults if f.kind == kind]
 
 
-def test_az_loss_loses_the_scenarios_zone() -> None:
-    (fault,) = _faults("az_loss", "az_loss")
-    exp = _experiment("az_loss")
+@pytest.mark.parametrize("name", ["az_loss", "az_loss_underprovisioned"])
+def test_az_loss_loses_the_scenarios_zone(name: str) -> None:
+    (fault,) = _faults(name, "az_loss")
+    exp = _experiment(name)
     assert [c["zone"] for c in _calls(exp, "lose_zone")] == [fault.zone]
     assert [c["zone"] for c in _calls(exp, "restore_zone")] == [fault.zone]
     assert fault.zone in [r["provider"].get("arguments", {}).get("zone")
                           for r in exp["rollbacks"]]
 
 
-def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor() -> None:
-    (fault,) = _faults("rate_limit_flood", "traffic_surge")
-    exp = _experiment("rate_limit_flood")
+@pytest.mark.parametrize("name", ["rate_limit_flood", "rate_limit_flood_mitigated"])
+def test_rate_limit_flood_floods_with_the_scenarios_tenant_and_factor(name: str) -> None:
+    (fault,) = _faults(name, "traffic_surge")
+    exp = _experiment(name)
     (flood,) = _calls(exp, "start_tenant_flood")
     assert (flood["tenant"], flood["factor"]) == (fault.tenant, fault.factor)
-    victims = sorted(set(_scenario("rate_limit_flood").scenario.workload.tenants) - {fault.tenant})
+    victims = sorted(set(_scenario(name).scenario.workload.tenants) - {fault.tenant})
     (recovery,) = _calls(exp, "measure_recovery")
     assert sorted(recovery["tenants"]) == victims
     assert recovery["metric"] == f"tenants_except.{fault.tenant}.rto_seconds"
-    checks = {c.metric for c in _scenario("rate_limit_flood").scenario.checks}
+    checks = {c.metric for c in _scenario(name).scenario.checks}
     (traffic,) = _calls(exp, "measure_traffic")
     assert {traffic["prefix"] + m for m in ("error_rate", "latency_p95")} <= checks
 
 
-def test_cache_stampede_flushes_what_the_scenario_flushes() -> None:
-    (fault,) = _faults("cache_stampede", "cache_flush")
-    (call,) = _calls(_experiment("cache_stampede"), "invalidate_cache")
+@pytest.mark.parametrize("name", ["cache_stampede", "cache_stampede_control_plane",
+                                  "cache_stampede_mitigated"])
+def test_cache_stampede_flushes_what_the_scenario_flushes(name: str) -> None:
+    (fault,) = _faults(name, "cache_flush")
+    (call,) = _calls(_experiment(name), "invalidate_cache")
     assert call.get("tenant") == fault.tenant
 
 
-def test_auth_failure_revokes_the_scenarios_provider_and_fraction() -> None:
-    (fault,) = _faults("auth_failure", "token_revocation")
-    exp = _experiment("auth_failure")
+@pytest.mark.parametrize("name", ["auth_failure", "auth_failure_control_plane"])
+def test_auth_failure_revokes_the_scenarios_provider_and_fraction(name: str) -> None:
+    (fault,) = _faults(name, "token_revocation")
+    exp = _experiment(name)
     (call,) = _calls(exp, "expire_tokens")
     assert (call["provider"], call["fraction"]) == (fault.provider, fault.fraction)
     rollback_arguments = [r["provider"].get("arguments") for r in exp["rollbacks"]]
     assert {"provider": fault.provider} in rollback_arguments
+
+
+@pytest.mark.parametrize("name", ["retry_storm", "retry_storm_mitigated"])
+def test_retry_storm_slows_the_scenarios_provider_by_its_factor(name: str) -> None:
+    """The provider and factor are the scenario's; the slowdown's length is its (the action
+    reads it); the retry policy is the chaos load's push, not the method's."""
+    (fault,) = _faults(name, "latency_injection")
+    exp = _experiment(name)
+    (call,) = _calls(exp, "inject_provider_latency")
+    assert (f"provider:{call['provider']}", call["factor"]) == (fault.target, fault.factor)
+    assert "seconds" not in call
+    assert _calls(exp, "end_provider_latency") == [{"provider": call["provider"]}]
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("inject_provider_latency") < funcs.index("measure_recovery") \
+        < funcs.index("end_provider_latency") < funcs.index("run_until_end")
+
+
+def test_rate_limit_flood_mitigated_caps_as_the_scenarios_runbook_says() -> None:
+    """The cap's tenant, user, limit and delay are the scenario's; it is set in the
+    background after the flood starts, before recovery is measured; the rollbacks lift it."""
+    (fault,) = _faults("rate_limit_flood_mitigated", "traffic_surge")
+    (mitigation,) = _scenario("rate_limit_flood_mitigated").scenario.mitigations
+    exp = _experiment("rate_limit_flood_mitigated")
+    (cap,) = [a for a in exp["method"] if a["provider"].get("func") == "cap_users_after_delay"]
+    assert cap["background"] is True
+    assert (mitigation.kind, mitigation.after_fault) == ("user_cap", 0)
+    assert cap["provider"]["arguments"] == {
+        "tenant": mitigation.tenant, "user": mitigation.user,
+        "max_concurrency": mitigation.max_concurrency, "operator_delay": mitigation.operator_delay}
+    assert mitigation.tenant == fault.tenant
+    funcs = [a["provider"]["func"] for a in exp["method"]]
+    assert funcs.index("start_tenant_flood") < funcs.index("cap_users_after_delay") \
+        < funcs.index("measure_recovery")
+    lifts = [r["provider"].get("arguments") for r in exp["rollbacks"]
+             if r["provider"]["func"] == "clear_concurrency_cap"]
+    assert lifts == [{"tenant": mitigation.tenant, "user": mitigation.user}]
 
 
 def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> None:
@@ -172,16 +237,19 @@ def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> Non
     assert {"provider": fault.provider} in rollback_arguments
 
 
-def test_canary_deploys_the_scenarios_release_at_its_first_step() -> None:
-    sf = _scenario("canary_bad_release")
+@pytest.mark.parametrize("name", ["canary_bad_release"])
+def test_canary_deploys_the_scenarios_release_at_its_first_step(name: str) -> None:
+    sf = _scenario(name)
     release = sf.scenario.release
-    (call,) = _calls(_experiment("canary_bad_release"), "deploy_canary")
+    (call,) = _calls(_experiment(name), "deploy_canary")
     assert call["version"] == release.version
     assert call["weight"] == pytest.approx(release.steps[0])
     assert call["error_rate"] == pytest.approx(release.new_version.error_rate)
+    assert call.get("latency_multiplier", 1.0) == pytest.approx(release.new_version.latency_factor)
 
 
-@pytest.mark.parametrize("name", ["regional_failover", "regional_failover_snapshot_rpo"])
+@pytest.mark.parametrize("name", ["regional_failover", "regional_failover_snapshot_rpo",
+                                  "regional_failover_missing_secrets"])
 def test_regional_failover_measures_the_scenarios_rpo_and_rto(name: str) -> None:
     metrics = {c.metric for c in _scenario(name).scenario.checks}
     exp = _experiment(name)
