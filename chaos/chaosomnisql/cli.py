@@ -361,6 +361,7 @@ def _finish_interrupted(journal_path: Path, experiment: Path, env: dict[str, str
             print(replay.stderr[-2000:], file=sys.stderr)
     journal = journal or {"status": "interrupted", "experiment": {}, "rollbacks": []}
     journal["omnisql_interrupt"] = note
+    journal_path.parent.mkdir(parents=True, exist_ok=True)  # chaos may have written nothing
     journal_path.write_text(json.dumps(journal, indent=2, default=str))
 
 

@@ -140,3 +140,19 @@ def test_rollbacks_cut_short_elsewhere_are_played_again(tmp_path: Path) -> None:
     replayed = ["r1=succeeded", "r2=succeeded", "r3=succeeded"]
     assert note["rollbacks_replayed"] == replayed, note  # type: ignore[index]
     assert mark.exists()
+
+
+def test_an_interrupt_before_chaos_wrote_anything_still_keeps_a_journal(tmp_path: Path) -> None:
+    """The wrapper's timeout fired before chaos had written its journal or created the
+    ``--results`` folder (a loaded machine, 00:30 UTC): the interrupt note is still kept,
+    where the run said it would be, instead of a FileNotFoundError after the rollbacks."""
+    from chaosomnisql.cli import Interrupts, _finish_interrupted
+
+    experiment = tmp_path / "nothing_to_roll_back.yaml"
+    experiment.write_text("title: fake\ndescription: no rollbacks\nmethod: []\n")
+    guard = Interrupts(None)  # type: ignore[arg-type]  # no process: nothing to signal
+    guard.signals.append("timeout")
+    journal = tmp_path / "results-not-made-yet" / "journal.json"
+    _finish_interrupted(journal, experiment, dict(os.environ), guard)
+    kept = json.loads(journal.read_text())
+    assert kept["status"] == "interrupted" and kept["omnisql_interrupt"]["signals"] == ["timeout"]
