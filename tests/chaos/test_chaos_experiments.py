@@ -21,7 +21,7 @@ NAMES.append("regional_failover_snapshot_rpo")
 #: Variants of the scenarios above (issue 18: every standin-profiled scenario has one).
 NAMES += ["auth_failure_control_plane", "az_loss_underprovisioned", "cache_stampede_control_plane",
           "cache_stampede_mitigated", "regional_failover_missing_secrets", "retry_storm",
-          "retry_storm_mitigated", "rate_limit_flood_mitigated"]
+          "retry_storm_mitigated", "rate_limit_flood_mitigated", "canary_good_release"]
 
 
 def _experiment(name: str) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def test_auth_failure_mitigated_refreshes_as_the_scenarios_runbook_says() -> Non
     assert {"provider": fault.provider} in rollback_arguments
 
 
-@pytest.mark.parametrize("name", ["canary_bad_release"])
+@pytest.mark.parametrize("name", ["canary_bad_release", "canary_good_release"])
 def test_canary_deploys_the_scenarios_release_at_its_first_step(name: str) -> None:
     sf = _scenario(name)
     release = sf.scenario.release
