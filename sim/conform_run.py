@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from labcore.facts import load_facts
-from labcore.scenario import BlueGreen, Scenario, TrafficSurge
+from labcore.scenario import BlueGreen, Scenario, TokenRefresh, TrafficSurge, UserCapMitigation
 from labcore.scenario_file import ScenarioError, ScenarioFile, read_scenario
 
 from .conform import CheckComparison, compare, measure, overall, predict, runner_not_measured
@@ -195,10 +195,14 @@ def runner_command(source: ScenarioFile, runner: str, sandbox: Path, profile: st
 
 
 def _needs_injection(scenario: Scenario) -> bool:
-    """Locust sends traffic surges itself; any other fault, and a blue-green release (the
-    stand-in's cutover), goes through the fault and admin APIs."""
+    """Locust sends traffic surges itself; any other fault, a blue-green release (the
+    stand-in's cutover) and the operator's timed calls (a ``user_cap`` or ``token_refresh``
+    that starts after the run: rate_limit_flood_mitigated's cap, whose only fault is a
+    surge) go through the fault and admin APIs."""
     return (any(not isinstance(f, TrafficSurge) for f in scenario.faults)
-            or isinstance(scenario.release, BlueGreen))
+            or isinstance(scenario.release, BlueGreen)
+            or any(isinstance(m, (UserCapMitigation, TokenRefresh))
+                   and m.start(scenario.faults) > 0.0 for m in scenario.mitigations))
 
 
 def _run_runner(source: ScenarioFile, args: argparse.Namespace, out: Path) -> tuple[int, str]:

@@ -243,6 +243,9 @@ def test_runner_commands(tmp_path):
     cutover = read_scenario(REPO / "scenarios" / "blue_green_cutover.yaml", "standin")
     assert "--inject-faults" in runner_command(cutover, "locust", tmp_path, "standin", [],
                                                tmp_path)  # the release is the timeline
+    capped = read_scenario(REPO / "scenarios" / "rate_limit_flood_mitigated.yaml", "standin")
+    assert "--inject-faults" in runner_command(capped, "locust", tmp_path, "standin", [],
+                                               tmp_path)  # the operator's cap is a call
     chaos = runner_command(stampede, "chaos", tmp_path / "sb", "standin", [], tmp_path / "out")
     assert chaos[1:4] == ["-m", "chaosomnisql", "run"]
     assert chaos[4] == str(REPO / "chaos" / "experiments" / "cache_stampede.yaml")
