@@ -93,10 +93,12 @@ def test_calibrate_command_fits_the_lag_beside_the_histograms(
     monkeypatch.setattr(calibrate_io, "fetch_metrics", lambda d: "")
     monkeypatch.setattr(calibrate_io, "fetch_lag",
                         lambda d: _lag(rng.lognormal(math.log(0.004), 0.6, 120)))
+    monkeypatch.setattr(calibrate_io, "fetch_config", lambda d: {"providers": {}})
     out = tmp_path / "cal.yaml"
     assert main(["calibrate", "--from-sandbox", str(tmp_path), "--out", str(out)]) == 0
     written = yaml.safe_load(out.read_text())
     assert set(written["overrides"]) == set(LAG_TARGETS)
+    assert written["fitted_on"] == {}  # a lag fit is not a provider's: nothing to record
     assert [row["series"] for row in written["fit"]] == ["metadata.replica_lag"]
     console = Console(width=240, record=True)  # the table as printed, on a wide terminal
     console.print(calibrate_io.fit_table(written))
