@@ -108,9 +108,9 @@ def _one(fault: Any, scenario: Scenario) -> list[Action]:
             raise FaultPlanError(f"latency_injection on {fault.target!r} at {at:g}s has no "
                                  "sandbox fault (only provider:NAME can be injected)")
         name = fault.target.split(":", 1)[1]
-        extra_ms = (fault.factor - 1.0) * scenario.topology.providers[name].latency.mean * 1e3
+        extra_ms = scenario.topology.providers[name].added_latency_ms(fault.factor)
         path = f"/faults/provider/{name}"
-        return [Action(at, "POST", path, {"latency_ms": max(0.0, extra_ms)}),
+        return [Action(at, "POST", path, {"latency_ms": extra_ms}),
                 Action(at + fault.duration, "DELETE", path)]
     if isinstance(fault, CacheFlush):
         body = {"tenant": fault.tenant} if fault.tenant else {}

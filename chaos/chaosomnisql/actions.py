@@ -195,7 +195,7 @@ def inject_provider_latency(provider: str, factor: float, seconds: float | None 
     ``omnisql_fault_seconds``, else the scenario's ``latency_injection`` duration on it).
 
     The fault API adds a fixed ``latency_ms``: (factor - 1) x the scenario's mean latency of
-    the provider, the rule Locust's fault replay uses (:mod:`loadtests.faults`). The
+    the provider (``Provider.added_latency_ms``, the rule Locust's fault replay uses too). The
     stand-in ends it by itself when its lease (``seconds``) runs out, on time whatever the
     method is doing then (measuring recovery); the rollbacks' reset ends it sooner."""
     scenario = scenario_file(configuration).scenario
@@ -206,7 +206,7 @@ def inject_provider_latency(provider: str, factor: float, seconds: float | None 
         lasts = [f.duration for f in scenario.faults
                  if f.kind == "latency_injection" and f.target == f"provider:{provider}"]
         seconds = float(setting(configuration, "fault_seconds") or (lasts[0] if lasts else 60))
-    extra_ms = max(0.0, (float(factor) - 1.0) * spec.latency.mean * 1e3)
+    extra_ms = spec.added_latency_ms(factor)
     record = ledger.LEDGER.injected("latency_injection", f"provider:{provider}")
     ledger.LEDGER.running[f"latency:{provider}"] = record.started_at + float(seconds)
     answer = admin_call("POST", f"/faults/provider/{provider}", configuration,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LEDGER", "FaultRecord", "Ledger", "reset"]
+__all__ = ["LEDGER", "FaultRecord", "Ledger", "reset", "wait_until"]
 
 
 @dataclass
@@ -54,6 +54,16 @@ class Ledger:
 
 
 LEDGER = Ledger()
+
+
+def wait_until(deadline: float, record: FaultRecord | None = None, poll: float = 1.0) -> bool:
+    """Sleep until ``deadline`` (``time.monotonic()``), every ``poll`` seconds at most;
+    False as soon as ``record``'s fault was restored (a rollback ended it first)."""
+    while time.monotonic() < deadline:
+        if record is not None and record.restored_at is not None:
+            return False
+        time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
+    return record is None or record.restored_at is None
 
 
 def reset() -> None:

@@ -52,15 +52,6 @@ def _revocation(provider: str) -> ledger.FaultRecord:
     return record
 
 
-def _wait_until(deadline: float, record: ledger.FaultRecord, poll: float) -> bool:
-    """Sleep until ``deadline`` (monotonic); False if a rollback restored the tokens first."""
-    while time.monotonic() < deadline:
-        if record.restored_at is not None:
-            return False
-        time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
-    return record.restored_at is None
-
-
 def _job(provider: str, configuration: Configuration) -> dict[str, Any]:
     jobs = admin_call("GET", "/admin/tokens/refresh", configuration).get("jobs") or {}
     job = jobs.get(provider)
@@ -75,7 +66,7 @@ def _finish(provider: str, deadline: float, record: ledger.FaultRecord, poll: fl
         job = _job(provider, configuration)
         if job.get("state") != "running" or time.monotonic() >= deadline:
             return job
-        if not _wait_until(min(deadline, time.monotonic() + poll), record, poll):
+        if not ledger.wait_until(min(deadline, time.monotonic() + poll), record, poll):
             return _job(provider, configuration)
 
 
@@ -88,7 +79,7 @@ def bulk_refresh_tokens(provider: str, rate: float, tokens_per_tenant: int,
     record = _revocation(provider)
     delay = float(setting(configuration, "operator_delay") or operator_delay)
     per_tenant = int(setting(configuration, "refresh_tokens_per_tenant") or tokens_per_tenant)
-    if not _wait_until(record.started_at + delay, record, poll):
+    if not ledger.wait_until(record.started_at + delay, record, poll):
         return {"started": False, "note": "the tokens were restored first", "measured": {}}
     plan = admin_call("POST", "/admin/tokens/refresh", configuration,
                       {"provider": provider, "rate": float(rate),

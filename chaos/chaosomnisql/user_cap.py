@@ -36,15 +36,6 @@ def _lasts(tenant: str, configuration: Configuration) -> float | None:
                  if m.kind == "user_cap" and m.tenant == tenant), None)
 
 
-def _sleep_until(deadline: float, record: ledger.FaultRecord | None, poll: float) -> bool:
-    """Sleep until ``deadline`` (monotonic); False if a rollback stopped the flood first."""
-    while (left := deadline - time.monotonic()) > 0:
-        if record is not None and record.restored_at is not None:
-            return False
-        time.sleep(min(poll, left))
-    return True
-
-
 def cap_users_after_delay(tenant: str, user: str, max_concurrency: int, operator_delay: float,
                           poll: float = 1.0, configuration: Configuration = None,
                           secrets: Secrets = None) -> dict[str, Any]:
@@ -55,13 +46,13 @@ def cap_users_after_delay(tenant: str, user: str, max_concurrency: int, operator
     if record is None:
         raise ActivityFailed(f"no flood from {tenant!r} was started before its cap")
     delay = float(setting(configuration, "operator_delay") or operator_delay)
-    if not _sleep_until(record.started_at + delay, record, poll):
+    if not ledger.wait_until(record.started_at + delay, record, poll):
         return {"applied": False, "operator_delay": delay}
     answer = apply_concurrency_cap(tenant, user, max_concurrency, configuration, secrets)
     lasts, end = _lasts(tenant, configuration), run_end(configuration)
     lift = None if lasts is None else time.monotonic() + lasts
     if lift is None or (end is not None and lift >= end):
         return {"applied": True, "operator_delay": delay, "lifted": False, "answer": answer}
-    _sleep_until(lift, None, poll)
+    ledger.wait_until(lift, None, poll)
     clear_concurrency_cap(tenant, user, configuration, secrets)
     return {"applied": True, "operator_delay": delay, "lifted": True, "answer": answer}

@@ -231,6 +231,13 @@ class Provider(Strict):
     #: (calls in flight + 1) / concurrency (``null``: latency independent of load).
     concurrency: int | None = Field(default=None, ge=1)
 
+    def added_latency_ms(self, factor: float) -> float:
+        """What a real target adds to every call to slow this provider ``factor``-fold on
+        average (a ``latency_injection``): (factor - 1) x its mean latency, in ms, never
+        negative. The sandbox's fault API adds a constant, so the mean is the simulator's
+        multiplied latency's, not its spread."""
+        return max(0.0, (float(factor) - 1.0) * self.latency.mean * 1e3)
+
 
 class Metadata(Strict):
     """PostgreSQL metadata: a primary and an asynchronous replica in another zone."""
