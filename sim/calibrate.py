@@ -201,6 +201,14 @@ def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None,
     ``scenario``'s data, an override of a top-level section it lacks is left out: a
     calibration describes the stand-in's parts, it does not add a ``failover:`` to a
     scenario without one (the lag fit is written to both parameters that draw an RPO)."""
+    overrides = _read_calibration(path)["overrides"]
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()
+            if (scenario is None or str(key).split(".")[0] in scenario) and key not in skip]
+
+
+def _read_calibration(path: Path) -> Mapping[str, Any]:
+    """The calibration file's mapping, with its ``overrides`` mapping; ScenarioError (exit 2)
+    when it cannot be read or has none."""
     import yaml
 
     from labcore.scenario_file import ScenarioError
@@ -209,12 +217,10 @@ def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None,
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ScenarioError(str(path), f"cannot read the calibration file: {exc}") from None
-    overrides = data.get("overrides") if isinstance(data, Mapping) else None
-    if not isinstance(overrides, Mapping):
+    if not isinstance(data, Mapping) or not isinstance(data.get("overrides"), Mapping):
         raise ScenarioError(str(path), "a calibration file needs an 'overrides' mapping "
                             "(python -m sim calibrate --from-sandbox DIR writes one)")
-    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()
-            if (scenario is None or str(key).split(".")[0] in scenario) and key not in skip]
+    return data
 
 
 def fitted_on(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,22 +242,21 @@ def calibration_mismatches(path: Path, scenario: Scenario) -> dict[str, str]:
     """``{override: reason}`` for every calibrated provider latency fitted on a stand-in
     configured otherwise than ``scenario`` (at its profile) configures that provider: such a
     fit would replace the scenario's own latency (a 3 s API) with another scenario's."""
-    import yaml
+    from labcore.scenario_file import ScenarioError
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}  # calibration_overrides reports an unreadable file
-    recorded = data.get("fitted_on") if isinstance(data, Mapping) else None
+    recorded = _read_calibration(path).get("fitted_on") or {}
+    if not isinstance(recorded, Mapping):
+        raise ScenarioError(str(path), "'fitted_on' must map provider latencies to the "
+                            "distributions they were fitted with")
     out = {}
-    for key, configured in (recorded or {}).items():
-        name = str(key).split(".")[2]
-        spec = scenario.topology.providers.get(name)
+    for key, configured in recorded.items():
+        parts = str(key).split(".")
+        spec = scenario.topology.providers.get(parts[2]) if len(parts) == 4 else None
         if spec is None:
             continue
         own = spec.latency.model_dump(by_alias=True)
         if own != configured:
-            out[str(key)] = (f"fitted on a stand-in whose {name} latency was {configured}; "
+            out[str(key)] = (f"fitted on a stand-in whose {parts[2]} latency was {configured}; "
                              f"the scenario's is {own}")
     return out
 

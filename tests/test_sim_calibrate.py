@@ -101,6 +101,10 @@ def test_bad_calibration_input_exits_2(tmp_path: Path, capsys):
     assert main(["run", str(scenario), "--calibration", str(bad), "--no-plots",
                  "--out", str(tmp_path / "o")]) == 2
     assert "needs an 'overrides' mapping" in capsys.readouterr().err
+    bad.write_text("overrides: {}\nfitted_on: [1]\n")
+    assert main(["run", str(scenario), "--calibration", str(bad), "--no-plots",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "'fitted_on' must map" in capsys.readouterr().err
     assert main(["calibrate", "--from-sandbox", str(tmp_path / "nowhere")]) == 2
     assert "no running stand-in" in capsys.readouterr().err
 
