@@ -96,7 +96,9 @@ class CheckComparison:
         if value is None:
             return pred.missing > 0
         low_ok = pred.low is None and pred.missing > 0 or pred.low is not None and value >= pred.low
-        return low_ok and (pred.high is None or value <= pred.high)
+        # a plain bool: numpy values (a runner's utilization) compare to numpy.bool_, which
+        # conformance.json cannot hold
+        return bool(low_ok and (pred.high is None or value <= pred.high))
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "over": self.over, "op": self.op,

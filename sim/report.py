@@ -45,6 +45,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -140,6 +141,10 @@ def top_tenants(estimates: dict[str, dict[str, float | None]],
 
 
 def json_safe(value: Any) -> Any:
+    """``value`` as JSON can hold it: NaN and infinities as None, numpy scalars (a
+    ``numpy.bool_`` or ``int64`` that json rejects) as Python's."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     if isinstance(value, dict):

@@ -75,6 +75,17 @@ def test_alike_counts_the_replications_that_judged_as_the_real_run_did():
                      "[bold red]no[/bold red] (0/10 runs alike)"]
 
 
+def test_numpy_values_make_a_plain_json_row():
+    # The chaos runner's control_plane.utilization came back as numpy.float64, `inside` was
+    # a numpy.bool_ and writing conformance.json failed after a 16-minute run (03:13).
+    pred = Predicted(True, 1.0, np.float64(0.0129), np.float64(0.0133), np.float64(0.013), 10, 0)
+    row = _row(pred, Measured(np.float64(0.0145), True), "control_plane.utilization")
+    assert row.inside is False and type(row.inside) is bool
+    assert json.loads(json.dumps(sim.conform_run._json_safe(row.as_dict())))["inside"] is False
+    assert json.dumps(sim.conform_run._json_safe({"a": [np.bool_(True), np.int64(3)]})) == \
+        '{"a": [true, 3]}'
+
+
 def test_a_run_that_did_not_recover_is_inside_only_if_a_replication_did_not_either():
     open_top = Predicted(False, 0.7, 120.0, None, None, 10, 3)
     assert _row(open_top, Measured(None, False), "rto_seconds").inside
