@@ -94,34 +94,37 @@ class Engine:
     async def close(self) -> None:
         for exchange in self._exchanges:
             exchange.cancel()
+        await self.cache.fills.close()
         await self.http.aclose()
         await self.probe.aclose()
         await self.store.aclose()
 
     async def run(self, tenant: str, sql: str, deadline: float | None = None) -> dict[str, Any]:
         """Serve one query holding an engine slot for parsing and the cache lookup; a miss
-        frees the slot before the connector fetch, as the simulator's engine worker does.
+        frees the slot before the connector fetch, as the simulator's engine worker does,
+        whether it starts the fetch or joins one in flight (coalescing): a waiter that held
+        its slot through another's 3 s fetch starved the 2 slots of cache_stampede_short_ttl's
+        standin engine, whose queue then never drained (every query a 504).
         ``deadline``: when the client gives up (:mod:`sandbox.deadline`), passed on to the
         connector with the fetch (a coalesced fetch carries its first caller's). The answer
         waits at most the engine's timeout; the fill goes on and stores its rows."""
         await self.slots.acquire()
         held = True
 
-        async def fetch() -> list[dict[str, Any]]:
+        def free() -> None:
             nonlocal held
             if held:
                 held = False
                 self.slots.release()
-            return await self._fetch(tenant, query, deadline)
 
         try:
             await self._inject_faults()
             query = parse(sql)
-            rows, how = await self.cache.get(cache_key(tenant, query.fingerprint()), fetch,
-                                             self.timeout)
+            rows, how = await self.cache.get(
+                cache_key(tenant, query.fingerprint()),
+                lambda: self._fetch(tenant, query, deadline), self.timeout, on_miss=free)
         finally:
-            if held:
-                self.slots.release()
+            free()
         CACHE_RESULTS.labels(self.scope, tenant, how).inc()
         return {"rows": rows, "cache": how, "zone": self.config.zone,
                 "version": self.release.version}
