@@ -32,6 +32,7 @@ from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
 from sandbox.slots import Slots
 from sandbox.sql import Query, connector_of, parse
 from sandbox.standin import derive_seed
+from sandbox.tasks import tasks_endpoint
 
 __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
 
@@ -286,6 +287,6 @@ def build_app(config: EngineConfig) -> Starlette:
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
         Route("/_control/config", settings, methods=["GET", "POST"]),
-        Route("/_control/stats", stats),
+        Route("/_control/stats", stats), Route("/_control/tasks", tasks_endpoint),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])
