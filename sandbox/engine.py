@@ -45,6 +45,10 @@ CANARY_LATENCY_UNIT = 0.05
 FILL_TIMEOUT = 120.0
 #: The health probe's wait for the connector's ``/health``.
 HEALTH_TIMEOUT = 0.5
+#: Exchanges with the connector in flight at once: httpx's pool size (its default
+#: ``max_connections``); the others wait their turn, first come first served, in the
+#: engine's own queue (see ``_post``).
+CONNECTOR_LANES = 100
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Engine:
         self.timeout = config.timeout
         self.http = httpx.AsyncClient(timeout=config.timeout,
                                       headers=internal_headers(config.service_token))
+        self._lanes = asyncio.Semaphore(CONNECTOR_LANES)
         # The health probe's own client: it reports whether the connector answers, not
         # whether the fetches' pool has a free connection.
         self.probe = httpx.AsyncClient(timeout=HEALTH_TIMEOUT,
@@ -177,13 +182,31 @@ class Engine:
         hands it a new connection (encode/httpcore#1093); the cache's patience cancelled
         thousands during a flood, until all 100 slots were lost and every fetch and health
         probe of the engine waited for a connection that never came."""
-        exchange = asyncio.create_task(self.http.post(
-            f"{self.config.connector_url}/fetch", json=body, headers=headers,
-            timeout=FILL_TIMEOUT))
+        exchange = asyncio.create_task(self._post(body, headers))
         self._exchanges.add(exchange)
         exchange.add_done_callback(_finished)
         exchange.add_done_callback(self._exchanges.discard)
         return await asyncio.shield(exchange)
+
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """One exchange, once one of the :data:`CONNECTOR_LANES` is free. Past them it
+        waits here, not in httpx's pool: httpcore rescans every queued request against
+        every connection whenever a request joins or leaves its pool, so with a miss
+        freeing its slot before the fetch (nothing else bounds an engine's fetches)
+        rate_limit_flood_mitigated's flood queued its fetches there, each engine spent 96%
+        of its CPU in that scan (py-spy, 2026-11-30 03:30), answered neither queries nor
+        health checks, and stayed so after the flood and the cap ended. The wait is
+        bounded as httpx's pool wait was (:data:`FILL_TIMEOUT`)."""
+        try:
+            async with asyncio.timeout(FILL_TIMEOUT):
+                await self._lanes.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no lane to the connector in time") from None
+        try:
+            return await self.http.post(f"{self.config.connector_url}/fetch", json=body,
+                                        headers=headers, timeout=FILL_TIMEOUT)
+        finally:
+            self._lanes.release()
 
     async def connector_ok(self) -> bool:
         try:
