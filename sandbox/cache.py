@@ -3,8 +3,8 @@
 An entry is `{"rows", "fresh_until"}` stored with a Redis TTL of `ttl + stale_grace`. Past
 `fresh_until` it is stale: with soft caching on (SOP-102) the stale rows are served while
 exactly one refresh runs (a Redis `SET NX` lock shared by every engine in every AZ); with it
-off, a stale entry is a miss. Coalescing makes concurrent misses on one key within an engine
-share a single fetch.
+off, a stale entry is a miss. Coalescing makes concurrent misses on one key share a single
+fetch: within an engine one task per key, across engines a claim in Redis (`sandbox.fills`).
 
 When Redis keeps failing (errors or socket timeouts judged over a window, `sandbox.breaker`),
 a circuit breaker opens and the engine serves from the provider directly ("bypass"), at most
@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from sandbox.breaker import Breaker
 from sandbox.errors import ApiError
+from sandbox.fills import SharedFills
 
 __all__ = [
     "BYPASS_SLOTS",
@@ -111,26 +112,43 @@ class ResultCache:
         self._bypass = asyncio.Semaphore(BYPASS_SLOTS)
         self._inflight: dict[str, asyncio.Future[Rows]] = {}  # fills and bypass fetches
         self._background: set[asyncio.Task[Any]] = set()
+        self.fills = SharedFills(store)  # coalescing across engines
 
     async def reload_options(self) -> None:
         if self.breaker.closed:
             self.options = CacheOptions.from_hash(await self.store.hgetall(CONFIG_KEY))
 
-    async def get(self, key: str, fetch: Fetch,
-                  patience: float | None = None) -> tuple[Rows, str]:
+    async def get(self, key: str, fetch: Fetch, patience: float | None = None,
+                  on_miss: Callable[[], None] | None = None) -> tuple[Rows, str]:
         """Rows and how they were served: "hit", "stale", "miss" or "bypass" (cache down).
         ``patience``: seconds this caller waits for a fetch (None: until it ends); past it,
-        504, while a fill goes on to store its rows."""
-        if not self.options.enabled:
+        504, while a fill goes on to store its rows. ``on_miss``: called once the lookup
+        found nothing to serve, before this caller starts a fetch or joins one in flight
+        (the engine frees its worker slot there: the rest is waiting, not work)."""
+        found = await self._look(key, fetch)
+        if isinstance(found, tuple):
+            return found
+        if on_miss is not None:
+            on_miss()
+        if found == "off":
             return await _bounded(fetch(), patience), "miss"
-        if not self.breaker.closed:
+        if found == "bypass":
             return await self._bypass_fill(key, fetch, patience), "bypass"
+        return await self._fill(key, fetch, patience), "miss"
+
+    async def _look(self, key: str, fetch: Fetch) -> tuple[Rows, str] | str:
+        """A hit, or a stale entry (its refresh started), else how the miss is filled:
+        "off" (no cache), "bypass" (cache down) or "miss"."""
+        if not self.options.enabled:
+            return "off"
+        if not self.breaker.closed:
+            return "bypass"
         started = time.monotonic()
         try:
             raw = await self.store.get(key)
         except RedisError:
             self.breaker.failure(started)
-            return await self._bypass_fill(key, fetch, patience), "bypass"
+            return "bypass"
         self.breaker.success()
         if raw is not None:
             entry = json.loads(raw)
@@ -139,7 +157,7 @@ class ResultCache:
             if self.options.soft_cache:
                 await self._refresh_in_background(key, fetch)
                 return entry["rows"], "stale"
-        return await self._fill(key, fetch, patience), "miss"
+        return "miss"
 
     async def _bypassing(self, fetch: Fetch) -> Rows:
         if self._bypass.locked():
@@ -162,7 +180,9 @@ class ResultCache:
         pending = self._inflight.get(key) if self.options.coalesce else None
         if pending is not None:
             return await _bounded(asyncio.shield(pending), patience)
-        task = self._detach(self._fetch_and_store(key, fetch))
+        work = self._shared_fill(key, fetch) if self.options.coalesce else \
+            self._fetch_and_store(key, fetch)
+        task = self._detach(work)
         task.add_done_callback(_settled)
         if self.options.coalesce:
             self._inflight[key] = task
@@ -199,6 +219,25 @@ class ResultCache:
             raise
         finally:
             self._forget(key, future)
+
+    async def _shared_fill(self, key: str, fetch: Fetch) -> Rows:
+        """Fill ``key`` unless another engine is filling it: then its rows
+        (:mod:`sandbox.fills`). Without Redis, this engine fills it."""
+        while True:
+            started = time.monotonic()
+            try:
+                if not await self.fills.claim(key):
+                    rows = await self.fills.wait(key)
+                    if rows is None:
+                        continue  # that fill failed: claim the key again
+                    return rows
+            except RedisError:
+                self.breaker.failure(started)
+                return await self._fetch_and_store(key, fetch)
+            try:
+                return await self._fetch_and_store(key, fetch)
+            finally:
+                await self.fills.release(key)
 
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()

@@ -40,6 +40,7 @@ from sandbox.sections import connector_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, health, read_json
 from sandbox.slots import Slots
 from sandbox.standin import derive_seed
+from sandbox.tasks import tasks_endpoint
 from sandbox.tokens import TokenCipher, fetch_token, load_credential, load_token, store_token
 
 __all__ = ["Connector", "ConnectorConfig", "build_app"]
@@ -317,7 +318,7 @@ def build_app(config: ConnectorConfig) -> Starlette:
 
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/fetch", fetch, methods=["POST"]),
-        Route("/_control/stats", stats),
+        Route("/_control/stats", stats), Route("/_control/tasks", tasks_endpoint),
         Route("/_control/config", settings, methods=["GET", "POST"]),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

@@ -32,6 +32,7 @@ from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
 from sandbox.slots import Slots
 from sandbox.sql import Query, connector_of, parse
 from sandbox.standin import derive_seed
+from sandbox.tasks import tasks_endpoint
 
 __all__ = ["Engine", "EngineConfig", "Release", "build_app"]
 
@@ -44,6 +45,10 @@ CANARY_LATENCY_UNIT = 0.05
 FILL_TIMEOUT = 120.0
 #: The health probe's wait for the connector's ``/health``.
 HEALTH_TIMEOUT = 0.5
+#: Exchanges with the connector in flight at once: httpx's pool size (its default
+#: ``max_connections``); the others wait their turn, first come first served, in the
+#: engine's own queue (see ``_post``).
+CONNECTOR_LANES = 100
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Engine:
         self.timeout = config.timeout
         self.http = httpx.AsyncClient(timeout=config.timeout,
                                       headers=internal_headers(config.service_token))
+        self._lanes = asyncio.Semaphore(CONNECTOR_LANES)
         # The health probe's own client: it reports whether the connector answers, not
         # whether the fetches' pool has a free connection.
         self.probe = httpx.AsyncClient(timeout=HEALTH_TIMEOUT,
@@ -94,34 +100,37 @@ class Engine:
     async def close(self) -> None:
         for exchange in self._exchanges:
             exchange.cancel()
+        await self.cache.fills.close()
         await self.http.aclose()
         await self.probe.aclose()
         await self.store.aclose()
 
     async def run(self, tenant: str, sql: str, deadline: float | None = None) -> dict[str, Any]:
         """Serve one query holding an engine slot for parsing and the cache lookup; a miss
-        frees the slot before the connector fetch, as the simulator's engine worker does.
+        frees the slot before the connector fetch, as the simulator's engine worker does,
+        whether it starts the fetch or joins one in flight (coalescing): a waiter that held
+        its slot through another's 3 s fetch starved the 2 slots of cache_stampede_short_ttl's
+        standin engine, whose queue then never drained (every query a 504).
         ``deadline``: when the client gives up (:mod:`sandbox.deadline`), passed on to the
         connector with the fetch (a coalesced fetch carries its first caller's). The answer
         waits at most the engine's timeout; the fill goes on and stores its rows."""
         await self.slots.acquire()
         held = True
 
-        async def fetch() -> list[dict[str, Any]]:
+        def free() -> None:
             nonlocal held
             if held:
                 held = False
                 self.slots.release()
-            return await self._fetch(tenant, query, deadline)
 
         try:
             await self._inject_faults()
             query = parse(sql)
-            rows, how = await self.cache.get(cache_key(tenant, query.fingerprint()), fetch,
-                                             self.timeout)
+            rows, how = await self.cache.get(
+                cache_key(tenant, query.fingerprint()),
+                lambda: self._fetch(tenant, query, deadline), self.timeout, on_miss=free)
         finally:
-            if held:
-                self.slots.release()
+            free()
         CACHE_RESULTS.labels(self.scope, tenant, how).inc()
         return {"rows": rows, "cache": how, "zone": self.config.zone,
                 "version": self.release.version}
@@ -173,13 +182,31 @@ class Engine:
         hands it a new connection (encode/httpcore#1093); the cache's patience cancelled
         thousands during a flood, until all 100 slots were lost and every fetch and health
         probe of the engine waited for a connection that never came."""
-        exchange = asyncio.create_task(self.http.post(
-            f"{self.config.connector_url}/fetch", json=body, headers=headers,
-            timeout=FILL_TIMEOUT))
+        exchange = asyncio.create_task(self._post(body, headers))
         self._exchanges.add(exchange)
         exchange.add_done_callback(_finished)
         exchange.add_done_callback(self._exchanges.discard)
         return await asyncio.shield(exchange)
+
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """One exchange, once one of the :data:`CONNECTOR_LANES` is free. Past them it
+        waits here, not in httpx's pool: httpcore rescans every queued request against
+        every connection whenever a request joins or leaves its pool, so with a miss
+        freeing its slot before the fetch (nothing else bounds an engine's fetches)
+        rate_limit_flood_mitigated's flood queued its fetches there, each engine spent 96%
+        of its CPU in that scan (py-spy, 2026-11-30 03:30), answered neither queries nor
+        health checks, and stayed so after the flood and the cap ended. The wait is
+        bounded as httpx's pool wait was (:data:`FILL_TIMEOUT`)."""
+        try:
+            async with asyncio.timeout(FILL_TIMEOUT):
+                await self._lanes.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no lane to the connector in time") from None
+        try:
+            return await self.http.post(f"{self.config.connector_url}/fetch", json=body,
+                                        headers=headers, timeout=FILL_TIMEOUT)
+        finally:
+            self._lanes.release()
 
     async def connector_ok(self) -> bool:
         try:
@@ -283,6 +310,6 @@ def build_app(config: EngineConfig) -> Starlette:
     return Starlette(exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan, routes=[
         Route("/query", query, methods=["POST"]), Route("/_control", control, methods=["POST"]),
         Route("/_control/config", settings, methods=["GET", "POST"]),
-        Route("/_control/stats", stats),
+        Route("/_control/stats", stats), Route("/_control/tasks", tasks_endpoint),
         Route("/health", health), Route("/metrics", metrics_endpoint),
     ])

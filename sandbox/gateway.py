@@ -41,6 +41,7 @@ from sandbox.service import EXCEPTION_HANDLERS, MAX_BODY, handle_errors, read_js
 from sandbox.sql import connector_of, parse
 from sandbox.standin import derive_seed
 from sandbox.stats import MAX_WINDOW, Fact, StatsWindow
+from sandbox.tasks import tasks_endpoint
 from sandbox.versions import VersionTally
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
@@ -396,6 +397,7 @@ def _internal_routes(gw: Gateway) -> list[Route]:
 
     return [
         Route("/internal/stats", stats), Route("/internal/zones", zones),
+        Route("/internal/tasks", tasks_endpoint),
         Route("/internal/reload", reload, methods=["POST"]),
         Route("/internal/canary", canary, methods=["POST"]),
         Route("/internal/canary/window", canary_window, methods=["POST"]),

@@ -55,6 +55,10 @@ class StallingStore:
         await self._gate()
         return int(self.data.pop(key, None) is not None)
 
+    async def publish(self, channel: str, message: str) -> int:
+        await self._gate()
+        return 0
+
 
 class Provider:
     def __init__(self) -> None:

@@ -22,7 +22,8 @@ ROWS = [{"id": 1}]
 
 
 class FakeStore:
-    """The two Redis calls a miss makes (``GET``, ``SET``), in memory."""
+    """The Redis calls a miss makes (``GET``, ``SET``; the fill's claim and release), in
+    memory."""
 
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
@@ -30,8 +31,18 @@ class FakeStore:
     async def get(self, key: str) -> str | None:
         return self.data.get(key)
 
-    async def set(self, key: str, value: str, ex: int | None = None) -> None:
+    async def set(self, key: str, value: str, ex: int | None = None, nx: bool = False,
+                  px: int | None = None) -> bool:
+        if nx and key in self.data:
+            return False
         self.data[key] = value
+        return True
+
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    async def publish(self, channel: str, message: str) -> None:
+        return None
 
 
 def _cache(coalesce: bool) -> tuple[ResultCache, FakeStore]:
