@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
@@ -85,16 +86,44 @@ async def set_cap(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def invalidate(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
+    """Invalidate the cached results of a tenant (or all). With soft caching on (SOP-102)
+    an entry is kept as a stale copy (its ``fresh_until`` moved to now), served while one
+    refresh runs, as the simulator's soft purge does; with it off, entries are deleted."""
     tenant = _tenant(plane, body["tenant"]) if body.get("tenant") is not None else None
-    deleted, batch = 0, []
+    soft = CacheOptions.from_hash(await plane.store.hgetall(CONFIG_KEY)).soft_cache
+    purge = _mark_stale if soft else _delete
+    done, batch = 0, []
     async for key in plane.store.scan_iter(match=tenant_pattern(tenant), count=500):
         batch.append(key)
         if len(batch) >= 500:
-            deleted += await plane.store.delete(*batch)
+            done += await purge(plane, batch)
             batch = []
     if batch:
-        deleted += await plane.store.delete(*batch)
-    return {"deleted": deleted, "tenant": tenant}
+        done += await purge(plane, batch)
+    return {"stale" if soft else "deleted": done, "tenant": tenant}
+
+
+async def _delete(plane: ControlPlane, keys: list[Any]) -> int:
+    return int(await plane.store.delete(*keys))
+
+
+async def _mark_stale(plane: ControlPlane, keys: list[Any]) -> int:
+    """Entries among ``keys`` made stale now, their Redis TTL (the stale grace) kept;
+    other keys under the prefix (a fill's claim) are left alone."""
+    now, marked = time.time(), 0
+    async with plane.store.pipeline(transaction=False) as pipe:
+        for key, raw in zip(keys, await plane.store.mget(keys)):
+            try:
+                entry = json.loads(raw) if raw is not None else None
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict) or "fresh_until" not in entry:
+                continue
+            entry["fresh_until"] = min(entry["fresh_until"], now)
+            pipe.set(key, json.dumps(entry), keepttl=True, xx=True)
+            marked += 1
+        await pipe.execute()
+    return marked
 
 
 async def cache_options(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:
