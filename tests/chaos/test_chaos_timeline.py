@@ -143,6 +143,26 @@ def test_recovery_not_seen_within_the_timeout_is_told_apart(
     assert out["windows"] == 72 and clock.now == ORIGIN + 840.0
 
 
+def test_an_unreadable_window_is_a_failing_window_not_the_end_of_the_measurement(
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """retry_storm_mitigated's 05:03 run: one stats read answered 502 (the gateway was
+    saturated) and the probe failed, which interrupted the whole run."""
+    reads = iter(range(10_000))
+
+    def flaky(seconds: Any, configuration: Any = None) -> dict[str, Any]:
+        if next(reads) in (3, 4):
+            raise probes.ActivityFailed("GET /v1/stats?window=10: HTTP 502 UPSTREAM_ERROR")
+        return _bad_stats(seconds)
+
+    monkeypatch.setattr(probes, "stats", flaky)
+    _start_run("az_loss")
+    timeline.wait_for_fault(configuration=_config("az_loss"))
+    ledger.LEDGER.injected("az_loss", "az-a")
+    out = probes.measure_recovery(configuration=_config("az_loss"))
+    assert out["windows"] == 18 and out["rto_seconds"] is None  # watched to the run's end
+    assert any(r.startswith("stats unreadable") for m in out["missed"] for r in m), out
+
+
 def test_the_windows_cover_warmup_to_duration_exactly(clock: FakeClock) -> None:
     """The load ran a few seconds past the end (for the after hypothesis) and the
     rollbacks after it: the window facts still stop at run.duration."""
