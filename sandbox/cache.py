@@ -47,6 +47,7 @@ __all__ = [
     "CacheOptions",
     "ResultCache",
     "cache_key",
+    "stale_copy",
     "tenant_pattern",
 ]
 T = TypeVar("T")
@@ -77,6 +78,20 @@ def cache_key(tenant: str, fingerprint: str) -> str:
 
 def tenant_pattern(tenant: str | None) -> str:
     return f"omnisql:cache:{tenant}:*" if tenant else "omnisql:cache:*"
+
+
+def stale_copy(raw: bytes | str | None, now: float) -> str | None:
+    """``raw`` as a stale entry from ``now`` on (a soft purge: its rows kept, its
+    ``fresh_until`` at most ``now``), or None when ``raw`` is not an entry (a fill's claim or
+    a refresh lock under the same prefix)."""
+    try:
+        entry = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or "fresh_until" not in entry:
+        return None
+    entry["fresh_until"] = min(entry["fresh_until"], now)
+    return json.dumps(entry)
 
 
 @dataclass

@@ -45,10 +45,11 @@ CANARY_LATENCY_UNIT = 0.05
 FILL_TIMEOUT = 120.0
 #: The health probe's wait for the connector's ``/health``.
 HEALTH_TIMEOUT = 0.5
-#: Exchanges with the connector in flight at once: httpx's pool size (its default
-#: ``max_connections``); the others wait their turn, first come first served, in the
-#: engine's own queue (see ``_post``).
+#: Exchanges with the connector in flight at once, and the size of the fetches' httpx pool
+#: (httpx's defaults: 100 connections, 20 kept alive); the others wait their turn, first
+#: come first served, in the engine's own queue (see ``_post``).
 CONNECTOR_LANES = 100
+_CONNECTOR_POOL = httpx.Limits(max_connections=CONNECTOR_LANES, max_keepalive_connections=20)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Engine:
         self.cache = ResultCache(self.store)
         self.slots = Slots(config.name, config.workers, config.queue_limit)
         self.timeout = config.timeout
-        self.http = httpx.AsyncClient(timeout=config.timeout,
+        self.http = httpx.AsyncClient(timeout=config.timeout, limits=_CONNECTOR_POOL,
                                       headers=internal_headers(config.service_token))
         self._lanes = asyncio.Semaphore(CONNECTOR_LANES)
         # The health probe's own client: it reports whether the connector answers, not

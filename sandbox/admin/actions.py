@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from sandbox import metadata
 from sandbox.admin.canary import deploy_canary, rollback_canary
 from sandbox.admin.plane import ControlPlane
 from sandbox.admin.token_refresh import cancel_paced, paced_status, start_paced
-from sandbox.cache import CONFIG_KEY, CacheOptions, tenant_pattern
+from sandbox.cache import CONFIG_KEY, CacheOptions, stale_copy, tenant_pattern
 from sandbox.errors import ApiError
 from sandbox.service import handle_errors, read_json
 from sandbox.tokens import refresh_token
@@ -113,15 +112,10 @@ async def _mark_stale(plane: ControlPlane, keys: list[Any]) -> int:
     now, marked = time.time(), 0
     async with plane.store.pipeline(transaction=False) as pipe:
         for key, raw in zip(keys, await plane.store.mget(keys)):
-            try:
-                entry = json.loads(raw) if raw is not None else None
-            except ValueError:
-                entry = None
-            if not isinstance(entry, dict) or "fresh_until" not in entry:
-                continue
-            entry["fresh_until"] = min(entry["fresh_until"], now)
-            pipe.set(key, json.dumps(entry), keepttl=True, xx=True)
-            marked += 1
+            stale = stale_copy(raw, now)
+            if stale is not None:
+                pipe.set(key, stale, keepttl=True, xx=True)
+                marked += 1
         await pipe.execute()
     return marked
 
