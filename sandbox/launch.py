@@ -31,7 +31,10 @@ from sandbox.state import (
     USERS,
     ZONES,
     Layout,
+    PortClaim,
+    PortClaimTimeout,
     free_port,
+    port_claim,
     write_state,
 )
 from sandbox.supervise import (
@@ -210,17 +213,9 @@ def wait_ready(state: dict[str, Any], pid: int, timeout: float = 90.0) -> None:
     raise SandboxError(f"services not ready after {timeout:.0f}s: {pending}; see {layout.logs}")
 
 
-def start(root: Path, prometheus: bool = True) -> dict[str, Any]:
-    """Build, wire and run; returns the state (with supervisord's pid) once all answer."""
-    layout = Layout(root)
-    if running_pid(root) is not None:
-        raise SandboxError(f"a sandbox is already running in {root}")
-    problem = pgcluster.check_traversable(root.parent)
-    if problem:
-        raise SandboxError(problem)
-    broken = pgcluster.check_binaries()
-    if broken:
-        raise SandboxError("; ".join(broken))
+def _build_and_run(root: Path, layout: Layout, prometheus: bool,
+                   claim: PortClaim) -> dict[str, Any]:
+    """Build, wire and run (the ports chosen and bound); stops what it started on failure."""
     if root.is_dir():
         _clear_remains(layout)
     _prepare_dir(layout)
@@ -245,11 +240,32 @@ def start(root: Path, prometheus: bool = True) -> dict[str, Any]:
         wait_ready(state, proc.pid)
         if not prom.wait_ready(state):  # issue 17
             raise SandboxError("prometheus not ready after 30s; see DIR/logs/prometheus.log")
+        claim.register(proc.pid)
         _issue_tokens(state)
         ownership.record_members(root)
     except BaseException:
         stop(root)
         raise
+    return state
+
+
+def start(root: Path, prometheus: bool = True) -> dict[str, Any]:
+    """Build, wire and run; returns the state (with supervisord's pid) once all answer."""
+    layout = Layout(root)
+    if running_pid(root) is not None:
+        raise SandboxError(f"a sandbox is already running in {root}")
+    problem = pgcluster.check_traversable(root.parent)
+    if problem:
+        raise SandboxError(problem)
+    broken = pgcluster.check_binaries()
+    if broken:
+        raise SandboxError("; ".join(broken))
+    # From choosing ports to their services answering, no other stand-in chooses any.
+    try:
+        with port_claim() as claim:
+            state = _build_and_run(root, layout, prometheus, claim)
+    except PortClaimTimeout as exc:
+        raise SandboxError(str(exc)) from None
     state["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_state(layout.config, state)
     write_state(layout.state, state)

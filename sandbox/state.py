@@ -6,10 +6,15 @@ so it is written atomically: a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import random
 import socket
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,9 @@ __all__ = [
     "default_dir",
     "free_port",
     "load_state",
+    "PortClaim",
+    "PortClaimTimeout",
+    "port_claim",
     "read_json_file",
     "write_state",
 ]
@@ -106,6 +114,80 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # crowded: let the kernel pick
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+#: One lock per user of the machine for every stand-in's ports (per user, so that it is
+#: always writable; another user's stand-in has its ports bound or not yet, as before), and
+#: beside it the ports each running stand-in was given, by its supervisord's pid.
+PORT_LOCK = Path(tempfile.gettempdir()) / f"omnisql-sandbox-ports-{os.getuid()}.lock"
+
+
+class PortClaimTimeout(Exception):
+    """Another stand-in held the port lock for longer than the wait allowed."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PortClaim:
+    """The port lock, held. Every port of a running stand-in stays out of
+    :func:`free_port`'s choice, including the ones not bound at this moment: a lost zone's
+    engines, the cutover's green engines, a region's processes before they start again."""
+
+    def __init__(self, registry: Path) -> None:
+        self.registry = registry
+        self.running: dict[str, list[int]] = {
+            pid: ports for pid, ports in (read_json_file(registry) or {}).items()
+            if pid.isdigit() and isinstance(ports, list) and _alive(int(pid))}
+        for ports in self.running.values():
+            _chosen.update(ports)
+        self._before = set(_chosen)
+
+    def register(self, pid: int) -> list[int]:
+        """Record the ports chosen under this claim as those of the stand-in whose
+        supervisord is ``pid`` (forgotten once that process has gone)."""
+        ports = sorted(_chosen - self._before)
+        write_state(self.registry, {**self.running, str(pid): ports})
+        return ports
+
+
+@contextlib.contextmanager
+def port_claim(timeout: float = 300.0, lock: Path = PORT_LOCK) -> Iterator[PortClaim]:
+    """Hold the machine's port lock from choosing a stand-in's ports until its services
+    have bound them, and register them. :func:`free_port` only sees a port that is bound,
+    so two stand-ins starting at once (two pytest workers, two ``sim conform`` runs) could
+    otherwise both pick a port in the seconds between choosing and binding it, or one pick
+    a port another has let go for a while (a lost zone), and one of them would fail.
+    Raises :class:`PortClaimTimeout`, naming the holder, if it is not free within
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    with open(lock, "a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "unknown"
+                    raise PortClaimTimeout(f"{lock} is held by pid {holder} (a stand-in "
+                                           f"starting) for over {timeout:.0f}s") from None
+                time.sleep(0.1)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield PortClaim(lock.with_suffix(".json"))
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:

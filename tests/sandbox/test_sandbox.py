@@ -22,6 +22,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.catalog import CATALOG, make_row
+from sandbox.state import PORT_LOCK
 from sandbox.supervise import survivors
 from sandbox.testing import wait_for
 
@@ -303,6 +304,22 @@ def test_lose_az_routes_around_then_restore(sandbox: Sandbox) -> None:
     zones = {sandbox.query("globex", "SELECT id FROM crm.accounts WHERE id = 1").json()["zone"]
              for _ in range(9)}
     assert "az-b" in zones
+
+
+def test_a_running_stand_ins_ports_are_registered_against_other_stand_ins(
+        sandbox: Sandbox) -> None:
+    """`up` records every port it chose under its supervisord's pid, so that a stand-in
+    starting beside it never picks one, even while this one has let it go (a lost zone)."""
+    registry = json.loads(PORT_LOCK.with_suffix(".json").read_text())
+    registered = set(registry[str(sandbox.state["pid"])])
+    st = sandbox.state
+    urls = [*st["services"].values(), st["internal"]["gateway_internal_url"]]
+    ports = {int(url.rsplit(":", 1)[1]) for url in urls}
+    ports |= {st["redis"]["port"], st["postgres"]["primary"]["port"],
+              st["postgres"]["replica"]["port"]}
+    if "prometheus_url" in st:
+        ports.add(int(st["prometheus_url"].rsplit(":", 1)[1]))
+    assert ports == registered
 
 
 def test_replica_lag_is_sampled_under_writes(sandbox: Sandbox) -> None:
