@@ -26,10 +26,13 @@ if [ -f chaos/pyproject.toml ]; then
     python -m pip install -q --disable-pip-version-check -e chaos/
 fi
 
-# The whole suite (no arguments, as CI runs it) starts with the linters CI enforces.
+# The whole suite (no arguments, as CI runs it) starts with the linters CI enforces, and
+# runs on two pytest-xdist workers (OMNISQL_TEST_WORKERS): most of its time is spent waiting
+# on stand-ins, and tests/conftest.py keeps the tests sharing a stand-in on one worker.
 if (($# == 0)); then
     python -m ruff check .
     python -m mypy
+    set -- -n "${OMNISQL_TEST_WORKERS:-2}" --dist loadgroup
 fi
 
 exec python -m pytest "$@"
