@@ -26,7 +26,7 @@ from sandbox.auth import internal_headers
 from sandbox.cache import ResultCache, cache_key, hot_path_redis
 from sandbox.deadline import budget_headers, deadline_from
 from sandbox.errors import ApiError
-from sandbox.metrics import CACHE_RESULTS, LATENCY, REQUESTS, metrics_endpoint
+from sandbox.metrics import CACHE_RESULTS, ENGINE_WORK, LATENCY, REQUESTS, metrics_endpoint
 from sandbox.sections import engine_section
 from sandbox.service import EXCEPTION_HANDLERS, handle_errors, read_json
 from sandbox.slots import Slots
@@ -116,17 +116,23 @@ class Engine:
         connector with the fetch (a coalesced fetch carries its first caller's). The answer
         waits at most the engine's timeout; the fill goes on and stores its rows."""
         await self.slots.acquire()
-        held = True
+        held, acquired, looking = True, time.perf_counter(), 0.0
 
         def free() -> None:
             nonlocal held
             if held:
                 held = False
                 self.slots.release()
+                if looking:  # the slot's time, in the simulator's two parts
+                    ENGINE_WORK.labels(self.scope, "service").observe(looking - acquired)
+                    if self.cache.options.enabled and self.cache.breaker.closed:
+                        ENGINE_WORK.labels(self.scope, "cache_lookup").observe(
+                            time.perf_counter() - looking)
 
         try:
             await self._inject_faults()
             query = parse(sql)
+            looking = time.perf_counter()
             rows, how = await self.cache.get(
                 cache_key(tenant, query.fingerprint()),
                 lambda: self._fetch(tenant, query, deadline), self.timeout, on_miss=free)

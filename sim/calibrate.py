@@ -11,12 +11,16 @@ at the bucket edges (a lower bound of the true one: buckets hide what lies betwe
 
 Only what maps onto one model parameter, and is resolved by the buckets (at least two
 edges inside the data: a lognormal has two parameters), is written to the overlay: the
-provider mocks' latency (``topology.providers.<name>.latency``). The engine's histogram
-times the whole request (cache lookup, and on a miss the connector fetch), and the
-connector's the whole fetch (provider call, token, queueing), so neither is the
-simulator's own service time: they are reported, listed under ``not_fitted`` with what
-the stand-in would have to expose. The overlay is a YAML file ``{overrides: {dotted.path:
-value}, fit: [...], not_fitted: [...]}``; ``python -m sim run|conform --calibration FILE``
+provider mocks' latency (``topology.providers.<name>.latency``), and the two parts of an
+engine slot's time per query (``omnisql_engine_work_seconds``, by ``part``): the engine's
+own work before the cache lookup (``topology.engine.service_time``) and the lookup
+itself (``topology.cache.latency``), the two the simulator's engine worker is held for.
+Each is pooled over the zones (the scenario has one of each); the zones' own are
+reported beside it. The engine's request histogram times the whole request (on a miss,
+the connector fetch too), and the connector's the whole fetch (provider call, token,
+queueing), so neither is a service time: they are reported, listed under ``not_fitted``.
+The overlay is a YAML file ``{overrides: {dotted.path: value}, fit: [...], not_fitted:
+[...]}``; ``python -m sim run|conform --calibration FILE``
 applies its ``overrides`` after the profile, as ``--set`` would (``--set`` still wins).
 The metadata replica's lag, the RPO of a primary loss, is fitted from the stand-in's raw
 lag samples beside these histograms (:mod:`sim.calibrate_lag`).
@@ -34,11 +38,15 @@ import numpy as np
 
 from labcore.scenario import Scenario
 
-__all__ = ["Fit", "Histogram", "calibration_mismatches", "calibration_overrides", "fit_lognormal",
-           "fitted_on", "histogram_quantile",
-           "informative_edges", "overlay", "read_histograms", "run_command"]
+__all__ = ["Fit", "Histogram", "calibration_mismatches", "calibration_overrides",
+           "engine_overlay", "fit_lognormal", "fitted_on", "histogram_quantile",
+           "informative_edges", "overlay", "pooled", "read_histograms", "run_command"]
 
 FAMILY = "omnisql_request_latency_seconds"
+#: The engine slot's time by part, and the parameter each part is in the simulator.
+WORK_FAMILY = "omnisql_engine_work_seconds"
+WORK_TARGETS = {"service": "topology.engine.service_time",
+                "cache_lookup": "topology.cache.latency"}
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 #: Histograms with fewer observations are reported, not fitted.
 MIN_COUNT = 50
@@ -46,7 +54,9 @@ MIN_COUNT = 50
 
 @dataclass(frozen=True)
 class Histogram:
-    """One service's cumulative latency histogram: finite bucket edges, counts ``<= edge``."""
+    """One service's cumulative latency histogram: finite bucket edges, counts ``<= edge``.
+    ``connector`` is the series' second label: the connector of a request latency, the
+    part of an engine's work."""
 
     scope: str
     connector: str
@@ -59,18 +69,20 @@ class Histogram:
         return f"{self.scope}/{self.connector}" if self.connector else self.scope
 
 
-def read_histograms(text: str) -> list[Histogram]:
-    """Every ``omnisql_request_latency_seconds`` series of a Prometheus exposition, summed
-    over ``instance`` (the merge labels each service's series with it)."""
+def read_histograms(text: str, family_name: str = FAMILY,
+                    label: str = "connector") -> list[Histogram]:
+    """Every series of histogram ``family_name`` (by ``scope`` and ``label``) in a
+    Prometheus exposition, summed over ``instance`` (the merge labels each service's
+    series with it)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[tuple[str, str], dict[float, float]] = {}
     counts: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != FAMILY:
+        if family.name != family_name:
             continue
         for sample in family.samples:
-            key = (sample.labels.get("scope", ""), sample.labels.get("connector", ""))
+            key = (sample.labels.get("scope", ""), sample.labels.get(label, ""))
             if sample.name.endswith("_bucket") and sample.labels.get("le") != "+Inf":
                 edge = float(sample.labels["le"])
                 slot = buckets.setdefault(key, {})
@@ -170,8 +182,8 @@ def _why_not(h: Histogram) -> str:
         return (f"{informative_edges(h)} bucket edge(s) inside the data: the buckets of "
                 "sandbox/metrics.py cannot resolve this latency (a lognormal needs 2)")
     if h.scope.endswith(".engine"):
-        return ("times the whole request (cache lookup, and the connector fetch on a miss): "
-                "the stand-in exposes no engine-own service time and no split by cache result")
+        return ("times the whole request (on a miss, the connector fetch too): the engine's "
+                "service time and cache lookup are fitted from its work histogram")
     if h.scope.endswith(".connector"):
         return ("times the whole fetch (provider call, token, queueing): the simulator's "
                 "connector adds the provider's latency itself; fitted at the provider")
@@ -193,6 +205,43 @@ def overlay(histograms: Sequence[Histogram], source: str) -> dict[str, Any]:
         else:
             not_fitted.append({**_report(h, None), "reason": _why_not(h)})
     return {"source": source, "overrides": overrides, "fit": fits, "not_fitted": not_fitted}
+
+
+def pooled(histograms: Sequence[Histogram], scope: str, connector: str) -> Histogram | None:
+    """The sum of ``histograms`` (same bucket edges), named ``scope/connector``."""
+    if not histograms or len({h.edges for h in histograms}) != 1:
+        return None
+    cumulative = tuple(float(sum(c)) for c in zip(*(h.cumulative for h in histograms)))
+    return Histogram(scope, connector, histograms[0].edges, cumulative,
+                     float(sum(h.count for h in histograms)))
+
+
+def engine_overlay(work: Sequence[Histogram],
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Overrides, fits and unfitted series from the engines' work histograms: for each part,
+    the zones pooled into one fit when the buckets resolve it; each zone's is reported."""
+    overrides: dict[str, Any] = {}
+    fits: list[dict[str, Any]] = []
+    not_fitted: list[dict[str, Any]] = []
+    for part, path in WORK_TARGETS.items():
+        zones = [h for h in work if h.connector == part and h.scope.endswith(".engine")]
+        h = pooled(zones, "engine", part)
+        if h is None:
+            continue
+        if h.count >= MIN_COUNT and informative_edges(h) >= 2:
+            fit = fit_lognormal(h)
+            overrides[path] = {"dist": "lognormal", "median": _duration(fit.median),
+                               "p99": _duration(fit.p99)}
+            fits.append({**_report(h, fit), "target": path})
+        else:
+            why = (f"{h.count:.0f} observations (fewer than {MIN_COUNT}): run a load first"
+                   if h.count < MIN_COUNT else
+                   f"{informative_edges(h)} bucket edge(s) inside the data: not resolved")
+            not_fitted.append({**_report(h, None), "reason": why})
+        not_fitted += [{**_report(z, None), "reason": "one zone's: the zones are pooled "
+                        "into one fit (the scenario has one engine service time and one "
+                        "cache latency)"} for z in zones]
+    return overrides, fits, not_fitted
 
 
 def calibration_overrides(path: Path, scenario: Mapping[str, Any] | None = None,
@@ -269,12 +318,14 @@ def run_command(args: Any, console: Any) -> int:
     from .calibrate_io import fetch_config, fetch_lag, fetch_metrics, fit_table
     from .calibrate_lag import lag_overlay
 
-    histograms = read_histograms(fetch_metrics(args.from_sandbox))
-    result = overlay(histograms, str(args.from_sandbox))
-    overrides, fits, not_fitted = lag_overlay(fetch_lag(args.from_sandbox))
-    result["overrides"].update(overrides)
-    result["fit"] += fits
-    result["not_fitted"] += not_fitted
+    exposition = fetch_metrics(args.from_sandbox)
+    result = overlay(read_histograms(exposition), str(args.from_sandbox))
+    for overrides, fits, not_fitted in (
+            engine_overlay(read_histograms(exposition, WORK_FAMILY, "part")),
+            lag_overlay(fetch_lag(args.from_sandbox))):
+        result["overrides"].update(overrides)
+        result["fit"] += fits
+        result["not_fitted"] += not_fitted
     result["fitted_on"] = fitted_on(fetch_config(args.from_sandbox), result["overrides"])
     from .humanize import make_console
 

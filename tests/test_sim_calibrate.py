@@ -12,8 +12,10 @@ import yaml
 from sim_helpers import textbook, write
 
 from sim.calibrate import (
+    WORK_FAMILY,
     Histogram,
     calibration_overrides,
+    engine_overlay,
     fit_lognormal,
     histogram_quantile,
     informative_edges,
@@ -80,7 +82,7 @@ def test_overlay_writes_only_what_the_buckets_resolve(tmp_path: Path):
     assert fitted["quantiles"]["p50"]["fitted"] == pytest.approx(0.15, rel=0.1)
     reasons = {row["series"]: row["reason"] for row in result["not_fitted"]}
     assert "cannot resolve" in reasons["mock.tickets/tickets"]
-    assert "engine-own service time" in reasons["az-a.engine"]
+    assert "fitted from its work histogram" in reasons["az-a.engine"]
     # the overlay, applied with --calibration, reaches the scenario's provider
     path = tmp_path / "calibration.yaml"
     path.write_text(yaml.safe_dump(result))
@@ -92,6 +94,63 @@ def test_overlay_writes_only_what_the_buckets_resolve(tmp_path: Path):
     effective = yaml.safe_load((out / "scenario.yaml").read_text())
     assert effective["topology"]["providers"]["crm"]["latency"]["dist"] == "lognormal"
     assert calibration_overrides(path)[0].startswith("topology.providers.crm.latency={")
+
+
+#: sandbox/metrics.py's ENGINE_WORK buckets
+WORK_EDGES = (0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+              0.05, 0.1, 0.25, 1.0)
+
+
+def _work_exposition(samples: np.ndarray, zone: str, part: str) -> str:
+    labels = f'instance="engine-{zone}",part="{part}",scope="{zone}.engine"'
+    name = WORK_FAMILY
+    lines = [f"# HELP {name} Engine slot time per query, by part", f"# TYPE {name} histogram"]
+    for edge in WORK_EDGES:
+        lines.append(f'{name}_bucket{{{labels},le="{edge}"}} {np.sum(samples <= edge)}')
+    lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {len(samples)}')
+    lines.append(f"{name}_count{{{labels}}} {len(samples)}")
+    lines.append(f"{name}_sum{{{labels}}} {samples.sum()}")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_engines_work_is_pooled_over_the_zones_into_service_time_and_cache_latency():
+    """Three zones' engines, each timing its slot in two parts: one fit per part, written
+    to the parameter the simulator's engine worker is held for; each zone reported."""
+    rng = np.random.default_rng(3)
+    text = "".join(
+        _work_exposition(rng.lognormal(math.log(median), 0.6, 3_000), zone, part)
+        for zone in ("az-a", "az-b", "az-c")
+        for part, median in (("service", 0.00008), ("cache_lookup", 0.0004)))
+    work = read_histograms(text, WORK_FAMILY, "part")
+    assert len(work) == 6 and {h.connector for h in work} == {"service", "cache_lookup"}
+    overrides, fits, not_fitted = engine_overlay(work)
+    assert list(overrides) == ["topology.engine.service_time", "topology.cache.latency"]
+    by_target = {f["target"]: f for f in fits}
+    assert by_target["topology.engine.service_time"]["observations"] == 9_000  # pooled
+    assert by_target["topology.engine.service_time"]["median"] == pytest.approx(8e-5, rel=0.1)
+    assert by_target["topology.cache.latency"]["median"] == pytest.approx(4e-4, rel=0.1)
+    assert overrides["topology.cache.latency"]["dist"] == "lognormal"
+    assert sorted(r["series"] for r in not_fitted) == sorted(
+        f"{z}.engine/{p}" for z in ("az-a", "az-b", "az-c") for p in ("service", "cache_lookup"))
+    # the values are the schema's: the calibrated scenario loads
+    base = textbook()
+    for path, value in overrides.items():
+        section = base
+        *parents, leaf = path.split(".")
+        for key in parents:
+            section = section.setdefault(key, {})
+        section[leaf] = value
+    from labcore.scenario import Scenario
+    loaded = Scenario.model_validate(base)
+    assert loaded.topology.cache.latency.median == pytest.approx(  # type: ignore[union-attr]
+        by_target["topology.cache.latency"]["median"], rel=1e-3)
+
+
+def test_an_idle_engine_is_reported_not_fitted():
+    text = _work_exposition(np.full(10, 0.0001), "az-a", "service")
+    overrides, fits, not_fitted = engine_overlay(read_histograms(text, WORK_FAMILY, "part"))
+    assert overrides == {} and fits == []
+    assert "fewer than 50" in not_fitted[0]["reason"]
 
 
 def test_bad_calibration_input_exits_2(tmp_path: Path, capsys):

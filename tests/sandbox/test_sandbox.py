@@ -266,6 +266,30 @@ def _samples(sb: Sandbox, family: str) -> list[Any]:
             for s in f.samples]
 
 
+def _work_counts(sb: Sandbox) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for s in _samples(sb, "omnisql_engine_work_seconds"):
+        if s.name.endswith("_count") and s.labels["scope"].endswith(".engine"):
+            counts[s.labels["part"]] = counts.get(s.labels["part"], 0.0) + s.value
+    return counts
+
+
+def test_each_query_times_its_engine_slot_in_the_simulators_two_parts(sandbox: Sandbox) -> None:
+    """An engine slot's time per query, as `sim calibrate` fits it: its own work
+    (`topology.engine.service_time`) and the cache lookup (`topology.cache.latency`)."""
+    before = _work_counts(sandbox)
+    answers = [sandbox.query("initech", f"SELECT id FROM crm.accounts WHERE id = {n % 4}")
+               for n in range(12)]  # misses, then hits
+    assert [r.status_code for r in answers] == [200] * 12
+    assert {r.json()["cache"] for r in answers} >= {"hit", "miss"}
+    after = _work_counts(sandbox)
+    assert after["service"] - before.get("service", 0.0) == 12
+    assert after["cache_lookup"] - before.get("cache_lookup", 0.0) == 12
+    buckets = {s.labels["le"]: s.value for s in _samples(sandbox, "omnisql_engine_work_seconds")
+               if s.name.endswith("_bucket") and s.labels["part"] == "service"}
+    assert "2.5e-05" in buckets  # resolved below the request histogram's 1 ms
+
+
 def test_merged_metrics_have_per_tenant_series(sandbox: Sandbox) -> None:
     sandbox.query("umbrella", "SELECT id FROM crm.accounts WHERE id = 1")
     requests = _samples(sandbox, "omnisql_requests")
