@@ -124,8 +124,12 @@ def test_ctrl_c_on_the_cli_writes_what_is_done(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "sim", "sweep", str(BASELINE), "-R", "12", "-j", "2",
                "--out", str(out), "--no-progress", "--set", "run.duration=4m",
                "--set", "workload.scale=0.2"]
+    # As from a terminal: SIGINT at its default, even when the suite was started in the
+    # background (`cmd &` ignores SIGINT, the child inherits that and Python then installs
+    # no KeyboardInterrupt handler: the 07:58 rehearsal's sweep ran to the end and exited 0).
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if part.exists() and part.read_text().count("\n") >= 2:
