@@ -28,6 +28,7 @@ __all__ = [
     "default_dir",
     "free_port",
     "load_state",
+    "pid_alive",
     "PortClaim",
     "PortClaimTimeout",
     "port_claim",
@@ -126,14 +127,19 @@ class PortClaimTimeout(Exception):
     """Another stand-in held the port lock for longer than the wait allowed."""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (supervise, and the port registry)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie is not alive
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class PortClaim:
@@ -145,7 +151,7 @@ class PortClaim:
         self.registry = registry
         self.running: dict[str, list[int]] = {
             pid: ports for pid, ports in (read_json_file(registry) or {}).items()
-            if pid.isdigit() and isinstance(ports, list) and _alive(int(pid))}
+            if pid.isdigit() and isinstance(ports, list) and pid_alive(int(pid))}
         for ports in self.running.values():
             _chosen.update(ports)
         self._before = set(_chosen)

@@ -23,7 +23,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from sandbox.ownership import Identity, members, stop_members
 from sandbox.pgcluster import pg_bindir, redis_binary
-from sandbox.state import ZONES, Layout
+from sandbox.state import ZONES, Layout, pid_alive
 
 __all__ = [
     "Program",
@@ -157,20 +157,6 @@ def rpc(layout: Layout, timeout: float = 30.0) -> Any:
     transport = SupervisorTransport(None, None, f"unix://{layout.supervisor_sock}")
     transport.timeout = timeout  # type: ignore[attr-defined]
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:  # a zombie is not alive
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def shutdown(layout: Layout, pid: int | None, timeout: float = 40.0) -> None:
