@@ -9,6 +9,9 @@ the facts of replication 0.
     python scripts/fingerprint.py check fingerprints.json      # after: exit 1 on any move
 
 ``check`` prints each scenario whose fingerprint moved and which part moved.
+``--replications N`` runs N replications instead of each scenario's own (a quicker,
+smaller fingerprint: ``tests/test_sim_compiled.py`` compares the compiled and the pure
+path with one). The path this runs is the process's (``SIM_PURE=1`` forces pure).
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def fingerprint(path: str) -> dict[str, str]:
+def fingerprint(path: str, replications: int | None = None) -> dict[str, str]:
     from sim import read_scenario, simulate
     from sim.cli import main
 
     parts: dict[str, str] = {}
+    argv = ["run", path, "--seed", str(SEED), "--no-plots", "--out", "", "--jobs", "1"]
+    if replications is not None:
+        argv += ["-R", str(replications)]
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
-        code = main(["run", path, "--seed", str(SEED), "--no-plots", "--out", out, "--jobs", "1"])
+        argv[argv.index("--out") + 1] = out
+        code = main(argv)
         parts["exit"] = str(code)
         parts["summary.json"] = _digest((Path(out) / "summary.json").read_bytes())
     result = simulate(read_scenario(path).scenario, SEED)
@@ -58,10 +65,10 @@ def scenarios() -> list[str]:
     return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scenarios").rglob("*.yaml"))
 
 
-def collect(jobs: int) -> dict[str, dict[str, str]]:
+def collect(jobs: int, replications: int | None = None) -> dict[str, dict[str, str]]:
     paths = scenarios()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return dict(zip(paths, pool.map(fingerprint, paths)))
+        return dict(zip(paths, pool.map(fingerprint, paths, [replications] * len(paths))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=["write", "check"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--replications", type=int, default=None,
+                        help="replications per scenario (default: each scenario's own)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # summary.json names its source path relative to the checkout
-    current = collect(args.jobs)
+    current = collect(args.jobs, args.replications)
     if args.mode == "write":
         args.file.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
         print(f"{len(current)} scenarios fingerprinted into {args.file}")

@@ -20,8 +20,15 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-# The lab with every extra (sandbox, load, chaos, sweep, validation, notebooks, test).
+# The lab with every extra (sandbox, load, chaos, sweep, validation, notebooks, test). The
+# install also compiles the hot path with mypyc where a C compiler is at hand (setup.py);
+# there, the suite requires the compiled path (tests/test_sim_compiled.py compares it with
+# the pure one) rather than skipping its tests.
 python -m pip install -q --disable-pip-version-check -e '.[all]'
+if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then
+    export OMNISQL_REQUIRE_COMPILED=1
+fi
+python -c 'import sim; print(sim.path_status().notice())'
 if [ -f chaos/pyproject.toml ]; then
     python -m pip install -q --disable-pip-version-check -e chaos/
 fi

@@ -9,6 +9,10 @@ chaos extension and the load tests import too; the names below are sim's public 
     >>> from sim import load_scenario, simulate, compute_metrics
     >>> scenario = load_scenario("scenarios/baseline.yaml", overrides=["run.duration=2m"])
     >>> metrics = compute_metrics(simulate(scenario, seed=1))
+
+The hot path runs compiled when ``pip install`` could build it and its sources are
+unchanged since, else as the same sources in plain Python; :func:`path_status` says
+which (see :mod:`sim._compiled`). Results are the same either way.
 """
 
 from labcore.checks import CheckResult, evaluate_checks, passes
@@ -16,6 +20,10 @@ from labcore.metrics import Estimate, aggregate, compute_metrics, window_table
 from labcore.scenario import Scenario
 from labcore.scenario_file import ScenarioError, ScenarioFile, load_scenario, read_scenario
 
+# sim._compiled decides, once, whether the kernel and the model load compiled or pure: it
+# must be imported before them (labcore, above, imports nothing of sim).
+from ._compiled import PathStatus
+from ._compiled import status as path_status
 from .kernel.streams import derive_seed
 from .report import verdict_table, write_run
 from .run import RunResult, replication_seeds, run_replications, simulate
@@ -27,12 +35,14 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioFile",
+    "PathStatus",
     "aggregate",
     "compute_metrics",
     "derive_seed",
     "evaluate_checks",
     "load_scenario",
     "passes",
+    "path_status",
     "read_scenario",
     "replication_seeds",
     "run_replications",

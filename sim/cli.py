@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     docs.add_argument("--check", action="store_true",
                       help="only check that the doc is up to date (exit 1 if not)")
 
-    bench = sub.add_parser("bench", help="simulated requests per wall-second against peers")
+    bench = sub.add_parser("bench", help="simulated requests per CPU-second, compiled and pure, "
+                                         "against peers")
     bench.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
     bench.add_argument("--duration", default="3m", help="simulated time per measurement")
     bench.add_argument("--repeat", type=int, default=5,

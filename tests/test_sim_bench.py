@@ -8,6 +8,8 @@ import sys
 
 from sim_helpers import ROOT
 
+from sim import path_status
+
 
 def test_bench_prints_rates_ratios_and_bars():
     proc = subprocess.run([sys.executable, "-m", "sim", "bench", "--duration", "20s",
@@ -15,10 +17,12 @@ def test_bench_prints_rates_ratios_and_bars():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert re.search(r"lab \(light events, full model\)\s*│\s*[\d,]+", out)
+    path = "compiled" if path_status().compiled else "pure Python"
+    assert re.search(rf"lab {path} \(full model\)\s*│\s*[\d,]+", out)
+    assert ("compiled path: " in out) == path_status().compiled
     assert "plain SimPy, with client timeouts" in out
-    assert re.search(r"speed: [\d,]+ req/s", out)
-    assert re.search(r"ratio to plain SimPy with client timeouts: [\d.]+x", out)
+    assert re.search(r"ratio to plain SimPy, with client timeouts: [\d.]+x \(bar: 25x\)", out)
+    assert re.search(r"ratio to plain SimPy, minimal \(no timeouts\): [\d.]+x \(bar: 10x\)", out)
 
 
 def test_bench_json_has_every_figure(tmp_path):
@@ -31,8 +35,11 @@ def test_bench_json_has_every_figure(tmp_path):
     for key in ("lab_rps", "lab_pure_rps", "ratio_plain_simpy_timeouts", "ratio_minimal_simpy",
                 "ratio_ciw"):
         assert isinstance(figures[key], float) and figures[key] > 0, key
-    assert figures["compiled"] is False  # no compiled path is built yet
-    assert figures["lab_rps"] == figures["lab_pure_rps"]
+    assert figures["compiled"] is path_status().compiled
+    if figures["compiled"]:  # both paths measured, in a process each
+        assert figures["ratio_compiled_to_pure"] > 0
+    else:
+        assert figures["lab_rps"] == figures["lab_pure_rps"]
     assert len(figures["scale"]) == 2
     for point in figures["scale"]:
         assert isinstance(point["peak_mb"], float) and point["peak_mb"] > 0

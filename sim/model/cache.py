@@ -141,9 +141,10 @@ class ResultCache:
         if tenant is None and not self.soft_purge:
             self.expiry.clear()
             return
-        low, high = 0, math.inf
+        low, high = 0.0, math.inf  # floats: compiled, a float variable holds no int
         if tenant is not None:
-            low, high = tenant * self.keys_per_tenant, (tenant + 1) * self.keys_per_tenant
+            low = float(tenant * self.keys_per_tenant)
+            high = float((tenant + 1) * self.keys_per_tenant)
         now = self.env.now
         for key in [k for k in self.expiry if low <= k < high]:
             if self.soft_purge:
