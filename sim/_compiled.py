@@ -1,7 +1,8 @@
 """Which path runs: the hot path compiled by mypyc, or the same sources as plain Python.
 
 The modules in :data:`MODULES` (the kernel's events, stations and recorder, and the
-nominal request path: workload, client, gateway, engine, cache, connector, provider)
+nominal request path: workload, client, gateway, engine, cache, connector, provider,
+and the closed-loop users, whose client is a subclass of the compiled one)
 are one source: plain, typed Python that runs as it is, and that ``setup.py`` also
 compiles to C with mypyc when a C compiler is at hand (``pip install -e .``). A compiled
 module sits beside its source (``station.py`` and ``station.cpython-311-….so``) and
@@ -52,7 +53,8 @@ MODULES: tuple[str, ...] = (
     "sim.model.gateway",
     "sim.model.client",
     "sim.model.workload",
-)
+    "sim.model.users",  # its NotifyingClient subclasses Client: compiled classes have only
+)                       # compiled subclasses
 
 #: Written by the build beside ``sim/__init__.py``: the interpreter it was built for and
 #: the SHA-256 of each compiled module's source.

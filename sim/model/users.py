@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
-from labcore.scenario import Scenario
+from labcore.scenario import Retries, Scenario
 
 from ..kernel import Recorder, Streams
 from .client import Client
@@ -33,8 +33,9 @@ __all__ = ["ClosedLoopUsers", "NotifyingClient"]
 class NotifyingClient(Client):
     """A client that calls ``done(request, outcome)`` when a request ends for good."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, env: "simpy.Environment", spec: Retries, timeout: float,
+                 streams: Streams, recorder: Recorder) -> None:
+        super().__init__(env, spec, timeout, streams, recorder)
         self.done: Callable[[Request, int], None] = lambda request, outcome: None
 
     def set_done(self, done: Callable[[Request, int], None]) -> None:
