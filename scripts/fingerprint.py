@@ -26,6 +26,7 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,19 +39,32 @@ def _digest(data: bytes) -> str:
 
 
 def fingerprint(path: str, replications: int | None = None) -> dict[str, str]:
-    from sim import read_scenario, simulate
+    import sim.run
     from sim.cli import main
 
     parts: dict[str, str] = {}
     argv = ["run", path, "--seed", str(SEED), "--no-plots", "--out", "", "--jobs", "1"]
     if replications is not None:
         argv += ["-R", str(replications)]
-    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
-        argv[argv.index("--out") + 1] = out
-        code = main(argv)
-        parts["exit"] = str(code)
-        parts["summary.json"] = _digest((Path(out) / "summary.json").read_bytes())
-    result = simulate(read_scenario(path).scenario, SEED)
+    # The run's first replication is simulate(scenario, SEED) (sim.run.replication_seeds):
+    # its arrays are fingerprinted as the CLI's run made them, not simulated a second time.
+    results: list[sim.run.RunResult] = []
+    run_replications = sim.run.run_replications
+
+    def keep(*args: Any, **kwargs: Any) -> list[sim.run.RunResult]:
+        results.extend(run_replications(*args, **kwargs))
+        return results
+
+    sim.run.run_replications = keep  # type: ignore[assignment]
+    try:
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+            argv[argv.index("--out") + 1] = out
+            code = main(argv)
+            parts["exit"] = str(code)
+            parts["summary.json"] = _digest((Path(out) / "summary.json").read_bytes())
+    finally:
+        sim.run.run_replications = run_replications
+    result = results[0]
     for name in sorted(result.arrays):
         array = np.ascontiguousarray(result.arrays[name])
         parts[f"arrays.{name}"] = _digest(str(array.dtype).encode() + repr(array.shape).encode()
