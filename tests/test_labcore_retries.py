@@ -9,7 +9,6 @@ from labcore.retries import (
     Backoff,
     ClientRetries,
     PolicyPush,
-    RetryBudget,
     Tried,
     attempt,
     policy_pushes,
@@ -69,7 +68,11 @@ def test_a_single_attempt_without_a_retry_policy() -> None:
 def test_a_config_push_changes_a_real_client_as_the_simulators() -> None:
     """retry_storm_mitigated's push (budget 10%, full jitter) on the client the real loads
     share, and on the simulator's: the same fields, the budget starting full."""
+    import simpy
+
+    from labcore.facts import OUTCOMES
     from sim import load_scenario
+    from sim.kernel import Recorder, Streams
     from sim.model.client import Client
 
     scenario = load_scenario(REPO / "scenarios" / "retry_storm_mitigated.yaml")
@@ -80,9 +83,11 @@ def test_a_config_push_changes_a_real_client_as_the_simulators() -> None:
     real = ClientRetries(spec, random.Random(1))
     assert (real.budget.ratio, real.backoff.strategy) == (None, "none")  # the storm's client
     real.push(push)
-    simulated = Client.__new__(Client)  # only the policy's fields: no run needed
-    simulated.budget, simulated.backoff, simulated.max_attempts = (
-        RetryBudget(spec.budget), Backoff(spec, random.Random(1)), spec.max_attempts)
+    env = simpy.Environment()  # a client built as the simulator builds it, never run
+    simulated = Client(env, spec, scenario.topology.gateway.timeout, Streams(1),
+                       Recorder(env, scenario.run.window, list(scenario.workload.tenants),
+                                outcomes=OUTCOMES))
+    simulated.backoff = Backoff(spec, random.Random(1))
     simulated.set_policy(push.budget, push.backoff, push.max_attempts)
     for client in (real, simulated):
         assert (client.budget.ratio, client.budget.tokens) == (0.1, client.budget.reserve)
