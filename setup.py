@@ -6,8 +6,9 @@ Python. The build is optional: without mypyc or a working C compiler the lab ins
 and runs the pure path, and says so in one line. Floating point is compiled strictly
 (``-ffp-contract=off``, no ``-ffast-math``, no ``-march=native``), so results do not
 depend on the machine or on the path. After a build, ``sim/_compiled_manifest.json``
-records each compiled source's SHA-256; ``sim`` loads the compiled modules only while
-every source still matches it (see ``sim/_compiled.py``).
+records the SHA-256 of each source as mypyc read it; ``sim`` loads the compiled modules
+only while every source still matches it (see ``sim/_compiled.py``). ``SIM_PURE=1`` at
+install time skips the build.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 _compiled = runpy.run_path(str(HERE / "sim" / "_compiled.py"))
 MODULES: tuple[str, ...] = _compiled["MODULES"]
 STRICT_FP = ["-ffp-contract=off", "-fno-fast-math"]
+BUILT_FROM: dict[str, str] = {}  # module -> SHA-256 of the source mypyc compiled
 
 
 def _notice(reason: str) -> None:
@@ -42,6 +44,7 @@ def _extensions() -> list:
         _notice("mypyc is not installed")
         return []
     paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in MODULES]
+    BUILT_FROM.update(_compiled["source_hashes"](HERE / "sim"))  # what mypyc reads now
     try:
         extensions = mypycify(paths, opt_level="2", group_name="sim._hotpath")
     except (Exception, SystemExit) as exc:  # mypyc reports type errors by exiting
@@ -67,15 +70,10 @@ class BuildExt(build_ext):
             for output in self.get_outputs():
                 Path(output).unlink(missing_ok=True)
             return
-        sys.path.insert(0, str(HERE / "sim"))
-        try:
-            hashes = _compiled["source_hashes"](HERE / "sim")
-            tag = _compiled["interpreter_tag"]()
-        finally:
-            sys.path.pop(0)
         package.mkdir(parents=True, exist_ok=True)
-        (package / _compiled["MANIFEST"]).write_text(
-            json.dumps({"interpreter": tag, "sources": hashes}, indent=1) + "\n")
+        (package / _compiled["MANIFEST"]).write_text(json.dumps(
+            {"interpreter": _compiled["interpreter_tag"](), "sources": BUILT_FROM}, indent=1)
+            + "\n")
 
     def get_outputs(self) -> list[str]:
         outputs = list(super().get_outputs())
