@@ -46,7 +46,7 @@ def _extensions() -> list:
     paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in MODULES]
     BUILT_FROM.update(_compiled["source_hashes"](HERE / "sim"))  # what mypyc reads now
     try:
-        extensions = mypycify(paths, opt_level="2", group_name="sim._hotpath")
+        extensions = mypycify(paths, opt_level="2", group_name=_compiled["GROUP"])
     except (Exception, SystemExit) as exc:  # mypyc reports type errors by exiting
         _notice(f"mypyc could not compile it: {exc}")
         return []

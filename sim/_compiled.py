@@ -38,7 +38,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Sequence
 
-__all__ = ["MANIFEST", "MODULES", "PathStatus", "install", "source_hashes", "status"]
+__all__ = ["GROUP", "MANIFEST", "MODULES", "PathStatus", "install", "interpreter_tag",
+           "source_hashes", "source_path", "status"]
 
 #: The modules compiled by ``setup.py``, in dependency order (the kernel first).
 MODULES: tuple[str, ...] = (
@@ -55,6 +56,10 @@ MODULES: tuple[str, ...] = (
     "sim.model.workload",
     "sim.model.users",  # its NotifyingClient subclasses Client: compiled classes have only
 )                       # compiled subclasses
+
+#: mypyc's name for the compiled modules' group: their shared library is
+#: ``sim/_hotpath__mypyc.<suffix>``, which every compiled module imports.
+GROUP = "sim._hotpath"
 
 #: Written by the build beside ``sim/__init__.py``: the interpreter it was built for and
 #: the SHA-256 of each compiled module's source.
@@ -106,7 +111,7 @@ def _decide(package_dir: Path, environ: dict[str, str] | os._Environ[str]) -> Pa
         return PathStatus(False, "not compiled: no C build was made at install")
     try:
         built = json.loads(manifest.read_text())
-        tag, hashes = built["interpreter"], built["sources"]
+        tag, hashes = str(built["interpreter"]), dict(built["sources"])
     except (OSError, ValueError, KeyError, TypeError):
         return PathStatus(False, f"not compiled: {manifest} is unreadable")
     if tag != interpreter_tag():
@@ -116,7 +121,7 @@ def _decide(package_dir: Path, environ: dict[str, str] | os._Environ[str]) -> Pa
             where = source_path(module, package_dir).relative_to(package_dir.parent)
             return PathStatus(False, f"compiled modules are stale: {where} changed since "
                                      "the build (pip install -e . rebuilds them)")
-    for module in MODULES:
+    for module in (*MODULES, f"{GROUP}__mypyc"):
         stem = source_path(module, package_dir).with_suffix("")
         if not any(Path(f"{stem}{s}").is_file() for s in importlib.machinery.EXTENSION_SUFFIXES):
             return PathStatus(False, f"not compiled: no extension module for {module}")
