@@ -24,6 +24,7 @@ from sim import _compiled, path_status
 
 PACKAGE = ROOT / "sim"
 EXTENSION = importlib.machinery.EXTENSION_SUFFIXES[0]  # .cpython-311-x86_64-linux-gnu.so
+SHARED_LIB = _compiled.GROUP.rsplit(".", 1)[1] + "__mypyc"  # mypyc's shared library
 
 
 def require_compiled() -> None:
@@ -70,7 +71,7 @@ def package(tmp_path: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)
         target.with_suffix(EXTENSION).touch()
-    (copy / f"_hotpath__mypyc{EXTENSION}").touch()  # the group's shared library
+    (copy / f"{SHARED_LIB}{EXTENSION}").touch()  # the group's shared library
     (copy / _compiled.MANIFEST).write_text(json.dumps(
         {"interpreter": _compiled.interpreter_tag(), "sources": _compiled.source_hashes(copy)}))
     return copy
@@ -108,8 +109,8 @@ def test_no_manifest_another_interpreter_or_a_missing_module_is_the_pure_path(
     extension.unlink()
     assert "no extension module for sim.model.client" in _compiled._decide(package, {}).reason
     extension.touch()
-    (package / f"_hotpath__mypyc{EXTENSION}").unlink()
-    assert "no extension module for sim._hotpath__mypyc" in _compiled._decide(
+    (package / f"{SHARED_LIB}{EXTENSION}").unlink()
+    assert f"no extension module for sim.{SHARED_LIB}" in _compiled._decide(
         package, {}).reason
     manifest.unlink()
     assert _compiled._decide(package, {}).reason == "not compiled: no C build was made at install"
