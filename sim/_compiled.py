@@ -2,6 +2,7 @@
 
 The modules in :data:`MODULES` (the kernel's events, stations and recorder, and the
 nominal request path: workload, client, gateway, engine, cache, connector, provider,
+the zones,
 and the closed-loop users, whose client is a subclass of the compiled one)
 are one source: plain, typed Python that runs as it is, and that ``setup.py`` also
 compiles to C with mypyc when a C compiler is at hand (``pip install -e .``). A compiled
@@ -47,6 +48,7 @@ MODULES: tuple[str, ...] = (
     "sim.kernel.station",
     "sim.kernel.recorder",
     "sim.model.request",
+    "sim.model.zone",
     "sim.model.provider",
     "sim.model.connector",
     "sim.model.cache",

@@ -68,11 +68,9 @@ def test_a_single_attempt_without_a_retry_policy() -> None:
 def test_a_config_push_changes_a_real_client_as_the_simulators() -> None:
     """retry_storm_mitigated's push (budget 10%, full jitter) on the client the real loads
     share, and on the simulator's: the same fields, the budget starting full."""
-    import simpy
-
     from labcore.facts import OUTCOMES
     from sim import load_scenario
-    from sim.kernel import Recorder, Streams
+    from sim.kernel import Environment, Recorder, Streams
     from sim.model.client import Client
 
     scenario = load_scenario(REPO / "scenarios" / "retry_storm_mitigated.yaml")
@@ -83,7 +81,7 @@ def test_a_config_push_changes_a_real_client_as_the_simulators() -> None:
     real = ClientRetries(spec, random.Random(1))
     assert (real.budget.ratio, real.backoff.strategy) == (None, "none")  # the storm's client
     real.push(push)
-    env = simpy.Environment()  # a client built as the simulator builds it, never run
+    env = Environment()  # a client built as the simulator builds it, never run
     simulated = Client(env, spec, scenario.topology.gateway.timeout, Streams(1),
                        Recorder(env, scenario.run.window, list(scenario.workload.tenants),
                                 outcomes=OUTCOMES))

@@ -140,10 +140,8 @@ def test_low_traffic_noise_is_of_the_order_of_the_threshold() -> None:
 
 
 def test_no_release_costs_nothing_and_shifts_nothing() -> None:
-    from simpy import Environment
-
     from labcore.facts import OUTCOMES
-    from sim.kernel import Recorder, Streams
+    from sim.kernel import Environment, Recorder, Streams
     from sim.model import System
 
     s = scenario("baseline", "run.duration=3m")

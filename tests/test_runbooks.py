@@ -357,13 +357,11 @@ def test_metastable_overload_outlives_its_trigger_and_a_budget_ends_it() -> None
 
 
 def test_mitigations_off_leave_the_data_path_alone() -> None:
-    import simpy
-
     from labcore.facts import OUTCOMES
-    from sim.kernel import Recorder, Streams
+    from sim.kernel import Environment, Recorder, Streams
 
     scenario = load_scenario(SCENARIOS / "cache_stampede.yaml")
-    env = simpy.Environment()
+    env = Environment()
     recorder = Recorder(env, 10.0, ["acme", "globex", "initech", "umbrella"], outcomes=OUTCOMES)
     system = System(env, scenario, Streams(1), recorder)
     assert system.read_through is None

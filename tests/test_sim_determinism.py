@@ -45,23 +45,31 @@ def test_common_random_numbers_across_fault_scenarios():
 
 
 def test_the_kernels_run_loop_is_simpys(monkeypatch):
-    """sim.kernel.Environment steps the same events as simpy.Environment: a run with
+    """The kernel's tight loop (``run(until=<time>)``) fires the same events as SimPy's
+    own ``run``, which stops on an event and calls ``step`` once per event: a run with
     fault processes, health checks and retries gives the same windows either way."""
     import simpy
 
-    import sim.run
+    from sim.kernel import Environment
 
     scenario = load_scenario(SCENARIOS / "az_loss.yaml",
                              overrides=["run.duration=3m", "faults.0.at=1m",
                                         "workload.scale=0.2"])
     fast = simulate(scenario)
-    monkeypatch.setattr(sim.run, "Environment", lambda collect_every: simpy.Environment())
+    stepped: list[int] = []
+
+    def simpys_run(env: Environment, until: float) -> None:
+        stop = env.timeout(until - env.now)
+        simpy.Environment.run(env, stop)
+        stepped.append(1)
+
+    monkeypatch.setattr(Environment, "run", simpys_run)
     plain = simulate(scenario)
+    assert stepped == [1]
     assert fast.requests == plain.requests > 0
     assert fast.marks == plain.marks
     for name, value in fast.arrays.items():
         assert np.array_equal(np.asarray(value), np.asarray(plain.arrays[name])), name
-
 
 
 def test_the_kernel_collects_cycles_once_per_interval_and_restores_the_collector():

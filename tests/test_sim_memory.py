@@ -3,12 +3,11 @@ the recorder's preallocated window arrays, the result cache's sweep of keys no l
 hit, and the workload's chunked pre-draws."""
 
 import numpy as np
-import simpy
 from sim_helpers import SCENARIOS
 
 from labcore.facts import OUTCOMES
 from labcore.scenario_file import load_scenario
-from sim.kernel import Recorder, Streams
+from sim.kernel import Environment, Recorder, Streams
 from sim.model.cache import ResultCache
 from sim.model.workload import CHUNK, Workload
 
@@ -16,7 +15,7 @@ from sim.model.workload import CHUNK, Workload
 def test_windows_past_the_announced_capacity_give_the_same_arrays() -> None:
     arrays = []
     for capacity in (1, 64):  # 1: the arrays double four times during the run
-        env = simpy.Environment()
+        env = Environment()
         recorder = Recorder(env, 10.0, ["acme", "globex"], outcomes=OUTCOMES, windows=capacity)
         for t in range(95):
             env.run(until=t + 0.5)
@@ -34,9 +33,9 @@ def test_windows_past_the_announced_capacity_give_the_same_arrays() -> None:
     assert float(arrays[0]["fail_latency_sum"][-1]) > 0
 
 
-def _cache(stale_horizon: float) -> tuple[simpy.Environment, ResultCache]:
+def _cache(stale_horizon: float) -> tuple[Environment, ResultCache]:
     spec = load_scenario(SCENARIOS / "baseline.yaml").topology.cache  # ttl 5m, unbounded
-    env = simpy.Environment()
+    env = Environment()
     recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES)
     return env, ResultCache(env, spec, 3, recorder, 10**9, stale_horizon)
 
@@ -62,7 +61,7 @@ def test_the_cache_forgets_only_keys_no_lookup_can_hit_again() -> None:
 def test_a_bounded_cache_is_never_swept() -> None:
     scenario = load_scenario(SCENARIOS / "baseline.yaml",
                              overrides=["topology.cache.max_keys_per_node=100000"])
-    env = simpy.Environment()
+    env = Environment()
     recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES)
     cache = ResultCache(env, scenario.topology.cache, 3, recorder, 10**9)
     for i in range(10_000):
@@ -72,7 +71,7 @@ def test_a_bounded_cache_is_never_swept() -> None:
 
 def test_pre_drawn_gaps_are_the_same_draws_in_chunks() -> None:
     scenario = load_scenario(SCENARIOS / "baseline.yaml")
-    env = simpy.Environment()
+    env = Environment()
     workload = Workload(env, scenario, Streams(7), ["crm.accounts", "crm.contacts",
                                                     "tickets.tickets"], lambda r: None)
     stream = workload.streams[0]
@@ -92,7 +91,7 @@ class _Source:
 
 
 def test_counters_as_rows_give_a_late_counter_zeros_before_it_appears() -> None:
-    env = simpy.Environment()
+    env = Environment()
     recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES, windows=1)
     early = _Source([f"c{i}" for i in range(12)])  # more names than the first row holds
     recorder.add_counters("early", early, [f"c{i}" for i in range(12)])

@@ -1,14 +1,18 @@
-"""A SimPy environment whose ``run(until=time)`` steps events in one tight loop.
+"""A SimPy environment whose clock and event queue are the kernel's (:class:`Kernel`).
 
-:meth:`simpy.Environment.run` calls :meth:`~simpy.Environment.step` once per event and
-stops at ``until`` through an urgent stop event that raises ``StopSimulation``. With two
-events per request on the data plane, that method call is a measurable share of a run.
-:class:`Environment` does the same work inline: it schedules the same urgent stop
-event (so events due at ``until`` are treated exactly as SimPy treats them), pops the
-same queue in the same (time, priority, id) order, runs the same callbacks and crashes
-on an undefused failed event as SimPy does. Processes, timeouts, conditions and
-interrupts are SimPy's own, untouched. ``run()`` with no argument or with an event is
-SimPy's.
+In SimPy, only :class:`simpy.Environment`'s own methods touch its queue and clock:
+``schedule`` (every event, timeout and process start goes through it), ``step`` and
+``peek`` read the queue, and everything else reads the clock through ``now``.
+:class:`Environment` overrides those four to use its :attr:`~Environment.kernel`, where
+the model's light events are queued too, so that one queue orders both by SimPy's rule
+(time, priority, insertion order). ``tests/test_simpy_internals.py`` checks this.
+Processes, timeouts, conditions and interrupts are SimPy's own, untouched.
+
+``run(until=<time>)`` schedules the same urgent stop event as
+:meth:`simpy.Environment.run` (so events due at ``until`` are treated exactly as SimPy
+treats them) and then lets the kernel fire events in one tight loop, instead of one
+``step`` call per event. ``run()`` with no argument or with an event is SimPy's, on
+this class's ``step``.
 
 Garbage: CPython's cyclic collector runs every 700 net container allocations and, now
 and then, walks every object alive (the model, numpy, pydantic...). A run allocates two
@@ -23,28 +27,50 @@ no cycles per request (a request and its attempts are freed by reference countin
 from __future__ import annotations
 
 import gc
-from heapq import heappop
 from typing import Any, Generator
 
 import simpy
-from simpy.core import URGENT
+from simpy.core import URGENT, EmptySchedule
+
+from .events import Kernel
 
 __all__ = ["Environment"]
 
 
 class Environment(simpy.Environment):
-    """:class:`simpy.Environment` with a faster ``run(until=<time>)``."""
+    """:class:`simpy.Environment` on the kernel's clock and queue, with a faster
+    ``run(until=<time>)``."""
 
     def __init__(self, initial_time: float = 0, collect_every: float | None = None) -> None:
         super().__init__(initial_time)
+        #: The clock and the event queue: the model's hot path uses them directly.
+        self.kernel = Kernel(float(initial_time))
         self.collect_every = collect_every
         self._collector: simpy.Process | None = None
+
+    @property
+    def now(self) -> float:
+        return self.kernel.now
+
+    def schedule(self, event: simpy.Event, priority: int = simpy.core.NORMAL,
+                 delay: float = 0) -> None:
+        kernel = self.kernel
+        kernel.push(kernel.now + delay, priority, event)
+
+    def peek(self) -> float:
+        return self.kernel.peek()
+
+    def step(self) -> None:
+        kernel = self.kernel
+        if not len(kernel):
+            raise EmptySchedule()
+        kernel.fire(kernel.pop())
 
     def run(self, until: Any = None) -> Any:
         if until is None or isinstance(until, simpy.Event):
             return super().run(until)
         at = until if isinstance(until, int) else float(until)
-        if at <= self._now:
+        if at <= self.kernel.now:
             raise ValueError(
                 f"until ({at}) must be greater than the current simulation time"
             )
@@ -67,16 +93,5 @@ class Environment(simpy.Environment):
         stop = simpy.Event(self)
         stop._ok = True
         stop._value = None
-        self.schedule(stop, URGENT, at - self._now)
-        queue = self._queue
-        while True:  # never empty: the stop event is in the queue until it is popped
-            self._now, _, _, event = heappop(queue)
-            if event is stop:
-                return None
-            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+        self.schedule(stop, URGENT, at - self.kernel.now)
+        self.kernel.run_until(stop)

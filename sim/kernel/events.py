@@ -1,52 +1,215 @@
-"""Light events: a callback at a future simulated time, without a SimPy process.
+"""The event queue, the clock and light events: callbacks at a future time, no process.
+
+:class:`Kernel` is a run's clock and its one event queue. SimPy's own events (timeouts,
+processes, conditions) reach it through :class:`sim.kernel.Environment`, whose
+``schedule``, ``step`` and ``now`` delegate here, so every event, light or not, is
+ordered by SimPy's rule: time, then priority (urgent first), then insertion order.
 
 A request must not cost a SimPy process (a generator plus about six events): the data
-plane is driven by callbacks on these minimal events, scheduled on SimPy's own queue
-so that ordering (time, priority, insertion counter) stays SimPy's deterministic one.
+plane is driven by :class:`Light` events, which carry the callback list SimPy's events
+carry and nothing else. A job that is itself a :class:`Light` (a request, an attempt) is
+scheduled as its own event (:func:`schedule_job`), which saves an allocation per hop.
 
-``Environment.step`` needs only ``callbacks`` and ``_ok`` of an event, so a job that
-carries those slots can be scheduled as its own event (:func:`schedule_job`), which
-saves an allocation per hop on the hot path.
+One source, two representations of the queue. Run as plain Python, it is a heap of
+``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
+it is a heap of :class:`_Entry` objects sifted here, whose comparisons are two machine
+compares instead of two tuple comparisons. Both give the same order: the ids are
+unique, so the order is total and any correct heap pops the same sequence.
 """
 
 from __future__ import annotations
 
-from heapq import heappush
-from typing import Any, Callable
+from heapq import heappop, heappush
+from itertools import count
+from typing import Any, Callable, Final, Iterator
 
-import simpy
-from simpy.core import NORMAL
+__all__ = ["Call", "Kernel", "Light", "schedule", "schedule_job"]
 
-__all__ = ["Call", "schedule", "schedule_job"]
+URGENT: Final = 0  # simpy.core.URGENT (tests/test_simpy_internals.py checks both)
+NORMAL: Final = 1  # simpy.core.NORMAL
+_PRIORITY: Final = 1 << 60  # key = id (urgent) or _PRIORITY + id orders as (priority, id)
 
 
-class Call:
-    """What SimPy's ``Environment.step`` needs of an event, and a payload."""
+def _probe() -> None:
+    """Compiled by mypyc, a function has no ``__code__``."""
 
-    __slots__ = ("callbacks", "job", "gen")
-    _ok = True  # never fails, carries no value: all that SimPy's step reads besides callbacks
-    _value = None
 
-    def __init__(self, callback: Callable[["Call"], None], job: Any, gen: int) -> None:
-        self.callbacks: list[Callable[[Call], None]] | None = [callback]
+#: True where this module runs compiled (the heap of entries), False as plain Python.
+NATIVE: Final[bool] = not hasattr(_probe, "__code__")
+
+
+class Light:
+    """An event the kernel fires without SimPy: its callbacks, called with it."""
+
+    __slots__ = ("callbacks",)
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] | None = None
+
+
+class Call(Light):
+    """A callback at a future time and its payload."""
+
+    __slots__ = ("job", "gen")
+
+    def __init__(self, callback: Callable[[Call], None], job: Any, gen: int) -> None:
+        self.callbacks = [callback]
         self.job = job
         self.gen = gen
 
 
+class _Entry:
+    """One queued event of the compiled heap."""
+
+    __slots__ = ("t", "key", "event")
+
+    def __init__(self, t: float, key: int, event: object) -> None:
+        self.t = t
+        self.key = key
+        self.event = event
+
+
+class Kernel:
+    """A run's clock (``now``) and its event queue, in SimPy's order."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now: float = now
+        self.eid = 0  # the next insertion id (SimPy's ``Environment._eid``), compiled
+        #: As plain Python: the queue, kept by heapq, and the ids. The hot paths of the
+        #: stations and the workload push onto it inline (a call costs the interpreter).
+        self.tuples: list[tuple[float, int, int, object]] = []
+        self.eids: Iterator[int] = count()
+        self.heap: list[_Entry] = []  # compiled
+
+    def __len__(self) -> int:
+        return len(self.heap) + len(self.tuples)
+
+    def push(self, t: float, priority: int, event: object) -> None:
+        """Queue ``event`` at time ``t`` (not a delay)."""
+        if not NATIVE:
+            heappush(self.tuples, (t, priority, next(self.eids), event))
+            return
+        eid = self.eid
+        self.eid = eid + 1
+        if priority == NORMAL:  # an addition: mypyc multiplies large ints as objects
+            key = eid + _PRIORITY
+        elif priority == URGENT:
+            key = eid
+        else:
+            raise ValueError(f"priority {priority}: SimPy has only URGENT (0) and NORMAL (1)")
+        entry = _Entry(t, key, event)
+        heap = self.heap
+        heap.append(entry)
+        key = entry.key
+        i = len(heap) - 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            above = heap[parent]
+            if t < above.t or (t == above.t and key < above.key):
+                heap[i] = above
+                i = parent
+            else:
+                break
+        heap[i] = entry
+
+    def push_job(self, delay: float, job: Light, callbacks: list[Any]) -> None:
+        """Schedule ``job`` itself, ``delay`` from now; ``callbacks`` (only read) get it."""
+        job.callbacks = callbacks
+        self.push(self.now + delay, NORMAL, job)
+
+    def peek(self) -> float:
+        """The time of the next event, or infinity."""
+        if not NATIVE:
+            return self.tuples[0][0] if self.tuples else float("inf")
+        return self.heap[0].t if self.heap else float("inf")
+
+    def pop(self) -> object:
+        """Remove the next event, advance the clock to it and return it (queue not empty)."""
+        if not NATIVE:
+            self.now, _, _, event = heappop(self.tuples)
+            return event
+        heap = self.heap
+        top = heap[0]
+        last = heap.pop()
+        n = len(heap)
+        if n:
+            t, key = last.t, last.key
+            i = 0
+            while True:
+                child = 2 * i + 1
+                if child >= n:
+                    break
+                low = heap[child]
+                if child + 1 < n:
+                    right = heap[child + 1]
+                    if right.t < low.t or (right.t == low.t and right.key < low.key):
+                        child += 1
+                        low = right
+                if low.t < t or (low.t == t and low.key < key):
+                    heap[i] = low
+                    i = child
+                else:
+                    break
+            heap[i] = last
+        self.now = top.t
+        return top.event
+
+    def fire(self, event: Any) -> None:
+        """Run ``event``'s callbacks, as SimPy's ``Environment.step`` does, and raise its
+        failure if nothing defused it."""
+        if isinstance(event, Light):
+            callbacks = event.callbacks
+            event.callbacks = None
+            for callback in callbacks:  # type: ignore[union-attr]
+                callback(event)
+            return
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
+
+    def run_until(self, stop: object) -> None:
+        """Fire events in order until ``stop`` (already queued) is popped."""
+        if not NATIVE:  # pop and fire inlined: a method call per event costs the interpreter
+            tuples = self.tuples
+            while True:
+                self.now, _, _, event = heappop(tuples)
+                if event is stop:
+                    return
+                if isinstance(event, Light):
+                    callbacks = event.callbacks
+                    event.callbacks = None
+                    for callback in callbacks:  # type: ignore[union-attr]
+                        callback(event)
+                else:
+                    self.fire(event)
+        while True:  # never empty: stop is in the queue until it is popped
+            event = self.pop()
+            if event is stop:
+                return
+            if isinstance(event, Light):  # Kernel.fire, inlined: nearly every event
+                callbacks = event.callbacks
+                event.callbacks = None
+                for callback in callbacks:  # type: ignore[union-attr]
+                    callback(event)
+            else:
+                self.fire(event)
+
+
 def schedule(
-    env: simpy.Environment, delay: float, callback: Callable[[Call], None], job: Any, gen: int = 0
+    kernel: Kernel, delay: float, callback: Callable[[Call], None], job: Any, gen: int = 0
 ) -> Call:
     """Call ``callback(call)`` after ``delay`` simulated seconds; ``call.job`` is ``job``."""
     call = Call(callback, job, gen)
-    # Environment.schedule, inlined: this is the hottest call of the simulator.
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))  # type: ignore[attr-defined,misc]
+    kernel.push(kernel.now + delay, NORMAL, call)
     return call
 
 
-def schedule_job(env: simpy.Environment, delay: float, job: Any, callbacks: list) -> None:
-    """Schedule ``job`` itself as an event; ``callbacks`` (a list SimPy only reads) gets it.
+def schedule_job(kernel: Kernel, delay: float, job: Light, callbacks: list[Any]) -> None:
+    """Schedule ``job`` itself as an event; ``callbacks`` (a list only read) gets it.
 
-    ``job`` must have a ``callbacks`` slot, ``_ok`` true and ``_value`` (class attributes
-    will do) and must not already be in the event queue."""
-    job.callbacks = callbacks
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), job))  # type: ignore[attr-defined,misc]
+    ``job`` must not already be in the event queue."""
+    kernel.push_job(delay, job, callbacks)

@@ -30,7 +30,7 @@ An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tes
 from __future__ import annotations
 
 import math
-from typing import Any, Generator, Sequence
+from typing import Any, Final, Generator, Sequence
 
 import numpy as np
 import simpy
@@ -46,9 +46,10 @@ __all__ = ["Recorder", "Window"]
 _COLUMNS = ("start", "outcomes", "latency_sum", "fail_latency_sum")
 _HISTS = ("hist", "fail_hist")
 
-_INV_LOG_GROWTH = 1.0 / math.log(BIN_GROWTH)
-_LAST_BIN = N_BINS - 1
-_log = math.log
+# Final: compiled code reads them as constants, not from the module's dictionary.
+_INV_LOG_GROWTH: Final[float] = 1.0 / math.log(BIN_GROWTH)
+_LAST_BIN: Final[int] = N_BINS - 1
+_BIN_MIN: Final[float] = BIN_MIN
 
 
 class Window:
@@ -178,7 +179,7 @@ class Recorder:
     def request(self, tenant: int, latency: float, outcome: int) -> None:
         """A client request ended (after all its retries); outcome 0 is success."""
         w = self.current
-        index = int(_log(latency / BIN_MIN) * _INV_LOG_GROWTH) if latency > BIN_MIN else 0
+        index = int(math.log(latency / _BIN_MIN) * _INV_LOG_GROWTH) if latency > _BIN_MIN else 0
         if index > _LAST_BIN:
             index = _LAST_BIN
         if outcome:

@@ -3,30 +3,44 @@
 ``capacity`` servers, an optional queue limit, and a service made of phases: ``serve(job)``
 gives the first holding time; when it ends, ``after(job)`` either returns another holding
 time (the server stays with the job: a connector waiting out a Retry-After) or ``None``
-(the server is released and the job moves on). Jobs carry ``t_enq`` and ``alive``.
+(the server is released and the job moves on). Jobs are :class:`Job` objects.
 ``serve`` and ``after`` are the station's strategy fields: set at construction, and
 changed afterwards only through :meth:`set_serve` and :meth:`set_after` (a fault or a
 release wrapping them), which return the phase they replace so it can be restored.
 
 A station can fail (all its work is lost, completions already scheduled are ignored
 through a generation counter) and be restored. Busy time is integrated exactly for
-utilisation; waits are summed for the mean queue wait. Jobs are scheduled as their own
-completion events (see :mod:`sim.kernel.events`), so they need a ``callbacks`` slot,
-``_ok`` and ``_value``, and a ``gen``.
+utilisation; waits are summed for the mean queue wait. A job is scheduled as its own
+completion event (see :mod:`sim.kernel.events`), and typed, so that compiled, its
+fields are read without a dictionary lookup.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from heapq import heappush
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import simpy
-from simpy.core import NORMAL
+from .events import NATIVE, NORMAL, Kernel, Light
 
-from .events import schedule_job
+if TYPE_CHECKING:
+    from .environment import Environment
 
-__all__ = ["Station"]
+__all__ = ["Job", "Station"]
+
+
+class Job(Light):
+    """What a station serves: a light event (its own completion) that remembers the
+    station's generation when it started (``gen``), when it was queued (``t_enq``) and
+    whether anyone still waits for it (``alive``)."""
+
+    __slots__ = ("gen", "t_enq", "alive")
+
+    def __init__(self, t_enq: float) -> None:
+        self.callbacks = None
+        self.gen = 0
+        self.t_enq = t_enq
+        self.alive = True
 
 
 class Station:
@@ -34,7 +48,7 @@ class Station:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Environment,
         name: str,
         capacity: int,
         serve: Callable[[Any], float],
@@ -43,18 +57,19 @@ class Station:
         drop_expired: bool = False,
     ) -> None:
         self.env, self.name, self.capacity = env, name, capacity
+        self.kernel: Kernel = env.kernel
         self.serve, self.after = serve, after
         self.queue_limit = queue_limit
         self.drop_expired = drop_expired
-        self.queue: deque[Any] = deque()
+        self.queue: deque[Job] = deque()
         self._callbacks = [self._phase_done]  # shared: SimPy only reads an event's list
         self.busy = 0
         self.gen = 0
         # Statistics, read and reset by the recorder at each window boundary.
         self.busy_area = 0.0
         self.capacity_area = 0.0
-        self._last = env.now  # busy_area is integrated up to here
-        self._cap_last = env.now  # capacity_area is integrated up to here
+        self._last = self.kernel.now  # busy_area is integrated up to here
+        self._cap_last = self.kernel.now  # capacity_area is integrated up to here
         self.started = 0
         self.waited = 0
         self.wait_sum = 0.0
@@ -66,10 +81,10 @@ class Station:
     def __repr__(self) -> str:
         return f"Station({self.name!r}, busy={self.busy}/{self.capacity}, queued={len(self.queue)})"
 
-    def submit(self, job: Any) -> bool:
+    def submit(self, job: Job) -> bool:
         """Queue or start ``job``; ``False`` if the queue is full or the station is down."""
-        env = self.env
-        now = job.t_enq = env._now
+        kernel = self.kernel
+        now = job.t_enq = kernel.now
         if self.busy < self.capacity:  # _start without a wait, inlined: the hot path
             self.busy_area += self.busy * (now - self._last)
             self._last = now
@@ -77,7 +92,10 @@ class Station:
             self.started += 1
             job.gen = self.gen
             job.callbacks = self._callbacks
-            heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), job))
+            if NATIVE:
+                kernel.push(now + self.serve(job), NORMAL, job)
+            else:  # Kernel.push, inlined
+                heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
             return True
         if self.capacity == 0 or (
             self.queue_limit is not None and len(self.queue) >= self.queue_limit
@@ -87,7 +105,7 @@ class Station:
         self.queue.append(job)
         return True
 
-    def _start(self, job: Any, now: float) -> None:
+    def _start(self, job: Job, now: float) -> None:
         self.busy_area += self.busy * (now - self._last)
         self._last = now
         self.busy += 1
@@ -99,19 +117,22 @@ class Station:
             if self.waits is not None:  # opt-in: only jobs that waited pay for it
                 self.waits.append(wait)
         job.gen = self.gen
-        # The job is its own completion event (kernel.events.schedule_job, inlined).
+        # The job is its own completion event (Kernel.push_job, inlined).
         job.callbacks = self._callbacks
-        env = self.env
-        heappush(env._queue, (now + self.serve(job), NORMAL, next(env._eid), job))
+        kernel = self.kernel
+        if NATIVE:
+            kernel.push(now + self.serve(job), NORMAL, job)
+        else:  # Kernel.push, inlined
+            heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
 
-    def _phase_done(self, job: Any) -> None:
+    def _phase_done(self, job: Job) -> None:
         if job.gen != self.gen:
             return  # the station failed while this job was in service
         more = self.after(job)
         if more is not None:
-            schedule_job(self.env, more, job, self._callbacks)
+            self.kernel.push_job(more, job, self._callbacks)
             return
-        now = self.env._now
+        now = self.kernel.now
         self.busy_area += self.busy * (now - self._last)
         self._last = now
         self.busy -= 1
@@ -134,7 +155,7 @@ class Station:
         previous, self.after = self.after, after
         return previous
 
-    def fail(self) -> list[Any]:
+    def fail(self) -> list[Job]:
         """Lose every server and queued job; return the queued jobs (in-service ones are
         the caller's to account for). Completions already scheduled become no-ops."""
         self.sample_areas()
@@ -150,7 +171,7 @@ class Station:
         capacity); queued jobs start at once if there is room."""
         self.sample_areas()
         self.capacity = capacity
-        now, queue = self.env._now, self.queue
+        now, queue = self.kernel.now, self.queue
         while queue and self.busy < self.capacity:
             nxt = queue.popleft()
             if self.drop_expired and not nxt.alive:
@@ -164,7 +185,7 @@ class Station:
 
     def sample_areas(self) -> None:
         """Bring the busy and capacity integrals up to now (called at window boundaries)."""
-        now = self.env._now
+        now = self.kernel.now
         self.busy_area += self.busy * (now - self._last)
         self.capacity_area += self.capacity * (now - self._cap_last)
         self._last = self._cap_last = now

@@ -20,6 +20,7 @@ from ..kernel import Station, Streams
 if TYPE_CHECKING:
     import simpy
 
+    from ..kernel.environment import Environment
     from .zone import Zone
 
 __all__ = ["Autoscaler", "SAMPLE_EVERY"]
@@ -30,7 +31,7 @@ SAMPLE_EVERY = 1.0  # seconds between samples of the tracked metric
 class Autoscaler:
     """Scales one tier's stations (one per zone) to track the target."""
 
-    def __init__(self, env: "simpy.Environment", spec: Autoscaling, tier: str,
+    def __init__(self, env: "Environment", spec: Autoscaling, tier: str,
                  stations: list[Station], zones: list["Zone"], streams: Streams) -> None:
         self.env, self.spec, self.tier = env, spec, tier
         self.stations, self.zones = stations, zones

@@ -27,31 +27,32 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from labcore.scenario import Cache as CacheSpec
 
 from ..kernel import Recorder, Streams, schedule
-from ..kernel.events import Call
+from ..kernel.events import Call, Kernel
 from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:
-    import simpy
 
+    from ..kernel.environment import Environment
     from .connector import Connectors
     from .engine import Engine
 
 __all__ = ["ResultCache", "ReadThrough"]
 
-_MIN_SWEEP = 4096  # keys: below this the map is never swept
+_MIN_SWEEP: Final = 4096  # keys: below this the map is never swept
 
 
 class ResultCache:
     """Key → expiry time, with shards that go down with their zone."""
 
-    def __init__(self, env: "simpy.Environment", spec: CacheSpec, n_zones: int,
+    def __init__(self, env: "Environment", spec: CacheSpec, n_zones: int,
                  recorder: Recorder, keys_per_tenant: int, stale_horizon: float = 0.0) -> None:
         self.env, self.spec = env, spec
+        self.kernel: Kernel = env.kernel
         self.enabled, self.ttl = spec.enabled, spec.ttl
         self.recorder = recorder
         self.n_shards = spec.nodes_per_zone * n_zones
@@ -123,7 +124,7 @@ class ResultCache:
             lost = {s for s in shards}
             for key in [k for k in self.expiry if k % self.n_shards in lost]:
                 del self.expiry[key]
-        schedule(self.env, self.spec.failover_time, self._failed_over, shards)
+        schedule(self.kernel, self.spec.failover_time, self._failed_over, shards)
 
     def _failed_over(self, call: Call) -> None:
         for shard in call.job:
@@ -145,7 +146,7 @@ class ResultCache:
         if tenant is not None:
             low = float(tenant * self.keys_per_tenant)
             high = float((tenant + 1) * self.keys_per_tenant)
-        now = self.env.now
+        now = self.kernel.now
         for key in [k for k in self.expiry if low <= k < high]:
             if self.soft_purge:
                 self.expiry[key] = min(self.expiry[key], now)
@@ -171,9 +172,10 @@ class ReadThrough:
     attempt of a request with id -1 that ends here, not at the client.
     """
 
-    def __init__(self, env: "simpy.Environment", cache: ResultCache, streams: Streams,
+    def __init__(self, env: "Environment", cache: ResultCache, streams: Streams,
                  recorder: Recorder, n_targets: int, keys: int, lost_after: float) -> None:
         self.env, self.cache = env, cache
+        self.kernel: Kernel = env.kernel
         self.n_targets, self.keys = n_targets, keys
         #: A fetch older than this is presumed lost (its zone failed): start another.
         self.lost_after = lost_after
@@ -224,7 +226,7 @@ class ReadThrough:
 
     def fetch(self, attempt: Attempt) -> None:
         """A miss: join the key's fetch in flight (coalescing) or start one."""
-        key, now = attempt.request.key, self.env._now
+        key, now = attempt.request.key, self.kernel.now
         if self._fetching(key, now):
             if self.coalesce:
                 self.inflight[key].append(attempt)
@@ -237,7 +239,7 @@ class ReadThrough:
 
     def fetched(self, attempt: Attempt, outcome: int) -> None:
         """A fetch ended: its waiters get the same outcome (a result, or its error)."""
-        key, now = attempt.request.key, self.env._now
+        key, now = attempt.request.key, self.kernel.now
         started = self.started.pop(key, None)
         if not self.single_flight and attempt.request.id < 0:
             started = attempt.start  # without the lock each refresh times itself

@@ -22,11 +22,12 @@ from labcore.scenario import Retries
 from labcore.scenario.topology import BackoffStrategy
 
 from ..kernel import Recorder, Streams, schedule
-from ..kernel.events import Call, schedule_job
+from ..kernel.events import Call, Kernel, schedule_job
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:
-    import simpy
+
+    from ..kernel.environment import Environment
 
 __all__ = ["Client", "Backoff", "RetryBudget"]
 
@@ -34,9 +35,10 @@ __all__ = ["Client", "Backoff", "RetryBudget"]
 class Client:
     """Sends each request through ``enter`` and turns attempt outcomes into results."""
 
-    def __init__(self, env: "simpy.Environment", spec: Retries, timeout: float,
+    def __init__(self, env: "Environment", spec: Retries, timeout: float,
                  streams: Streams, recorder: Recorder) -> None:
         self.env, self.timeout, self.recorder = env, timeout, recorder
+        self.kernel: Kernel = env.kernel
         self.max_attempts = spec.max_attempts
         self.retry_on = frozenset(OUTCOME_INDEX[o] for o in spec.on)
         self.backoff = Backoff(spec, streams.get("client.backoff"))
@@ -86,7 +88,7 @@ class Client:
                 tokens = budget.tokens + budget.ratio
                 budget.tokens = tokens if tokens < budget.reserve else budget.reserve
         request.attempts += 1
-        attempt = Attempt(request, -1, self.env._now)
+        attempt = Attempt(request, -1, self.kernel.now)
         self.attempts += 1
         if self.trace:
             self.recorder.log(request.id, "attempt")
@@ -110,12 +112,12 @@ class Client:
             if self.budget.spend():
                 self.retries += 1
                 delay = self.backoff.delay(request, request.attempts)
-                schedule_job(self.env, delay, request, self._retry_callbacks)
+                schedule_job(self.kernel, delay, request, self._retry_callbacks)
                 return
             self.retries_denied += 1
         if self.trace:
             self.recorder.log(request.id, "ok" if outcome == OK else OUTCOMES[outcome])
-        self.recorder.request(request.tenant, self.env._now - request.t0, outcome)
+        self.recorder.request(request.tenant, self.kernel.now - request.t0, outcome)
 
     def inflight(self) -> list[Attempt]:
         """Every attempt still alive (they are all in the timeout FIFO)."""
@@ -127,13 +129,13 @@ class Client:
             pending.popleft()
         if pending:
             self._armed = True
-            delay = pending[0].start + self.timeout - self.env.now
-            schedule(self.env, max(0.0, delay), self._expire, None)
+            delay = pending[0].start + self.timeout - self.kernel.now
+            schedule(self.kernel, max(0.0, delay), self._expire, None)
         else:
             self._armed = False
 
     def _expire(self, call: Call) -> None:
-        deadline = self.env.now - self.timeout + 1e-12
+        deadline = self.kernel.now - self.timeout + 1e-12
         pending = self._pending
         while pending and (not pending[0].alive or pending[0].start <= deadline):
             attempt = pending.popleft()

@@ -16,33 +16,36 @@ Retry-After waits): what the runbook's dashboard ranks tenants by.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from labcore.scenario import Connectors as ConnectorSpec
 
 from ..kernel import Recorder, Station
+from ..kernel.events import Kernel
 from .cache import ResultCache
 from .provider import Provider
 from .request import OK, OVERLOAD, RATE_LIMITED, TIMEOUT, UNAUTHORIZED, Attempt
 
 if TYPE_CHECKING:
-    import simpy
 
+    from ..kernel.environment import Environment
     from .client import Client
     from .zone import Zone
 
 __all__ = ["Connectors", "ConnectorFacts"]
 
-_CALLING, _WAITING = 1, 2
+_CALLING: Final = 1
+_WAITING: Final = 2
 
 
 class Connectors:
     """Connector stations, one per zone, and the providers they call."""
 
-    def __init__(self, env: "simpy.Environment", spec: ConnectorSpec, zones: list["Zone"],
+    def __init__(self, env: "Environment", spec: ConnectorSpec, zones: list["Zone"],
                  providers: list[Provider], target_provider: list[int], cache: ResultCache,
                  client: "Client", recorder: Recorder) -> None:
         self.env, self.spec, self.cache, self.client = env, spec, cache, client
+        self.kernel: Kernel = env.kernel
         self.recorder = recorder
         self.providers = providers
         self.target_provider = target_provider  # target index → provider index
@@ -76,7 +79,7 @@ class Connectors:
         # queue is still a fetch for that key (the stand-in's connector counts the same).
         self.keys.add(attempt.request.key)
         if not self.spec.enabled:
-            self.cache.store(attempt.request.key, self.env.now)
+            self.cache.store(attempt.request.key, self.kernel.now)
             self.finish(attempt, OK)
         elif not self.stations[attempt.zone].submit(attempt):
             self.finish(attempt, OVERLOAD)
@@ -88,7 +91,7 @@ class Connectors:
         attempt.calls += 1
         attempt.phase = _CALLING
         self.calls += 1
-        outcome, latency = provider.call(request.tenant, self.env._now)
+        outcome, latency = provider.call(request.tenant, self.kernel.now)
         if latency > self.spec.timeout:
             outcome, latency = TIMEOUT, self.spec.timeout
             self.timeouts += 1
@@ -116,7 +119,7 @@ class Connectors:
             self.held[attempt.request.tenant] += wait
             return wait
         if attempt.outcome == OK:
-            self.cache.store(attempt.request.key, self.env.now)
+            self.cache.store(attempt.request.key, self.kernel.now)
         self.finish(attempt, attempt.outcome)
         return None
 

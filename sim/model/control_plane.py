@@ -25,8 +25,8 @@ from ..kernel import Station, Streams
 from .request import OVERLOAD, Attempt
 
 if TYPE_CHECKING:
-    import simpy
 
+    from ..kernel.environment import Environment
     from .connector import Connectors
     from .zone import Zone
 
@@ -36,7 +36,7 @@ __all__ = ["ControlPlane"]
 class ControlPlane:
     """Control-plane stations, one per zone, in front of the connectors."""
 
-    def __init__(self, env: "simpy.Environment", spec: ControlPlaneSpec, zones: list["Zone"],
+    def __init__(self, env: "Environment", spec: ControlPlaneSpec, zones: list["Zone"],
                  connectors: "Connectors", streams: Streams) -> None:
         self.connectors = connectors
         self.forward: Callable[[Attempt], None] = connectors.submit  # its next hop

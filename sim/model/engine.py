@@ -16,33 +16,35 @@ both through :meth:`Engine.set_lookup` and :meth:`Engine.set_fetch`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from labcore.distributions import Constant
 from labcore.scenario import Engine as EngineSpec
 
 from ..kernel import Recorder, Station, Streams
+from ..kernel.events import Kernel
 from .cache import ResultCache
 from .request import OK, OVERLOAD, Attempt
 
 if TYPE_CHECKING:
-    import simpy
 
+    from ..kernel.environment import Environment
     from .client import Client
     from .zone import Zone
 
 __all__ = ["Engine"]
 
-_PLANNING = 3  # attempt.phase while an engine worker plans a miss (connector uses 1, 2)
+_PLANNING: Final = 3  # attempt.phase while an engine worker plans a miss (connector uses 1, 2)
 
 
 class Engine:
     """Engine stations, one per zone."""
 
-    def __init__(self, env: "simpy.Environment", spec: EngineSpec, zones: list["Zone"],
+    def __init__(self, env: "Environment", spec: EngineSpec, zones: list["Zone"],
                  cache: ResultCache, cache_latency: Callable[[], float] | None,
                  client: "Client", streams: Streams, recorder: Recorder) -> None:
         self.env, self.spec, self.cache, self.client = env, spec, cache, client
+        self.kernel: Kernel = env.kernel
         self.recorder = recorder
         self.version = spec.version
         self.factor = 1.0  # latency injection
@@ -100,7 +102,7 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.lookup(attempt.request.key, self.env._now):
+        if self.lookup(attempt.request.key, self.kernel.now):
             self.client.finish(attempt, OK)
         else:
             self.fetch(attempt)
@@ -118,7 +120,7 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.lookup(attempt.request.key, self.env._now):
+        if self.lookup(attempt.request.key, self.kernel.now):
             self.client.finish(attempt, OK)
             return None
         attempt.phase = _PLANNING

@@ -29,6 +29,7 @@ from .request import CAPPED, OVERLOAD, UNAVAILABLE, Attempt
 if TYPE_CHECKING:
     import simpy
 
+    from ..kernel.environment import Environment
     from .client import Client
     from .zone import Zone
 
@@ -38,7 +39,7 @@ __all__ = ["Gateway"]
 class Gateway:
     """Routes attempts to zones and admits them; ``forward`` hands them to the engine."""
 
-    def __init__(self, env: "simpy.Environment", spec: GatewaySpec, zones: list["Zone"],
+    def __init__(self, env: "Environment", spec: GatewaySpec, zones: list["Zone"],
                  client: "Client", tenants: list[str], streams: Streams,
                  recorder: Recorder, pinned: bool = False) -> None:
         self.env, self.spec, self.zones, self.client = env, spec, zones, client

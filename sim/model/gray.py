@@ -28,6 +28,7 @@ from .request import OVERLOAD, TIMEOUT, UNAVAILABLE, Attempt
 if TYPE_CHECKING:
     import simpy
 
+    from ..kernel.environment import Environment
     from .gateway import Gateway
     from .system import System
 
@@ -87,7 +88,7 @@ class OutlierDetector:
     """Watches every attempt's outcome per zone and ejects outlier zones (see
     :class:`labcore.scenario.OutlierDetection` for the rules)."""
 
-    def __init__(self, env: "simpy.Environment", spec: OutlierDetection, gateway: "Gateway",
+    def __init__(self, env: "Environment", spec: OutlierDetection, gateway: "Gateway",
                  recorder: Recorder) -> None:
         self.env, self.spec, self.gateway = env, spec, gateway
         n = len(gateway.zones)

@@ -129,7 +129,7 @@ class RegionalFailover:
         client, start = self.system.client, self.env.now
 
         def resolve(attempt: Attempt) -> None:
-            if self.dns_rng.random() * ttl < self.env._now - start:
+            if self.dns_rng.random() * ttl < self.env.now - start:
                 enter(attempt)
             elif not self.fault.blackhole:
                 client.finish(attempt, UNAVAILABLE)  # the old region refuses fast

@@ -133,7 +133,7 @@ class CanaryRelease:
                 if canary:
                     self.exposed_failures += 1
             if canary or self.sample_rng.random() < self._keep():
-                tally.latencies.append(self.env._now - attempt.start)
+                tally.latencies.append(self.env.now - attempt.start)
 
     def _keep(self) -> float:
         """Baseline latencies kept for Mann-Whitney: about as many as the canary's."""

@@ -13,32 +13,41 @@ on the hot path.
 
 from __future__ import annotations
 
+from typing import Final
+
 from labcore.facts import OUTCOMES
+
+from ..kernel.events import Light
+from ..kernel.station import Job
 
 __all__ = ["Request", "Attempt", "OK", "TIMEOUT", "RATE_LIMITED", "UNAUTHORIZED",
            "UNAVAILABLE", "OVERLOAD", "PROVIDER_ERROR", "CAPPED", "OUTCOME_INDEX"]
 
 OUTCOME_INDEX = {name: i for i, name in enumerate(OUTCOMES)}
-OK = OUTCOME_INDEX["ok"]
-TIMEOUT = OUTCOME_INDEX["timeout"]
-RATE_LIMITED = OUTCOME_INDEX["rate_limited"]
-UNAUTHORIZED = OUTCOME_INDEX["unauthorized"]
-UNAVAILABLE = OUTCOME_INDEX["unavailable"]
-OVERLOAD = OUTCOME_INDEX["overload"]
-PROVIDER_ERROR = OUTCOME_INDEX["provider_error"]
-CAPPED = OUTCOME_INDEX["capped"]
+# Literals, so that compiled code uses them as constants (not a module dictionary
+# lookup each time); checked against OUTCOMES' order just below.
+OK: Final = 0
+TIMEOUT: Final = 1
+RATE_LIMITED: Final = 2
+UNAUTHORIZED: Final = 3
+UNAVAILABLE: Final = 4
+OVERLOAD: Final = 5
+PROVIDER_ERROR: Final = 6
+CAPPED: Final = 7
+if [OUTCOME_INDEX[name] for name in ("ok", "timeout", "rate_limited", "unauthorized",
+                                     "unavailable", "overload", "provider_error", "capped")
+    ] != [OK, TIMEOUT, RATE_LIMITED, UNAUTHORIZED, UNAVAILABLE, OVERLOAD, PROVIDER_ERROR,
+          CAPPED]:
+    raise ImportError("labcore.facts.OUTCOMES changed order: renumber sim/model/request.py")
 
 
-class Request:
+class Request(Light):
     """One client query: who asked, for which result key, and since when."""
 
-    __slots__ = ("callbacks", "id", "tenant", "user", "target", "key", "t0", "attempts",
-                 "backoff", "pin")
-    _ok = True  # what SimPy's step reads of an event: it never fails, carries no value
-    _value = None
+    __slots__ = ("id", "tenant", "user", "target", "key", "t0", "attempts", "backoff", "pin")
 
     def __init__(self, rid: int, tenant: int, user: int, target: int, key: int, t0: float) -> None:
-        self.callbacks: list | None = None
+        self.callbacks = None  # a light event: its arrival, or its retry
         self.id = rid
         self.tenant = tenant
         self.user = user
@@ -50,16 +59,13 @@ class Request:
         self.pin = -1  # the zone a zone-targeted surge sends it to (-1: none)
 
 
-class Attempt:
+class Attempt(Job):
     """One try of a request through gateway → engine → cache → connector."""
 
-    __slots__ = ("callbacks", "gen", "request", "zone", "start", "alive", "t_enq", "phase",
-                 "calls", "outcome", "slot")
-    _ok = True
-    _value = None
+    __slots__ = ("request", "zone", "start", "phase", "calls", "outcome", "slot")
 
     def __init__(self, request: Request, zone: int, start: float) -> None:
-        self.callbacks: list | None = None
+        self.callbacks = None  # a light event: the end of its phase at a station
         self.gen = 0  # generation of the station serving it (stale after a failure)
         self.request = request
         self.zone = zone

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import simpy
-
 from labcore.facts import FaultMark
 from labcore.scenario import Scenario, SoftCache
 
-from ..kernel import Recorder, Streams
+from ..kernel import Environment, Recorder, Streams
 from .autoscaling import Autoscaler
 from .cache import ReadThrough, ResultCache
 from .client import Client
@@ -51,7 +49,7 @@ def targets_of(scenario: Scenario) -> list[str]:
 class System:
     """All components of one run, built from the scenario."""
 
-    def __init__(self, env: simpy.Environment, scenario: Scenario, streams: Streams,
+    def __init__(self, env: Environment, scenario: Scenario, streams: Streams,
                  recorder: Recorder) -> None:
         self.env, self.scenario, self.streams, self.recorder = env, scenario, streams, recorder
         topo = scenario.topology

@@ -25,6 +25,7 @@ from .request import Attempt, Request
 if TYPE_CHECKING:
     import simpy
 
+    from ..kernel.environment import Environment
     from .workload import Workload
 
 __all__ = ["ClosedLoopUsers", "NotifyingClient"]
@@ -33,7 +34,7 @@ __all__ = ["ClosedLoopUsers", "NotifyingClient"]
 class NotifyingClient(Client):
     """A client that calls ``done(request, outcome)`` when a request ends for good."""
 
-    def __init__(self, env: "simpy.Environment", spec: Retries, timeout: float,
+    def __init__(self, env: "Environment", spec: Retries, timeout: float,
                  streams: Streams, recorder: Recorder) -> None:
         super().__init__(env, spec, timeout, streams, recorder)
         self.done: Callable[[Request, int], None] = lambda request, outcome: None
@@ -55,7 +56,7 @@ class NotifyingClient(Client):
 class ClosedLoopUsers:
     """The sessions of every closed-loop tenant of the scenario."""
 
-    def __init__(self, env: "simpy.Environment", scenario: Scenario, streams: Streams,
+    def __init__(self, env: "Environment", scenario: Scenario, streams: Streams,
                  workload: "Workload", client: NotifyingClient, recorder: Recorder) -> None:
         self.env, self.workload = env, workload
         self.waiting: dict[int, "simpy.Event"] = {}  # request id → its session's wake-up

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import random
 from heapq import heappush
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 import numpy as np
-from simpy.core import NORMAL
 
 from labcore.distributions import BLOCK
 from labcore.scenario import Scenario
 from labcore.workload import RateFunction, mix_cdf, zipf_cdf
 
 from ..kernel import Streams
-from ..kernel.events import schedule_job
+from ..kernel.events import NATIVE, NORMAL, Kernel, schedule_job
 from .request import Request
 
 if TYPE_CHECKING:
-    import simpy
+
+    from ..kernel.environment import Environment
 
 __all__ = ["Workload"]
 
@@ -33,7 +33,7 @@ __all__ = ["Workload"]
 #: Pre-drawn values are handed to the hot path as Python objects this many at a time, so
 #: a tenant holds a few kilobytes of them rather than a block's half megabyte (with a
 #: thousand tenants, that was most of a run's memory).
-CHUNK = 256
+CHUNK: Final = 256
 
 
 class _TenantStream:
@@ -126,9 +126,10 @@ class Workload:
     may drop it, and only accepted arrivals draw their query attributes and an id.
     """
 
-    def __init__(self, env: "simpy.Environment", scenario: Scenario, streams: Streams,
+    def __init__(self, env: "Environment", scenario: Scenario, streams: Streams,
                  targets: list[str], send: Callable[[Request], None]) -> None:
         self.env, self.send = env, send
+        self.kernel: Kernel = env.kernel
         wl, cache = scenario.workload, scenario.topology.cache
         self.keys = cache.keys
         self.n_targets = len(targets)
@@ -161,7 +162,7 @@ class Workload:
                 if t < end:
                     ts.bound, ts.constant = bound, constant
                     request = Request(0, ts.index, 0, 0, 0, t)
-                    schedule_job(self.env, t - self.env._now, request, ts.callbacks)
+                    schedule_job(self.kernel, t - self.kernel.now, request, ts.callbacks)
                     return
             now = end  # memoryless: restart the draw at the segment boundary
             ts.seg += 1
@@ -183,10 +184,13 @@ class Workload:
             gaps = ts.gap_buffer
             t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
             if t < ts.segments[ts.seg][1]:
-                request = Request(0, ts.index, 0, 0, 0, t)  # schedule_job, inlined
+                request = Request(0, ts.index, 0, 0, 0, t)
                 request.callbacks = ts.callbacks
-                env = self.env
-                heappush(env._queue, (t, NORMAL, next(env._eid), request))  # type: ignore[attr-defined,misc]
+                kernel = self.kernel
+                if NATIVE:
+                    kernel.push(t, NORMAL, request)
+                else:  # Kernel.push, inlined
+                    heappush(kernel.tuples, (t, NORMAL, next(kernel.eids), request))
                 return
             now = ts.segments[ts.seg][1]
             ts.seg += 1
