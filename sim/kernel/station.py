@@ -62,7 +62,7 @@ class Station:
         self.queue_limit = queue_limit
         self.drop_expired = drop_expired
         self.queue: deque[Job] = deque()
-        self._callbacks = [self._phase_done]  # shared: SimPy only reads an event's list
+        self._callbacks = [self._phase_done]  # shared: the kernel only reads an event's list
         self.busy = 0
         self.gen = 0
         # Statistics, read and reset by the recorder at each window boundary.

@@ -135,7 +135,7 @@ class Workload:
         self.n_targets = len(targets)
         self.key_cdf = np.asarray(zipf_cdf(cache.keys, cache.zipf_s))
         self.next_id = 0
-        self._callbacks = [self._arrive]  # shared: SimPy only reads an event's list
+        self._callbacks = [self._arrive]  # shared: the kernel only reads an event's list
         self.streams: list[_TenantStream] = []
         for index, (name, tenant) in enumerate(wl.tenants.items()):
             mix = list(tenant.mix.items())
