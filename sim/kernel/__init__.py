@@ -1,5 +1,6 @@
-"""The simulation kernel: the environment (a faster SimPy run loop), random streams, light
-events, service stations and the recorder.
+"""The simulation kernel: the event queue and clock (``events.Kernel``), the environment
+(SimPy's, on that queue and clock), random streams, light events, service stations and
+the recorder.
 
 Nothing here knows about gateways, caches or SaaS providers: the kernel is the small,
 domain-free core that the model's components are built from.
