@@ -14,7 +14,7 @@ from sim_helpers import ROOT
 
 from sim import path_status
 from sim.kernel import Environment
-from sim.kernel.events import NATIVE, NORMAL, URGENT, Call, Kernel, schedule, schedule_job
+from sim.kernel.events import NATIVE, NORMAL, URGENT, Call, Kernel, schedule
 from sim.kernel.station import Job, Station
 
 
@@ -105,7 +105,7 @@ def test_light_events_and_simpys_share_one_order() -> None:
 
     env.process(proc())  # its start is urgent, at 0
     job = Job(0.0)
-    schedule_job(kernel, 1.0, job, [lambda j: fired.append(f"job:{j is job}")])
+    kernel.push_job(1.0, job, [lambda j: fired.append(f"job:{j is job}")])
     call = schedule(kernel, 1.0, lambda c: fired.append(f"call:{c.job}"), "payload")
     assert isinstance(call, Call) and call.job == "payload"
     env.timeout(1.0).callbacks.append(lambda _e: fired.append("timeout-b"))  # type: ignore[union-attr]

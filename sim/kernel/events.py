@@ -8,7 +8,7 @@ ordered by SimPy's rule: time, then priority (urgent first), then insertion orde
 A request must not cost a SimPy process (a generator plus about six events): the data
 plane is driven by :class:`Light` events, which carry the callback list SimPy's events
 carry and nothing else. A job that is itself a :class:`Light` (a request, an attempt) is
-scheduled as its own event (:func:`schedule_job`), which saves an allocation per hop.
+scheduled as its own event (:meth:`Kernel.push_job`), which saves an allocation per hop.
 
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
@@ -23,7 +23,7 @@ from heapq import heappop, heappush
 from itertools import count
 from typing import Any, Callable, Final, Iterator
 
-__all__ = ["Call", "Kernel", "Light", "schedule", "schedule_job"]
+__all__ = ["Call", "Kernel", "Light", "schedule"]
 
 URGENT: Final = 0  # simpy.core.URGENT (tests/test_simpy_internals.py checks both)
 NORMAL: Final = 1  # simpy.core.NORMAL
@@ -113,7 +113,9 @@ class Kernel:
         heap[i] = entry
 
     def push_job(self, delay: float, job: Light, callbacks: list[Any]) -> None:
-        """Schedule ``job`` itself, ``delay`` from now; ``callbacks`` (only read) get it."""
+        """Schedule ``job`` itself, ``delay`` from now; ``callbacks`` (only read) get it.
+
+        ``job`` must not already be in the event queue."""
         job.callbacks = callbacks
         self.push(self.now + delay, NORMAL, job)
 
@@ -190,13 +192,7 @@ class Kernel:
             event = self.pop()
             if event is stop:
                 return
-            if isinstance(event, Light):  # Kernel.fire, inlined: nearly every event
-                callbacks = event.callbacks
-                event.callbacks = None
-                for callback in callbacks:  # type: ignore[union-attr]
-                    callback(event)
-            else:
-                self.fire(event)
+            self.fire(event)  # compiled, a direct call
 
 
 def schedule(
@@ -206,10 +202,3 @@ def schedule(
     call = Call(callback, job, gen)
     kernel.push(kernel.now + delay, NORMAL, call)
     return call
-
-
-def schedule_job(kernel: Kernel, delay: float, job: Light, callbacks: list[Any]) -> None:
-    """Schedule ``job`` itself as an event; ``callbacks`` (a list only read) gets it.
-
-    ``job`` must not already be in the event queue."""
-    kernel.push_job(delay, job, callbacks)

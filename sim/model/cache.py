@@ -36,7 +36,6 @@ from ..kernel.events import Call, Kernel
 from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
     from .connector import Connectors
     from .engine import Engine

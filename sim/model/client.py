@@ -22,11 +22,10 @@ from labcore.scenario import Retries
 from labcore.scenario.topology import BackoffStrategy
 
 from ..kernel import Recorder, Streams, schedule
-from ..kernel.events import Call, Kernel, schedule_job
+from ..kernel.events import Call, Kernel
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
 
 __all__ = ["Client", "Backoff", "RetryBudget"]
@@ -112,7 +111,7 @@ class Client:
             if self.budget.spend():
                 self.retries += 1
                 delay = self.backoff.delay(request, request.attempts)
-                schedule_job(self.kernel, delay, request, self._retry_callbacks)
+                self.kernel.push_job(delay, request, self._retry_callbacks)
                 return
             self.retries_denied += 1
         if self.trace:

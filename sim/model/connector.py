@@ -27,7 +27,6 @@ from .provider import Provider
 from .request import OK, OVERLOAD, RATE_LIMITED, TIMEOUT, UNAUTHORIZED, Attempt
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
     from .client import Client
     from .zone import Zone

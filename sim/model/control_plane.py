@@ -25,7 +25,6 @@ from ..kernel import Station, Streams
 from .request import OVERLOAD, Attempt
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
     from .connector import Connectors
     from .zone import Zone

@@ -27,7 +27,6 @@ from .cache import ResultCache
 from .request import OK, OVERLOAD, Attempt
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
     from .client import Client
     from .zone import Zone

@@ -20,11 +20,10 @@ from labcore.scenario import Scenario
 from labcore.workload import RateFunction, mix_cdf, zipf_cdf
 
 from ..kernel import Streams
-from ..kernel.events import NATIVE, NORMAL, Kernel, schedule_job
+from ..kernel.events import NATIVE, NORMAL, Kernel
 from .request import Request
 
 if TYPE_CHECKING:
-
     from ..kernel.environment import Environment
 
 __all__ = ["Workload"]
@@ -162,7 +161,7 @@ class Workload:
                 if t < end:
                     ts.bound, ts.constant = bound, constant
                     request = Request(0, ts.index, 0, 0, 0, t)
-                    schedule_job(self.kernel, t - self.kernel.now, request, ts.callbacks)
+                    self.kernel.push_job(t - self.kernel.now, request, ts.callbacks)
                     return
             now = end  # memoryless: restart the draw at the segment boundary
             ts.seg += 1
