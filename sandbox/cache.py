@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from sandbox.breaker import Breaker
 from sandbox.errors import ApiError
-from sandbox.fills import SharedFills
+from sandbox.fills import SharedFills, fresh_rows
 
 __all__ = [
     "BYPASS_SLOTS",
@@ -250,9 +250,21 @@ class ResultCache:
                 self.breaker.failure(started)
                 return await self._fetch_and_store(key, fetch)
             try:
-                return await self._fetch_and_store(key, fetch)
+                # Another engine's fill may have stored the rows and released its claim
+                # between this caller's lookup and its claim: then there is nothing to fetch.
+                stored = await self._stored(key)
+                return stored if stored is not None else await self._fetch_and_store(key, fetch)
             finally:
                 await self.fills.release(key)
+
+    async def _stored(self, key: str) -> Rows | None:
+        """The fresh rows stored under ``key``, or None (none, stale, or Redis failed)."""
+        started = time.monotonic()
+        try:
+            return fresh_rows(await self.store.get(key))
+        except RedisError:
+            self.breaker.failure(started)
+            return None
 
     async def _fetch_and_store(self, key: str, fetch: Fetch) -> Rows:
         rows = await fetch()

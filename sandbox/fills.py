@@ -13,7 +13,9 @@ An engine claims a key's fill with a Redis ``SET NX`` (it expires after
 publishes the key on :data:`CHANNEL` when its fill ends, which wakes the waiters at once;
 they also re-read the key every :data:`RECHECK_SECONDS`, so a lost message (or a listener
 reconnecting) only delays them. A fill that ended without fresh rows (it failed) lets the
-next waiter claim the key and fetch. Within an engine, callers share one waiter per key
+next waiter claim the key and fetch. An engine that wins a claim re-reads the key before it
+fetches: another engine's fill may have stored the rows and released its claim between this
+engine's lookup and its claim. Within an engine, callers share one waiter per key
 (``sandbox.cache``).
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["CHANNEL", "CLAIM_SECONDS", "RECHECK_SECONDS", "SharedFills", "claim_key"]
+__all__ = ["CHANNEL", "CLAIM_SECONDS", "RECHECK_SECONDS", "SharedFills", "claim_key", "fresh_rows"]
 
 CHANNEL = "omnisql:filled"
 #: How long a claim lasts unless released: longer than an engine's fill may run
@@ -41,6 +43,14 @@ Rows = list[dict[str, Any]]
 
 def claim_key(key: str) -> str:
     return f"{key}:fill"
+
+
+def fresh_rows(raw: bytes | str | None) -> Rows | None:
+    """The rows of a stored cache entry while it is fresh, else None."""
+    if raw is None:
+        return None
+    entry = json.loads(raw)
+    return list(entry["rows"]) if entry["fresh_until"] > time.time() else None
 
 
 class SharedFills:
@@ -73,10 +83,9 @@ class SharedFills:
                     await asyncio.wait_for(woken.wait(), RECHECK_SECONDS)
                 woken.clear()
                 raw, claimed = await self.store.mget(key, claim_key(key))
-                if raw is not None:
-                    entry = json.loads(raw)
-                    if entry["fresh_until"] > time.time():
-                        return list(entry["rows"])
+                rows = fresh_rows(raw)
+                if rows is not None:
+                    return rows
                 if claimed is None:
                     return None
         finally:

@@ -115,3 +115,22 @@ def test_a_failed_fill_lets_the_waiting_engine_fetch(redis_port: int) -> None:
         finally:
             await _close(caches)
     asyncio.run(main())
+
+
+def test_a_miss_read_before_another_engines_fill_stored_does_not_fetch_again(
+        redis_port: int) -> None:
+    """The race CI met (two provider calls for one hot key): engine b looked the key up
+    and missed while engine a's fill ran; a stored the rows and released its claim; then b
+    claimed the key. b's fill must serve what a stored, not call the provider again."""
+    async def main() -> None:
+        caches, calls = _engines(redis_port), []
+        try:
+            assert await caches[0].get("k", _fetch(calls, "a"), 10.0) == (ROWS, "miss")
+            assert await caches[1].store.get("k:fill") is None  # a's claim is released
+            # b's fill, as it runs after a lookup that missed before a stored the rows:
+            assert await caches[1]._fill("k", _fetch(calls, "b"), 10.0) == ROWS
+            assert calls == ["a"], "the second engine fetched rows the first had stored"
+            assert await caches[1].store.get("k:fill") is None  # b released its claim
+        finally:
+            await _close(caches)
+    asyncio.run(main())
