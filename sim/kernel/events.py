@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 from itertools import count
-from typing import Any, Callable, Final, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Final, Iterator
+
+if TYPE_CHECKING:  # compiled, heap positions are machine integers; plain Python, ints
+    from mypy_extensions import i64
 
 __all__ = ["Call", "Kernel", "Light", "schedule"]
 
 URGENT: Final = 0  # simpy.core.URGENT (tests/test_simpy_internals.py checks both)
 NORMAL: Final = 1  # simpy.core.NORMAL
-_PRIORITY: Final = 1 << 60  # key = id (urgent) or _PRIORITY + id orders as (priority, id)
+_PRIORITY: Final[i64] = 1 << 60  # key = id (urgent) or _PRIORITY + id orders as (priority, id)
 
 
 def _probe() -> None:
@@ -63,7 +66,7 @@ class _Entry:
 
     __slots__ = ("t", "key", "event")
 
-    def __init__(self, t: float, key: int, event: object) -> None:
+    def __init__(self, t: float, key: i64, event: object) -> None:
         self.t = t
         self.key = key
         self.event = event
@@ -74,7 +77,7 @@ class Kernel:
 
     def __init__(self, now: float = 0.0) -> None:
         self.now: float = now
-        self.eid = 0  # the next insertion id (SimPy's ``Environment._eid``), compiled
+        self.eid: i64 = 0  # the next insertion id (SimPy's ``Environment._eid``), compiled
         #: As plain Python: the queue, kept by heapq, and the ids. The hot paths of the
         #: stations and the workload push onto it inline (a call costs the interpreter).
         self.tuples: list[tuple[float, int, int, object]] = []
@@ -101,9 +104,9 @@ class Kernel:
         heap = self.heap
         heap.append(entry)
         key = entry.key
-        i = len(heap) - 1
+        i: i64 = len(heap) - 1
         while i > 0:
-            parent = (i - 1) >> 1
+            parent: i64 = (i - 1) >> 1
             above = heap[parent]
             if t < above.t or (t == above.t and key < above.key):
                 heap[i] = above
@@ -133,23 +136,31 @@ class Kernel:
         heap = self.heap
         top = heap[0]
         last = heap.pop()
-        n = len(heap)
+        n: i64 = len(heap)
         if n:
-            t, key = last.t, last.key
-            i = 0
-            while True:
-                child = 2 * i + 1
-                if child >= n:
-                    break
+            # Bottom-up, as heapq does: the hole at the top goes down to a leaf along the
+            # smaller children (one comparison a level), then ``last`` goes up from there
+            # (it belongs near the bottom: a level or two).
+            i: i64 = 0
+            child: i64 = 1
+            while child < n:
                 low = heap[child]
-                if child + 1 < n:
-                    right = heap[child + 1]
-                    if right.t < low.t or (right.t == low.t and right.key < low.key):
-                        child += 1
-                        low = right
-                if low.t < t or (low.t == t and low.key < key):
-                    heap[i] = low
-                    i = child
+                right: i64 = child + 1
+                if right < n:
+                    other = heap[right]
+                    if other.t < low.t or (other.t == low.t and other.key < low.key):
+                        child = right
+                        low = other
+                heap[i] = low
+                i = child
+                child = 2 * i + 1
+            t, key = last.t, last.key
+            while i > 0:
+                parent: i64 = (i - 1) >> 1
+                above = heap[parent]
+                if t < above.t or (t == above.t and key < above.key):
+                    heap[i] = above
+                    i = parent
                 else:
                     break
             heap[i] = last
