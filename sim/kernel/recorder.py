@@ -59,12 +59,13 @@ class Window:
                  "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
-        self.start = start
-        self.hist = [[0] * N_BINS for _ in range(n_tenants)]  # successes
-        self.outcomes = [[0] * n_outcomes for _ in range(n_tenants)]
-        self.latency_sum = [0.0] * n_tenants  # successes
-        self.fail_hist = [0] * N_BINS  # failures of every tenant
-        self.fail_latency_sum = 0.0
+        # Typed, so that compiled code counts in machine integers and doubles.
+        self.start: float = start
+        self.hist: list[list[int]] = [[0] * N_BINS for _ in range(n_tenants)]  # successes
+        self.outcomes: list[list[int]] = [[0] * n_outcomes for _ in range(n_tenants)]
+        self.latency_sum: list[float] = [0.0] * n_tenants  # successes
+        self.fail_hist: list[int] = [0] * N_BINS  # failures of every tenant
+        self.fail_latency_sum: float = 0.0
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
         self.wait_hists: dict[str, np.ndarray] = {}
@@ -182,13 +183,18 @@ class Recorder:
         index = int(math.log(latency / _BIN_MIN) * _INV_LOG_GROWTH) if latency > _BIN_MIN else 0
         if index > _LAST_BIN:
             index = _LAST_BIN
+        # ``x[i] = x[i] + y``, not ``x[i] += y``: compiled, the typed add, not a generic one.
         if outcome:
-            w.fail_hist[index] += 1
+            fail_hist = w.fail_hist
+            fail_hist[index] = fail_hist[index] + 1
             w.fail_latency_sum += latency
         else:
-            w.hist[tenant][index] += 1
-            w.latency_sum[tenant] += latency
-        w.outcomes[tenant][outcome] += 1
+            hist = w.hist[tenant]
+            hist[index] = hist[index] + 1
+            sums = w.latency_sum
+            sums[tenant] = sums[tenant] + latency
+        outcomes = w.outcomes[tenant]
+        outcomes[outcome] = outcomes[outcome] + 1
 
     def log(self, request_id: int, event: str) -> None:
         if self.trace is not None:
