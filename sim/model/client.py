@@ -34,6 +34,12 @@ __all__ = ["Client", "Backoff", "RetryBudget"]
 class Client:
     """Sends each request through ``enter`` and turns attempt outcomes into results."""
 
+    # The retry budget's state, which ``budget`` reads and sets.
+    _budgeted: bool  # a budget applies (its ratio is not None)
+    _ratio: float
+    _reserve: float
+    _tokens: float
+
     def __init__(self, env: "Environment", spec: Retries, timeout: float,
                  streams: Streams, recorder: Recorder) -> None:
         self.env, self.timeout, self.recorder = env, timeout, recorder
@@ -41,7 +47,7 @@ class Client:
         self.max_attempts = spec.max_attempts
         self.retry_on = frozenset(OUTCOME_INDEX[o] for o in spec.on)
         self.backoff = Backoff(spec, streams.get("client.backoff"))
-        self.budget = RetryBudget(spec.budget)
+        self.budget = RetryBudget(spec.budget)  # held in the fields below (``budget``)
         self.enter: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
         self.release: Callable[[Attempt], None] = lambda attempt: None
         #: Sees every live attempt's outcome (a canary's analysis); ``None``: nobody.
@@ -54,6 +60,25 @@ class Client:
         self.requests = self.attempts = self.retries = self.retries_denied = self.wasted = 0
         recorder.add_counters("client", self, ("requests", "attempts", "retries",
                                                "retries_denied", "wasted"))
+
+    # -- the retry budget ------------------------------------------------------------------
+
+    @property
+    def budget(self) -> RetryBudget:
+        """The retry budget as it stands: labcore's :class:`RetryBudget` (a copy; set this
+        attribute to change it). The client holds its state in native fields, because
+        every request earns its share on the hot path, where reading a Python object's
+        attributes cost compiled code a tenth of its time."""
+        budget = RetryBudget(self._ratio if self._budgeted else None, self._reserve)
+        budget.tokens = self._tokens
+        return budget
+
+    @budget.setter
+    def budget(self, budget: RetryBudget) -> None:
+        self._budgeted = budget.ratio is not None
+        self._ratio = budget.ratio if budget.ratio is not None else 0.0
+        self._reserve = budget.reserve
+        self._tokens = budget.tokens
 
     # -- wiring: the next hops (see the module docstring) ---------------------------------
 
@@ -82,10 +107,9 @@ class Client:
         """A new client request, or a retry of one: a new attempt through the stack."""
         if not request.attempts:  # a new request
             self.requests += 1
-            budget = self.budget
-            if budget.ratio is not None:  # it earns the budget its share
-                tokens = budget.tokens + budget.ratio
-                budget.tokens = tokens if tokens < budget.reserve else budget.reserve
+            if self._budgeted:  # it earns the budget its share (RetryBudget.earn)
+                tokens = self._tokens + self._ratio
+                self._tokens = tokens if tokens < self._reserve else self._reserve
         request.attempts += 1
         attempt = Attempt(request, -1, self.kernel.now)
         self.attempts += 1
@@ -108,7 +132,9 @@ class Client:
             self.release(attempt)
         request = attempt.request
         if outcome != OK and outcome in self.retry_on and request.attempts < self.max_attempts:
-            if self.budget.spend():
+            if not self._budgeted or self._tokens >= 1.0:  # RetryBudget.spend
+                if self._budgeted:
+                    self._tokens -= 1.0
                 self.retries += 1
                 delay = self.backoff.delay(request, request.attempts)
                 self.kernel.push_job(delay, request, self._retry_callbacks)
