@@ -46,6 +46,7 @@ class Gateway:
         self.recorder = recorder
         self.tenants = tenants
         self.rng = streams.get("gateway.routing")
+        self._uniform: Callable[[], float] = self.rng.random  # bound once: a draw an attempt
         #: The entry for attempts (the client's ``enter``), chosen once here by the
         #: routing policy: uniformly at random by default.
         self.accept: Callable[[Attempt], None] = self._accept_random
@@ -117,7 +118,7 @@ class Gateway:
         """Route to a zone uniformly at random (the default policy). The hot path: this
         is :meth:`_route` inlined (the other policies call it)."""
         routable = self.routable
-        z = routable[int(self.rng.random() * len(routable))]
+        z = routable[int(self._uniform() * len(routable))]
         attempt.zone = z
         zone = self.zones[z]
         if not zone.up:
