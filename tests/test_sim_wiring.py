@@ -31,8 +31,17 @@ def _classes(tree: ast.Module) -> list[ast.ClassDef]:
     return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
 
 
+def _is_property(func: ast.FunctionDef) -> bool:
+    """``@property`` or ``@<name>.setter``: assigning it calls the setter (an attribute
+    a compiled class may have), it does not shadow a method."""
+    return any((isinstance(d, ast.Name) and d.id == "property")
+               or (isinstance(d, ast.Attribute) and d.attr == "setter")
+               for d in func.decorator_list)
+
+
 def _methods(cls: ast.ClassDef) -> set[str]:
-    return {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
+    return {node.name for node in cls.body
+            if isinstance(node, ast.FunctionDef) and not _is_property(node)}
 
 
 def _all_methods() -> dict[str, set[str]]:
@@ -102,7 +111,16 @@ def test_the_check_sees_a_replaced_method_and_a_hop_set_from_outside(tmp_path: P
         "    def install(self, gateway):\n"
         "        gateway.forward = self.submit\n"
         "    def later(self):\n"
-        "        self.fetch = None\n")
+        "        self.fetch = None\n"
+        "class Client:\n"  # a settable property is not a method: assigning it is its use
+        "    def __init__(self):\n"
+        "        self.budget = 1.0\n"
+        "        self.send = None\n"
+        "    @property\n"
+        "    def budget(self): ...\n"
+        "    @budget.setter\n"
+        "    def budget(self, value): ...\n"
+        "    def send(self): ...\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
@@ -111,6 +129,7 @@ def test_the_check_sees_a_replaced_method_and_a_hop_set_from_outside(tmp_path: P
         ROOT = saved
     assert [v.split(": ", 1)[1] for v in found] == [
         "replaces the method store", "sets the hop fetch outside a setter",
+        "replaces the method send",
         "sets another object's hop forward (use its set_forward)"]
 
 
