@@ -72,6 +72,21 @@ class _Entry:
         self.event = event
 
 
+def _sift_up(heap: list[_Entry], i: i64, entry: _Entry) -> None:
+    """Put ``entry`` in the compiled heap's hole at ``i``, moving it up past every entry
+    that comes after it (time, then key)."""
+    t, key = entry.t, entry.key
+    while i > 0:
+        parent: i64 = (i - 1) >> 1
+        above = heap[parent]
+        if t < above.t or (t == above.t and key < above.key):
+            heap[i] = above
+            i = parent
+        else:
+            break
+    heap[i] = entry
+
+
 class Kernel:
     """A run's clock (``now``) and its event queue, in SimPy's order."""
 
@@ -103,17 +118,7 @@ class Kernel:
         entry = _Entry(t, key, event)
         heap = self.heap
         heap.append(entry)
-        key = entry.key
-        i: i64 = len(heap) - 1
-        while i > 0:
-            parent: i64 = (i - 1) >> 1
-            above = heap[parent]
-            if t < above.t or (t == above.t and key < above.key):
-                heap[i] = above
-                i = parent
-            else:
-                break
-        heap[i] = entry
+        _sift_up(heap, len(heap) - 1, entry)
 
     def push_job(self, delay: float, job: Light, callbacks: list[Any]) -> None:
         """Schedule ``job`` itself, ``delay`` from now; ``callbacks`` (only read) get it.
@@ -139,8 +144,8 @@ class Kernel:
         n: i64 = len(heap)
         if n:
             # Bottom-up, as heapq does: the hole at the top goes down to a leaf along the
-            # smaller children (one comparison a level), then ``last`` goes up from there
-            # (it belongs near the bottom: a level or two).
+            # smaller children (one comparison a level), then ``last`` goes up from there,
+            # as a push does (it belongs near the bottom: a level or two).
             i: i64 = 0
             child: i64 = 1
             while child < n:
@@ -154,16 +159,7 @@ class Kernel:
                 heap[i] = low
                 i = child
                 child = 2 * i + 1
-            t, key = last.t, last.key
-            while i > 0:
-                parent: i64 = (i - 1) >> 1
-                above = heap[parent]
-                if t < above.t or (t == above.t and key < above.key):
-                    heap[i] = above
-                    i = parent
-                else:
-                    break
-            heap[i] = last
+            _sift_up(heap, i, last)
         self.now = top.t
         return top.event
 
