@@ -52,11 +52,14 @@ class ChaosSandbox:
 
     def run(self, experiment: Path | str, env: dict[str, str] | None = None,
             timeout: float = 150.0) -> tuple[int, str, dict[str, Any] | None]:
-        """Run ``python -m chaosomnisql run EXP --short``: exit code, output, journal."""
-        journal = Path(tempfile.mkdtemp(prefix="chaos-journal-")) / "journal.json"
-        proc = run_py("-m", "chaosomnisql", "run", str(experiment), "--dir", str(self.root),
-                      "--short", "--journal", str(journal), env=env, timeout=timeout)
-        data = json.loads(journal.read_text()) if journal.exists() else None
+        """Run ``python -m chaosomnisql run EXP --short``: exit code, output, journal. Its
+        journal and results go to a temporary directory, removed when the run is read."""
+        with tempfile.TemporaryDirectory(prefix="chaos-journal-") as tmp:
+            journal = Path(tmp) / "journal.json"
+            proc = run_py("-m", "chaosomnisql", "run", str(experiment), "--dir",
+                          str(self.root), "--short", "--journal", str(journal),
+                          "--results", str(Path(tmp) / "results"), env=env, timeout=timeout)
+            data = json.loads(journal.read_text()) if journal.exists() else None
         return proc.returncode, proc.stdout + proc.stderr, data
 
 

@@ -110,7 +110,8 @@ def _start_chaos(sb: ChaosSandbox, journal: Path, extra: dict[str, str] | None =
            "OMNISQL_RECOVERY_TIMEOUT": "60", "OMNISQL_SUSTAIN": "40"}  # stay mid-fault
     if wrapper:
         cmd = [sys.executable, "-m", "chaosomnisql", "run", str(EXPERIMENTS / "az_loss.yaml"),
-               "--dir", str(sb.root), "--journal", str(journal)]
+               "--dir", str(sb.root), "--journal", str(journal),
+               "--results", str(journal.parent / "results")]
     else:
         cmd = ["chaos", "--no-version-check", "--no-log-file", "run", "--journal-path",
                str(journal), str(EXPERIMENTS / "az_loss.yaml")]

@@ -54,7 +54,8 @@ class Run:
                "PYTHONPATH": f"{REPO}:{REPO / 'chaos'}", **fake_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chaosomnisql", "run", str(self.experiment), "--dir", str(box),
-             "--journal", str(self.journal)], env=env, cwd=REPO, text=True,
+             "--journal", str(self.journal), "--results", str(tmp / "results")], env=env,
+            cwd=REPO, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
     def lines(self) -> list[str]:
