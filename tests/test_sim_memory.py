@@ -108,3 +108,47 @@ def test_counters_as_rows_give_a_late_counter_zeros_before_it_appears() -> None:
     assert a["counters"][:, names.index("early.c7")].tolist() == [1, 2, 3, 4, 5]
     assert a["counters"][:, names.index("late.x")].tolist() == [0, 0, 0, 30, 40]
     assert a["tiers"].shape == (5, 0, 7)
+
+
+def test_the_timeout_fifo_holds_live_attempts_not_every_attempt_of_a_timeout() -> None:
+    """One attempt hangs at t = 0 and holds the FIFO's head for the whole 30 s timeout,
+    while 60,000 others end 10 ms after they start. The FIFO drops the ended ones as it
+    goes (it used to hold all of them until the head's deadline), and the client's
+    outcomes are what they are without that: the hung one times out at 30 s, every other
+    one succeeds, and ``inflight`` lists exactly the live attempts in start order."""
+    from labcore.scenario import Retries
+    from sim.kernel import schedule
+    from sim.model.client import Client
+    from sim.model.request import OK, OUTCOME_INDEX, Request
+
+    env = Environment()
+    recorder = Recorder(env, 10.0, ["acme"], outcomes=OUTCOMES)
+    client = Client(env, Retries(), 30.0, Streams(1), recorder)
+    sent: list = []
+
+    def enter(attempt) -> None:
+        sent.append(attempt)
+        if attempt.request.id:  # request 0 hangs: nothing ever answers it
+            schedule(env.kernel, 0.01, lambda call: client.finish(call.job, OK), attempt)
+
+    client.set_enter(enter)
+
+    def arrive(call) -> None:
+        client.send(Request(call.job, 0, 0, 0, 0, env.now))
+
+    for i in range(60_001):
+        schedule(env.kernel, i * 0.0005, arrive, i)
+    longest = 0
+    for t in range(1, 31):
+        env.run(until=t - 0.5)
+        held = len(client._pending) - client._head
+        longest = max(longest, held)
+        live = [a for a in sent if a.alive]
+        assert client.inflight() == live  # the live attempts, in start order
+        assert held <= 2 * len(live) + 1024
+    env.run(until=31.0)
+    recorder.close_window()
+    outcomes = recorder.arrays()["outcomes"].sum(axis=(0, 1))
+    assert int(outcomes[OUTCOME_INDEX["timeout"]]) == 1 and not sent[0].alive
+    assert int(outcomes[OK]) == 60_000 and int(outcomes.sum()) == 60_001
+    assert longest < 2_000  # not the 60,000 attempts of the hung one's timeout

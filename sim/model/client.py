@@ -4,6 +4,14 @@ Timeouts cost no event per request: attempts are kept in a FIFO in start order, 
 is deadline order because every attempt has the same timeout, and a single timer is
 armed for the oldest attempt still alive.
 
+The FIFO is a list and the index of its head. An attempt that ends before its deadline
+stays in it until the head passes it, which, behind an older live attempt, can be a
+whole timeout later: at 50,000 requests a second and a 30 s timeout that was over a
+million ended attempts (and their requests) held for nothing. So when the list has
+doubled since it was last compacted, the attempts that have ended are dropped from it.
+Only ended attempts go, and the live ones keep their order, so the timer, the timeouts
+and :meth:`Client.inflight` are exactly as before.
+
 Where an attempt goes next is a field, not a method: ``enter`` (the gateway's entry),
 ``release`` (the gateway's slot bookkeeping) and ``observer`` are set by the system's
 wiring and changed afterwards only through :meth:`Client.set_enter`,
@@ -13,8 +21,7 @@ canary's analysis), each returning the hop it replaces.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from labcore.facts import OUTCOMES
 from labcore.retries import Backoff, RetryBudget, push_policy  # shared with the real loads
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
     from ..kernel.environment import Environment
 
 __all__ = ["Client", "Backoff", "RetryBudget"]
+
+#: The FIFO is compacted when it reaches twice its size after the last compaction, and
+#: never below this length (so that a small FIFO is not compacted over and over).
+_COMPACT_MIN: Final = 1024
 
 
 class Client:
@@ -52,7 +63,11 @@ class Client:
         self.release: Callable[[Attempt], None] = lambda attempt: None
         #: Sees every live attempt's outcome (a canary's analysis); ``None``: nobody.
         self.observer: Callable[[Attempt, int], None] | None = None
-        self._pending: deque[Attempt] = deque()
+        #: The timeout FIFO: attempts in start order from ``_head`` on (see the module's
+        #: docstring); compacted when its length reaches ``_compact_at``.
+        self._pending: list[Attempt] = []
+        self._head = 0
+        self._compact_at = _COMPACT_MIN
         self._armed = False
         self._retry_callbacks = [self.send]
         self.trace = recorder.trace is not None
@@ -115,7 +130,10 @@ class Client:
         self.attempts += 1
         if self.trace:
             self.recorder.log(request.id, "attempt")
-        self._pending.append(attempt)
+        pending = self._pending
+        pending.append(attempt)
+        if len(pending) >= self._compact_at:
+            self._compact()
         if not self._armed:
             self._arm()
         self.enter(attempt)
@@ -145,25 +163,40 @@ class Client:
         self.recorder.request(request.tenant, self.kernel.now - request.t0, outcome)
 
     def inflight(self) -> list[Attempt]:
-        """Every attempt still alive (they are all in the timeout FIFO)."""
-        return [attempt for attempt in self._pending if attempt.alive]
+        """Every attempt still alive (they are all in the timeout FIFO), in start order."""
+        pending = self._pending
+        return [pending[i] for i in range(self._head, len(pending)) if pending[i].alive]
+
+    def _compact(self) -> None:
+        """Drop the attempts that have ended from the FIFO (the live keep their order)."""
+        self._pending = self.inflight()
+        self._head = 0
+        self._compact_at = max(_COMPACT_MIN, 2 * len(self._pending))
 
     def _arm(self) -> None:
-        pending = self._pending
-        while pending and not pending[0].alive:
-            pending.popleft()
-        if pending:
+        pending, head = self._pending, self._head
+        while head < len(pending) and not pending[head].alive:
+            head += 1
+        self._head = head
+        if head < len(pending):
             self._armed = True
-            delay = pending[0].start + self.timeout - self.kernel.now
+            delay = pending[head].start + self.timeout - self.kernel.now
             schedule(self.kernel, max(0.0, delay), self._expire, None)
         else:
             self._armed = False
+            if head:  # empty: start again at the front
+                pending.clear()
+                self._head = 0
 
     def _expire(self, call: Call) -> None:
         deadline = self.kernel.now - self.timeout + 1e-12
-        pending = self._pending
-        while pending and (not pending[0].alive or pending[0].start <= deadline):
-            attempt = pending.popleft()
+        # The FIFO is read afresh each time: a timeout's outcome may send a new attempt,
+        # which may compact the FIFO (its live attempts keep their order).
+        while self._head < len(self._pending):
+            attempt = self._pending[self._head]
+            if attempt.alive and attempt.start > deadline:
+                break
+            self._head += 1
             if attempt.alive:
                 self.finish(attempt, TIMEOUT)
         self._arm()
