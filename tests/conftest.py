@@ -11,7 +11,7 @@ tests go out in groups, each run whole by one worker:
 
 The longest groups start first (:data:`FIRST`), so that no worker is still at the start
 of one when the others have run out of work: the chaos stand-in's end-to-end runs (about
-half an hour of one worker, mostly waiting on their timelines) and the compiled-path
+25 minutes of one worker, mostly waiting on their timelines) and the compiled-path
 equivalence test (every shipped scenario, both paths). pytest-xdist's loadgroup sends out
 the groups with the most tests first unless told ``--no-loadscope-reorder``, which
 ``scripts/test.sh`` passes; then the groups go out in the workers' collection order,

@@ -60,7 +60,7 @@ def test_the_longest_groups_are_dispatched_first_and_the_rest_keep_their_order()
              _Item("tests/test_labcore.py::test_f", [])]
     order = [item.nodeid.rsplit("_", 1)[1] for item in suite.in_dispatch_order(items)]
     assert order == ["b", "e", "d", "a", "c", "f"]
-    assert suite.FIRST[0] == "chaos_sandbox"  # the longest: half an hour of chaos runs
+    assert suite.FIRST[0] == "chaos_sandbox"  # the longest: about 25 minutes of chaos runs
 
 
 def test_the_suite_command_dispatches_in_the_conftests_order() -> None:
