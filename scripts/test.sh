@@ -35,12 +35,11 @@ fi
 
 # The whole suite (no arguments, as CI runs it) starts with the linters CI enforces, and
 # runs on two pytest-xdist workers (OMNISQL_TEST_WORKERS): most of its time is spent waiting
-# on stand-ins, and tests/conftest.py keeps the tests sharing a stand-in on one worker and
-# sends the longest groups out first (with --no-loadscope-reorder, in its order).
+# on stand-ins, and tests/conftest.py keeps the tests sharing a stand-in on one worker.
 if (($# == 0)); then
     python -m ruff check .
     python -m mypy
-    set -- -n "${OMNISQL_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder
+    set -- -n "${OMNISQL_TEST_WORKERS:-2}" --dist loadgroup
 fi
 
 exec python -m pytest "$@"

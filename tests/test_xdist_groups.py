@@ -49,22 +49,3 @@ def test_the_tests_of_a_session_stand_in_share_its_group() -> None:
     assert suite.xdist_group_of(a) == suite.xdist_group_of(b) == "chaos_sandbox"
     assert suite.xdist_group_of(c) == "tests/chaos/test_chaos_units.py"
     assert "standin" in suite.SHARED_FIXTURES and "sandbox" in suite.SHARED_FIXTURES
-
-
-def test_the_longest_groups_are_dispatched_first_and_the_rest_keep_their_order() -> None:
-    items = [_Item("tests/chaos/test_chaos_canary.py::test_a", []),
-             _Item("tests/chaos/test_chaos_e2e.py::test_b", ["chaos_sandbox"]),
-             _Item("tests/sandbox/test_units.py::test_c", []),
-             _Item("tests/test_sim_compiled.py::test_d", []),
-             _Item("tests/chaos/test_chaos_resets.py::test_e", ["chaos_sandbox"]),
-             _Item("tests/test_labcore.py::test_f", [])]
-    order = [item.nodeid.rsplit("_", 1)[1] for item in suite.in_dispatch_order(items)]
-    assert order == ["b", "e", "d", "a", "c", "f"]
-    assert suite.FIRST[0] == "chaos_sandbox"  # the longest: about 25 minutes of chaos runs
-
-
-def test_the_suite_command_dispatches_in_the_conftests_order() -> None:
-    """xdist's loadgroup reorders the groups by their number of tests unless told not to;
-    the README's command (scripts/test.sh) tells it."""
-    script = (REPO / "scripts" / "test.sh").read_text()
-    assert "--dist loadgroup --no-loadscope-reorder" in script
