@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import weakref
 
 import pytest
 from sim_helpers import ROOT
@@ -90,6 +91,29 @@ def test_an_unknown_priority_is_refused() -> None:
         kernel.push(1.0, 2, "late")
         kernel.push(1.0, NORMAL, "early")
         assert [kernel.pop(), kernel.pop()] == ["early", "late"]
+
+
+class _Weak:
+    """An event that can be referenced weakly."""
+
+
+def test_the_queue_holds_no_event_it_has_popped() -> None:
+    """Compiled, popped entries are kept to be reused, but not the events they held;
+    reused, they order new events as fresh ones would."""
+    kernel = Kernel()
+    events = [_Weak() for _ in range(200)]
+    refs = [weakref.ref(event) for event in events]
+    for i, event in enumerate(events):
+        kernel.push(float(i % 7), NORMAL, event)
+    popped = [kernel.pop() for _ in range(200)]
+    assert popped == [events[i] for t in range(7) for i in range(t, 200, 7)]
+    del events, popped, event
+    assert not len(kernel) and all(ref() is None for ref in refs)
+    for i in range(300):  # more than the entries kept: reused ones and new ones
+        kernel.push(kernel.now + (i * 7919 % 13) / 4.0, URGENT if i % 3 else NORMAL, i)
+    order = [(kernel.pop(), kernel.now) for _ in range(300)]
+    assert [t for _, t in order] == sorted(t for _, t in order)
+    assert sorted(i for i, _ in order) == list(range(300))
 
 
 def test_light_events_and_simpys_share_one_order() -> None:

@@ -13,8 +13,10 @@ scheduled as its own event (:meth:`Kernel.push_job`), which saves an allocation 
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
 it is a heap of :class:`_Entry` objects sifted here, whose comparisons are two machine
-compares instead of two tuple comparisons. Both give the same order: the ids are
-unique, so the order is total and any correct heap pops the same sequence.
+compares instead of two tuple comparisons. An entry popped goes to a free list, emptied
+of its event, and the next push takes it from there: a run allocates entries only while
+its queue grows. Both representations give the same order: the ids are unique, so the
+order is total and any correct heap pops the same sequence.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Kernel:
         self.tuples: list[tuple[float, int, int, object]] = []
         self.eids: Iterator[int] = count()
         self.heap: list[_Entry] = []  # compiled
+        self.free: list[_Entry] = []  # compiled: popped entries, to be reused (event None)
 
     def __len__(self) -> int:
         return len(self.heap) + len(self.tuples)
@@ -115,7 +118,14 @@ class Kernel:
             key = eid
         else:
             raise ValueError(f"priority {priority}: SimPy has only URGENT (0) and NORMAL (1)")
-        entry = _Entry(t, key, event)
+        free = self.free
+        if free:
+            entry = free.pop()
+            entry.t = t
+            entry.key = key
+            entry.event = event
+        else:
+            entry = _Entry(t, key, event)
         heap = self.heap
         heap.append(entry)
         _sift_up(heap, len(heap) - 1, entry)
@@ -161,7 +171,10 @@ class Kernel:
                 child = 2 * i + 1
             _sift_up(heap, i, last)
         self.now = top.t
-        return top.event
+        event = top.event
+        top.event = None  # the free list holds no event alive
+        self.free.append(top)
+        return event
 
     def fire(self, event: Any) -> None:
         """Run ``event``'s callbacks, as SimPy's ``Environment.step`` does, and raise its
