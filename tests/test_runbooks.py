@@ -436,3 +436,29 @@ def test_standin_warmup_covers_the_cold_start(name: str) -> None:
     assert len(before) > 0, "no whole window between the warm-up and the first event"
     breached = [int(i * scenario.run.window) for i, ok in before.meets_slo.items() if not ok]
     assert breached == [], f"windows starting at {breached} s breach the SLO"
+
+
+def test_the_engine_asks_whichever_lookup_is_installed() -> None:
+    """The engine calls the cache directly only while its ``lookup`` is the cache's own:
+    a lookup installed in front sees every query, and putting the cache's back brings
+    the direct call back."""
+    from labcore.facts import OUTCOMES
+    from sim.kernel import Environment, Recorder, Streams
+
+    scenario = load_scenario(SCENARIOS / "baseline.yaml")
+    env = Environment()
+    recorder = Recorder(env, 60.0, ["acme", "globex", "initech", "umbrella"], outcomes=OUTCOMES)
+    system = System(env, scenario, Streams(1), recorder)
+    seen: list[int] = []
+
+    def spy(key: int, now: float) -> bool:
+        seen.append(key)
+        return False
+
+    own = system.engine.set_lookup(spy)
+    env.run(until=5.0)
+    assert len(seen) > 1000 and system.cache.hits == system.cache.misses == 0
+    assert system.engine.set_lookup(own) is spy
+    asked = len(seen)
+    env.run(until=10.0)
+    assert len(seen) == asked and system.cache.hits > 0 and system.cache.misses > 0

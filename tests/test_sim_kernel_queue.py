@@ -114,6 +114,15 @@ def test_the_queue_holds_no_event_it_has_popped() -> None:
     order = [(kernel.pop(), kernel.now) for _ in range(300)]
     assert [t for _, t in order] == sorted(t for _, t in order)
     assert sorted(i for i, _ in order) == list(range(300))
+    job = Job(0.0)  # a light event (no weak references compiled): count its references
+    held = sys.getrefcount(job)
+    kernel.push_job(1.0, job, [])
+    assert sys.getrefcount(job) == held + 1 and kernel.pop() is job
+    assert sys.getrefcount(job) == held
+    env = Environment()  # and fired by the run loop
+    env.kernel.push_job(1.0, job, [lambda j: None])
+    env.run(until=2.0)
+    assert sys.getrefcount(job) == held and job.callbacks is None
 
 
 def test_light_events_and_simpys_share_one_order() -> None:

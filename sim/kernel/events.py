@@ -9,11 +9,14 @@ A request must not cost a SimPy process (a generator plus about six events): the
 plane is driven by :class:`Light` events, which carry the callback list SimPy's events
 carry and nothing else. A job that is itself a :class:`Light` (a request, an attempt) is
 scheduled as its own event (:meth:`Kernel.push_job`), which saves an allocation per hop.
+The model queues its light events with :meth:`Kernel.push_light`, which tells the queue
+they are light, so that compiled, firing one needs no type test.
 
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
 it is a heap of :class:`_Entry` objects sifted here, whose comparisons are two machine
-compares instead of two tuple comparisons. An entry popped goes to a free list, emptied
+compares instead of two tuple comparisons. An entry holds a light event in a typed field
+(``job``) and any other event in ``event``. An entry popped goes to a free list, emptied
 of its event, and the next push takes it from there: a run allocates entries only while
 its queue grows. Both representations give the same order: the ids are unique, so the
 order is total and any correct heap pops the same sequence.
@@ -64,13 +67,14 @@ class Call(Light):
 
 
 class _Entry:
-    """One queued event of the compiled heap."""
+    """One queued event of the compiled heap: a light one in ``job``, else in ``event``."""
 
-    __slots__ = ("t", "key", "event")
+    __slots__ = ("t", "key", "job", "event")
 
-    def __init__(self, t: float, key: i64, event: object) -> None:
+    def __init__(self, t: float, key: i64, job: Light | None, event: object) -> None:
         self.t = t
         self.key = key
+        self.job = job
         self.event = event
 
 
@@ -100,7 +104,7 @@ class Kernel:
         self.tuples: list[tuple[float, int, int, object]] = []
         self.eids: Iterator[int] = count()
         self.heap: list[_Entry] = []  # compiled
-        self.free: list[_Entry] = []  # compiled: popped entries, to be reused (event None)
+        self.free: list[_Entry] = []  # compiled: popped entries, to be reused (emptied)
 
     def __len__(self) -> int:
         return len(self.heap) + len(self.tuples)
@@ -111,21 +115,35 @@ class Kernel:
             heappush(self.tuples, (t, priority, next(self.eids), event))
             return
         eid = self.eid
-        self.eid = eid + 1
         if priority == NORMAL:  # an addition: mypyc multiplies large ints as objects
             key = eid + _PRIORITY
         elif priority == URGENT:
             key = eid
         else:
             raise ValueError(f"priority {priority}: SimPy has only URGENT (0) and NORMAL (1)")
+        self.eid = eid + 1
+        self._queue(t, key, None, event)
+
+    def push_light(self, t: float, job: Light) -> None:
+        """Queue the light event ``job`` at time ``t``, with SimPy's normal priority."""
+        if not NATIVE:
+            heappush(self.tuples, (t, NORMAL, next(self.eids), job))
+            return
+        eid = self.eid
+        self.eid = eid + 1
+        self._queue(t, eid + _PRIORITY, job, None)
+
+    def _queue(self, t: float, key: i64, job: Light | None, event: object) -> None:
+        """Compiled: put an entry (a free one if any) in the heap."""
         free = self.free
         if free:
             entry = free.pop()
             entry.t = t
             entry.key = key
+            entry.job = job
             entry.event = event
         else:
-            entry = _Entry(t, key, event)
+            entry = _Entry(t, key, job, event)
         heap = self.heap
         heap.append(entry)
         _sift_up(heap, len(heap) - 1, entry)
@@ -135,7 +153,7 @@ class Kernel:
 
         ``job`` must not already be in the event queue."""
         job.callbacks = callbacks
-        self.push(self.now + delay, NORMAL, job)
+        self.push_light(self.now + delay, job)
 
     def peek(self) -> float:
         """The time of the next event, or infinity."""
@@ -148,6 +166,19 @@ class Kernel:
         if not NATIVE:
             self.now, _, _, event = heappop(self.tuples)
             return event
+        entry = self._take()
+        job = entry.job
+        if job is not None:
+            entry.job = None  # the free list holds no event alive
+            self.free.append(entry)
+            return job
+        event = entry.event
+        entry.event = None
+        self.free.append(entry)
+        return event
+
+    def _take(self) -> _Entry:
+        """Compiled: remove the heap's first entry and advance the clock to it."""
         heap = self.heap
         top = heap[0]
         last = heap.pop()
@@ -171,10 +202,7 @@ class Kernel:
                 child = 2 * i + 1
             _sift_up(heap, i, last)
         self.now = top.t
-        event = top.event
-        top.event = None  # the free list holds no event alive
-        self.free.append(top)
-        return event
+        return top
 
     def fire(self, event: Any) -> None:
         """Run ``event``'s callbacks, as SimPy's ``Environment.step`` does, and raise its
@@ -208,8 +236,21 @@ class Kernel:
                         callback(event)
                 else:
                     self.fire(event)
+        free = self.free
         while True:  # never empty: stop is in the queue until it is popped
-            event = self.pop()
+            entry = self._take()
+            job = entry.job
+            if job is not None:  # a light event (Kernel.fire's first case, inlined)
+                entry.job = None
+                free.append(entry)
+                callbacks = job.callbacks
+                job.callbacks = None
+                for callback in callbacks:  # type: ignore[union-attr]
+                    callback(job)
+                continue
+            event = entry.event
+            entry.event = None
+            free.append(entry)
             if event is stop:
                 return
             self.fire(event)  # compiled, a direct call
@@ -220,5 +261,5 @@ def schedule(
 ) -> Call:
     """Call ``callback(call)`` after ``delay`` simulated seconds; ``call.job`` is ``job``."""
     call = Call(callback, job, gen)
-    kernel.push(kernel.now + delay, NORMAL, call)
+    kernel.push_light(kernel.now + delay, call)
     return call

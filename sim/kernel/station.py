@@ -93,7 +93,7 @@ class Station:
             job.gen = self.gen
             job.callbacks = self._callbacks
             if NATIVE:
-                kernel.push(now + self.serve(job), NORMAL, job)
+                kernel.push_light(now + self.serve(job), job)
             else:  # Kernel.push, inlined
                 heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
             return True
@@ -121,7 +121,7 @@ class Station:
         job.callbacks = self._callbacks
         kernel = self.kernel
         if NATIVE:
-            kernel.push(now + self.serve(job), NORMAL, job)
+            kernel.push_light(now + self.serve(job), job)
         else:  # Kernel.push, inlined
             heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
 

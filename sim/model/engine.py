@@ -11,7 +11,9 @@ CPU that rises in a cache stampede (SOP-102). Without it the miss path has no ex
 The engine's two hops are fields: ``lookup`` (the result cache's) and ``fetch`` (where a
 miss goes: the connectors, or the control plane in front of them). The system wires
 them; a read-through policy (soft caching, coalescing, XFetch) then stands in front of
-both through :meth:`Engine.set_lookup` and :meth:`Engine.set_fetch`.
+both through :meth:`Engine.set_lookup` and :meth:`Engine.set_fetch`. While ``lookup`` is
+the cache's own, the engine calls the cache directly: compiled, a call through the field
+boxes the key and the time, once a request.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Engine:
         self.cache_factor = 1.0
         self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
         self.lookup: Callable[[int, float], bool] = cache.lookup
+        self._cache_lookup = self.lookup
+        self._direct = True  # ``lookup`` is the cache's own: call the cache directly
         # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
         # runs once per request.
         buffer, refill = spec.service_time.buffered(streams.numpy("engine.service"))
@@ -91,6 +95,7 @@ class Engine:
     def set_lookup(self, lookup: Callable[[int, float], bool]) -> Callable[[int, float], bool]:
         """Look every result up through ``lookup``; returns the one it replaces."""
         previous, self.lookup = self.lookup, lookup
+        self._direct = lookup is self._cache_lookup
         return previous
 
     def submit(self, attempt: Attempt) -> None:
@@ -101,7 +106,9 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.lookup(attempt.request.key, self.kernel.now):
+        key = attempt.request.key
+        if (self.cache.lookup(key, self.kernel.now) if self._direct
+                else self.lookup(key, self.kernel.now)):
             self.client.finish(attempt, OK)
         else:
             self.fetch(attempt)
@@ -119,7 +126,9 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        if self.lookup(attempt.request.key, self.kernel.now):
+        key = attempt.request.key
+        if (self.cache.lookup(key, self.kernel.now) if self._direct
+                else self.lookup(key, self.kernel.now)):
             self.client.finish(attempt, OK)
             return None
         attempt.phase = _PLANNING

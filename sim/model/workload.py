@@ -187,7 +187,7 @@ class Workload:
                 request.callbacks = ts.callbacks
                 kernel = self.kernel
                 if NATIVE:
-                    kernel.push(t, NORMAL, request)
+                    kernel.push_light(t, request)
                 else:  # Kernel.push, inlined
                     heappush(kernel.tuples, (t, NORMAL, next(kernel.eids), request))
                 return
