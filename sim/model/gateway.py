@@ -126,7 +126,7 @@ class Gateway:
                 self.client.finish(attempt, UNAVAILABLE)
             return  # a black hole: the client's timeout will end it
         request = attempt.request
-        if request.tenant in self.caps and not self._admit(attempt):
+        if self.caps and request.tenant in self.caps and not self._admit(attempt):
             self.capped += 1
             self.client.finish(attempt, CAPPED)
             return
@@ -179,7 +179,7 @@ class Gateway:
                 self.client.finish(attempt, UNAVAILABLE)
             return  # a black hole: the client's timeout will end it
         request = attempt.request
-        if request.tenant in self.caps and not self._admit(attempt):
+        if self.caps and request.tenant in self.caps and not self._admit(attempt):
             self.capped += 1
             self.client.finish(attempt, CAPPED)
             return
