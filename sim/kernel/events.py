@@ -15,13 +15,13 @@ they are light, so that compiled, firing one needs no type test.
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
 it is a heap of :class:`_Entry` objects sifted here, whose comparisons are two machine
-compares instead of two tuple comparisons; it is 4-ary (the children of ``i`` are
-``4i + 1`` to ``4i + 4``): half the levels of a binary heap, so half the entries moved
-in a pop, for more comparisons, which are cheap. An entry holds a light event in a typed field
-(``job``) and any other event in ``event``. An entry popped goes to a free list, emptied
-of its event, and the next push takes it from there: a run allocates entries only while
-its queue grows. Both representations give the same order: the ids are unique, so the
-order is total and any correct heap pops the same sequence.
+compares instead of two tuple comparisons. It is 4-ary (the children of ``i`` are
+``4i + 1`` to ``4i + 4``): half the levels of a binary heap, so about half the entries
+moved in a pop, for more comparisons, which are cheap. An entry holds a light event in
+a typed field (``job``) and any other event in ``event``. An entry popped goes to a free
+list, emptied of its event, and the next push takes it from there: a run allocates
+entries only while its queue grows. Both representations give the same order: the ids
+are unique, so the order is total and any correct heap pops the same sequence.
 """
 
 from __future__ import annotations
