@@ -52,8 +52,7 @@ class Engine:
         self.cache_factor = 1.0
         self.fetch: Callable[[Attempt], None] = lambda attempt: None  # wired: the connectors
         self.lookup: Callable[[int, float], bool] = cache.lookup
-        self._cache_lookup = self.lookup
-        self._direct = True  # ``lookup`` is the cache's own: call the cache directly
+        self._cache_lookup = self.lookup  # while ``lookup`` is this, call the cache directly
         # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
         # runs once per request.
         buffer, refill = spec.service_time.buffered(streams.numpy("engine.service"))
@@ -95,20 +94,23 @@ class Engine:
     def set_lookup(self, lookup: Callable[[int, float], bool]) -> Callable[[int, float], bool]:
         """Look every result up through ``lookup``; returns the one it replaces."""
         previous, self.lookup = self.lookup, lookup
-        self._direct = lookup is self._cache_lookup
         return previous
 
     def submit(self, attempt: Attempt) -> None:
         if not self.stations[attempt.zone].submit(attempt):
             self.client.finish(attempt, OVERLOAD)
 
+    def _hit(self, key: int) -> bool:
+        """Look ``key`` up now, through ``lookup`` (the cache itself while it is its own)."""
+        if self.lookup is self._cache_lookup:
+            return self.cache.lookup(key, self.kernel.now)
+        return self.lookup(key, self.kernel.now)
+
     def _served(self, attempt: Attempt) -> None:
         if not attempt.alive:
             self.wasted += 1
             return None
-        key = attempt.request.key
-        if (self.cache.lookup(key, self.kernel.now) if self._direct
-                else self.lookup(key, self.kernel.now)):
+        if self._hit(attempt.request.key):
             self.client.finish(attempt, OK)
         else:
             self.fetch(attempt)
@@ -126,9 +128,7 @@ class Engine:
         if not attempt.alive:
             self.wasted += 1
             return None
-        key = attempt.request.key
-        if (self.cache.lookup(key, self.kernel.now) if self._direct
-                else self.lookup(key, self.kernel.now)):
+        if self._hit(attempt.request.key):
             self.client.finish(attempt, OK)
             return None
         attempt.phase = _PLANNING
