@@ -442,8 +442,10 @@ def test_the_scenario_api_needs_the_admin_token(box: Box) -> None:
 
 
 def _herd(box: Box, path: str, key: int) -> dict[str, Any]:
-    """Six concurrent misses on one new key; the stand-in's counters over those seconds."""
-    box.apply(str(REPO / path), *FAST[:2], "topology.providers.crm.latency=300ms")
+    """Six concurrent misses on one new key; the stand-in's counters over those seconds.
+    The provider answers in 1 s, so that all six reach the engine before the first fetch
+    fills the cache even on a loaded machine (at 300 ms, a CI run once saw only five)."""
+    box.apply(str(REPO / path), *FAST[:2], "topology.providers.crm.latency=1s")
     time.sleep(3.0)  # nothing else in the 3 s window read below
     with ThreadPoolExecutor(6) as pool:
         assert all(r.status_code == 200 for r in pool.map(
