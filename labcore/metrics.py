@@ -32,7 +32,9 @@ measured windows (those starting at or after ``run.warmup``):
     Recovery time of the first fault: from its start to the start of the first window
     from which every window meets the SLO for ``slo.sustain`` without a break. It is
     window-granular (one ``run.window``), 0 if no window missed the SLO, and ``None``
-    (JSON null) if the run ended before such a stretch: not recovered.
+    (JSON null) if the run ended before such a stretch: not recovered. When the fault
+    starts inside a window, that window's stretch must hold the SLO for ``slo.sustain``
+    from the fault on: the quiet part of the window before the fault is not recovery.
 ``rpo_seconds``
     Metadata lost when a zone holding the PostgreSQL primary was lost: the replication
     lag at that moment (the worst loss if several). ``None`` if unbounded.
@@ -277,9 +279,18 @@ def recovery(result: WindowFacts, tenants: list[int] | None = None,
     window = result.scenario.run.window
     if meets is None:
         _, _, meets = _window_slo(result, tenants)
-    need = sustain_windows(result.scenario.slo.sustain, window)
+    sustain = result.scenario.slo.sustain
+    need = sustain_windows(sustain, window)
     first = int(np.searchsorted(start + window, fault, side="right"))  # window holding fault
-    index = sustained_from(meets, need, first)
+    index: int | None = first
+    if first < len(meets) and start[first] < fault:
+        # The window holding the fault began before it: its good part before the fault is
+        # not recovery. A stretch from it must hold the SLO for ``sustain`` from the fault on.
+        lead = sustain_windows(sustain + (fault - float(start[first])), window)
+        if sustained_from(meets[first : first + lead], lead) is None:
+            index = sustained_from(meets, need, first + 1)
+    else:
+        index = sustained_from(meets, need, first)
     return Recovery(fault, None if index is None else max(float(start[index]), fault))
 
 

@@ -143,7 +143,8 @@ _TENANTS = [
 ]
 _RECOVERY = [
     _m("rto_seconds", "s", "From the first fault's start to the start of the first window "
-       "from which the SLO holds for slo.sustain (window-granular; null: not recovered).",
+       "from which the SLO holds for slo.sustain, counted from the fault on (window-granular; "
+       "null: not recovered).",
        fact=True, locust=True, chaos=_FACT, locust_needs_faults=True),
     _m("rpo_seconds", "s", "Metadata lost when the PostgreSQL primary's zone or region was "
        "lost (replication lag, or time since the last snapshot).", fact=True, chaos=_FACT),

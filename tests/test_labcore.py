@@ -2,7 +2,9 @@
 
 import importlib
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 import labcore.scenario
@@ -113,6 +115,63 @@ def test_one_rto_rule_for_the_simulator_and_the_chaos_extension() -> None:
             if index is not None:
                 assert all(good[index:index + 3]) and not any(
                     all(good[i:i + 3]) for i in range(index))
+
+
+def _windows_result(fault: float, window: float, sustain: float, n: int) -> Any:
+    from types import SimpleNamespace
+    scenario = SimpleNamespace(run=SimpleNamespace(window=window),
+                               slo=SimpleNamespace(sustain=sustain))
+    return SimpleNamespace(marks=(SimpleNamespace(start=fault),), scenario=scenario,
+                           arrays={"start": np.arange(n) * window})
+
+
+def test_the_quiet_part_of_the_window_before_the_fault_is_not_recovery() -> None:
+    """A fault at 15 s inside the 10 s window [10, 20): that window meeting the SLO shows the
+    fault had not bitten yet, not that the system recovered (a chaos run's windows start
+    with its load, not with its fault; CI once saw RTO 0 for a flood the victims never
+    recovered from)."""
+    from labcore.metrics import recovery
+
+    result = _windows_result(fault=15.0, window=10.0, sustain=8.0, n=6)
+
+    def rto(*good: bool) -> float | None:
+        return recovery(result, meets=np.array(good)).rto
+
+    assert rto(True, True, False, False, False, False) is None
+    assert rto(True, True, True, True, True, True) == 0.0  # a harmless fault
+    assert rto(True, True, True, False, False, False) == 0.0  # [15, 30) holds 15 s >= 8 s
+    assert rto(True, True, False, True, False, False) == 15.0  # from [30, 40)
+    assert rto(True, False, True, True, False, False) == 5.0  # from [20, 30)
+    # A fault on a window's start: that window is all fault, one window of 10 s is enough.
+    aligned = _windows_result(fault=20.0, window=10.0, sustain=8.0, n=6)
+    assert recovery(aligned, meets=np.array([True, True, True, False, False, False])).rto == 0.0
+
+
+def test_the_rto_rule_holds_the_slo_for_sustain_from_the_fault_on() -> None:
+    """Every sequence of 7 windows of 2 s, faults at 6 offsets, sustains of 1-5 s: the
+    recovery found is the first window start (or the fault) from which good windows cover
+    ``sustain`` seconds counted from the fault on, checked by a direct search over times."""
+    import itertools
+
+    from labcore.metrics import recovery
+
+    window, n = 2.0, 7
+    for fault, sustain in itertools.product((2.0, 2.5, 3.0, 3.9, 4.0, 5.5), (1.0, 2.0, 4.5, 5.0)):
+        result = _windows_result(fault, window, sustain, n)
+        for good in itertools.product((False, True), repeat=n):
+            expected = None
+            for i in range(n):
+                if (i + 1) * window <= fault:
+                    continue  # over before the fault
+                held, j = 0.0, i
+                while j < n and good[j] and held < sustain - 1e-9:
+                    held = (j + 1) * window - max(i * window, fault)
+                    j += 1
+                if held >= sustain - 1e-9:
+                    expected = max(i * window, fault)
+                    break
+            found = recovery(result, meets=np.array(good)).recovered_at
+            assert found == expected, (fault, sustain, good)
 
 
 # --------------------------------------------------------------------------- pre-flight
