@@ -9,7 +9,17 @@ changed afterwards only through :meth:`set_serve` and :meth:`set_after` (a fault
 release wrapping them), which return the phase they replace so it can be restored.
 
 A station can fail (all its work is lost, completions already scheduled are ignored
-through a generation counter) and be restored. Busy time is integrated exactly for
+through a generation counter) and be restored.
+
+A station given a ``stand_in`` keeps its dead queued jobs (``alive`` false: nobody waits
+for them any more) as their queueing times alone, in runs of consecutive dead jobs
+(:class:`DeadRun`, 8 bytes a job), compacted whenever the queue has doubled since the
+last compaction. When such a job's turn comes, ``stand_in(t_enq)`` makes the dead job that
+is served in its place: to ``serve``, ``after`` and whatever wraps them it must be
+indistinguishable from the job it replaces. An overloaded station then holds its
+abandoned work at 8 bytes a job instead of the job objects (and whatever they alone keep
+alive); ``len(queue)`` counts runs as one entry each: :meth:`Station.queued` is the count
+of jobs. Busy time is integrated exactly for
 utilisation; waits are summed for the mean queue wait. A job is scheduled as its own
 completion event (see :mod:`sim.kernel.events`), and typed, so that compiled, its
 fields are read without a dictionary lookup.
@@ -17,6 +27,7 @@ fields are read without a dictionary lookup.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from heapq import heappush
 from typing import TYPE_CHECKING, Any, Callable
@@ -26,7 +37,9 @@ from .events import NATIVE, NORMAL, Kernel, Light
 if TYPE_CHECKING:
     from .environment import Environment
 
-__all__ = ["Job", "Station"]
+__all__ = ["DeadRun", "Job", "Station"]
+
+_COMPACT_MIN = 1024  # a station with a stand-in compacts its queue from this length on
 
 
 class Job(Light):
@@ -43,6 +56,19 @@ class Job(Light):
         self.alive = True
 
 
+class DeadRun(Job):
+    """Consecutive dead jobs in a station's queue, kept as their queueing times
+    (``times[head:]``, oldest first)."""
+
+    __slots__ = ("times", "head")
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.alive = False
+        self.times = array("d")
+        self.head = 0
+
+
 class Station:
     """A FIFO queue in front of ``capacity`` identical servers."""
 
@@ -55,6 +81,7 @@ class Station:
         after: Callable[[Any], float | None],
         queue_limit: int | None = None,
         drop_expired: bool = False,
+        stand_in: Callable[[float], Job] | None = None,
     ) -> None:
         self.env, self.name, self.capacity = env, name, capacity
         self.kernel: Kernel = env.kernel
@@ -62,6 +89,9 @@ class Station:
         self.queue_limit = queue_limit
         self.drop_expired = drop_expired
         self.queue: deque[Job] = deque()
+        self.stand_in = stand_in
+        self._in_runs = 0  # queued jobs kept in DeadRuns beyond one entry a run
+        self._compact_at = _COMPACT_MIN if stand_in is not None else -1
         self._callbacks = [self._phase_done]  # shared: the kernel only reads an event's list
         self.busy = 0
         self.gen = 0
@@ -79,7 +109,11 @@ class Station:
         self.waits: list[float] | None = None
 
     def __repr__(self) -> str:
-        return f"Station({self.name!r}, busy={self.busy}/{self.capacity}, queued={len(self.queue)})"
+        return f"Station({self.name!r}, busy={self.busy}/{self.capacity}, queued={self.queued()})"
+
+    def queued(self) -> int:
+        """Jobs waiting in the queue."""
+        return len(self.queue) + self._in_runs
 
     def submit(self, job: Job) -> bool:
         """Queue or start ``job``; ``False`` if the queue is full or the station is down."""
@@ -97,12 +131,15 @@ class Station:
             else:  # Kernel.push, inlined
                 heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
             return True
+        queue = self.queue
         if self.capacity == 0 or (
-            self.queue_limit is not None and len(self.queue) >= self.queue_limit
+            self.queue_limit is not None and len(queue) + self._in_runs >= self.queue_limit
         ):
             self.rejected += 1
             return False
-        self.queue.append(job)
+        queue.append(job)
+        if len(queue) == self._compact_at:
+            self._compact()
         return True
 
     def _start(self, job: Job, now: float) -> None:
@@ -139,6 +176,8 @@ class Station:
         queue = self.queue
         while queue and self.busy < self.capacity:
             nxt = queue.popleft()
+            if type(nxt) is DeadRun:
+                nxt = self._from_run(nxt)
             if self.drop_expired and not nxt.alive:
                 self.dropped += 1
                 continue
@@ -159,8 +198,14 @@ class Station:
         """Lose every server and queued job; return the queued jobs (in-service ones are
         the caller's to account for). Completions already scheduled become no-ops."""
         self.sample_areas()
-        lost = list(self.queue)
+        lost = []
+        for job in self.queue:
+            if type(job) is DeadRun:
+                lost.extend(self._stand_ins(job))
+            else:
+                lost.append(job)
         self.queue.clear()
+        self._in_runs = 0
         self.gen += 1
         self.busy = 0
         self.capacity = 0
@@ -174,10 +219,63 @@ class Station:
         now, queue = self.kernel.now, self.queue
         while queue and self.busy < self.capacity:
             nxt = queue.popleft()
+            if type(nxt) is DeadRun:
+                nxt = self._from_run(nxt)
             if self.drop_expired and not nxt.alive:
                 self.dropped += 1
                 continue
             self._start(nxt, now)
+
+    def _from_run(self, run: DeadRun) -> Job:
+        """The first job of ``run`` (just popped off the queue): its stand-in; the rest of
+        the run goes back to the front of the queue."""
+        times = run.times
+        t_enq = times[run.head]
+        run.head += 1
+        if run.head < len(times):
+            self._in_runs -= 1
+            if run.head >= 4096 and 2 * run.head >= len(times):
+                del times[: run.head]  # amortised: what was served leaves the array
+                run.head = 0
+            self.queue.appendleft(run)
+        stand_in = self.stand_in
+        assert stand_in is not None
+        return stand_in(t_enq)
+
+    def _stand_ins(self, run: DeadRun) -> list[Job]:
+        stand_in = self.stand_in
+        assert stand_in is not None
+        return [stand_in(run.times[i]) for i in range(run.head, len(run.times))]
+
+    def _compact(self) -> None:
+        """Keep the queue's dead jobs as runs of queueing times (the order is unchanged);
+        the next compaction comes when the queue has doubled again."""
+        queue = self.queue
+        kept: list[Job] = []
+        run: DeadRun | None = None  # the run the next dead job joins, if it is dead
+        for job in queue:
+            if type(job) is DeadRun:
+                if run is None:
+                    run = job
+                    kept.append(run)
+                else:  # two runs met: the live jobs between them have died
+                    run.times.extend(job.times[job.head:])
+            elif not job.alive:
+                if run is None:
+                    run = DeadRun()
+                    kept.append(run)
+                run.times.append(job.t_enq)
+            else:
+                run = None
+                kept.append(job)
+        in_runs = 0
+        for job in kept:
+            if type(job) is DeadRun:
+                in_runs += len(job.times) - job.head - 1
+        queue.clear()
+        queue.extend(kept)
+        self._in_runs = in_runs
+        self._compact_at = max(_COMPACT_MIN, 2 * len(queue))
 
     def restore(self, capacity: int) -> None:
         self.sample_areas()

@@ -49,7 +49,7 @@ class Autoscaler:
             return 0.0
         if self.spec.metric == "utilization":
             return min(station.busy, station.capacity) / station.capacity
-        return (station.busy + len(station.queue)) / station.capacity
+        return (station.busy + station.queued()) / station.capacity
 
     def _run(self) -> Generator["simpy.Event", Any, None]:
         per_decision = max(1, round(self.spec.interval / SAMPLE_EVERY))

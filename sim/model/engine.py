@@ -25,8 +25,9 @@ from labcore.scenario import Engine as EngineSpec
 
 from ..kernel import Recorder, Station, Streams
 from ..kernel.events import Kernel
+from ..kernel.station import Job
 from .cache import ResultCache
-from .request import OK, OVERLOAD, Attempt
+from .request import OK, OVERLOAD, Attempt, Request
 
 if TYPE_CHECKING:
     from ..kernel.environment import Environment
@@ -36,6 +37,23 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 _PLANNING: Final = 3  # attempt.phase while an engine worker plans a miss (connector uses 1, 2)
+
+
+def _stand_in(zone: int) -> Callable[[float], Job]:
+    """What an engine station serves in place of a dead attempt it kept as its queueing
+    time alone (see :class:`sim.kernel.Station`): a dead attempt of nobody's. Nothing that
+    serves or wraps an engine's service reads more of a dead attempt than that: ``_served``
+    and ``_served_planning`` count it wasted (its phase is 0, as it is for every queued
+    attempt), a release's ``version_of`` holds only live attempts, a gray failure's
+    ``doomed`` set keys on the object it served, and ``Client.finish`` counts it wasted."""
+    nobody = Request(-1, -1, -1, -1, -1, 0.0)
+
+    def stand_in(t_enq: float) -> Job:
+        attempt = Attempt(nobody, zone, t_enq)
+        attempt.alive = False
+        return attempt
+
+    return stand_in
 
 
 class Engine:
@@ -82,7 +100,8 @@ class Engine:
         self.stations = []
         for zone in zones:
             station = Station(env, f"{zone.name}.engine", spec.workers_per_zone,
-                              self._service, after, spec.queue_limit, spec.drop_expired)
+                              self._service, after, spec.queue_limit, spec.drop_expired,
+                              _stand_in(zone.index))
             zone.add_station(station)
             self.stations.append(station)
 
