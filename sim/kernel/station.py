@@ -194,16 +194,13 @@ class Station:
         previous, self.after = self.after, after
         return previous
 
-    def fail(self) -> list[Job]:
-        """Lose every server and queued job; return the queued jobs (in-service ones are
-        the caller's to account for). Completions already scheduled become no-ops."""
+    def fail(self) -> int:
+        """Lose every server and queued job; return how many jobs were queued (in-service
+        ones are the caller's to account for). Completions already scheduled become
+        no-ops. The lost jobs are not handed back: dead ones kept as times would have to be
+        made again, one stand-in each, only to be dropped."""
         self.sample_areas()
-        lost = []
-        for job in self.queue:
-            if type(job) is DeadRun:
-                lost.extend(self._stand_ins(job))
-            else:
-                lost.append(job)
+        lost = self.queued()
         self.queue.clear()
         self._in_runs = 0
         self.gen += 1
@@ -241,11 +238,6 @@ class Station:
         stand_in = self.stand_in
         assert stand_in is not None
         return stand_in(t_enq)
-
-    def _stand_ins(self, run: DeadRun) -> list[Job]:
-        stand_in = self.stand_in
-        assert stand_in is not None
-        return [stand_in(run.times[i]) for i in range(run.head, len(run.times))]
 
     def _compact(self) -> None:
         """Keep the queue's dead jobs as runs of queueing times (the order is unchanged);
