@@ -9,7 +9,10 @@ changed afterwards only through :meth:`set_serve` and :meth:`set_after` (a fault
 release wrapping them), which return the phase they replace so it can be restored.
 
 A station can fail (all its work is lost, completions already scheduled are ignored
-through a generation counter) and be restored.
+through a generation counter) and be restored. Busy time is integrated exactly for
+utilisation; waits are summed for the mean queue wait. A job is scheduled as its own
+completion event (see :mod:`sim.kernel.events`), and typed, so that compiled, its
+fields are read without a dictionary lookup.
 
 A station given a ``stand_in`` keeps its dead queued jobs (``alive`` false: nobody waits
 for them any more) as their queueing times alone, in runs of consecutive dead jobs
@@ -19,10 +22,7 @@ is served in its place: to ``serve``, ``after`` and whatever wraps them it must 
 indistinguishable from the job it replaces. An overloaded station then holds its
 abandoned work at 8 bytes a job instead of the job objects (and whatever they alone keep
 alive); ``len(queue)`` counts runs as one entry each: :meth:`Station.queued` is the count
-of jobs. Busy time is integrated exactly for
-utilisation; waits are summed for the mean queue wait. A job is scheduled as its own
-completion event (see :mod:`sim.kernel.events`), and typed, so that compiled, its
-fields are read without a dictionary lookup.
+of jobs.
 """
 
 from __future__ import annotations
