@@ -6,9 +6,10 @@ Two ways into the simulator's ``timeseries.csv`` columns (:func:`labcore.metrics
   recorder: exact counts, percentiles from the simulator's 2% bins (prefer this);
 * :func:`history_windows` converts Locust's ``--csv PREFIX --csv-full-history`` file
   ``PREFIX_stats_history.csv`` (e.g. from a run with another locustfile): requests and
-  errors per window are exact (differences of the cumulative totals), but latency
-  percentiles are Locust's: over its ~10 s rolling window, read at the window's end and
-  rounded to two significant digits.
+  errors per window come from its cumulative totals, interpolated at the window
+  boundaries (Locust stamps its rows to the whole second), and latency percentiles are
+  Locust's: over its ~10 s rolling window, read at the window's end and rounded to two
+  significant digits.
 
 Then :func:`plot_comparison` draws any number of such tables (staging, simulated) on one
 figure: P95, error rate and throughput against time, with the SLO lines::
@@ -41,29 +42,40 @@ def _ms(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce") / 1000.0
 
 
-def history_windows(history: pd.DataFrame, window: float, warmup: float = 0.0) -> pd.DataFrame:
-    """Locust's stats history (Aggregated rows) → one row per full ``window`` seconds."""
-    agg = history[history["Name"] == "Aggregated"].sort_values("Timestamp")
+def history_windows(history: pd.DataFrame, window: float, warmup: float = 0.0,
+                    start: float | None = None) -> pd.DataFrame:
+    """Locust's stats history (Aggregated rows) → one row per full ``window`` seconds.
+
+    Locust writes a row about once a second from its process's start, stamped with the
+    whole second it was written in, and none at its end. ``start`` is the run's time 0 as
+    a Unix time (``started_at`` in a load test's ``summary.json``); without it, time 0 is
+    the history's first row, which comes before the load's start by however long Locust
+    took to start it (a second or more on a busy machine). Each row is placed in the
+    middle of its second and the cumulative request and failure counts are interpolated
+    linearly at the window boundaries, so a boundary is right to within half a second of
+    traffic; a window is kept only when a row comes at or after its end.
+    """
+    agg = history[history["Name"] == "Aggregated"].sort_values("Timestamp", kind="stable")
     if agg.empty:
         raise ValueError("no 'Aggregated' rows: is this a Locust *_stats_history.csv?")
-    t = agg["Timestamp"].to_numpy(dtype=float) - float(agg["Timestamp"].iloc[0])
+    stamps = agg["Timestamp"].to_numpy(dtype=float)
+    t = stamps - stamps[0] if start is None else stamps + 0.5 - start
     total = agg["Total Request Count"].to_numpy(dtype=float)
     failed = agg["Total Failure Count"].to_numpy(dtype=float)
-    n = math.floor(t[-1] / window + 1e-9)
+    n = max(0, math.floor(t[-1] / window + 1e-9))
+    edges = np.arange(n + 1) * window
+    requests = np.diff(np.interp(edges, t, total))
+    errors = np.diff(np.interp(edges, t, failed))
     rows = []
     for k in range(n):
-        lo, hi = k * window, (k + 1) * window
-        i0 = int(np.searchsorted(t, lo, side="right")) - 1  # last sample at or before lo
-        i1 = int(np.searchsorted(t, hi, side="right")) - 1
-        requests = total[i1] - total[max(i0, 0)]
-        errors = failed[i1] - failed[max(i0, 0)]
-        at_end = agg.iloc[i1]
+        lo, hi = edges[k], edges[k + 1]
+        at_end = agg.iloc[int(np.searchsorted(t, hi + 1e-9, side="right")) - 1]
         rows.append({
             "time": lo,
             "measured": lo >= warmup - 1e-9,
-            "requests": requests,
-            "throughput": (requests - errors) / window,
-            "error_rate": errors / requests if requests else math.nan,
+            "requests": requests[k],
+            "throughput": (requests[k] - errors[k]) / window,
+            "error_rate": errors[k] / requests[k] if requests[k] else math.nan,
             "latency_p50": _ms(pd.Series([at_end["50%"]])).iloc[0],
             "latency_p95": _ms(pd.Series([at_end["95%"]])).iloc[0],
             "latency_p99": _ms(pd.Series([at_end["99%"]])).iloc[0],
@@ -127,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     hist.add_argument("history")
     hist.add_argument("--window", type=float, default=10.0, help="seconds (default 10)")
     hist.add_argument("--warmup", type=float, default=0.0, help="seconds not measured")
+    hist.add_argument("--start", type=float,
+                      help="the run's time 0 as a Unix time (summary.json's started_at); "
+                           "default: the history's first row")
     hist.add_argument("--out", required=True)
     cmp_ = sub.add_parser("compare", help="window tables → one PNG")
     cmp_.add_argument("tables", nargs="+")
@@ -138,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "history":
-            table = history_windows(pd.read_csv(args.history), args.window, args.warmup)
+            table = history_windows(pd.read_csv(args.history), args.window, args.warmup,
+                                    args.start)
             table.to_csv(args.out, index=False)
             return 0
         labels = args.label or [Path(t).parent.name or t for t in args.tables]

@@ -53,8 +53,14 @@ class LoadSession:
         """Set run time 0: now, or at ``wall_clock`` (``time.time()`` of the master's start,
         so that a worker's windows line up with the master's shape)."""
         self.t0 = time.monotonic()
+        wall = time.time()
         if wall_clock is not None:
-            self.t0 -= max(0.0, time.time() - wall_clock)
+            late = max(0.0, wall - wall_clock)
+            self.t0 -= late
+            wall -= late
+        # run time 0 as a Unix time: summary.json's ``started_at``, which lines other
+        # clocks up with the windows (Locust's own stats history starts with its process)
+        self.info["started_at"] = round(wall, 3)
 
     def now(self) -> float:
         """Run time in seconds (0 before :meth:`start`)."""

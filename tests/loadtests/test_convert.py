@@ -36,6 +36,57 @@ def test_history_becomes_windows_with_exact_counts() -> None:
         history_windows(_history()[lambda d: d["Name"] != "Aggregated"], 5.0)
 
 
+def _late_history(rate: list[float], start: float,
+                  first_row: float) -> tuple[pd.DataFrame, list[float]]:
+    """A history as Locust writes it for a load that starts at ``start`` (Unix time) and
+    sends ``rate[s]`` requests a second in its second s, evenly spaced: rows every 1.0003 s
+    from ``first_row``, stamped to the whole second, cumulative counts as of the row; the
+    process ends 0.6 s into the load's last second. Also the exact count per second."""
+    sends = [start + s + (i + 0.5) / r for s, r in enumerate(rate) for i in range(int(r))]
+    end = start + len(rate) - 0.4
+    rows, when = [], first_row
+    while when < end:
+        sent = sum(1 for x in sends if x <= when)
+        rows.append({"Timestamp": int(when), "Name": "Aggregated", "Total Request Count": sent,
+                     "Total Failure Count": sent // 10, "50%": 30, "95%": 90, "99%": 120})
+        when += 1.0003
+    return pd.DataFrame(rows), [float(int(r)) for r in rate]
+
+
+def test_history_windows_start_at_the_runs_start_not_at_locusts() -> None:
+    """Locust's history starts with its process, 1.8 s before this load: given the run's
+    start (summary.json's started_at), every window's count is within half a second of
+    traffic of the exact one; from the first row instead, each window reads the traffic
+    1.8 s earlier. A window that the history does not reach past is left out."""
+    rate = [20.0] * 5 + [60.0] * 5 + [20.0] * 10  # a surge in the second window
+    start = 5_000.35
+    history, per_second = _late_history(rate, start, first_row=start - 1.8)
+    exact = [sum(per_second[k:k + 5]) for k in range(0, 20, 5)]
+    table = history_windows(history, window=5.0, warmup=5.0, start=start)
+    # the last row is written 19.2 s into the run, stamped 5,019 and so placed at 19.15 s:
+    # the window [15, 20) is left out
+    assert table["time"].tolist() == [0.0, 5.0, 10.0]
+    assert table["measured"].tolist() == [False, True, True]
+    assert all(abs(a - b) <= 0.5 * 60 for a, b in zip(table["requests"], exact)), (
+        table["requests"].tolist(), exact)
+    assert abs(table["requests"].iloc[0] - exact[0]) <= 0.5 * 20  # no surge at its ends
+    naive = history_windows(history, window=5.0, warmup=5.0)
+    assert naive["requests"].iloc[1] < exact[1] - 1.3 * 40, (naive["requests"].tolist(), exact)
+    assert _cli_history(history, start) == table["requests"].tolist()
+
+
+def _cli_history(history: pd.DataFrame, start: float) -> list[float]:
+    """The CLI's ``history --start`` gives the same windows."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "h.csv", Path(tmp) / "w.csv"
+        history.to_csv(path, index=False)
+        assert main(["history", str(path), "--window", "5", "--warmup", "5",
+                     "--start", repr(start), "--out", str(out)]) == 0
+        return load_table(out)["requests"].tolist()
+
+
 def test_compare_cli_draws_one_figure(tmp_path: Path) -> None:
     history = tmp_path / "h.csv"
     _history().to_csv(history, index=False)

@@ -80,8 +80,11 @@ def test_a_worker_clock_starts_at_the_masters_start(sandbox_dir: str) -> None:
 
     session = build_session(_options(sandbox_dir=sandbox_dir), None)
     assert session.now() == 0.0
-    session.start(time.time() - 0.8)  # the spawn message arrived 0.8 s after the start
+    master_start = time.time() - 0.8  # the spawn message arrived 0.8 s after the start
+    session.start(master_start)
     assert 0.8 <= session.now() < 1.5
+    # summary.json's started_at is run time 0 on the wall clock: the master's start
+    assert abs(session.info["started_at"] - master_start) < 0.01
 
 
 def test_a_fault_the_sandbox_cannot_inject_is_refused_only_when_injecting(
