@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import re
 import statistics
 import time
@@ -360,11 +361,13 @@ def test_provider_latency_follows_the_scenarios_distribution(box: Box) -> None:
     # scenario's; and each call really took at least its draw.
     assert sorted(slept) == pytest.approx(sorted(draws.tolist()))
     assert all(t >= s for (t, _), s in zip(timed, slept))
-    # The median the client sees: the draws' median plus the HTTP round trip. On loopback
-    # with keep-alive that is a few ms idle; 60 ms allows for the shared, loaded 2-core
-    # machine (measured: about 50 ms extra with six concurrent clients at load 8).
-    measured, exact = statistics.median(t for t, _ in timed), float(np.median(draws))
-    assert exact <= measured <= exact + 0.06, (measured, exact)
+    # What a call takes beyond its draw is the HTTP round trip: a few ms on an idle loopback,
+    # about 50 ms with six concurrent clients at load 8 on the shared 2-core machine, more
+    # on a busier one. A mock that slept its draw twice (or another call's) would add the
+    # draw itself, a median of 150 ms: the median excess stays under half of it.
+    exact = float(np.median(draws))
+    excess = statistics.median(t - s for (t, _), s in zip(timed, slept))
+    assert 0.0 <= excess < 0.5 * exact, (excess, exact)
     # The draws themselves: the theoretical median within 4 sd of a sample median of n.
     assert abs(np.log(exact / spec.median)) <= 4 * 1.2533 * spec.sigma / np.sqrt(n)
 
@@ -446,11 +449,17 @@ def _herd(box: Box, path: str, key: int) -> dict[str, Any]:
     The provider answers in 1 s, so that all six reach the engine before the first fetch
     fills the cache even on a loaded machine (at 300 ms, a CI run once saw only five)."""
     box.apply(str(REPO / path), *FAST[:2], "topology.providers.crm.latency=1s")
-    time.sleep(3.0)  # nothing else in the 3 s window read below
+    time.sleep(3.0)  # quiet: nothing else in the window read below
+    began = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
         assert all(r.status_code == 200 for r in pool.map(
             lambda _: box.query(SQL.format(key), tenant="initech"), range(6)))
-    stats: dict[str, Any] = box.admin.call("GET", "/v1/stats?window=3")
+    # The stats keep whole-second bins, the current one included: a window of w seconds
+    # reaches back at least w - 1, so ceil(elapsed) + 1 covers the herd from its start and
+    # stays inside the quiet 3 s before it (a fixed 3 s missed fetches once the herd took
+    # over 2 s).
+    window = math.ceil(time.monotonic() - began + 0.5) + 1
+    stats: dict[str, Any] = box.admin.call("GET", f"/v1/stats?window={window}")
     return stats
 
 
@@ -538,17 +547,19 @@ def _by_renewed(box: Box, count: int, limit: float) -> dict[int, list[bool]]:
 
 
 def test_a_paced_refresh_brings_a_tenants_calls_back_token_by_token(box: Box) -> None:
-    """acme holds 2 tokens (renewed at 3 s and 6 s, one every 3 s): with none renewed
+    """acme holds 2 tokens (renewed at 5 s and 10 s, one every 5 s): with none renewed
     every call is a 401, with one about half (each call draws one of the two, as the
     simulator draws a call's 401 against the revoked share), with both none. The reset
     stops the job and leaves every tenant one working token."""
     box.apply(str(REPO / "scenarios/auth_failure_mitigated.yaml"), *FAST)
     box.admin.call("POST", "/faults/tokens/expire", {"provider": "crm", "fraction": 1.0})
+    # 5 s between the tokens: a query with its two admin reads takes about 0.1 s idle and
+    # two or three times that on a busy CI machine, and the binomial test below wants 15
     box.admin.call("POST", "/admin/tokens/refresh",
-                   {"provider": "crm", "rate": 1 / 3, "tokens_per_tenant": 2})
-    none, half, both = _by_renewed(box, 2, limit=20.0).values()
+                   {"provider": "crm", "rate": 1 / 5, "tokens_per_tenant": 2})
+    none, half, both = _by_renewed(box, 2, limit=30.0).values()
     assert none and not any(none), none
-    assert len(half) >= 15, f"only {len(half)} queries in 3 s"
+    assert len(half) >= 15, f"only {len(half)} queries in 5 s"
     answered = sum(half)
     assert 0 < answered < len(half), half
     assert binomtest(answered, len(half), 0.5).pvalue > 1e-3, half
