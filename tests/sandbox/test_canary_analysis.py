@@ -92,17 +92,31 @@ def _decided(client: SandboxClient, state: dict[str, Any], body: dict[str, Any],
     return answer
 
 
+def _conclusive(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """The windows judged up to the decision, without the inconclusive ones: a window with
+    fewer canary samples than the analysis needs changes nothing (a busy machine can send
+    too few in one), and each really had too few. The decision came at the end of the last
+    window judged, timed from the deployment."""
+    windows = analysis["windows"]
+    inconclusive = [w for w in windows if w["verdict"] == "inconclusive"]
+    assert all(w["canary_n"] < FAST_ANALYSIS["min_samples"] for w in inconclusive), windows
+    judged = len(windows) * WINDOW
+    assert judged <= analysis["decision_seconds"] < judged + 5, analysis
+    return [w for w in windows if w["verdict"] != "inconclusive"]
+
+
 def test_a_bad_canary_is_rolled_back_automatically(admin: Any) -> None:
     client, state, _ = admin
     answer = _decided(client, state, {"version": "v2", "weight": 0.25, "error_rate": 0.3,
                                       "analysis": FAST_ANALYSIS})
     analysis = answer["analysis"]
     assert analysis["decision"] == "rolled_back", analysis
-    first = analysis["windows"][0]
+    # One failing window decides (the first conclusive one).
+    conclusive = _conclusive(analysis)
+    assert len(conclusive) == 1, analysis
+    first = conclusive[0]
     assert first["verdict"] == "fail" and first["difference"] > 0.005, first
     assert first["canary_n"] >= 20 and first["baseline_n"] > first["canary_n"]
-    # Decided at the end of the first window, timed from the deployment.
-    assert WINDOW <= analysis["decision_seconds"] < WINDOW + 5, analysis
     assert analysis["exposed_requests"] >= first["canary_n"] > 0
     assert analysis["exposed_failures"] == first["canary_errors"] > 0
     # The rollback is real: no canary, weight 0 at the gateway.
@@ -117,10 +131,10 @@ def test_a_good_canary_is_promoted_not_rolled_back(admin: Any) -> None:
                                       "analysis": FAST_ANALYSIS})
     analysis = answer["analysis"]
     assert analysis["decision"] == "promoted", analysis
-    assert [w["verdict"] for w in analysis["windows"]] == ["pass", "pass"], analysis
-    assert [w["share"] for w in analysis["windows"]] == [0.25, 0.5]
+    conclusive = _conclusive(analysis)
+    assert [w["verdict"] for w in conclusive] == ["pass", "pass"], analysis
+    assert [w["share"] for w in conclusive] == [0.25, 0.5]
     assert analysis["steps"] == [0.25, 0.5, 1.0]
-    assert 2 * WINDOW <= analysis["decision_seconds"] < 2 * WINDOW + 5
     assert answer.get("promoted") is True
     client.call("DELETE", "/admin/canary")  # back to v1 everywhere
 
@@ -131,8 +145,8 @@ def test_a_slow_canary_is_rolled_back_on_its_p95(admin: Any) -> None:
     answer = _decided(client, state, {
         "version": "v4", "weight": 0.25, "latency_multiplier": 6.0,
         "analysis": {**FAST_ANALYSIS, "latency_p95": 0.2}})
-    first = answer["analysis"]["windows"][0]
     assert answer["analysis"]["decision"] == "rolled_back"
+    (first,) = _conclusive(answer["analysis"])
     assert first["canary_p95"] > 0.2 and first["difference"] <= 0.005, first
 
 
