@@ -131,16 +131,18 @@ def test_sporadic_timeouts_among_successes_keep_it_closed() -> None:
 
 
 def test_half_open_trial_failure_reopens_and_success_closes() -> None:
-    breaker = Breaker("redis", open_seconds=0.05)
+    # open for 0.5 s: each "still open" below is read the next statement after opening,
+    # which a busy machine can delay by tens of milliseconds, not by half a second
+    breaker = Breaker("redis", open_seconds=0.5)
     breaker.failure(time.monotonic())
     assert breaker.closed and breaker.last_failed
     breaker.failure(time.monotonic())
     assert not breaker.closed
-    time.sleep(0.06)
+    time.sleep(0.55)
     assert breaker.closed  # half-open: a trial goes through
     breaker.failure(time.monotonic())
     assert not breaker.closed, "a failed trial must reopen at once"
-    time.sleep(0.06)
+    time.sleep(0.55)
     breaker.success()
     breaker.failure(time.monotonic())
     assert breaker.closed, "after a success one failure is not enough"
