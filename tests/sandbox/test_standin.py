@@ -615,21 +615,28 @@ def test_the_pools_report_the_slot_seconds_the_runners_turn_into_utilization(box
     """Each zone's engine reports its slot totals in /v1/stats (``engine_pools``): the
     queries it started and the slot-seconds busy and available (workers x seconds)."""
     box.apply(str(REPO / "scenarios/baseline.yaml"), *FAST)
-    first, t0 = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"], time.monotonic()
+    before_first = time.monotonic()
+    first = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"]
+    after_first = time.monotonic()
     assert sorted(first) == [f"engine-{z}" for z in box.state["zones"]]
     for i in range(12):
         assert box.query(SQL.format(500 + i)).status_code == 200
     time.sleep(1.0)
+    before_second = time.monotonic()
     second = box.admin.call("GET", "/v1/stats?window=5")["engine_pools"]
-    elapsed = time.monotonic() - t0
+    after_second = time.monotonic()
 
     def delta(key: str) -> float:
         return sum(float(second[n][key]) - float(first[n][key]) for n in first)
     workers = sum(int(p["workers"]) for p in second.values())
     assert delta("started") >= 12
     assert 0.0 < delta("busy_seconds") < delta("capacity_seconds")
-    # the admin reads the engines one after the other: allow a second either side
-    assert workers * (elapsed - 1.0) <= delta("capacity_seconds") <= workers * (elapsed + 1.0)
+    # each engine was read during each stats call: the time between its two readings is
+    # at least the gap between the calls and at most their span (+1 ms a pool for rounding)
+    inner, outer = before_second - after_first, after_second - before_first
+    capacity = delta("capacity_seconds")
+    assert workers * inner - 0.003 <= capacity <= workers * outer + 0.003, (
+        capacity, workers, inner, outer)
     pools = box.admin.call("GET", "/v1/stats?window=5")["pools"]  # the connectors' too
     assert all("busy_seconds" in p and "capacity_seconds" in p for p in pools.values())
 
