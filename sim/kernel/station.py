@@ -133,7 +133,7 @@ class Station:
             return True
         queue = self.queue
         if self.capacity == 0 or (
-            self.queue_limit is not None and len(queue) + self._in_runs >= self.queue_limit
+            self.queue_limit is not None and self.queued() >= self.queue_limit
         ):
             self.rejected += 1
             return False
