@@ -169,14 +169,16 @@ def test_every_shipped_scenario_gives_the_same_results_compiled_and_pure(tmp_pat
     RPO losses and facts (``scripts/fingerprint.py``'s parts: SHA-256 of each).
 
     The two paths run side by side, niced so that a stand-in's tests on the other xdist
-    worker keep their CPU."""
+    worker keep their CPU; the pure path, about three times the compiled one's work, on
+    two processes (the suite waits on stand-ins for most of its time, so the CPU is there,
+    and this test is one of its two longest serial parts)."""
     require_compiled()
     runs = {}
-    for name, env in (("pure", {"SIM_PURE": "1"}), ("compiled", {})):
+    for name, env, jobs in (("pure", {"SIM_PURE": "1"}, "2"), ("compiled", {}, "1")):
         out = tmp_path / f"{name}.json"
         environ = {k: v for k, v in os.environ.items() if k != "SIM_PURE"} | env
         runs[name] = (out, subprocess.Popen(
-            [sys.executable, "scripts/fingerprint.py", "write", str(out), "--jobs", "1",
+            [sys.executable, "scripts/fingerprint.py", "write", str(out), "--jobs", jobs,
              "--replications", "1"], cwd=ROOT, env=environ, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(10)))
     prints = {}
