@@ -69,7 +69,7 @@ def history_windows(history: pd.DataFrame, window: float, warmup: float = 0.0,
     rows = []
     for k in range(n):
         lo, hi = edges[k], edges[k + 1]
-        at_end = agg.iloc[int(np.searchsorted(t, hi + 1e-9, side="right")) - 1]
+        at_end = agg.iloc[max(0, int(np.searchsorted(t, hi + 1e-9, side="right")) - 1)]
         rows.append({
             "time": lo,
             "measured": lo >= warmup - 1e-9,
