@@ -53,7 +53,7 @@ def _late_history(rate: list[float], start: float,
     return pd.DataFrame(rows), [float(int(r)) for r in rate]
 
 
-def test_history_windows_start_at_the_runs_start_not_at_locusts() -> None:
+def test_history_windows_start_at_the_runs_start_not_at_locusts(tmp_path: Path) -> None:
     """Locust's history starts with its process, 1.8 s before this load: given the run's
     start (summary.json's started_at), every window's count is within half a second of
     traffic of the exact one; from the first row instead, each window reads the traffic
@@ -72,19 +72,12 @@ def test_history_windows_start_at_the_runs_start_not_at_locusts() -> None:
     assert abs(table["requests"].iloc[0] - exact[0]) <= 0.5 * 20  # no surge at its ends
     naive = history_windows(history, window=5.0, warmup=5.0)
     assert naive["requests"].iloc[1] < exact[1] - 1.3 * 40, (naive["requests"].tolist(), exact)
-    assert _cli_history(history, start) == table["requests"].tolist()
-
-
-def _cli_history(history: pd.DataFrame, start: float) -> list[float]:
-    """The CLI's ``history --start`` gives the same windows."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path, out = Path(tmp) / "h.csv", Path(tmp) / "w.csv"
-        history.to_csv(path, index=False)
-        assert main(["history", str(path), "--window", "5", "--warmup", "5",
-                     "--start", repr(start), "--out", str(out)]) == 0
-        return load_table(out)["requests"].tolist()
+    # the CLI's ``history --start`` gives the same windows
+    path, out = tmp_path / "h.csv", tmp_path / "w.csv"
+    history.to_csv(path, index=False)
+    assert main(["history", str(path), "--window", "5", "--warmup", "5",
+                 "--start", repr(start), "--out", str(out)]) == 0
+    assert load_table(out)["requests"].tolist() == table["requests"].tolist()
 
 
 def test_compare_cli_draws_one_figure(tmp_path: Path) -> None:
