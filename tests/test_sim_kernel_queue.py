@@ -125,6 +125,38 @@ def test_the_queue_holds_no_event_it_has_popped() -> None:
     assert sys.getrefcount(job) == held and job.callbacks is None
 
 
+def test_a_handled_light_event_keeps_simpys_order_and_may_schedule_itself_again() -> None:
+    """A job whose station handles its completion (``Handler.on_light``, no callback
+    list) fires in insertion order among SimPy's events due at the same time, once per
+    scheduling: the kernel clears its handler before the call, so a second phase can
+    schedule it again; nothing is left holding it when it is done."""
+    env = Environment()
+    fired: list[tuple[object, ...]] = []
+    phases = iter([0.5, None])
+
+    def serve(job: Job) -> float:
+        fired.append(("serve", env.now))
+        return 1.0
+
+    def after(job: Job) -> float | None:
+        fired.append(("after", env.now, job.handler))
+        return next(phases)
+
+    env.timeout(1.0).callbacks.append(  # type: ignore[union-attr]
+        lambda _e: fired.append(("timeout", env.now)))
+    station = Station(env, "s", 1, serve, after)
+    job = Job(0.0)
+    held = sys.getrefcount(job)
+    assert station.submit(job) and job.handler is station
+    env.timeout(1.0).callbacks.append(  # type: ignore[union-attr]
+        lambda _e: fired.append(("timeout-after", env.now)))
+    env.run(until=2.0)
+    assert fired == [("serve", 0.0), ("timeout", 1.0), ("after", 1.0, None),
+                     ("timeout-after", 1.0), ("after", 1.5, None)]
+    assert station.busy == 0 and job.handler is None and job.callbacks is None
+    assert sys.getrefcount(job) == held
+
+
 def test_light_events_and_simpys_share_one_order() -> None:
     """A light call, a job scheduled as its own event and SimPy timeouts, all due at the
     same time, fire in the order they were scheduled; each light event once."""

@@ -139,3 +139,59 @@ def test_every_hop_field_has_its_setter(hop: str) -> None:
     ``call``: chosen at construction or plain methods) is changed through one setter."""
     setters = {name for cls_methods in _all_methods().values() for name in cls_methods}
     assert f"set_{hop}" in setters
+
+
+def _baseline_system(*overrides: str):  # type: ignore[no-untyped-def]
+    from labcore.facts import OUTCOMES
+    from sim import load_scenario
+    from sim.kernel import Environment, Recorder, Streams
+    from sim.model import System
+
+    scenario = load_scenario(ROOT / "scenarios" / "baseline.yaml",
+                             overrides=["run.duration=20s", "run.warmup=0s", *overrides])
+    env = Environment(collect_every=scenario.run.window)
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants),
+                        outcomes=OUTCOMES)
+    return System(env, scenario, Streams(1), recorder)
+
+
+def test_default_hops_are_called_directly_and_a_hop_set_in_front_sees_every_attempt() -> None:
+    """The workload, the client and the gateway call their next hop's own method directly
+    while the wiring's hop is in place (a speed-up, issue 15); a hop set in front of it
+    (a canary, a failover) turns that off and gets every attempt, and restoring the
+    wiring's hop turns it back on."""
+    system = _baseline_system()
+    client, gateway, engine = system.client, system.gateway, system.engine
+    assert system.workload._client is client
+    assert client._gateway is gateway and gateway._engine is engine
+    entered: list[int] = []
+    forwarded: list[int] = []
+
+    def enter(attempt):  # type: ignore[no-untyped-def]
+        entered.append(attempt.request.id)
+        previous_enter(attempt)
+
+    def forward(attempt):  # type: ignore[no-untyped-def]
+        forwarded.append(attempt.request.id)
+        previous_forward(attempt)
+
+    previous_enter = client.set_enter(enter)
+    previous_forward = gateway.set_forward(forward)
+    assert client._gateway is None and gateway._engine is None
+    system.env.run(until=5.0)
+    attempts = client.attempts
+    assert attempts > 1000 and len(entered) == attempts
+    assert len(forwarded) == attempts  # no zone is down or capped in the baseline
+    assert client.set_enter(previous_enter) is enter
+    assert gateway.set_forward(previous_forward) is forward
+    assert client._gateway is gateway and gateway._engine is engine
+    system.env.run(until=10.0)
+    assert client.attempts > 2 * attempts * 0.9 and len(entered) == attempts
+
+
+def test_a_bound_method_of_another_kind_is_called_through_the_field() -> None:
+    """Only the hop's own default method is recognised: another method of the same
+    object (the gateway's pinned or balanced entry) goes through the field."""
+    system = _baseline_system("topology.gateway.routing=round_robin")
+    assert system.gateway.accept == system.gateway._accept_balanced
+    assert system.client._gateway is None

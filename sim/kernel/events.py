@@ -7,10 +7,14 @@ ordered by SimPy's rule: time, then priority (urgent first), then insertion orde
 
 A request must not cost a SimPy process (a generator plus about six events): the data
 plane is driven by :class:`Light` events, which carry the callback list SimPy's events
-carry and nothing else. A job that is itself a :class:`Light` (a request, an attempt) is
-scheduled as its own event (:meth:`Kernel.push_job`), which saves an allocation per hop.
-The model queues its light events with :meth:`Kernel.push_light`, which tells the queue
-they are light, so that compiled, firing one needs no type test.
+carry, or instead a :class:`Handler`: the component that scheduled the event, whose
+:meth:`Handler.on_light` the kernel calls with it. Compiled, that is a native method
+call, where a callback from a list is a generic Python call (a bound method, its
+arguments parsed): a station's phases and the workload's arrivals, the two light events
+of nearly every request, are handled so. A job that is itself a :class:`Light` (a
+request, an attempt) is scheduled as its own event (:meth:`Kernel.push_job`), which saves
+an allocation per hop. The model queues its light events with :meth:`Kernel.push_light`,
+which tells the queue they are light, so that compiled, firing one needs no type test.
 
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final, Iterator
 if TYPE_CHECKING:  # compiled, heap positions are machine integers; plain Python, ints
     from mypy_extensions import i64
 
-__all__ = ["Call", "Kernel", "Light", "schedule"]
+__all__ = ["Call", "Handler", "Kernel", "Light", "schedule"]
 
 URGENT: Final = 0  # simpy.core.URGENT (tests/test_simpy_internals.py checks both)
 NORMAL: Final = 1  # simpy.core.NORMAL
@@ -49,12 +53,23 @@ NATIVE: Final[bool] = not hasattr(_probe, "__code__")
 
 
 class Light:
-    """An event the kernel fires without SimPy: its callbacks, called with it."""
+    """An event the kernel fires without SimPy: its ``handler``'s :meth:`Handler.on_light`
+    if it has one, else its callbacks, each called with it."""
 
-    __slots__ = ("callbacks",)
+    __slots__ = ("callbacks", "handler")
 
     def __init__(self) -> None:
         self.callbacks: list[Any] | None = None
+        self.handler: Handler | None = None
+
+
+class Handler:
+    """A component that handles the light events it schedules itself: it sets an event's
+    ``handler`` to itself, and the kernel calls :meth:`on_light` with the event when it
+    fires (once: the kernel clears ``handler`` first, so the call may schedule it again)."""
+
+    def on_light(self, job: Any) -> None:
+        raise NotImplementedError
 
 
 class Call(Light):
@@ -64,6 +79,7 @@ class Call(Light):
 
     def __init__(self, callback: Callable[[Call], None], job: Any, gen: int) -> None:
         self.callbacks = [callback]
+        self.handler = None
         self.job = job
         self.gen = gen
 
@@ -211,9 +227,14 @@ class Kernel:
         return top
 
     def fire(self, event: Any) -> None:
-        """Run ``event``'s callbacks, as SimPy's ``Environment.step`` does, and raise its
-        failure if nothing defused it."""
+        """Run ``event``'s callbacks (a light event's handler), as SimPy's
+        ``Environment.step`` does, and raise its failure if nothing defused it."""
         if isinstance(event, Light):
+            handler = event.handler
+            if handler is not None:
+                event.handler = None
+                handler.on_light(event)
+                return
             callbacks = event.callbacks
             event.callbacks = None
             for callback in callbacks:  # type: ignore[union-attr]
@@ -236,6 +257,11 @@ class Kernel:
                 if event is stop:
                     return
                 if isinstance(event, Light):
+                    handler = event.handler
+                    if handler is not None:
+                        event.handler = None
+                        handler.on_light(event)
+                        continue
                     callbacks = event.callbacks
                     event.callbacks = None
                     for callback in callbacks:  # type: ignore[union-attr]
@@ -249,6 +275,11 @@ class Kernel:
             if job is not None:  # a light event (Kernel.fire's first case, inlined)
                 entry.job = None
                 free.append(entry)
+                handler = job.handler
+                if handler is not None:
+                    job.handler = None
+                    handler.on_light(job)
+                    continue
                 callbacks = job.callbacks
                 job.callbacks = None
                 for callback in callbacks:  # type: ignore[union-attr]

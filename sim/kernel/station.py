@@ -32,7 +32,7 @@ from collections import deque
 from heapq import heappush
 from typing import TYPE_CHECKING, Any, Callable
 
-from .events import NATIVE, NORMAL, Kernel, Light
+from .events import NATIVE, NORMAL, Handler, Kernel, Light
 
 if TYPE_CHECKING:
     from .environment import Environment
@@ -51,6 +51,7 @@ class Job(Light):
 
     def __init__(self, t_enq: float) -> None:
         self.callbacks = None
+        self.handler = None
         self.gen = 0
         self.t_enq = t_enq
         self.alive = True
@@ -69,8 +70,9 @@ class DeadRun(Job):
         self.head = 0
 
 
-class Station:
-    """A FIFO queue in front of ``capacity`` identical servers."""
+class Station(Handler):
+    """A FIFO queue in front of ``capacity`` identical servers. It handles its jobs'
+    completion events itself (:meth:`on_light`: a phase ended)."""
 
     def __init__(
         self,
@@ -92,7 +94,6 @@ class Station:
         self.stand_in = stand_in
         self._in_runs = 0  # queued jobs kept in DeadRuns beyond one entry a run
         self._compact_at = _COMPACT_MIN if stand_in is not None else -1
-        self._callbacks = [self._phase_done]  # shared: the kernel only reads an event's list
         self.busy = 0
         self.gen = 0
         # Statistics, read and reset by the recorder at each window boundary.
@@ -125,7 +126,7 @@ class Station:
             self.busy += 1
             self.started += 1
             job.gen = self.gen
-            job.callbacks = self._callbacks
+            job.handler = self
             if NATIVE:
                 kernel.push_light(now + self.serve(job), job)
             else:  # Kernel.push, inlined
@@ -154,22 +155,24 @@ class Station:
             if self.waits is not None:  # opt-in: only jobs that waited pay for it
                 self.waits.append(wait)
         job.gen = self.gen
-        # The job is its own completion event (Kernel.push_job, inlined).
-        job.callbacks = self._callbacks
+        # The job is its own completion event, handled here (on_light).
+        job.handler = self
         kernel = self.kernel
         if NATIVE:
             kernel.push_light(now + self.serve(job), job)
         else:  # Kernel.push, inlined
             heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
 
-    def _phase_done(self, job: Job) -> None:
+    def on_light(self, job: Job) -> None:
+        """A phase of ``job`` ended: another, or the server goes to the next job."""
         if job.gen != self.gen:
             return  # the station failed while this job was in service
         more = self.after(job)
-        if more is not None:
-            self.kernel.push_job(more, job, self._callbacks)
-            return
         now = self.kernel.now
+        if more is not None:
+            job.handler = self
+            self.kernel.push_light(now + more, job)
+            return
         self.busy_area += self.busy * (now - self._last)
         self._last = now
         self.busy -= 1

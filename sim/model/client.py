@@ -16,7 +16,9 @@ Where an attempt goes next is a field, not a method: ``enter`` (the gateway's en
 ``release`` (the gateway's slot bookkeeping) and ``observer`` are set by the system's
 wiring and changed afterwards only through :meth:`Client.set_enter`,
 :meth:`Client.set_release` and :meth:`Client.set_observer` (a failover's DNS shift, a
-canary's analysis), each returning the hop it replaces.
+canary's analysis), each returning the hop it replaces. While ``enter`` is the gateway's
+default entry (:meth:`Gateway._accept_random`), the client calls it directly: compiled, a
+call through the field is a generic Python call, once an attempt.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from labcore.scenario.topology import BackoffStrategy
 
 from ..kernel import Recorder, Streams, schedule
 from ..kernel.events import Call, Kernel
+from .gateway import Gateway
 from .request import OK, OUTCOME_INDEX, TIMEOUT, Attempt, Request
 
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ class Client:
         self.backoff = Backoff(spec, streams.get("client.backoff"))
         self.budget = RetryBudget(spec.budget)  # held in the fields below (``budget``)
         self.enter: Callable[[Attempt], None] = lambda attempt: None  # wired by the system
+        self._gateway: Gateway | None = None  # while ``enter`` is its _accept_random
         self.release: Callable[[Attempt], None] = lambda attempt: None
         #: Sees every live attempt's outcome (a canary's analysis); ``None``: nobody.
         self.observer: Callable[[Attempt, int], None] | None = None
@@ -100,6 +104,9 @@ class Client:
     def set_enter(self, enter: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
         """Send every new attempt to ``enter``; returns the entry it replaces."""
         previous, self.enter = self.enter, enter
+        owner = getattr(enter, "__self__", None)
+        self._gateway = (owner if isinstance(owner, Gateway) and enter == owner._accept_random
+                         else None)
         return previous
 
     def set_release(self, release: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
@@ -136,7 +143,11 @@ class Client:
             self._compact()
         if not self._armed:
             self._arm()
-        self.enter(attempt)
+        gateway = self._gateway
+        if gateway is not None:
+            gateway._accept_random(attempt)
+        else:
+            self.enter(attempt)
 
     def finish(self, attempt: Attempt, outcome: int) -> None:
         """An attempt ended; outcomes of attempts the client gave up on are wasted work."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 from labcore.scenario import Gateway as GatewaySpec
 
 from ..kernel import Recorder, Station, Streams
+from .engine import Engine
 from .request import CAPPED, OVERLOAD, UNAVAILABLE, Attempt
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Gateway:
         #: The next hop after admission (the engine's ``submit``): set by the system's
         #: wiring, then only through :meth:`set_forward` (a canary stands in front of it).
         self.forward: Callable[[Attempt], None] = lambda attempt: None
+        self._engine: Engine | None = None  # while ``forward`` is its submit: called directly
         # Policy table: tenant → (cap for every user or None, {user: cap}); in-flight counts.
         self.caps: dict[int, tuple[int | None, dict[int, int]]] = {}
         self.inflight: dict[tuple[int, int], int] = {}
@@ -110,6 +112,8 @@ class Gateway:
     def set_forward(self, forward: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
         """Hand every admitted attempt to ``forward``; returns the hop it replaces."""
         previous, self.forward = self.forward, forward
+        owner = getattr(forward, "__self__", None)
+        self._engine = owner if isinstance(owner, Engine) and forward == owner.submit else None
         return previous
 
     # -- data path ----------------------------------------------------------------------
@@ -133,8 +137,12 @@ class Gateway:
         if self.stations:
             if not self.stations[z].submit(attempt):
                 self.client.finish(attempt, OVERLOAD)
-        else:
-            self.forward(attempt)
+        else:  # _forward, inlined
+            engine = self._engine
+            if engine is not None:
+                engine.submit(attempt)
+            else:
+                self.forward(attempt)
 
     def _accept_pinned(self, attempt: Attempt) -> None:
         """Zone-targeted surges (``pinned``, a scenario with one only): an attempt of a
@@ -187,11 +195,19 @@ class Gateway:
             if not self.stations[z].submit(attempt):
                 self.client.finish(attempt, OVERLOAD)
         else:
+            self._forward(attempt)
+
+    def _forward(self, attempt: Attempt) -> None:
+        """Hand ``attempt`` on: to the engine directly while ``forward`` is its own."""
+        engine = self._engine
+        if engine is not None:
+            engine.submit(attempt)
+        else:
             self.forward(attempt)
 
     def _served(self, attempt: Attempt) -> None:
         if attempt.alive:
-            self.forward(attempt)
+            self._forward(attempt)
         return None
 
     def _admit(self, attempt: Attempt) -> bool:

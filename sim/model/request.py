@@ -48,6 +48,7 @@ class Request(Light):
 
     def __init__(self, rid: int, tenant: int, user: int, target: int, key: int, t0: float) -> None:
         self.callbacks = None  # a light event: its arrival, or its retry
+        self.handler = None
         self.id = rid
         self.tenant = tenant
         self.user = user
@@ -66,6 +67,7 @@ class Attempt(Job):
 
     def __init__(self, request: Request, zone: int, start: float) -> None:
         self.callbacks = None  # a light event: the end of its phase at a station
+        self.handler = None
         self.gen = 0  # generation of the station serving it (stale after a failure)
         self.request = request
         self.zone = zone

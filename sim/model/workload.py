@@ -20,7 +20,8 @@ from labcore.scenario import Scenario
 from labcore.workload import RateFunction, mix_cdf, zipf_cdf
 
 from ..kernel import Streams
-from ..kernel.events import NATIVE, NORMAL, Kernel
+from ..kernel.events import NATIVE, NORMAL, Handler, Kernel
+from .client import Client
 from .request import Request
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class _TenantStream:
 
     __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
                  "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
-                 "gap_buffer", "query_buffer", "query_block", "callbacks", "deterministic",
+                 "gap_buffer", "query_buffer", "query_block", "deterministic",
                  "pins")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
@@ -56,7 +57,6 @@ class _TenantStream:
         self.gap_buffer: list[float] = []
         self.query_buffer: list[tuple[int, int, int]] = []
         self.query_block: list[np.ndarray] = []  # a block's queries not yet in the buffer
-        self.callbacks: list = []
         self.deterministic = False
         #: Zone-targeted surges of the tenant: (stream, zone index by name); None without.
         self.pins: tuple[random.Random, dict[str, int]] | None = None
@@ -118,7 +118,7 @@ class _TenantStream:
         return [a.astype(np.min_scalar_type(b)) for a, b in zip((users, targets, keys), bounds)]
 
 
-class Workload:
+class Workload(Handler):
     """Generates requests and hands each to ``send`` (the client).
 
     Each candidate arrival is a :class:`Request` scheduled as its own event; thinning
@@ -128,13 +128,17 @@ class Workload:
     def __init__(self, env: "Environment", scenario: Scenario, streams: Streams,
                  targets: list[str], send: Callable[[Request], None]) -> None:
         self.env, self.send = env, send
+        owner = getattr(send, "__self__", None)
+        #: The client whose own ``send`` this is, called directly (compiled, a call through
+        #: the field is a generic Python call, once a request); ``None``: through the field.
+        self._client: Client | None = (
+            owner if isinstance(owner, Client) and send == owner.send else None)
         self.kernel: Kernel = env.kernel
         wl, cache = scenario.workload, scenario.topology.cache
         self.keys = cache.keys
         self.n_targets = len(targets)
         self.key_cdf = np.asarray(zipf_cdf(cache.keys, cache.zipf_s))
         self.next_id = 0
-        self._callbacks = [self._arrive]  # shared: the kernel only reads an event's list
         self.streams: list[_TenantStream] = []
         for index, (name, tenant) in enumerate(wl.tenants.items()):
             mix = list(tenant.mix.items())
@@ -146,7 +150,6 @@ class Workload:
             if any(s.zone is not None for s in rate.surges):  # issue 13: zone-targeted surges
                 zones = {z: i for i, z in enumerate(scenario.topology.zones)}
                 ts.pins = (streams.get(f"workload.surge_zone.{name}"), zones)
-            ts.callbacks = self._callbacks
             self.streams.append(ts)
             if tenant.closed_loop is None:  # closed-loop users send on their own (users.py)
                 self._next(ts, env.now)
@@ -161,12 +164,15 @@ class Workload:
                 if t < end:
                     ts.bound, ts.constant = bound, constant
                     request = Request(0, ts.index, 0, 0, 0, t)
-                    self.kernel.push_job(t - self.kernel.now, request, ts.callbacks)
+                    request.handler = self
+                    kernel = self.kernel  # at now + (t - now), not t: the times of old
+                    kernel.push_light(kernel.now + (t - kernel.now), request)
                     return
             now = end  # memoryless: restart the draw at the segment boundary
             ts.seg += 1
 
-    def _arrive(self, request: Request) -> None:
+    def on_light(self, request: Request) -> None:
+        """A candidate arrival: thinning may drop it; then the tenant's next one."""
         ts = self.streams[request.tenant]
         now = request.t0
         if ts.constant or ts.thinning.random() * ts.bound <= ts.rate(now):
@@ -178,13 +184,17 @@ class Workload:
             request.id = self.next_id
             if ts.pins is not None:
                 request.pin = ts.pin(now)
-            self.send(request)
+            client = self._client
+            if client is not None:
+                client.send(request)
+            else:
+                self.send(request)
         if ts.constant:  # fast path: the next arrival is likely in the same segment
             gaps = ts.gap_buffer
             t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
             if t < ts.segments[ts.seg][1]:
                 request = Request(0, ts.index, 0, 0, 0, t)
-                request.callbacks = ts.callbacks
+                request.handler = self
                 kernel = self.kernel
                 if NATIVE:
                     kernel.push_light(t, request)
