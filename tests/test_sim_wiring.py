@@ -195,3 +195,38 @@ def test_a_bound_method_of_another_kind_is_called_through_the_field() -> None:
     system = _baseline_system("topology.gateway.routing=round_robin")
     assert system.gateway.accept == system.gateway._accept_balanced
     assert system.client._gateway is None
+
+
+def test_a_station_calls_its_services_own_phases_directly_until_one_is_set_in_front() -> None:
+    """Engine and connector stations are given the component's own ``serve`` and
+    ``after`` (a :class:`~sim.kernel.station.Service`) and call them directly; a phase
+    set in front (a gray failure, a release) is called for every job, and restoring the
+    previous phase turns the direct call back on."""
+    system = _baseline_system()
+    station = system.engine.stations[0]
+    assert station._serves is system.engine and station._afters is system.engine
+    connector = system.connectors.stations[0]
+    assert connector._serves is system.connectors and connector._afters is system.connectors
+    served: list[float] = []
+    ended: list[object] = []
+
+    def serve(job):  # type: ignore[no-untyped-def]
+        served.append(system.env.now)
+        return previous_serve(job)
+
+    def after(job):  # type: ignore[no-untyped-def]
+        ended.append(job)
+        return previous_after(job)
+
+    previous_serve = station.set_serve(serve)
+    previous_after = station.set_after(after)
+    assert station._serves is None and station._afters is None
+    system.env.run(until=5.0)
+    assert station.started > 1000 and len(served) == station.started
+    assert len(ended) >= station.started - station.capacity  # all but those in service
+    station.set_serve(previous_serve)
+    station.set_after(previous_after)
+    assert station._serves is system.engine and station._afters is system.engine
+    started, count = station.started, len(served)
+    system.env.run(until=10.0)
+    assert station.started > started + 1000 and len(served) == count

@@ -7,6 +7,9 @@ time (the server stays with the job: a connector waiting out a Retry-After) or `
 ``serve`` and ``after`` are the station's strategy fields: set at construction, and
 changed afterwards only through :meth:`set_serve` and :meth:`set_after` (a fault or a
 release wrapping them), which return the phase they replace so it can be restored.
+While a field holds a :class:`Service`'s own method (the engine's, the connectors'), the
+station calls that method directly: compiled, a call through the field is a generic
+Python call, and a job makes two.
 
 A station can fail (all its work is lost, completions already scheduled are ignored
 through a generation counter) and be restored. Busy time is integrated exactly for
@@ -37,7 +40,7 @@ from .events import NATIVE, NORMAL, Handler, Kernel, Light
 if TYPE_CHECKING:
     from .environment import Environment
 
-__all__ = ["DeadRun", "Job", "Station"]
+__all__ = ["DeadRun", "Job", "Service", "Station"]
 
 _COMPACT_MIN = 1024  # a station with a stand-in compacts its queue from this length on
 
@@ -70,6 +73,26 @@ class DeadRun(Job):
         self.head = 0
 
 
+class Service:
+    """A component that serves stations with its own methods :meth:`serve` (the first
+    phase's holding time) and :meth:`after` (the next phase's, or ``None``): given them
+    as a station's ``serve`` and ``after``, the station calls them natively."""
+
+    def serve(self, job: Any) -> float:
+        raise NotImplementedError
+
+    def after(self, job: Any) -> float | None:
+        raise NotImplementedError
+
+
+def _own(phase: Callable[[Any], object], name: str) -> Service | None:
+    """The :class:`Service` whose own method ``name`` ``phase`` is, or ``None``."""
+    owner = getattr(phase, "__self__", None)
+    if isinstance(owner, Service) and phase == getattr(owner, name):
+        return owner
+    return None
+
+
 class Station(Handler):
     """A FIFO queue in front of ``capacity`` identical servers. It handles its jobs'
     completion events itself (:meth:`on_light`: a phase ended)."""
@@ -88,6 +111,8 @@ class Station(Handler):
         self.env, self.name, self.capacity = env, name, capacity
         self.kernel: Kernel = env.kernel
         self.serve, self.after = serve, after
+        self._serves = _own(serve, "serve")  # while serve is a Service's own: called directly
+        self._afters = _own(after, "after")
         self.queue_limit = queue_limit
         self.drop_expired = drop_expired
         self.queue: deque[Job] = deque()
@@ -127,10 +152,12 @@ class Station(Handler):
             self.started += 1
             job.gen = self.gen
             job.handler = self
+            own = self._serves
+            t = now + (own.serve(job) if own is not None else self.serve(job))
             if NATIVE:
-                kernel.push_light(now + self.serve(job), job)
+                kernel.push_light(t, job)
             else:  # Kernel.push, inlined
-                heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
+                heappush(kernel.tuples, (t, NORMAL, next(kernel.eids), job))
             return True
         queue = self.queue
         if self.capacity == 0 or (
@@ -158,16 +185,19 @@ class Station(Handler):
         # The job is its own completion event, handled here (on_light).
         job.handler = self
         kernel = self.kernel
+        own = self._serves
+        t = now + (own.serve(job) if own is not None else self.serve(job))
         if NATIVE:
-            kernel.push_light(now + self.serve(job), job)
+            kernel.push_light(t, job)
         else:  # Kernel.push, inlined
-            heappush(kernel.tuples, (now + self.serve(job), NORMAL, next(kernel.eids), job))
+            heappush(kernel.tuples, (t, NORMAL, next(kernel.eids), job))
 
     def on_light(self, job: Job) -> None:
         """A phase of ``job`` ended: another, or the server goes to the next job."""
         if job.gen != self.gen:
             return  # the station failed while this job was in service
-        more = self.after(job)
+        own = self._afters
+        more = own.after(job) if own is not None else self.after(job)
         now = self.kernel.now
         if more is not None:
             job.handler = self
@@ -190,11 +220,13 @@ class Station(Handler):
         """Install ``serve`` as the first phase of every job started from now; returns the
         one it replaces."""
         previous, self.serve = self.serve, serve
+        self._serves = _own(serve, "serve")
         return previous
 
     def set_after(self, after: Callable[[Any], float | None]) -> Callable[[Any], float | None]:
         """Install ``after`` for every phase ending from now; returns the one it replaces."""
         previous, self.after = self.after, after
+        self._afters = _own(after, "after")
         return previous
 
     def fail(self) -> int:

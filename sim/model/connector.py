@@ -22,6 +22,7 @@ from labcore.scenario import Connectors as ConnectorSpec
 
 from ..kernel import Recorder, Station
 from ..kernel.events import Kernel
+from ..kernel.station import Service
 from .cache import ResultCache
 from .provider import Provider
 from .request import OK, OVERLOAD, RATE_LIMITED, TIMEOUT, UNAUTHORIZED, Attempt
@@ -37,8 +38,9 @@ _CALLING: Final = 1
 _WAITING: Final = 2
 
 
-class Connectors:
-    """Connector stations, one per zone, and the providers they call."""
+class Connectors(Service):
+    """Connector stations, one per zone, served by :meth:`serve` (a provider call) and
+    :meth:`after`, and the providers they call."""
 
     def __init__(self, env: "Environment", spec: ConnectorSpec, zones: list["Zone"],
                  providers: list[Provider], target_provider: list[int], cache: ResultCache,
@@ -63,7 +65,7 @@ class Connectors:
         if spec.enabled:
             for zone in zones:
                 station = Station(env, f"{zone.name}.connector", spec.workers_per_zone,
-                                  self._call, self._after, spec.queue_limit)
+                                  self.serve, self.after, spec.queue_limit)
                 zone.add_station(station)
                 self.stations.append(station)
 
@@ -83,7 +85,7 @@ class Connectors:
         elif not self.stations[attempt.zone].submit(attempt):
             self.finish(attempt, OVERLOAD)
 
-    def _call(self, attempt: Attempt) -> float:
+    def serve(self, attempt: Attempt) -> float:
         """Call the provider now; the outcome is known when the answer arrives."""
         request = attempt.request
         provider = self.providers[self.target_provider[request.target]]
@@ -102,10 +104,12 @@ class Connectors:
         self.held[request.tenant] += latency
         return latency
 
-    def _after(self, attempt: Attempt) -> float | None:
+    def after(self, attempt: Attempt) -> float | None:
+        """A call's answer arrived, or a Retry-After wait ended: call again, wait, or
+        end the fetch."""
         retries = self.spec.retries
         if attempt.phase == _WAITING:
-            return self._call(attempt)
+            return self.serve(attempt)
         if (
             attempt.outcome == RATE_LIMITED
             and attempt.alive

@@ -25,7 +25,7 @@ from labcore.scenario import Engine as EngineSpec
 
 from ..kernel import Recorder, Station, Streams
 from ..kernel.events import Kernel
-from ..kernel.station import Job
+from ..kernel.station import Job, Service
 from .cache import ResultCache
 from .request import OK, OVERLOAD, Attempt, Request
 
@@ -56,8 +56,8 @@ def _stand_in(zone: int) -> Callable[[float], Job]:
     return stand_in
 
 
-class Engine:
-    """Engine stations, one per zone."""
+class Engine(Service):
+    """Engine stations, one per zone, served by :meth:`serve` and :meth:`after`."""
 
     def __init__(self, env: "Environment", spec: EngineSpec, zones: list["Zone"],
                  cache: ResultCache, cache_latency: Callable[[], float] | None,
@@ -73,34 +73,24 @@ class Engine:
         self._cache_lookup = self.lookup  # while ``lookup`` is this, call the cache directly
         # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
         # runs once per request.
-        buffer, refill = spec.service_time.buffered(streams.numpy("engine.service"))
+        self._buffer, self._refill = spec.service_time.buffered(streams.numpy("engine.service"))
         latency = cache.spec.latency
-        cache_constant = latency.value if isinstance(latency, Constant) else None
-        if cache_latency is None:
-            self._service = lambda attempt: (
-                (buffer.pop() if buffer else refill()) * self.factor
-            )
-        elif cache_constant is not None:  # the usual case: no sampler call for the lookup
-            self._service = lambda attempt: (
-                (buffer.pop() if buffer else refill()) * self.factor
-                + cache_constant * self.cache_factor
-            )
-        else:
-            self._service = lambda attempt: (
-                (buffer.pop() if buffer else refill()) * self.factor
-                + cache_latency() * self.cache_factor
-            )
+        #: The cache lookup's share of the service time: none (no cache), a constant (the
+        #: usual case: no sampler call), or a draw of ``cache_latency``.
+        self._cache_latency = cache_latency
+        self._cache_constant = latency.value if isinstance(latency, Constant) else 0.0
+        self._lookup_time = (0 if cache_latency is None
+                             else 1 if isinstance(latency, Constant) else 2)
         self.cache_expiry = cache.expiry
         self.wasted = 0
         recorder.add_counters("engine", self, ("wasted",))
-        after: Callable[[Attempt], float | None] = self._served
+        self._planning = spec.miss_service_time is not None
         if spec.miss_service_time is not None:
             self._miss_time = spec.miss_service_time.sampler(streams.numpy("engine.miss"))
-            after = self._served_planning
         self.stations = []
         for zone in zones:
             station = Station(env, f"{zone.name}.engine", spec.workers_per_zone,
-                              self._service, after, spec.queue_limit, spec.drop_expired,
+                              self.serve, self.after, spec.queue_limit, spec.drop_expired,
                               _stand_in(zone.index))
             zone.add_station(station)
             self.stations.append(station)
@@ -124,6 +114,27 @@ class Engine:
         if self.lookup is self._cache_lookup:
             return self.cache.lookup(key, self.kernel.now)
         return self.lookup(key, self.kernel.now)
+
+    def serve(self, attempt: Attempt) -> float:
+        """An engine worker's service time: parse and plan, then the cache lookup."""
+        buffer = self._buffer
+        work = (buffer.pop() if buffer else self._refill()) * self.factor
+        kind = self._lookup_time
+        if kind == 0:
+            return work
+        if kind == 1:
+            return work + self._cache_constant * self.cache_factor
+        cache_latency = self._cache_latency
+        assert cache_latency is not None
+        return work + cache_latency() * self.cache_factor
+
+    def after(self, attempt: Attempt) -> float | None:
+        """The worker is done: a hit goes back, a miss to ``fetch`` (after planning it,
+        with ``miss_service_time``)."""
+        if self._planning:
+            return self._served_planning(attempt)
+        self._served(attempt)
+        return None
 
     def _served(self, attempt: Attempt) -> None:
         if not attempt.alive:
