@@ -23,8 +23,9 @@ compares instead of two tuple comparisons. It is 4-ary (the children of ``i`` ar
 ``4i + 1`` to ``4i + 4``): half the levels of a binary heap, so about half the entries
 moved in a pop, for more comparisons, which are cheap. An entry holds a light event in
 a typed field (``job``) and any other event in ``event``. An entry popped goes to a free
-list, emptied of its event, and the next push takes it from there: a run allocates
-entries only while its queue grows. Both representations give the same order: the ids
+list (linked through the entries' ``nxt``: no list to pop or append to), emptied of its
+event, and the next push takes it from there: a run allocates entries only while its
+queue grows. Both representations give the same order: the ids
 are unique, so the order is total and any correct heap pops the same sequence.
 """
 
@@ -87,13 +88,14 @@ class Call(Light):
 class _Entry:
     """One queued event of the compiled heap: a light one in ``job``, else in ``event``."""
 
-    __slots__ = ("t", "key", "job", "event")
+    __slots__ = ("t", "key", "job", "event", "nxt")
 
     def __init__(self, t: float, key: i64, job: Light | None, event: object) -> None:
         self.t = t
         self.key = key
         self.job = job
         self.event = event
+        self.nxt: _Entry | None = None  # the next free entry, while this one is free
 
 
 def _sift_up(heap: list[_Entry], i: i64, entry: _Entry) -> None:
@@ -122,7 +124,7 @@ class Kernel:
         self.tuples: list[tuple[float, int, int, object]] = []
         self.eids: Iterator[int] = count()
         self.heap: list[_Entry] = []  # compiled
-        self.free: list[_Entry] = []  # compiled: popped entries, to be reused (emptied)
+        self.free: _Entry | None = None  # compiled: popped entries, to be reused (emptied)
 
     def __len__(self) -> int:
         return len(self.heap) + len(self.tuples)
@@ -153,9 +155,9 @@ class Kernel:
 
     def _queue(self, t: float, key: i64, job: Light | None, event: object) -> None:
         """Compiled: put an entry (a free one if any) in the heap."""
-        free = self.free
-        if free:
-            entry = free.pop()
+        entry = self.free
+        if entry is not None:
+            self.free = entry.nxt
             entry.t = t
             entry.key = key
             entry.job = job
@@ -186,13 +188,13 @@ class Kernel:
             return event
         entry = self._take()
         job = entry.job
+        entry.nxt = self.free
+        self.free = entry
         if job is not None:
             entry.job = None  # the free list holds no event alive
-            self.free.append(entry)
             return job
         event = entry.event
         entry.event = None
-        self.free.append(entry)
         return event
 
     def _take(self) -> _Entry:
@@ -268,13 +270,13 @@ class Kernel:
                         callback(event)
                 else:
                     self.fire(event)
-        free = self.free
         while True:  # never empty: stop is in the queue until it is popped
             entry = self._take()
             job = entry.job
+            entry.nxt = self.free  # to the free list, emptied of its event below
+            self.free = entry
             if job is not None:  # a light event (Kernel.fire's first case, inlined)
                 entry.job = None
-                free.append(entry)
                 handler = job.handler
                 if handler is not None:
                     job.handler = None
@@ -287,7 +289,6 @@ class Kernel:
                 continue
             event = entry.event
             entry.event = None
-            free.append(entry)
             if event is stop:
                 return
             self.fire(event)  # compiled, a direct call

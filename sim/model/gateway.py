@@ -122,7 +122,7 @@ class Gateway:
         """Route to a zone uniformly at random (the default policy). The hot path: this
         is :meth:`_route` inlined (the other policies call it)."""
         routable = self.routable
-        z = routable[int(self._uniform() * len(routable))]
+        z = routable[int(self._uniform() * float(len(routable)))]  # float: a native product
         attempt.zone = z
         zone = self.zones[z]
         if not zone.up:
