@@ -62,6 +62,7 @@ class Gateway:
             self.accept = self._accept_pinned
         self.healthy = [True] * len(zones)
         self.routable = list(range(len(zones)))
+        self._width = float(len(zones))  # len(routable), a float: the draw's product is native
         self.ejected: set[int] = set()  # zones ejected by outlier detection (issue 14)
         self._fails = [0] * len(zones)
         self._passes = [0] * len(zones)
@@ -122,7 +123,7 @@ class Gateway:
         """Route to a zone uniformly at random (the default policy). The hot path: this
         is :meth:`_route` inlined (the other policies call it)."""
         routable = self.routable
-        z = routable[int(self._uniform() * float(len(routable)))]  # float: a native product
+        z = routable[int(self._uniform() * self._width)]
         attempt.zone = z
         zone = self.zones[z]
         if not zone.up:
@@ -263,3 +264,4 @@ class Gateway:
         if self.ejected:
             routable = [z for z in routable if z not in self.ejected] or routable
         self.routable = routable
+        self._width = float(len(routable))
