@@ -18,6 +18,15 @@ whenever the map has doubled since it was last swept: it is then bounded by the 
 alive, not by every key ever stored, and no lookup can tell the difference. A bounded
 cache is not swept: its expired keys hold capacity until evicted, as before.
 
+Where the keys one TTL can store reach a sixteenth of the key space (every tenant's
+targets times ``keys``), an unbounded cache keeps its expiry times in a table indexed by
+key instead of the map (:func:`dense_keys`): a lookup then reads one slot and one float
+where the map reads its index, its entry, the stored key and the float, which at 50,000
+requests a second and millions of keys is memory the processor waits for. A slot with
+no key holds minus infinity, which every lookup reads as expired and no stale window
+reaches, so the table and the map answer every lookup alike; which one a run uses
+changes its speed and memory, never a result.
+
 :class:`ReadThrough` stands between the engine's misses and the connectors once a
 runbook turns on soft caching, request coalescing or XFetch (SOP-102); until then it is
 not on the data path at all.
@@ -40,16 +49,33 @@ if TYPE_CHECKING:
     from .connector import Connectors
     from .engine import Engine
 
-__all__ = ["ResultCache", "ReadThrough"]
+__all__ = ["ResultCache", "ReadThrough", "dense_keys"]
 
 _MIN_SWEEP: Final = 4096  # keys: below this the map is never swept
+_ABSENT: Final = -math.inf  # a table slot with no key: expired, and past any stale window
+_DENSE_MAX: Final = 1 << 24  # keys: a larger key space keeps the map (a table of 128 MB)
+
+
+def dense_keys(spec: CacheSpec, key_space: int, nominal_rate: float) -> int:
+    """The size of the table for an unbounded cache of ``key_space`` keys; 0: the map.
+
+    A table costs 8 bytes a possible key; the map about 100 a key it holds (the entry, its
+    index, the key's int), and up to twice the keys alive between sweeps. The table is
+    chosen where the keys one TTL can store at ``nominal_rate`` (requests a second) reach
+    a sixteenth of the key space: then it is not much larger than the map can grow."""
+    if not spec.enabled or spec.max_keys_per_node is not None or key_space > _DENSE_MAX:
+        return 0
+    if 16.0 * nominal_rate * spec.ttl < key_space:
+        return 0
+    return key_space
 
 
 class ResultCache:
     """Key → expiry time, with shards that go down with their zone."""
 
     def __init__(self, env: "Environment", spec: CacheSpec, n_zones: int,
-                 recorder: Recorder, keys_per_tenant: int, stale_horizon: float = 0.0) -> None:
+                 recorder: Recorder, keys_per_tenant: int, stale_horizon: float = 0.0,
+                 dense: int = 0) -> None:
         self.env, self.spec = env, spec
         self.kernel: Kernel = env.kernel
         self.enabled, self.ttl = spec.enabled, spec.ttl
@@ -67,21 +93,43 @@ class ResultCache:
         if spec.max_keys_per_node is not None:
             self.capacity = spec.max_keys_per_node * self.n_shards
             self.expiry = OrderedDict()  # write order, for O(1) eviction
+            dense = 0  # eviction needs the write order: the map
+        #: Key → expiry as a table of ``dense`` slots (keys 0 to dense - 1), or, while it
+        #: is empty, as the map ``expiry``.
+        self.table: list[float] = [_ABSENT] * dense
         self.hits = self.misses = self.evictions = 0
         recorder.add_counters("cache", self, ("hits", "misses", "evictions"))
 
     def lookup(self, key: int, now: float) -> bool:
         """A hit if the key is cached, unexpired, on a live shard; counts hits and misses."""
         if self.enabled and self.shard_up[key % self.n_shards]:
-            expiry = self.expiry.get(key)
-            if expiry is not None and expiry > now:
-                self.hits += 1
-                return True
+            table = self.table
+            if table:
+                if table[key] > now:
+                    self.hits += 1
+                    return True
+            else:
+                expiry = self.expiry.get(key)
+                if expiry is not None and expiry > now:
+                    self.hits += 1
+                    return True
         self.misses += 1
         return False
 
+    def expiry_of(self, key: int) -> float:
+        """When ``key``'s entry expires; minus infinity if the cache holds none."""
+        table = self.table
+        if table:
+            return table[key]
+        expiry = self.expiry.get(key)
+        return _ABSENT if expiry is None else expiry
+
     def store(self, key: int, now: float) -> None:
         if self.enabled and self.shard_up[key % self.n_shards]:
+            table = self.table
+            if table:
+                table[key] = now + self.ttl
+                return
             if self.capacity is not None:
                 self._store_bounded(key, now)
                 return
@@ -120,6 +168,10 @@ class ResultCache:
         for shard in shards:
             self.shard_up[shard] = False
         if not self.spec.replicas:
+            table = self.table
+            for shard in shards:  # the keys k with k % n_shards == shard
+                for key in range(shard, len(table), self.n_shards):
+                    table[key] = _ABSENT
             lost = {s for s in shards}
             for key in [k for k in self.expiry if k % self.n_shards in lost]:
                 del self.expiry[key]
@@ -138,6 +190,19 @@ class ResultCache:
     def flush(self, tenant: int | None = None) -> None:
         """Invalidate every key, or only ``tenant``'s; with soft caching on, invalidated
         entries stay as stale copies (a soft purge) instead of being deleted."""
+        now = self.kernel.now
+        table = self.table
+        if table:
+            first, end = 0, len(table)
+            if tenant is not None:
+                first = tenant * self.keys_per_tenant
+                end = min(end, first + self.keys_per_tenant)
+            for key in range(first, end):
+                if not self.soft_purge:
+                    table[key] = _ABSENT
+                elif table[key] > now:  # min(expiry, now): no entry stays none
+                    table[key] = now
+            return
         if tenant is None and not self.soft_purge:
             self.expiry.clear()
             return
@@ -145,7 +210,6 @@ class ResultCache:
         if tenant is not None:
             low = float(tenant * self.keys_per_tenant)
             high = float((tenant + 1) * self.keys_per_tenant)
-        now = self.kernel.now
         for key in [k for k in self.expiry if low <= k < high]:
             if self.soft_purge:
                 self.expiry[key] = min(self.expiry[key], now)
@@ -205,21 +269,21 @@ class ReadThrough:
         """A hit (fresh, or stale under soft caching: then one refresh is started)."""
         cache = self.cache
         if cache.shard_up[key % cache.n_shards]:
-            expiry = cache.expiry.get(key)
-            if expiry is not None:
-                if expiry > now:
-                    beta = self.beta
-                    if beta is not None and self._xfetch(key, now, expiry, beta):
-                        self.early_refreshes += 1
-                        self._refresh(key, now)
-                    cache.hits += 1
-                    return True
-                if self.max_stale is not None and now - expiry <= self.max_stale:
-                    cache.hits += 1
-                    self.stale_served += 1
-                    if not self._fetching(key, now) and self.retry_at.get(key, 0.0) <= now:
-                        self._refresh(key, now)
-                    return True
+            expiry = cache.expiry_of(key)  # minus infinity: none (neither fresh nor stale)
+            if expiry > now:
+                beta = self.beta
+                if beta is not None and self._xfetch(key, now, expiry, beta):
+                    self.early_refreshes += 1
+                    self._refresh(key, now)
+                cache.hits += 1
+                return True
+            if (self.max_stale is not None and expiry > _ABSENT
+                    and now - expiry <= self.max_stale):
+                cache.hits += 1
+                self.stale_served += 1
+                if not self._fetching(key, now) and self.retry_at.get(key, 0.0) <= now:
+                    self._refresh(key, now)
+                return True
         cache.misses += 1
         return False
 

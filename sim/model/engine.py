@@ -81,7 +81,6 @@ class Engine(Service):
         self._cache_constant = latency.value if isinstance(latency, Constant) else 0.0
         self._lookup_time = (0 if cache_latency is None
                              else 1 if isinstance(latency, Constant) else 2)
-        self.cache_expiry = cache.expiry
         self.wasted = 0
         recorder.add_counters("engine", self, ("wasted",))
         self._planning = spec.miss_service_time is not None

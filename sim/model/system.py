@@ -22,7 +22,7 @@ from labcore.scenario import Scenario, SoftCache
 
 from ..kernel import Environment, Recorder, Streams
 from .autoscaling import Autoscaler
-from .cache import ReadThrough, ResultCache
+from .cache import ReadThrough, ResultCache, dense_keys
 from .client import Client
 from .connector import Connectors
 from .control_plane import ControlPlane
@@ -67,8 +67,11 @@ class System:
         self.zones = [Zone(i, name) for i, name in enumerate(self.zone_names)]
         keys_per_tenant = len(self.targets) * topo.cache.keys
         stale = [m.max_stale for m in scenario.mitigations if isinstance(m, SoftCache)]
+        wl = scenario.workload
+        dense = dense_keys(topo.cache, len(wl.tenants) * keys_per_tenant,
+                           wl.scale * sum(tenant.rate for tenant in wl.tenants.values()))
         self.cache = ResultCache(env, topo.cache, len(self.zones), recorder, keys_per_tenant,
-                                 max(stale, default=0.0))
+                                 max(stale, default=0.0), dense)
         self.providers = [
             Provider(name, spec, len(self.tenant_names), streams)
             for name, spec in topo.providers.items()
