@@ -19,7 +19,7 @@ from labcore.scenario import Scenario
 from .kernel import Environment, Recorder, Streams, derive_seed
 from .model import FaultMark, System
 
-__all__ = ["RunResult", "simulate", "replication_seeds", "run_replications"]
+__all__ = ["RunResult", "build", "simulate", "replication_seeds", "run_replications"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,17 @@ def replication_seeds(seed: int, replications: int) -> list[int]:
     return [seed] + [derive_seed(seed, "replication", r) % 2**31 for r in range(1, replications)]
 
 
+def build(scenario: Scenario, seed: int,
+          trace: bool = False) -> tuple[Environment, Recorder, System]:
+    """The system of ``scenario`` at ``seed``, in a fresh environment at time 0, with the
+    recorder of its windows: what :func:`simulate` runs (``sim.scale`` runs it by parts)."""
+    env = Environment(collect_every=scenario.run.window)
+    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
+                        outcomes=OUTCOMES, wait_histograms=scenario.run.wait_histograms,
+                        windows=math.ceil(scenario.run.duration / scenario.run.window) + 1)
+    return env, recorder, System(env, scenario, Streams(seed), recorder)
+
+
 def simulate(
     scenario: Scenario,
     seed: int | None = None,
@@ -55,12 +66,7 @@ def simulate(
 ) -> RunResult:
     """Run ``scenario`` once with ``seed`` (default: the scenario's ``run.seed``)."""
     seed = scenario.run.seed if seed is None else seed
-    env = Environment(collect_every=scenario.run.window)
-    streams = Streams(seed)
-    recorder = Recorder(env, scenario.run.window, list(scenario.workload.tenants), trace,
-                        outcomes=OUTCOMES, wait_histograms=scenario.run.wait_histograms,
-                        windows=math.ceil(scenario.run.duration / scenario.run.window) + 1)
-    system = System(env, scenario, streams, recorder)
+    env, recorder, system = build(scenario, seed, trace)
     if progress is not None:
         env.process(_report_progress(env, scenario.run.duration, progress))
     env.run(until=scenario.run.duration)

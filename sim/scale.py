@@ -18,13 +18,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from labcore.metrics import compute_metrics
 from labcore.scenario import Scenario
 from labcore.scenario_file import read_scenario
 
-__all__ = ["POINTS", "QUICK_POINTS", "ScalePoint", "measure", "measure_here", "scaled"]
+__all__ = ["POINTS", "QUICK_POINTS", "ScalePoint", "measure", "measure_here", "peak_mb",
+           "run_segments", "scaled"]
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
 _MIXES = (  # the baseline's four mixes, dealt round-robin to the tenants
@@ -91,10 +92,26 @@ def measure_here(point: ScalePoint) -> dict[str, Any]:
     metrics_seconds = time.process_time() - started
     return {**asdict(point), "simulated_seconds": scenario.run.duration,
             "requests": result.requests, "run_seconds": run_seconds,
-            "metrics_seconds": metrics_seconds, "peak_mb": _peak_mb()}
+            "metrics_seconds": metrics_seconds, "peak_mb": peak_mb()}
 
 
-def _peak_mb() -> float:
+def run_segments(point: ScalePoint, segment: float) -> Iterator[tuple[float, float, int]]:
+    """Run ``point`` for its whole duration in this process, ``segment`` simulated seconds
+    at a time; after each, yield the time reached, the segment's CPU seconds and the
+    events queued. The model is the one :func:`measure_here` runs, without the metrics."""
+    from .run import build
+
+    scenario = scaled(point)
+    env, _, _ = build(scenario, scenario.run.seed)
+    t, until = 0.0, scenario.run.duration
+    while t < until:
+        t = min(t + segment, until)
+        started = time.process_time()
+        env.run(until=t)
+        yield t, time.process_time() - started, len(env.kernel)
+
+
+def peak_mb() -> float:
     """This process's peak resident set size, MB. Linux's ``VmHWM`` is this program's own:
     ``ru_maxrss`` of a child also counts its parent's size when it was forked."""
     try:

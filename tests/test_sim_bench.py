@@ -47,3 +47,20 @@ def test_bench_json_has_every_figure(tmp_path):
         assert isinstance(point["requests"], int) and point["requests"] > 0
         assert point["simulated_seconds"] == 20.0
     assert "Scale" in proc.stdout
+
+
+def test_scale_run_reports_every_segment_to_the_end():
+    """``scripts/scale_run.py``: a scale point run whole, segment by segment (a short,
+    small one here; the figures themselves are read by people, never asserted)."""
+    proc = subprocess.run([sys.executable, "scripts/scale_run.py", "400", "8", "50s",
+                           "--segment", "20s"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"400 req/s, 8 tenants, 50s; compiled: {path_status().compiled}"
+    times = [int(m.group(1)) for line in lines
+             if (m := re.match(r"t=\s*(\d+) s  segment\s+[\d.]+ CPU-s  queued\s+\d+  "
+                               r"peak\s+\d+ MB$", line))]
+    assert times == [20, 40, 50]  # the last segment stops at the duration
+    assert re.fullmatch(r"total [\d.]+ CPU-s for 50 simulated s \([\d.]+ CPU-min a "
+                        r"simulated hour\), peak \d+ MB", lines[-1])
