@@ -47,6 +47,7 @@ from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:
     from librt.vecs import vec
+
     from ..kernel.environment import Environment
     from .connector import Connectors
     from .engine import Engine
