@@ -45,6 +45,7 @@ __all__ = ["GROUP", "MANIFEST", "MODULES", "PathStatus", "install", "interpreter
 #: The modules compiled by ``setup.py``, in dependency order (the kernel first).
 MODULES: tuple[str, ...] = (
     "sim.kernel.events",
+    "sim.kernel.packed",
     "sim.kernel.station",
     "sim.kernel.recorder",
     "sim.model.request",

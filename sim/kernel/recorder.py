@@ -8,8 +8,10 @@ named counters (cache hits, 429s, retries...) and, per tier, the queueing integr
 its stations. Memory grows with the number of windows only, never with the number of
 requests.
 
-The window being filled is held in Python lists (the hot path's ``+= 1`` on a list is
-several times cheaper than on a numpy array); a sealed window's histograms go into
+The window being filled is held in packed arrays (:mod:`sim.kernel.packed`: compiled,
+machine integers and doubles counted in place; as plain Python, lists, whose ``+= 1`` the
+interpreter runs several times faster than on a numpy array), one flat array per field,
+tenant-major; a sealed window's histograms go into
 sparse, exact builders (:class:`labcore.window_hist.HistBuilder`: only the non-empty
 bins, so they cost what the traffic fills, not 8 kB per tenant and window) and its
 other per-tenant fields into preallocated numpy arrays (:class:`_Columns`, sized from
@@ -30,7 +32,7 @@ An optional trace keeps ``(time, request, event)`` tuples for exact-timeline tes
 from __future__ import annotations
 
 import math
-from typing import Any, Final, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Final, Generator, Sequence
 
 import numpy as np
 import simpy
@@ -38,7 +40,12 @@ import simpy
 from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, TIER_FIELDS
 from labcore.window_hist import HistBuilder
 
+from .packed import floats, ints
 from .station import Station
+
+if TYPE_CHECKING:
+    from librt.vecs import vec
+    from mypy_extensions import i64
 
 __all__ = ["Recorder", "Window"]
 
@@ -50,25 +57,39 @@ _HISTS = ("hist", "fail_hist")
 _INV_LOG_GROWTH: Final[float] = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN: Final[int] = N_BINS - 1
 _BIN_MIN: Final[float] = BIN_MIN
+_N_BINS: Final[int] = N_BINS
 
 
 class Window:
-    """Aggregates of one window: ``[start, start + length)``."""
+    """Aggregates of one window: ``[start, start + length)``. Per-tenant fields are flat,
+    tenant-major: tenant ``t``'s bin ``b`` is ``hist[t * N_BINS + b]``, its outcome ``o``
+    is ``outcomes[t * n_outcomes + o]`` (:meth:`dense` shapes them)."""
 
-    __slots__ = ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum",
-                 "counters", "tiers", "wait_hists")
+    __slots__ = ("start", "n_outcomes", "hist", "outcomes", "latency_sum", "fail_hist",
+                 "fail_latency_sum", "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
         # Typed, so that compiled code counts in machine integers and doubles.
         self.start: float = start
-        self.hist: list[list[int]] = [[0] * N_BINS for _ in range(n_tenants)]  # successes
-        self.outcomes: list[list[int]] = [[0] * n_outcomes for _ in range(n_tenants)]
-        self.latency_sum: list[float] = [0.0] * n_tenants  # successes
-        self.fail_hist: list[int] = [0] * N_BINS  # failures of every tenant
+        self.n_outcomes: int = n_outcomes
+        self.hist: vec[i64] = ints(n_tenants * N_BINS)  # successes
+        self.outcomes: vec[i64] = ints(n_tenants * n_outcomes)
+        self.latency_sum: vec[float] = floats(n_tenants, 0.0)  # successes
+        self.fail_hist: vec[i64] = ints(N_BINS)  # failures of every tenant
         self.fail_latency_sum: float = 0.0
         self.counters: dict[str, int] = {}
         self.tiers: dict[str, tuple[float, ...]] = {}
         self.wait_hists: dict[str, np.ndarray] = {}
+
+    def dense(self, name: str) -> np.ndarray:
+        """Field ``name`` as a numpy array: ``(tenant, bin)``, ``(tenant, outcome)``,
+        ``(tenant,)`` or ``(bin,)`` (a view of a compiled window's buffer, not a copy)."""
+        array = np.asarray(getattr(self, name))
+        if name == "hist":
+            return array.reshape(-1, N_BINS)
+        if name == "outcomes":
+            return array.reshape(-1, self.n_outcomes)
+        return array
 
 
 class _Columns:
@@ -189,12 +210,14 @@ class Recorder:
             fail_hist[index] = fail_hist[index] + 1
             w.fail_latency_sum += latency
         else:
-            hist = w.hist[tenant]
-            hist[index] = hist[index] + 1
+            hist = w.hist
+            i = tenant * _N_BINS + index
+            hist[i] = hist[i] + 1
             sums = w.latency_sum
             sums[tenant] = sums[tenant] + latency
-        outcomes = w.outcomes[tenant]
-        outcomes[outcome] = outcomes[outcome] + 1
+        outcomes = w.outcomes
+        i = tenant * w.n_outcomes + outcome
+        outcomes[i] = outcomes[i] + 1
 
     def log(self, request_id: int, event: str) -> None:
         if self.trace is not None:
@@ -232,9 +255,11 @@ class Recorder:
             w.tiers[name] = tuple(totals)
             if self.wait_histograms:
                 w.wait_hists[name] = self._bin_waits(stations)
-        self.columns.append({name: getattr(w, name) for name in _COLUMNS})
+        self.columns.append({"start": w.start, "outcomes": w.dense("outcomes"),
+                             "latency_sum": w.dense("latency_sum"),
+                             "fail_latency_sum": w.fail_latency_sum})
         for name in _HISTS:
-            self.hists[name].append(getattr(w, name))
+            self.hists[name].append(w.dense(name))
         self.counters.append(w.counters)
         self.tier_rows.append(w.tiers)
         if self.wait_histograms:

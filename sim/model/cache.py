@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from itertools import repeat
-from typing import TYPE_CHECKING, Callable, Final, cast
+from typing import TYPE_CHECKING, Callable, Final
 
 from labcore.scenario import Cache as CacheSpec
 
 from ..kernel import Recorder, Streams, schedule
-from ..kernel.events import NATIVE, Call, Kernel
+from ..kernel.events import Call, Kernel
+from ..kernel.packed import floats
 from .request import OK, Attempt, Request
 
 if TYPE_CHECKING:
@@ -73,17 +73,6 @@ def dense_keys(spec: CacheSpec, key_space: int, nominal_rate: float) -> int:
     return key_space
 
 
-def _table(n: int) -> vec[float]:
-    """``n`` slots, each holding no key (:data:`_ABSENT`). Compiled, a packed array of
-    doubles (``librt.vecs.vec``): a lookup reads 8 bytes where a list slot leads to a
-    float object elsewhere in memory, and a store writes them in place where a list
-    allocates a float. As plain Python, a list, which the interpreter indexes faster;
-    both hold the same values."""
-    if NATIVE:
-        from librt.vecs import vec
-        return vec[float](repeat(_ABSENT, n), capacity=n)
-    return cast("vec[float]", [_ABSENT] * n)
-
 class ResultCache:
     """Key → expiry time, with shards that go down with their zone."""
 
@@ -111,7 +100,7 @@ class ResultCache:
         #: Key → expiry as a table of ``dense`` slots (keys 0 to dense - 1) if ``dense``,
         #: else as the map ``expiry``.
         self.dense = dense > 0
-        self.table: vec[float] = _table(dense)
+        self.table: vec[float] = floats(dense, _ABSENT)  # compiled, packed doubles
         self.hits = self.misses = self.evictions = 0
         recorder.add_counters("cache", self, ("hits", "misses", "evictions"))
 
