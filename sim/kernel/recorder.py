@@ -8,10 +8,10 @@ named counters (cache hits, 429s, retries...) and, per tier, the queueing integr
 its stations. Memory grows with the number of windows only, never with the number of
 requests.
 
-The window being filled is held in packed arrays (:mod:`sim.kernel.packed`: compiled,
-machine integers and doubles counted in place; as plain Python, lists, whose ``+= 1`` the
-interpreter runs several times faster than on a numpy array), one flat array per field,
-tenant-major; a sealed window's histograms go into
+The window being filled is held in packed arrays, a row per tenant
+(:mod:`sim.kernel.packed`: compiled, machine integers and doubles counted in place; as
+plain Python, lists, whose ``+= 1`` the interpreter runs several times faster than on a
+numpy array); a sealed window's histograms go into
 sparse, exact builders (:class:`labcore.window_hist.HistBuilder`: only the non-empty
 bins, so they cost what the traffic fills, not 8 kB per tenant and window) and its
 other per-tenant fields into preallocated numpy arrays (:class:`_Columns`, sized from
@@ -57,23 +57,20 @@ _HISTS = ("hist", "fail_hist")
 _INV_LOG_GROWTH: Final[float] = 1.0 / math.log(BIN_GROWTH)
 _LAST_BIN: Final[int] = N_BINS - 1
 _BIN_MIN: Final[float] = BIN_MIN
-_N_BINS: Final[int] = N_BINS
 
 
 class Window:
-    """Aggregates of one window: ``[start, start + length)``. Per-tenant fields are flat,
-    tenant-major: tenant ``t``'s bin ``b`` is ``hist[t * N_BINS + b]``, its outcome ``o``
-    is ``outcomes[t * n_outcomes + o]`` (:meth:`dense` shapes them)."""
+    """Aggregates of one window: ``[start, start + length)``. ``hist`` and ``outcomes``
+    hold a packed row per tenant (:meth:`dense` stacks them into numpy arrays)."""
 
-    __slots__ = ("start", "n_outcomes", "hist", "outcomes", "latency_sum", "fail_hist",
-                 "fail_latency_sum", "counters", "tiers", "wait_hists")
+    __slots__ = ("start", "hist", "outcomes", "latency_sum", "fail_hist", "fail_latency_sum",
+                 "counters", "tiers", "wait_hists")
 
     def __init__(self, start: float, n_tenants: int, n_outcomes: int) -> None:
         # Typed, so that compiled code counts in machine integers and doubles.
         self.start: float = start
-        self.n_outcomes: int = n_outcomes
-        self.hist: vec[i64] = ints(n_tenants * N_BINS)  # successes
-        self.outcomes: vec[i64] = ints(n_tenants * n_outcomes)
+        self.hist: list[vec[i64]] = [ints(N_BINS) for _ in range(n_tenants)]  # successes
+        self.outcomes: list[vec[i64]] = [ints(n_outcomes) for _ in range(n_tenants)]
         self.latency_sum: vec[float] = floats(n_tenants, 0.0)  # successes
         self.fail_hist: vec[i64] = ints(N_BINS)  # failures of every tenant
         self.fail_latency_sum: float = 0.0
@@ -83,13 +80,11 @@ class Window:
 
     def dense(self, name: str) -> np.ndarray:
         """Field ``name`` as a numpy array: ``(tenant, bin)``, ``(tenant, outcome)``,
-        ``(tenant,)`` or ``(bin,)`` (a view of a compiled window's buffer, not a copy)."""
-        array = np.asarray(getattr(self, name))
-        if name == "hist":
-            return array.reshape(-1, N_BINS)
-        if name == "outcomes":
-            return array.reshape(-1, self.n_outcomes)
-        return array
+        ``(tenant,)`` or ``(bin,)``."""
+        value = getattr(self, name)
+        if name in ("hist", "outcomes"):
+            return np.stack([np.asarray(row) for row in value])
+        return np.asarray(value)  # compiled, a view of the packed buffer
 
 
 class _Columns:
@@ -210,14 +205,12 @@ class Recorder:
             fail_hist[index] = fail_hist[index] + 1
             w.fail_latency_sum += latency
         else:
-            hist = w.hist
-            i = tenant * _N_BINS + index
-            hist[i] = hist[i] + 1
+            hist = w.hist[tenant]
+            hist[index] = hist[index] + 1
             sums = w.latency_sum
             sums[tenant] = sums[tenant] + latency
-        outcomes = w.outcomes
-        i = tenant * w.n_outcomes + outcome
-        outcomes[i] = outcomes[i] + 1
+        outcomes = w.outcomes[tenant]
+        outcomes[outcome] = outcomes[outcome] + 1
 
     def log(self, request_id: int, event: str) -> None:
         if self.trace is not None:

@@ -20,9 +20,11 @@ cache is not swept: its expired keys hold capacity until evicted, as before.
 
 Where the keys one TTL can store reach a sixteenth of the key space (every tenant's
 targets times ``keys``), an unbounded cache keeps its expiry times in a table indexed by
-key instead of the map (:func:`dense_keys`): a lookup then reads one slot and one float
-where the map reads its index, its entry, the stored key and the float, which at 50,000
-requests a second and millions of keys is memory the processor waits for. A slot with
+key instead of the map (:func:`dense_keys`): a lookup then reads one slot where the map
+reads its index, its entry, the stored key and the float, which at 50,000 requests a
+second and millions of keys is memory the processor waits for. Compiled, the table is a
+packed array of doubles (:mod:`sim.kernel.packed`), so a slot is the expiry itself and a
+store allocates nothing; as plain Python, a list of floats. A slot with
 no key holds minus infinity, which every lookup reads as expired and no stale window
 reaches, so the table and the map answer every lookup alike; which one a run uses
 changes its speed and memory, never a result.
@@ -62,7 +64,8 @@ _DENSE_MAX: Final = 1 << 24  # keys: a larger key space keeps the map (a table o
 def dense_keys(spec: CacheSpec, key_space: int, nominal_rate: float) -> int:
     """The size of the table for an unbounded cache of ``key_space`` keys; 0: the map.
 
-    A table costs 8 bytes a possible key; the map about 100 a key it holds (the entry, its
+    A table costs 8 bytes a possible key (compiled; as plain Python, a float object too for
+    each key stored); the map about 100 a key it holds (the entry, its
     index, the key's int), and up to twice the keys alive between sweeps. The table is
     chosen where the keys one TTL can store at ``nominal_rate`` (requests a second) reach
     a sixteenth of the key space: then it is not much larger than the map can grow."""
