@@ -80,7 +80,7 @@ class Window:
 
     def dense(self, name: str) -> np.ndarray:
         """Field ``name`` as a numpy array: ``(tenant, bin)``, ``(tenant, outcome)``,
-        ``(tenant,)`` or ``(bin,)``."""
+        ``(tenant,)``, ``(bin,)`` or, for a number, ``()``."""
         value = getattr(self, name)
         if name in ("hist", "outcomes"):
             return np.stack([np.asarray(row) for row in value])
@@ -248,9 +248,7 @@ class Recorder:
             w.tiers[name] = tuple(totals)
             if self.wait_histograms:
                 w.wait_hists[name] = self._bin_waits(stations)
-        self.columns.append({"start": w.start, "outcomes": w.dense("outcomes"),
-                             "latency_sum": w.dense("latency_sum"),
-                             "fail_latency_sum": w.fail_latency_sum})
+        self.columns.append({name: w.dense(name) for name in _COLUMNS})
         for name in _HISTS:
             self.hists[name].append(w.dense(name))
         self.counters.append(w.counters)
