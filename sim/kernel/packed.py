@@ -1,5 +1,5 @@
 """Packed arrays of numbers for the hot path: the cache's expiry table, the recorder's
-histograms.
+histograms, the workload's pre-drawn gaps and queries.
 
 Compiled, they are ``librt.vecs.vec`` (mypyc's runtime library): machine numbers side by
 side in one buffer, read and written in place by native code. A Python list of numbers
@@ -9,21 +9,33 @@ changes a float, or a count past 256, allocates a new object. As plain Python, l
 stay, because the interpreter indexes a list faster than a ``vec``; the values are the
 same either way, and the callers index both alike.
 
-A ``vec`` exposes its buffer, so ``numpy.asarray`` reads it without a copy (read-only).
+A ``vec`` exposes its buffer, so ``numpy.asarray`` reads it without a copy (read-only),
+and a ``vec`` is built from a numpy array of its own type through the array's buffer
+(:func:`from_floats`, :func:`from_ints`: about 2 ns a value, where ``tolist`` makes an
+object of each).
 """
 
 from __future__ import annotations
 
 from itertools import repeat
-from typing import TYPE_CHECKING, cast
-
-from .events import NATIVE
+from typing import TYPE_CHECKING, Final, cast
 
 if TYPE_CHECKING:
+    import numpy as np
     from librt.vecs import vec
     from mypy_extensions import i64
 
-__all__ = ["floats", "ints"]
+__all__ = ["NATIVE", "floats", "from_floats", "from_ints", "grown_floats", "grown_ints",
+           "ints"]
+
+
+def _probe() -> None:
+    """Compiled by mypyc, a function has no ``__code__``."""
+
+
+#: True where the hot path runs compiled (mypyc builds the kernel and the model's hot
+#: modules together), False as plain Python.
+NATIVE: Final[bool] = not hasattr(_probe, "__code__")
 
 
 def floats(n: int, fill: float) -> vec[float]:
@@ -40,3 +52,31 @@ def ints(n: int) -> vec[i64]:
         from librt.vecs import vec
         return vec[i64](repeat(0, n), capacity=n)
     return cast("vec[i64]", [0] * n)
+
+
+def from_floats(values: np.ndarray) -> vec[float]:
+    """A copy of the float64 array ``values`` (compiled only: read through its buffer)."""
+    from librt.vecs import vec
+    return vec[float](values)
+
+
+def from_ints(values: np.ndarray) -> vec[i64]:
+    """A copy of the int64 array ``values`` (compiled only: read through its buffer)."""
+    from librt.vecs import vec
+    return vec[i64](values)
+
+
+def grown_floats(values: vec[float], n: int) -> vec[float]:
+    """``values``, then zeros up to ``n`` values in all."""
+    more = floats(n, 0.0)
+    for i in range(len(values)):
+        more[i] = values[i]
+    return more
+
+
+def grown_ints(values: vec[i64], n: int) -> vec[i64]:
+    """``values``, then zeros up to ``n`` values in all."""
+    more = ints(n)
+    for i in range(len(values)):
+        more[i] = values[i]
+    return more

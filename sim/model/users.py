@@ -78,7 +78,7 @@ class ClosedLoopUsers:
         ts = workload.streams[tenant]
         while True:
             yield env.timeout(think())
-            _, target, key = ts.query_buffer.pop() if ts.query_buffer else ts.next_query()
+            _, target, key = ts.next_query()
             workload.next_id += 1
             request = Request(workload.next_id, tenant, user, target, key, env.now)
             answered = self.waiting[request.id] = env.event()

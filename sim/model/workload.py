@@ -21,42 +21,58 @@ from labcore.workload import RateFunction, mix_cdf, zipf_cdf
 
 from ..kernel import Streams
 from ..kernel.events import NATIVE, NORMAL, Handler, Kernel
+from ..kernel.packed import floats, from_floats, from_ints, ints
 from .client import Client
 from .request import Request
 
 if TYPE_CHECKING:
+    from mypy_extensions import i64
+
     from ..kernel.environment import Environment
 
 __all__ = ["Workload"]
 
 
-#: Pre-drawn values are handed to the hot path as Python objects this many at a time, so
-#: a tenant holds a few kilobytes of them rather than a block's half megabyte (with a
-#: thousand tenants, that was most of a run's memory).
+#: Pre-drawn values are handed to the hot path this many at a time, so a tenant holds a
+#: few kilobytes of them rather than a block's half megabyte (with a thousand tenants,
+#: that was most of a run's memory).
 CHUNK: Final = 256
 
 
 class _TenantStream:
-    """One tenant's arrival state and buffers of pre-drawn gaps and queries."""
+    """One tenant's arrival state and its chunks of pre-drawn gaps and queries.
 
-    __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "gaps", "thinning",
-                 "attrs", "users", "target_cdf", "targets", "key_cdf", "n_targets", "keys",
-                 "gap_buffer", "query_buffer", "query_block", "deterministic",
-                 "pins")
+    One chunk, two forms. As plain Python, a list of Python values, reversed, that the
+    hot path pops from the end (the interpreter's fastest way to hand them out). Compiled,
+    a packed array (:mod:`sim.kernel.packed`) and a cursor: no object per value, and the
+    next values of a tenant side by side in memory, where a list's values lie wherever
+    they were allocated (with hundreds of tenants, each arrival missed the processor's
+    cache on the list, the tuple and each of its numbers). The values are the same.
+    """
+
+    __slots__ = ("index", "rate", "segments", "seg", "bound", "constant", "end", "gaps",
+                 "thinning", "attrs", "users", "target_cdf", "targets", "key_cdf",
+                 "n_targets", "keys", "gap_buffer", "query_buffer", "gap_chunk", "gap_pos",
+                 "query_chunk", "query_pos", "query_block", "deterministic", "pins")
 
     def __init__(self, index: int, rate: RateFunction, streams: Streams, name: str,
                  users: int, target_cdf: list[float], targets: list[int],
                  key_cdf: np.ndarray, n_targets: int) -> None:
         self.index, self.rate, self.segments = index, rate, rate.segments
         self.seg, self.bound, self.constant = 0, 0.0, True
+        self.end = 0.0  # the current segment's end (segments[seg][1], unboxed)
         self.gaps = streams.numpy(f"workload.arrivals.{name}")
         self.thinning = streams.get(f"workload.thinning.{name}")
         self.attrs = streams.numpy(f"workload.queries.{name}")
         self.users, self.target_cdf, self.targets = users, np.asarray(target_cdf), targets
         self.key_cdf, self.n_targets, self.keys = key_cdf, n_targets, len(key_cdf)
-        self.gap_buffer: list[float] = []
-        self.query_buffer: list[tuple[int, int, int]] = []
-        self.query_block: list[np.ndarray] = []  # a block's queries not yet in the buffer
+        self.gap_buffer: list[float] = []  # plain Python
+        self.query_buffer: list[tuple[int, int, int]] = []  # plain Python
+        self.gap_chunk = floats(0, 0.0)  # compiled: the chunk and the next one's position
+        self.gap_pos: i64 = 0
+        self.query_chunk = ints(0)  # compiled: (user, target, key) after one another
+        self.query_pos: i64 = 0
+        self.query_block: list[np.ndarray] = []  # a block's queries not yet in a chunk
         self.deterministic = False
         #: Zone-targeted surges of the tenant: (stream, zone index by name); None without.
         self.pins: tuple[random.Random, dict[str, int]] | None = None
@@ -78,31 +94,56 @@ class _TenantStream:
         return -1
 
     def gap(self) -> float:
-        """A standard exponential draw (divide by the rate), drawn ``CHUNK`` at a time (the
-        draws are sequential: the same values as in blocks of any size)."""
-        if not self.gap_buffer:
-            if self.deterministic:  # evenly spaced arrivals: every gap is one mean gap
-                self.gap_buffer.extend([1.0] * CHUNK)
-                return 1.0
-            chunk = self.gaps.standard_exponential(CHUNK).tolist()
-            chunk.reverse()
-            self.gap_buffer.extend(chunk)
-        return self.gap_buffer.pop()
+        """The next standard exponential draw (divide by the rate), drawn ``CHUNK`` at a
+        time (the draws are sequential: the same values as in blocks of any size)."""
+        if NATIVE:
+            pos = self.gap_pos
+            if pos == len(self.gap_chunk):
+                self.gap_chunk = from_floats(self._gap_chunk())
+                pos = 0
+            self.gap_pos = pos + 1
+            return self.gap_chunk[pos]
+        buffer = self.gap_buffer
+        if not buffer:
+            chunk = self._gap_chunk().tolist()
+            chunk.reverse()  # pop() from the end hands them out in drawn order
+            buffer.extend(chunk)
+        return buffer.pop()
+
+    def _gap_chunk(self) -> np.ndarray:
+        if self.deterministic:  # evenly spaced arrivals: every gap is one mean gap
+            return np.ones(CHUNK)
+        return self.gaps.standard_exponential(CHUNK)
 
     def next_query(self) -> tuple[int, int, int]:
         """(user, target, cache key) of the next query. A block's uniforms are drawn at
         once (its layout fixes which draw feeds which query), kept as compact arrays, and
-        turned into Python tuples ``CHUNK`` at a time."""
-        if not self.query_buffer:
-            if not self.query_block or not len(self.query_block[0]):
-                self.query_block = self._draw_block()
-            users, targets, keys = self.query_block
-            chunk = list(zip(users[:CHUNK].tolist(), targets[:CHUNK].tolist(),
-                             keys[:CHUNK].tolist()))
-            self.query_block = [users[CHUNK:], targets[CHUNK:], keys[CHUNK:]]
-            chunk.reverse()
-            self.query_buffer.extend(chunk)
-        return self.query_buffer.pop()
+        handed out ``CHUNK`` queries at a time."""
+        if NATIVE:
+            pos = self.query_pos
+            if pos == len(self.query_chunk):
+                users, targets, keys = self._query_chunk()
+                self.query_chunk = from_ints(
+                    np.stack((users, targets, keys), axis=1).astype(np.int64).ravel())
+                pos = 0
+            self.query_pos = pos + 3
+            chunk = self.query_chunk
+            return chunk[pos], chunk[pos + 1], chunk[pos + 2]
+        buffer = self.query_buffer
+        if not buffer:
+            users, targets, keys = self._query_chunk()
+            queries = list(zip(users.tolist(), targets.tolist(), keys.tolist()))
+            queries.reverse()
+            buffer.extend(queries)
+        return buffer.pop()
+
+    def _query_chunk(self) -> list[np.ndarray]:
+        """The next ``CHUNK`` queries' users, targets and keys (fewer at a block's end)."""
+        if not self.query_block or not len(self.query_block[0]):
+            self.query_block = self._draw_block()
+        users, targets, keys = self.query_block
+        self.query_block = [users[CHUNK:], targets[CHUNK:], keys[CHUNK:]]
+        return [users[:CHUNK], targets[:CHUNK], keys[:CHUNK]]
 
     def _draw_block(self) -> list[np.ndarray]:
         """The block's queries, each array in the narrowest integer type holding its
@@ -162,7 +203,7 @@ class Workload(Handler):
             if bound > 0.0:
                 t = max(now, start) + ts.gap() / bound
                 if t < end:
-                    ts.bound, ts.constant = bound, constant
+                    ts.bound, ts.constant, ts.end = bound, constant, end
                     request = Request(0, ts.index, 0, 0, 0, t)
                     request.handler = self
                     kernel = self.kernel  # at now + (t - now), not t: the times of old
@@ -176,10 +217,13 @@ class Workload(Handler):
         ts = self.streams[request.tenant]
         now = request.t0
         if ts.constant or ts.thinning.random() * ts.bound <= ts.rate(now):
-            buffer = ts.query_buffer
-            request.user, request.target, request.key = (
-                buffer.pop() if buffer else ts.next_query()
-            )
+            if NATIVE:
+                request.user, request.target, request.key = ts.next_query()
+            else:
+                buffer = ts.query_buffer
+                request.user, request.target, request.key = (
+                    buffer.pop() if buffer else ts.next_query()
+                )
             self.next_id += 1
             request.id = self.next_id
             if ts.pins is not None:
@@ -190,9 +234,12 @@ class Workload(Handler):
             else:
                 self.send(request)
         if ts.constant:  # fast path: the next arrival is likely in the same segment
-            gaps = ts.gap_buffer
-            t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
-            if t < ts.segments[ts.seg][1]:
+            if NATIVE:
+                t = now + ts.gap() / ts.bound
+            else:
+                gaps = ts.gap_buffer
+                t = now + (gaps.pop() if gaps else ts.gap()) / ts.bound
+            if t < ts.end:
                 request = Request(0, ts.index, 0, 0, 0, t)
                 request.handler = self
                 kernel = self.kernel
@@ -201,6 +248,6 @@ class Workload(Handler):
                 else:  # Kernel.push, inlined
                     heappush(kernel.tuples, (t, NORMAL, next(kernel.eids), request))
                 return
-            now = ts.segments[ts.seg][1]
+            now = ts.end
             ts.seg += 1
         self._next(ts, now)
