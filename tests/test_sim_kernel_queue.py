@@ -1,5 +1,5 @@
 """The kernel's event queue: SimPy's order (time, then priority, then insertion), on
-both of its representations (a heap of tuples as plain Python, a heap of entries
+both of its representations (a heap of tuples as plain Python, a heap in packed arrays
 compiled), and light events fired as SimPy fires its own."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_the_other_representation_pops_in_simpys_order_too() -> None:
 
 def test_an_unknown_priority_is_refused() -> None:
     kernel = Kernel()
-    if NATIVE:  # the heap of entries folds the priority into its key
+    if NATIVE:  # the compiled heap folds the priority into its key
         with pytest.raises(ValueError, match="priority 2"):
             kernel.push(1.0, 2, None)
     else:  # tuples order any integer priority as SimPy does
@@ -98,8 +98,8 @@ class _Weak:
 
 
 def test_the_queue_holds_no_event_it_has_popped() -> None:
-    """Compiled, popped entries are kept to be reused, but not the events they held;
-    reused, they order new events as fresh ones would."""
+    """Compiled, popped entries' slots are kept to be reused, but not the events they
+    held; reused, they order new events as fresh ones would."""
     kernel = Kernel()
     events = [_Weak() for _ in range(200)]
     refs = [weakref.ref(event) for event in events]

@@ -18,15 +18,20 @@ which tells the queue they are light, so that compiled, firing one needs no type
 
 One source, two representations of the queue. Run as plain Python, it is a heap of
 ``(time, priority, id, event)`` tuples kept by :mod:`heapq` (in C). Compiled by mypyc,
-it is a heap of :class:`_Entry` objects sifted here, whose comparisons are two machine
-compares instead of two tuple comparisons. It is 4-ary (the children of ``i`` are
-``4i + 1`` to ``4i + 4``): half the levels of a binary heap, so about half the entries
-moved in a pop, for more comparisons, which are cheap. An entry holds a light event in
-a typed field (``job``) and any other event in ``event``. An entry popped goes to a free
-list (linked through the entries' ``nxt``: no list to pop or append to), emptied of its
-event, and the next push takes it from there: a run allocates entries only while its
-queue grows. Both representations give the same order: the ids
-are unique, so the order is total and any correct heap pops the same sequence.
+it is a heap sifted here in three packed arrays (:mod:`sim.kernel.packed`): the entries'
+times, their keys (priority and id in one integer) and their slots. An entry's event
+sits still in a slot of ``lights`` (a light event) or of ``others`` (any other event);
+the slot's number, times two, plus one for a light event, is what the heap moves. A
+sift reads and moves machine numbers side by side in memory, where a heap of objects
+made it follow a pointer to each entry it compared (a miss of the processor's cache,
+on a queue of thousands) and count references to each it moved; and firing a light
+event needs no type test. A popped entry's slot is vacated (emptied, and stacked in
+``vacant``) and the next push takes it: a run allocates only while its queue grows. The
+heap is 4-ary (the children of ``i`` are ``4i + 1`` to ``4i + 4``): half the levels of a
+binary heap, so about half the entries moved in a pop, for more comparisons, which are
+cheap and, four children in a row, in one or two cache lines. Both representations give
+the same order: the ids are unique, so the order is total and any correct heap pops the
+same sequence.
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ from heapq import heappop, heappush
 from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, Final, Iterator
 
+from .packed import NATIVE as NATIVE
+from .packed import floats, grown_floats, grown_ints, ints
+
 if TYPE_CHECKING:  # compiled, heap positions are machine integers; plain Python, ints
+    from librt.vecs import vec
     from mypy_extensions import i64
 
 __all__ = ["Call", "Handler", "Kernel", "Light", "schedule"]
@@ -43,14 +52,7 @@ __all__ = ["Call", "Handler", "Kernel", "Light", "schedule"]
 URGENT: Final = 0  # simpy.core.URGENT (tests/test_simpy_internals.py checks both)
 NORMAL: Final = 1  # simpy.core.NORMAL
 _PRIORITY: Final[i64] = 1 << 60  # key = id (urgent) or _PRIORITY + id orders as (priority, id)
-
-
-def _probe() -> None:
-    """Compiled by mypyc, a function has no ``__code__``."""
-
-
-#: True where this module runs compiled (the heap of entries), False as plain Python.
-NATIVE: Final[bool] = not hasattr(_probe, "__code__")
+_FIRST: Final[i64] = 1024  # the compiled heap's first capacity, doubled as the queue grows
 
 
 class Light:
@@ -85,34 +87,6 @@ class Call(Light):
         self.gen = gen
 
 
-class _Entry:
-    """One queued event of the compiled heap: a light one in ``job``, else in ``event``."""
-
-    __slots__ = ("t", "key", "job", "event", "nxt")
-
-    def __init__(self, t: float, key: i64, job: Light | None, event: object) -> None:
-        self.t = t
-        self.key = key
-        self.job = job
-        self.event = event
-        self.nxt: _Entry | None = None  # the next free entry, while this one is free
-
-
-def _sift_up(heap: list[_Entry], i: i64, entry: _Entry) -> None:
-    """Put ``entry`` in the compiled heap's hole at ``i``, moving it up past every entry
-    that comes after it (time, then key)."""
-    t, key = entry.t, entry.key
-    while i > 0:
-        parent: i64 = (i - 1) >> 2
-        above = heap[parent]
-        if t < above.t or (t == above.t and key < above.key):
-            heap[i] = above
-            i = parent
-        else:
-            break
-    heap[i] = entry
-
-
 class Kernel:
     """A run's clock (``now``) and its event queue, in SimPy's order."""
 
@@ -123,11 +97,19 @@ class Kernel:
         #: stations and the workload push onto it inline (a call costs the interpreter).
         self.tuples: list[tuple[float, int, int, object]] = []
         self.eids: Iterator[int] = count()
-        self.heap: list[_Entry] = []  # compiled
-        self.free: _Entry | None = None  # compiled: popped entries, to be reused (emptied)
+        #: Compiled: the heap's ``size`` entries, as times, keys and slot codes (slot * 2,
+        #: + 1 for a light event), each array ``_FIRST`` or more long; and the slots.
+        self.size: i64 = 0
+        self.times: vec[float] = floats(_FIRST if NATIVE else 0, 0.0)
+        self.keys: vec[i64] = ints(_FIRST if NATIVE else 0)
+        self.codes: vec[i64] = ints(_FIRST if NATIVE else 0)
+        self.lights: list[Light | None] = []
+        self.others: list[object] = []
+        self.vacant: vec[i64] = ints(_FIRST if NATIVE else 0)  # a stack of ``n_vacant``
+        self.n_vacant: i64 = 0
 
     def __len__(self) -> int:
-        return len(self.heap) + len(self.tuples)
+        return self.size + len(self.tuples)
 
     def push(self, t: float, priority: int, event: object) -> None:
         """Queue ``event`` at time ``t`` (not a delay)."""
@@ -142,7 +124,17 @@ class Kernel:
         else:
             raise ValueError(f"priority {priority}: SimPy has only URGENT (0) and NORMAL (1)")
         self.eid = eid + 1
-        self._queue(t, key, None, event)
+        n = self.n_vacant
+        if n:
+            n -= 1
+            self.n_vacant = n
+            slot = self.vacant[n]
+            self.others[slot] = event
+        else:
+            slot = len(self.others)
+            self.others.append(event)
+            self.lights.append(None)
+        self._queue(t, key, slot * 2)
 
     def push_light(self, t: float, job: Light) -> None:
         """Queue the light event ``job`` at time ``t``, with SimPy's normal priority."""
@@ -151,22 +143,45 @@ class Kernel:
             return
         eid = self.eid
         self.eid = eid + 1
-        self._queue(t, eid + _PRIORITY, job, None)
-
-    def _queue(self, t: float, key: i64, job: Light | None, event: object) -> None:
-        """Compiled: put an entry (a free one if any) in the heap."""
-        entry = self.free
-        if entry is not None:
-            self.free = entry.nxt
-            entry.t = t
-            entry.key = key
-            entry.job = job
-            entry.event = event
+        n = self.n_vacant
+        if n:
+            n -= 1
+            self.n_vacant = n
+            slot = self.vacant[n]
+            self.lights[slot] = job
         else:
-            entry = _Entry(t, key, job, event)
-        heap = self.heap
-        heap.append(entry)
-        _sift_up(heap, len(heap) - 1, entry)
+            slot = len(self.lights)
+            self.lights.append(job)
+            self.others.append(None)
+        self._queue(t, eid + _PRIORITY, slot * 2 + 1)
+
+    def _queue(self, t: float, key: i64, code: i64) -> None:
+        """Compiled: put an entry in the heap, growing its arrays if full."""
+        size = self.size
+        if size == len(self.times):
+            self.times = grown_floats(self.times, 2 * size)
+            self.keys = grown_ints(self.keys, 2 * size)
+            self.codes = grown_ints(self.codes, 2 * size)
+        self.size = size + 1
+        self._sift_up(size, t, key, code)
+
+    def _sift_up(self, i: i64, t: float, key: i64, code: i64) -> None:
+        """Compiled: put an entry in the heap's hole at ``i``, moving it up past every
+        entry that comes after it (time, then key)."""
+        times, keys, codes = self.times, self.keys, self.codes
+        while i > 0:
+            parent: i64 = (i - 1) >> 2
+            above = times[parent]
+            if t < above or (t == above and key < keys[parent]):
+                times[i] = above
+                keys[i] = keys[parent]
+                codes[i] = codes[parent]
+                i = parent
+            else:
+                break
+        times[i] = t
+        keys[i] = key
+        codes[i] = code
 
     def push_job(self, delay: float, job: Light, callbacks: list[Any]) -> None:
         """Schedule ``job`` itself, ``delay`` from now; ``callbacks`` (only read) get it.
@@ -179,54 +194,68 @@ class Kernel:
         """The time of the next event, or infinity."""
         if not NATIVE:
             return self.tuples[0][0] if self.tuples else float("inf")
-        return self.heap[0].t if self.heap else float("inf")
+        return self.times[0] if self.size else float("inf")
 
     def pop(self) -> object:
         """Remove the next event, advance the clock to it and return it (queue not empty)."""
         if not NATIVE:
             self.now, _, _, event = heappop(self.tuples)
             return event
-        entry = self._take()
-        job = entry.job
-        entry.nxt = self.free
-        self.free = entry
-        if job is not None:
-            entry.job = None  # the free list holds no event alive
+        code = self._take()
+        slot = code >> 1
+        self._vacate(slot)
+        if code & 1:
+            job = self.lights[slot]
+            self.lights[slot] = None  # a vacant slot holds no event alive
             return job
-        event = entry.event
-        entry.event = None
+        event = self.others[slot]
+        self.others[slot] = None
         return event
 
-    def _take(self) -> _Entry:
-        """Compiled: remove the heap's first entry and advance the clock to it."""
-        heap = self.heap
-        top = heap[0]
-        last = heap.pop()
-        n: i64 = len(heap)
+    def _take(self) -> i64:
+        """Compiled: remove the heap's first entry, advance the clock to it and return
+        its slot code (the slot is still to vacate)."""
+        times, keys, codes = self.times, self.keys, self.codes
+        code = codes[0]
+        self.now = times[0]
+        n: i64 = self.size - 1
+        self.size = n
         if n:
             # Bottom-up, as heapq does: the hole at the top goes down to a leaf along the
-            # smallest children, then ``last`` goes up from there, as a push does (it
-            # belongs near the bottom: a level or two).
+            # smallest children, then the last entry goes up from there, as a push does
+            # (it belongs near the bottom: a level or two).
             i: i64 = 0
             child: i64 = 1
             while child < n:
-                low = heap[child]
+                best = child
+                low = times[child]
+                low_key = keys[child]
                 end: i64 = child + 4
                 if end > n:
                     end = n
-                other_i: i64 = child + 1
-                while other_i < end:
-                    other = heap[other_i]
-                    if other.t < low.t or (other.t == low.t and other.key < low.key):
-                        child = other_i
-                        low = other
-                    other_i += 1
-                heap[i] = low
-                i = child
+                other: i64 = child + 1
+                while other < end:
+                    t = times[other]
+                    if t < low or (t == low and keys[other] < low_key):
+                        best = other
+                        low = t
+                        low_key = keys[other]
+                    other += 1
+                times[i] = low
+                keys[i] = low_key
+                codes[i] = codes[best]
+                i = best
                 child = 4 * i + 1
-            _sift_up(heap, i, last)
-        self.now = top.t
-        return top
+            self._sift_up(i, times[n], keys[n], codes[n])
+        return code
+
+    def _vacate(self, slot: i64) -> None:
+        """Compiled: stack ``slot`` for the next push (its event is still to clear)."""
+        n = self.n_vacant
+        if n == len(self.vacant):
+            self.vacant = grown_ints(self.vacant, 2 * n)
+        self.vacant[n] = slot
+        self.n_vacant = n + 1
 
     def fire(self, event: Any) -> None:
         """Run ``event``'s callbacks (a light event's handler), as SimPy's
@@ -271,12 +300,13 @@ class Kernel:
                 else:
                     self.fire(event)
         while True:  # never empty: stop is in the queue until it is popped
-            entry = self._take()
-            job = entry.job
-            entry.nxt = self.free  # to the free list, emptied of its event below
-            self.free = entry
-            if job is not None:  # a light event (Kernel.fire's first case, inlined)
-                entry.job = None
+            code = self._take()
+            slot = code >> 1
+            self._vacate(slot)
+            if code & 1:  # a light event (Kernel.fire's first case, inlined)
+                job = self.lights[slot]
+                self.lights[slot] = None  # a vacant slot holds no event alive
+                assert job is not None
                 handler = job.handler
                 if handler is not None:
                     job.handler = None
@@ -287,8 +317,8 @@ class Kernel:
                 for callback in callbacks:  # type: ignore[union-attr]
                     callback(job)
                 continue
-            event = entry.event
-            entry.event = None
+            event = self.others[slot]
+            self.others[slot] = None
             if event is stop:
                 return
             self.fire(event)  # compiled, a direct call
