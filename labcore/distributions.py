@@ -77,6 +77,11 @@ class _Dist(BaseModel):
 
         return buffer, refill
 
+    def block(self, rng: np.random.Generator) -> np.ndarray:
+        """The next ``BLOCK`` draws from ``rng`` as float64, in the order :meth:`sampler`
+        hands them out (blocks taken one after another give its successive draws)."""
+        return np.ascontiguousarray(self._draw(rng, BLOCK), dtype=np.float64)
+
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
@@ -107,6 +112,9 @@ class Constant(_Dist):
     def buffered(self, rng: np.random.Generator) -> tuple[list[float], Sampler]:
         value = self.value
         return [], lambda: value  # the buffer stays empty: every draw is the constant
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.full(n, self.value)  # draws nothing from ``rng``, as the sampler
 
 
 class Exponential(_Dist):

@@ -1,14 +1,18 @@
-"""The hot path's packed arrays (sim.kernel.packed) and the recorder's flat, tenant-major
-windows built on them: every count and sum lands in its own tenant, bin and outcome."""
+"""The hot path's packed arrays (sim.kernel.packed): the recorder's windows built on
+them (every count and sum lands in its own tenant, bin and outcome) and packed draws
+(the samplers' own values)."""
 
 import math
 
 import numpy as np
+import pytest
+from pydantic import TypeAdapter
 
+from labcore.distributions import BLOCK, Distribution
 from labcore.facts import BIN_GROWTH, BIN_MIN, N_BINS, OUTCOMES
 from sim.kernel import Environment, Recorder
 from sim.kernel.events import NATIVE
-from sim.kernel.packed import floats, ints
+from sim.kernel.packed import Draws, floats, ints
 
 
 def test_packed_arrays_hold_their_fill_and_read_as_numpy() -> None:
@@ -69,3 +73,23 @@ def test_each_tenant_bin_and_outcome_is_counted_in_its_own_cell() -> None:
     recorder.close_window()
     second = np.asarray(recorder.arrays()["hist"])[-1]
     assert int(second.sum()) == 1 and int(second[2, _bin(0.2)]) == 1
+
+
+_DISTRIBUTIONS = [
+    {"dist": "exponential", "mean": "50ms"},
+    {"dist": "lognormal", "median": "150ms", "p99": "1.2s"},
+    {"dist": "constant", "value": "1ms"},
+]
+
+
+@pytest.mark.parametrize("spec", _DISTRIBUTIONS, ids=lambda s: s["dist"])
+def test_draws_are_the_samplers_draws_across_blocks(spec: dict[str, str]) -> None:
+    """Packed draws (compiled hot paths) give the sampler's values, past a block's end,
+    and draw from the stream as the sampler does (a constant not at all)."""
+    dist = TypeAdapter(Distribution).validate_python(spec)
+    ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
+    draws, sampler = Draws(dist, ours), dist.sampler(theirs)
+    values = [draws.draw() for _ in range(BLOCK + 5)]
+    assert values == [sampler() for _ in range(BLOCK + 5)]
+    assert len(set(values)) == (1 if spec["dist"] == "constant" else BLOCK + 5)
+    assert ours.random() == theirs.random()  # both streams left at the same place

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from librt.vecs import vec
     from mypy_extensions import i64
 
-__all__ = ["NATIVE", "floats", "from_floats", "from_ints", "grown_floats", "grown_ints",
+    from labcore.distributions import Distribution
+
+__all__ = ["NATIVE", "Draws", "floats", "from_floats", "from_ints", "grown_floats", "grown_ints",
            "ints"]
 
 
@@ -80,3 +82,26 @@ def grown_ints(values: vec[i64], n: int) -> vec[i64]:
     for i in range(len(values)):
         more[i] = values[i]
     return more
+
+
+class Draws:
+    """Successive draws of ``dist`` from ``rng`` (the values its ``sampler`` gives), a
+    block at a time, read natively from a packed array: for compiled hot paths, where a
+    sampler is a Python call and each draw a float object. Plain Python, a sampler's
+    inlined ``buffer.pop()`` is faster."""
+
+    __slots__ = ("dist", "rng", "values", "pos")
+
+    def __init__(self, dist: Distribution, rng: np.random.Generator) -> None:
+        self.dist, self.rng = dist, rng
+        self.values = floats(0, 0.0)
+        self.pos: i64 = 0
+
+    def draw(self) -> float:
+        """The next draw."""
+        pos = self.pos
+        if pos == len(self.values):
+            self.values = from_floats(self.dist.block(self.rng))
+            pos = 0
+        self.pos = pos + 1
+        return self.values[pos]

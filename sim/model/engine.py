@@ -25,6 +25,7 @@ from labcore.scenario import Engine as EngineSpec
 
 from ..kernel import Recorder, Station, Streams
 from ..kernel.events import Kernel
+from ..kernel.packed import NATIVE, Draws
 from ..kernel.station import Job, Service
 from .cache import ResultCache
 from .request import OK, OVERLOAD, Attempt, Request
@@ -72,8 +73,10 @@ class Engine(Service):
         self.lookup: Callable[[int, float], bool] = cache.lookup
         self._cache_lookup = self.lookup  # while ``lookup`` is this, call the cache directly
         # The service time is drawn inline (the sampler's buffer, refilled by blocks): this
-        # runs once per request.
-        self._buffer, self._refill = spec.service_time.buffered(streams.numpy("engine.service"))
+        # runs once per request. Compiled, from a packed block instead (the same draws).
+        service = streams.numpy("engine.service")
+        self._buffer, self._refill = spec.service_time.buffered(service)
+        self._draws = Draws(spec.service_time, service)
         latency = cache.spec.latency
         #: The cache lookup's share of the service time: none (no cache), a constant (the
         #: usual case: no sampler call), or a draw of ``cache_latency``.
@@ -116,8 +119,11 @@ class Engine(Service):
 
     def serve(self, attempt: Attempt) -> float:
         """An engine worker's service time: parse and plan, then the cache lookup."""
-        buffer = self._buffer
-        work = (buffer.pop() if buffer else self._refill()) * self.factor
+        if NATIVE:
+            work = self._draws.draw() * self.factor
+        else:
+            buffer = self._buffer
+            work = (buffer.pop() if buffer else self._refill()) * self.factor
         kind = self._lookup_time
         if kind == 0:
             return work
