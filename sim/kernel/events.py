@@ -124,16 +124,8 @@ class Kernel:
         else:
             raise ValueError(f"priority {priority}: SimPy has only URGENT (0) and NORMAL (1)")
         self.eid = eid + 1
-        n = self.n_vacant
-        if n:
-            n -= 1
-            self.n_vacant = n
-            slot = self.vacant[n]
-            self.others[slot] = event
-        else:
-            slot = len(self.others)
-            self.others.append(event)
-            self.lights.append(None)
+        slot = self._slot()
+        self.others[slot] = event
         self._queue(t, key, slot * 2)
 
     def push_light(self, t: float, job: Light) -> None:
@@ -143,17 +135,21 @@ class Kernel:
             return
         eid = self.eid
         self.eid = eid + 1
+        slot = self._slot()
+        self.lights[slot] = job
+        self._queue(t, eid + _PRIORITY, slot * 2 + 1)
+
+    def _slot(self) -> i64:
+        """Compiled: an empty slot for a push, the last one vacated, or else a new one
+        (of both ``lights`` and ``others``)."""
         n = self.n_vacant
         if n:
             n -= 1
             self.n_vacant = n
-            slot = self.vacant[n]
-            self.lights[slot] = job
-        else:
-            slot = len(self.lights)
-            self.lights.append(job)
-            self.others.append(None)
-        self._queue(t, eid + _PRIORITY, slot * 2 + 1)
+            return self.vacant[n]
+        self.lights.append(None)
+        self.others.append(None)
+        return len(self.lights) - 1
 
     def _queue(self, t: float, key: i64, code: i64) -> None:
         """Compiled: put an entry in the heap, growing its arrays if full."""
