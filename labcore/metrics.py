@@ -359,38 +359,55 @@ def compute_metrics(result: WindowFacts, scope: Scope = "run") -> dict[str, floa
 def _runbook_metrics(out: dict, result: WindowFacts, scope: Scope, mask: np.ndarray,
                      counters: dict[str, int], rec: Recovery) -> None:
     """Noisy tenants, stampedes and mitigations (see the module docstring)."""
-    a, tenants = result.arrays, result.tenants
+    tenants = result.tenants
     out["failed_requests"] = out["requests"] * out["error_rate"] if out["requests"] else 0.0
     held = {t: counters.get(f"connector.held_ms[{t}]", 0) / 1000.0 for t in tenants}
     total_held = sum(held.values())
-    totals = a["outcomes"].sum(axis=1), WindowHist.of(a["hist"]).over_tenants()  # per window
+    others = _others_metrics(result, scope, rec) if len(tenants) > 1 else {}
     for t, name in enumerate(tenants):
         out[f"tenant.{name}.connector_seconds"] = held[name]
         out[f"tenant.{name}.connector_share"] = held[name] / total_held if total_held else 0.0
-        if len(tenants) > 1:
-            _others_metrics(out, result, scope, rec, t, totals)
+        out.update(others.get(t, {}))
     _runbook_counters(out, result, counters, rec)
 
 
-def _others_metrics(out: dict, result: WindowFacts, scope: Scope, rec: Recovery, t: int,
-                    totals: tuple[np.ndarray, WindowHist]) -> None:
-    """``tenants_except.<t>.*``. Every tenant but ``t``, per window, is all tenants minus
-    ``t``'s own counts (integers: exact), so this costs no more with many tenants."""
+def _others_metrics(result: WindowFacts, scope: Scope, rec: Recovery) -> dict[int, dict]:
+    """``tenants_except.<t>.*`` of each tenant ``t``. Every tenant but ``t``, per window,
+    is all tenants minus ``t``'s own counts (integers: exact), so this costs no more with
+    many tenants. The all-tenant counts are summed a block of windows at a time and
+    never held for the whole run, so the memory does not grow with its length either:
+    one pass for each tenant's window P95s (hence their recovery and measured windows),
+    one for everyone's counts in those windows (once per distinct set of windows)."""
     a, hist = result.arrays, WindowHist.of(result.arrays["hist"])
-    outcomes = totals[0] - a["outcomes"][:, t]
-    p95 = np.empty(hist.n_windows)
-    for block in hist.blocks(tenant=t):  # one block of windows densified at a time
-        p95[block] = _percentiles(totals[1].toarray(block) - hist.tenant(t, block), 0.95)
-    theirs = recovery(result, meets=_slo_rule(result, outcomes, p95)[2])
-    own = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
-    counts = outcomes[own].sum(axis=0)
-    total = int(counts.sum())
-    prefix = f"tenants_except.{result.tenants[t]}."
-    out[prefix + "requests"] = float(total)
-    out[prefix + "error_rate"] = (total - int(counts[0])) / total if total else math.nan
-    out[prefix + "latency_p95"] = percentile(totals[1].total(own) - hist.total(own, t), 0.95)
-    if rec.fault_start is not None:
-        out[prefix + "rto_seconds"] = theirs.rto
+    p95 = np.empty((hist.n_tenants, hist.n_windows))
+    for block in hist.blocks():
+        everyone = hist.window_sums(block)
+        for t in range(hist.n_tenants):
+            p95[t, block] = _percentiles(everyone - hist.tenant(t, block), 0.95)
+    everyone_outcomes = a["outcomes"].sum(axis=1)
+    own = np.zeros((hist.n_tenants, hist.n_windows), dtype=bool)
+    found = []
+    for t in range(hist.n_tenants):
+        outcomes = everyone_outcomes - a["outcomes"][:, t]
+        theirs = recovery(result, meets=_slo_rule(result, outcomes, p95[t])[2])
+        own[t] = _scope_mask(result, scope, theirs)  # their recovery, not the noisy one's
+        counts = outcomes[own[t]].sum(axis=0)
+        found.append((counts, theirs.rto))
+    masks, which = np.unique(own, axis=0, return_inverse=True)
+    latency = np.zeros((len(masks), hist.n_bins), dtype=np.int64)  # everyone's, per mask
+    for block in hist.blocks():
+        latency += masks[:, block].astype(np.int64) @ hist.window_sums(block)
+    out: dict[int, dict] = {}
+    for t, (counts, rto) in enumerate(found):
+        total = int(counts.sum())
+        prefix = f"tenants_except.{result.tenants[t]}."
+        theirs_hist = latency[which.ravel()[t]] - hist.total(own[t], t)
+        out[t] = {prefix + "requests": float(total),
+                  prefix + "error_rate": (total - int(counts[0])) / total if total else math.nan,
+                  prefix + "latency_p95": percentile(theirs_hist, 0.95)}
+        if rec.fault_start is not None:
+            out[t][prefix + "rto_seconds"] = rto
+    return out
 
 
 def _runbook_counters(out: dict, result: WindowFacts, counters: dict[str, int],

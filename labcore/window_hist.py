@@ -108,14 +108,6 @@ class WindowHist(NDArrayOperatorsMixin):
             np.add.at(out, self.bins[entry], self.counts[entry])
         return out
 
-    def over_tenants(self) -> WindowHist:
-        """The ``(window, bin)`` sums over every tenant, sparse as well."""
-        builder = HistBuilder(None, self.n_bins, self.n_windows)
-        for block in self.blocks():
-            for row in self.window_sums(block):
-                builder.append(row)
-        return builder.build()
-
     def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For every stored entry of ``rows``: its position in ``rows``, its index."""
         starts = self.indptr[rows]

@@ -62,7 +62,6 @@ def test_every_sum_the_metrics_take_is_the_dense_sum(monkeypatch: pytest.MonkeyP
     assert np.array_equal(hist.tenant(4, windows), dense[windows, 4])
     assert np.array_equal(hist.total(mask), dense[mask].sum(axis=(0, 1)))
     assert np.array_equal(hist.total(mask, 2), dense[mask, 2].sum(axis=0))
-    assert np.array_equal(np.asarray(hist.over_tenants()), dense.sum(axis=1))
     assert np.array_equal(hist[mask, 1], dense[mask, 1])  # numpy-style reads densify
     assert np.array_equal(hist[3], dense[3]) and bool((hist == dense).all())
     assert np.array_equal(np.asarray(WindowHist.of(dense)), dense)
@@ -108,6 +107,39 @@ def test_sparse_and_dense_windows_give_the_same_metrics(flood: RunFacts) -> None
     for scope in ("run", "before_fault", "after_recovery", "outside_recovery"):
         _same(compute_metrics(flood, scope), compute_metrics(dense, scope))  # type: ignore[arg-type]
     assert window_table(flood).equals(window_table(dense))
+
+
+def test_tenants_except_is_a_run_of_the_other_tenants_alone(flood: RunFacts) -> None:
+    """``tenants_except.<t>.*`` (summed from all tenants minus ``t``, a block of windows
+    at a time) equals the whole-run metrics of facts holding only the other tenants'
+    counts, summed densely. Tenant 0 fails every request in windows 46 to 55, so the
+    complements recover at different times (380 s after the surge at 2 min without
+    tenant 0, 440 s with it): two sets of windows after recovery. Every success in
+    windows 50 to 55, those only one of them has, took 0.9 s (inside the SLO), so their
+    P95s differ widely as well."""
+    outcomes = flood.arrays["outcomes"].copy()
+    outcomes[46:56, 0, 1] += outcomes[46:56, 0, 0]
+    outcomes[46:56, 0, 0] = 0
+    dense = np.asarray(flood.arrays["hist"]).copy()
+    dense[50:56, :, 460] = dense[50:56].sum(axis=2)  # bin 460: 0.9 s
+    dense[50:56, :, :460] = 0
+    facts = dataclasses.replace(flood, arrays={**flood.arrays, "outcomes": outcomes,
+                                               "hist": WindowHist.of(dense)})
+    for scope in ("run", "after_recovery"):
+        got = compute_metrics(facts, scope)
+        rtos = set()
+        for t, name in enumerate(flood.tenants):
+            rest = [i for i in range(len(flood.tenants)) if i != t]
+            alone = {**flood.arrays, "hist": dense[:, rest].sum(axis=1, keepdims=True),
+                     "outcomes": outcomes[:, rest].sum(axis=1, keepdims=True)}
+            want = compute_metrics(dataclasses.replace(flood, arrays=alone, tenants=("rest",)),
+                                   scope)
+            for key in ("requests", "error_rate", "latency_p95", "rto_seconds"):
+                assert got[f"tenants_except.{name}.{key}"] == want[key], (scope, name, key)
+            rtos.add(want["rto_seconds"])
+        assert rtos == {380.0, 440.0}
+    p95 = {got[f"tenants_except.{name}.latency_p95"] for name in flood.tenants}
+    assert len(p95) > 1 and max(p95) == pytest.approx(0.9, rel=0.02)
 
 
 def test_facts_round_trip_sparse_and_old_dense_files(flood: RunFacts, tmp_path: Path) -> None:
