@@ -57,6 +57,16 @@ QUICK_POINTS = (
     ScalePoint("quick: 20 s at 200 req/s", 200.0, 4, "20s"),
     ScalePoint("quick: 50 tenants, 20 s", 100.0, 50, "20s"),
 )
+#: Memory in run length: the same traffic run short and long; the long run's peak over
+#: the short one's is the issue's bar (within 10%).
+LENGTH_POINTS = (
+    ScalePoint("10 min at 2,000 req/s", 2000.0, 4, "10m"),
+    ScalePoint("4 h at 2,000 req/s", 2000.0, 4, "4h"),
+)
+QUICK_LENGTH_POINTS = (
+    ScalePoint("quick: 10 s at 200 req/s", 200.0, 4, "10s"),
+    ScalePoint("quick: 40 s at 200 req/s", 200.0, 4, "40s"),
+)
 
 
 def scaled(point: ScalePoint, base: Path = BASELINE) -> Scenario:

@@ -47,6 +47,10 @@ def test_bench_json_has_every_figure(tmp_path):
         assert isinstance(point["requests"], int) and point["requests"] > 0
         assert point["simulated_seconds"] == 20.0
     assert "Scale" in proc.stdout
+    length = figures["memory_length"]  # the same traffic for 10 and 40 simulated seconds
+    assert [p["simulated_seconds"] for p in length["points"]] == [10.0, 40.0]
+    assert length["ratio"] == length["points"][1]["peak_mb"] / length["points"][0]["peak_mb"]
+    assert "Memory in run length" in proc.stdout
 
 
 def test_scale_run_reports_every_segment_to_the_end():
