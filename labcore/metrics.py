@@ -394,6 +394,7 @@ def _others_metrics(result: WindowFacts, scope: Scope, rec: Recovery) -> dict[in
         counts = outcomes[own[t]].sum(axis=0)
         found.append((counts, theirs.rto))
     masks, which = np.unique(own, axis=0, return_inverse=True)
+    which = which.ravel()  # one mask index per tenant
     latency = np.zeros((len(masks), hist.n_bins), dtype=np.int64)  # everyone's, per mask
     for block in hist.blocks():
         latency += masks[:, block].astype(np.int64) @ hist.window_sums(block)
@@ -401,7 +402,7 @@ def _others_metrics(result: WindowFacts, scope: Scope, rec: Recovery) -> dict[in
     for t, (counts, rto) in enumerate(found):
         total = int(counts.sum())
         prefix = f"tenants_except.{result.tenants[t]}."
-        theirs_hist = latency[which.ravel()[t]] - hist.total(own[t], t)
+        theirs_hist = latency[which[t]] - hist.total(own[t], t)
         out[t] = {prefix + "requests": float(total),
                   prefix + "error_rate": (total - int(counts[0])) / total if total else math.nan,
                   prefix + "latency_p95": percentile(theirs_hist, 0.95)}
